@@ -1,0 +1,85 @@
+"""The one exception tree of cbrq.
+
+::
+
+    CbrqError                      every error cbrq raises on purpose
+    ├── InputError                 a dump file cbrq cannot take (CLI exit 1)
+    │   └── RecordError            one record in it is bad (field and value known)
+    └── StoreError                 the inventory on disk is missing or damaged (CLI exit 1)
+
+Every error knows how to say itself in one message that names the file,
+the record, the field and what is allowed; the CLI prints ``str(error)`` and
+uses ``exit_status``, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CbrqError(Exception):
+    """Base of every error cbrq raises on purpose.
+
+    Example::
+
+        try:
+            ingest_paths(["dump.json"], store)
+        except CbrqError as err:
+            print(err, "exit", err.exit_status)
+    """
+
+    exit_status: int = 1
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the input a problem sits.
+
+    ``where`` is a human phrase such as ``"response 2, record 17"`` or
+    ``"line 9"``; it is empty when the whole file is at fault.
+
+    Example: ``Location("dumps/p1.json", "record 3")``.
+    """
+
+    source: str
+    where: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.where}" if self.where else self.source
+
+
+class InputError(CbrqError):
+    """A dump file that cannot be ingested (malformed JSON, bad gzip, ...).
+
+    Example: ``InputError(Location("a.json"), "not JSON: unexpected character at byte 12")``.
+    """
+
+    def __init__(self, location: Location, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{location}: {reason}")
+
+
+class RecordError(InputError):
+    """One record of a dump is bad: a field has the wrong type or value.
+
+    Example::
+
+        RecordError(Location("a.json", "record 3"), "resource_size", "40GB",
+                    "expected an integer")
+    """
+
+    def __init__(self, location: Location, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        shown = repr(value) if not isinstance(value, str) else f'"{value}"'
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(location, f"field {field!r} = {shown}: {reason}")
+
+
+class StoreError(CbrqError):
+    """The inventory directory is missing, damaged or of another version.
+
+    Example: ``StoreError("cbrq-store: no inventory here (run `cbrq ingest` first)")``.
+    """

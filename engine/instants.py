@@ -1,0 +1,127 @@
+"""The timestamp grammar of CBR dumps, in one place.
+
+Dumps mix ``2020-02-21T07:00:54.065135`` (no zone, microseconds) with
+``2020-02-21T07:00:54.065+00:00`` (milliseconds, offset) for the same kind of
+field. SPEC §1 accepts a zone-less form (meaning UTC), ``Z`` or any
+``±HH:MM`` offset, with 0 to 9 fraction digits, and stores UTC instants at
+microsecond precision. Decision: digits past the sixth are truncated, not
+rounded (the API never sends them; truncation never moves an instant across
+a second). Instants outside years 1..9999 after applying the offset are
+invalid.
+
+This module gives the grammar twice, for the two sizes of work and with the
+same answers: :func:`parse_instant` for one value (query parameters,
+error reports) and :func:`instant_expr` for a whole column (ingest).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from engine.spec import CANONICAL_TIMESTAMP_FORMAT
+
+if TYPE_CHECKING:
+    import polars as pl
+
+PATTERN: Final[str] = (
+    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<frac>\d{1,9}))?"
+    r"(?P<zone>Z|[+-]\d{2}:[0-5]\d)?$"
+)
+_RE: Final = re.compile(PATTERN)
+_BASE_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S"
+MIN_INSTANT: Final[datetime] = datetime(1, 1, 1, tzinfo=UTC)
+MAX_INSTANT: Final[datetime] = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+ALLOWED: Final[str] = (
+    "YYYY-MM-DDTHH:MM:SS with an optional .fraction (1-9 digits) and an "
+    "optional zone (Z or ±HH:MM; none means UTC)"
+)
+
+
+def parse_instant(text: str) -> datetime | None:
+    """Parse one timestamp into an aware UTC datetime, or ``None`` if invalid.
+
+    Example::
+
+        >>> parse_instant("2020-02-21T15:00:54.065+08:00")
+        datetime.datetime(2020, 2, 21, 7, 0, 54, 65000, tzinfo=datetime.timezone.utc)
+    """
+    match = _RE.match(text)
+    if match is None:
+        return None
+    try:
+        base = datetime.strptime(match["base"], _BASE_FORMAT)
+    except ValueError:
+        return None
+    micros = int((match["frac"] or "").ljust(9, "0")[:6])
+    offset = _offset_minutes(match["zone"])
+    try:
+        instant = base.replace(tzinfo=UTC) + timedelta(microseconds=micros, minutes=-offset)
+    except OverflowError:
+        return None
+    return instant
+
+
+def _offset_minutes(zone: str | None) -> int:
+    if zone is None or zone == "Z":
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    return sign * (int(zone[1:3]) * 60 + int(zone[4:6]))
+
+
+def format_instant(instant: datetime) -> str:
+    """Render an instant in the API's form ``YYYY-MM-DDTHH:MM:SS.ffffff`` (UTC, no zone).
+
+    Example::
+
+        >>> format_instant(parse_instant("2020-02-21T07:00:54Z"))
+        '2020-02-21T07:00:54.000000'
+    """
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def canonical(text: str) -> str | None:
+    """The canonical form of a timestamp string, or ``None`` if it does not parse.
+
+    Example: ``canonical("2020-02-21T07:00:54.065+00:00") == "2020-02-21T07:00:54.065000"``.
+    """
+    instant = parse_instant(text)
+    return None if instant is None else format_instant(instant)
+
+
+def instant_expr(column: pl.Expr) -> pl.Expr:
+    """A polars expression parsing a string column into ``Datetime('us', 'UTC')``.
+
+    Invalid strings become null (callers compare with the input's nulls to
+    find them). Same answers as :func:`parse_instant`, value for value.
+
+    Example::
+
+        df.with_columns(created_at=instant_expr(pl.col("created_at")))
+    """
+    import polars as pl
+
+    parts = column.str.extract_groups(PATTERN)
+    base = parts.struct.field("base").str.strptime(pl.Datetime("us"), _BASE_FORMAT, strict=False)
+    frac = parts.struct.field("frac").str.pad_end(9, "0").str.slice(0, 6).cast(pl.Int64)
+    zone = parts.struct.field("zone")
+    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
+    minutes = (
+        zone.str.slice(1, 2).cast(pl.Int64) * 60 + zone.str.slice(4, 2).cast(pl.Int64)
+    ) * sign
+    minutes = pl.when(zone.is_null() | (zone == "Z")).then(0).otherwise(minutes)
+    shifted = (
+        base + pl.duration(microseconds=frac.fill_null(0)) - pl.duration(minutes=minutes)
+    ).dt.replace_time_zone("UTC")
+    in_range = shifted.is_between(pl.lit(MIN_INSTANT), pl.lit(MAX_INSTANT))
+    return pl.when(in_range).then(shifted).otherwise(None)
+
+
+def canonical_expr(instant: pl.Expr) -> pl.Expr:
+    """A polars expression rendering a UTC instant column in the API's form.
+
+    Example: ``df.select(canonical_expr(pl.col("created_at")))``.
+    """
+    return instant.dt.convert_time_zone("UTC").dt.strftime(CANONICAL_TIMESTAMP_FORMAT)

@@ -1,0 +1,367 @@
+"""Phase 2: raw pages -> typed columns.
+
+Takes the :class:`~engine.ingest.Chunk` objects of one record kind and turns
+them, column-wise, into one polars DataFrame in the stored schema of
+:mod:`engine.schema`: the JSON text of all records is handed to Arrow's
+multi-threaded JSON reader in one buffer, timestamps are parsed as whole
+columns by :func:`engine.instants.instant_expr`, and the record text itself
+is kept as ``_payload`` with its timestamps rewritten in the API's form.
+
+No Python code runs per record on the way. Only when the fast path finds a
+problem does :func:`check_record` look at records one by one, to name the
+record, field and value in the message (or, with ``lenient``, to set the bad
+ones aside while the good ones go on).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from engine.errors import InputError, Location, RecordError
+from engine.ingest import Chunk
+from engine.instants import ALLOWED, canonical_expr, instant_expr, parse_instant
+from engine.schema import (
+    FIELDS,
+    INSTANT,
+    PAYLOAD,
+    REQUIRED,
+    ROW,
+    SEQ,
+    known_keys,
+    read_schema,
+)
+from engine.spec import TIMESTAMP_KEYS
+
+BLOCK_SIZE: Final[int] = 16 << 20
+_TS_PAIR: Final[str] = r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"[^"\\]*"'
+_KEY: Final[str] = r'"([^"\\]*)"\s*:'
+KNOWN_KEYS: Final[frozenset[str]] = known_keys()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record (or a whole response) set aside by ``--lenient``, with its reason.
+
+    Example: ``Rejected(Location("a.json", "record 3"), "field 'id' ...", b'{...}')``.
+    """
+
+    location: Location
+    reason: str
+    record: bytes | None = None
+
+
+@dataclass
+class Normalized:
+    """The typed frame of one record kind, plus what was set aside or noticed.
+
+    Example: ``normalize("backups", pairs).frame.height``.
+    """
+
+    frame: pl.DataFrame
+    rejected: list[Rejected] = field(default_factory=list)
+    unknown_keys: set[str] = field(default_factory=set)
+
+
+def empty_frame(kind: str) -> pl.DataFrame:
+    """An empty frame in the stored schema of ``kind``.
+
+    Example: ``empty_frame("vaults").columns[-3:] == ["_payload", "_seq", "_row"]``.
+    """
+    frame = pl.from_arrow(read_schema(kind).empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.with_columns(
+        pl.lit(None, pl.String).alias(PAYLOAD),
+        pl.lit(None, pl.Int64).alias(SEQ),
+        pl.lit(None, pl.Int64).alias(ROW),
+    ).clear()
+    return _typed(frame, kind)[0]
+
+
+def normalize(
+    kind: str, chunks: Sequence[tuple[int, Chunk]], *, lenient: bool = False
+) -> Normalized:
+    """Type the records of ``chunks`` (pairs of file ordinal and chunk) column-wise.
+
+    Strict mode raises :class:`~engine.errors.RecordError` (or ``InputError``)
+    for the first bad record in input order; lenient mode returns the bad
+    ones in ``rejected`` and types the rest.
+
+    Example::
+
+        pairs = [(0, chunk) for chunk in split_source(read_source(ref))]
+        frame = normalize("backups", pairs).frame
+    """
+    chunks = [(seq, c) for seq, c in chunks if c.records]
+    if not chunks:
+        return Normalized(empty_frame(kind))
+    try:
+        frame = _fast(kind, chunks)
+    except pa.ArrowInvalid as err:
+        return _slow(kind, chunks, lenient, str(err))
+    frame, bad = _typed(frame, kind)
+    if bad.any():
+        return _slow(kind, chunks, lenient, "a field failed to parse")
+    frame = frame.with_columns(_canonical_payload(frame[PAYLOAD]).alias(PAYLOAD))
+    return Normalized(frame, unknown_keys=_unknown_keys(frame[PAYLOAD]))
+
+
+def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
+    raws = [raw for _, c in chunks for raw in c.records]
+    text = b"\n".join(raws) + b"\n"
+    table = _read_json(text, kind)
+    if table.num_rows != len(raws):
+        raise pa.ArrowInvalid(f"{table.num_rows} rows read from {len(raws)} records")
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    lengths = np.array([len(c.records) for _, c in chunks], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    firsts = np.array([c.first_row for _, c in chunks], dtype=np.int64)
+    rows = np.arange(len(raws), dtype=np.int64) - np.repeat(starts - firsts, lengths)
+    seqs = np.repeat(np.array([seq for seq, _ in chunks], dtype=np.int64), lengths)
+    return frame.with_columns(
+        pl.Series(PAYLOAD, _split_lines(text), pl.String),
+        pl.Series(SEQ, seqs),
+        pl.Series(ROW, rows),
+    )
+
+
+def _read_json(text: bytes, kind: str) -> pa.Table:
+    parse = pj.ParseOptions(explicit_schema=read_schema(kind), unexpected_field_behavior="ignore")
+    block = BLOCK_SIZE
+    while True:
+        try:
+            return pj.read_json(
+                io.BytesIO(text),
+                read_options=pj.ReadOptions(block_size=block),
+                parse_options=parse,
+            )
+        except pa.ArrowInvalid as err:
+            # A record longer than a block cannot be split; read in one block.
+            if "straddl" not in str(err) or block > len(text):
+                raise
+            block = len(text) + 1
+
+
+def _split_lines(text: bytes) -> pa.Array[Any]:
+    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    lines = pa.LargeStringArray.from_buffers(
+        len(ends), pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)
+    )
+    return pc.utf8_rtrim(lines, characters="\n")
+
+
+# --- typing columns -----------------------------------------------------------
+
+
+def _typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.Series]:
+    """Parse timestamps into instants; flag rows with a bad timestamp or id."""
+    converted: list[pl.Expr] = []
+    bad: list[pl.Expr] = []
+    for f in FIELDS[kind]:
+        expr, flag = _convert(pl.col(f.name), f.type)
+        if flag is not None:
+            converted.append(expr.alias(f.name))
+            bad.append(flag)
+    for name in REQUIRED[kind]:
+        bad.append(pl.col(name).is_null() | (pl.col(name) == ""))
+    flags = frame.select(pl.any_horizontal(bad).fill_null(True).alias("bad"))["bad"]
+    return frame.with_columns(converted), flags
+
+
+def _convert(expr: pl.Expr, dtype: pa.DataType) -> tuple[pl.Expr, pl.Expr | None]:
+    if dtype == INSTANT:
+        parsed = instant_expr(expr)
+        return parsed, expr.is_not_null() & parsed.is_null()
+    if isinstance(dtype, pa.StructType):
+        updates: list[pl.Expr] = []
+        flags: list[pl.Expr] = []
+        for f in dtype.fields:
+            sub, flag = _convert(expr.struct.field(f.name), f.type)
+            if flag is not None:
+                updates.append(sub.alias(f.name))
+                flags.append(flag)
+        if not updates:
+            return expr, None
+        return expr.struct.with_fields(updates), pl.any_horizontal(flags).fill_null(False)
+    if isinstance(dtype, pa.ListType):
+        inner, flag = _convert(pl.element(), dtype.value_type)
+        if flag is None:
+            return expr, None
+        return expr.list.eval(inner), expr.list.eval(flag).list.any().fill_null(False)
+    return expr, None
+
+
+def _canonical_payload(payload: pl.Series) -> pl.Series:
+    """Rewrite every timestamp of the payload text in the API's form.
+
+    Works on distinct ``"key": "value"`` pairs: a page holds few distinct
+    non-canonical ones, replaced in one multi-pattern pass.
+    """
+    pairs = payload.str.extract_all(_TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
+    value = pl.col("pair").str.extract(r'"([^"\\]*)"$')
+    fixes = (
+        pairs.with_columns(
+            prefix=pl.col("pair").str.extract(r'^(.*:\s*)"[^"\\]*"$'),
+            new=canonical_expr(instant_expr(value)),
+        )
+        .filter(pl.col("new").is_not_null() & (pl.col("new") != value))
+        .select("pair", pl.concat_str(pl.col("prefix"), pl.lit('"'), "new", pl.lit('"')))
+    )
+    if fixes.height == 0:
+        return payload
+    return payload.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
+
+
+def _unknown_keys(payload: pl.Series) -> set[str]:
+    """Key names, at any depth, that no typed schema knows."""
+    tokens = payload.str.extract_all(_KEY).explode().drop_nulls().unique()
+    names = tokens.str.extract(_KEY).to_list()
+    return {name for name in names if name is not None and name not in KNOWN_KEYS}
+
+
+# --- the slow path: one record at a time, only when something is wrong -------
+
+
+def _slow(
+    kind: str, chunks: Sequence[tuple[int, Chunk]], lenient: bool, fast_error: str
+) -> Normalized:
+    rejected: list[Rejected] = []
+    kept: list[tuple[int, Chunk]] = []
+    for seq, chunk in chunks:
+        good: list[int] = []
+        for index, raw in enumerate(chunk.records):
+            problem = check_record(kind, bytes(raw), chunk.locate(index))
+            if problem is None:
+                good.append(index)
+            elif not lenient:
+                raise problem
+            else:
+                rejected.append(Rejected(problem.location, problem.reason, bytes(raw)))
+        kept.extend((seq, part) for part in _runs(chunk, good))
+    if not rejected:
+        # The record checker found nothing the Arrow reader objected to.
+        first = Location(chunks[0][1].source)
+        raise InputError(first, f"records do not match the schema: {fast_error}")
+    result = normalize(kind, kept, lenient=False) if kept else Normalized(empty_frame(kind))
+    result.rejected = rejected
+    return result
+
+
+def _runs(chunk: Chunk, good: list[int]) -> list[Chunk]:
+    """Cut the good records into runs of neighbours, so each keeps its row index."""
+    runs: list[Chunk] = []
+    start = 0
+    for i in range(1, len(good) + 1):
+        if i == len(good) or good[i] != good[i - 1] + 1:
+            first = good[start]
+            records = chunk.records[first : good[i - 1] + 1]
+            runs.append(_sub(chunk, first, records))
+            start = i
+    return runs
+
+
+def _sub(chunk: Chunk, start: int, records: list[msgspec.Raw]) -> Chunk:
+    return Chunk(chunk.kind, chunk.source, chunk.where, chunk.first_row + start, records)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Duplicate(key)
+        seen[key] = value
+    return seen
+
+
+class _Duplicate(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def check_record(kind: str, raw: bytes, location: Location) -> RecordError | None:
+    """Check one record against the typed schema; the problem, or ``None``.
+
+    Example::
+
+        check_record("backups", b'{"id": "a", "resource_size": "40GB"}', Location("f"))
+        # -> RecordError: f: field 'resource_size' = "40GB": expected an integer
+    """
+    try:
+        record = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _Duplicate as dup:
+        return RecordError(location, dup.key, None, "the key appears twice in one object")
+    except ValueError as err:
+        return RecordError(
+            location, "(record)", raw[:60].decode(errors="replace"), f"not valid JSON: {err}"
+        )
+    if not isinstance(record, dict):
+        return RecordError(location, "(record)", record, "expected a JSON object")
+    for name in REQUIRED[kind]:
+        value = record.get(name)
+        if not isinstance(value, str) or not value:
+            return RecordError(location, name, value, "required, a non-empty string")
+    return _check_struct(location, "", record, FIELDS[kind])
+
+
+def _check_struct(
+    location: Location, prefix: str, record: dict[str, object], fields: pa.Schema | pa.StructType
+) -> RecordError | None:
+    for f in fields:
+        if f.name in record and record[f.name] is not None:
+            problem = _check_value(location, prefix + f.name, record[f.name], f.type)
+            if problem is not None:
+                return problem
+    return None
+
+
+_SCALARS: Final[dict[pa.DataType, tuple[tuple[type, ...], str]]] = {
+    pa.string(): ((str,), "expected a string"),
+    pa.bool_(): ((bool,), "expected true or false"),
+    pa.int64(): ((int,), "expected an integer"),
+    pa.float64(): ((int, float), "expected a number"),
+}
+
+
+def _check_value(
+    location: Location, path: str, value: object, dtype: pa.DataType
+) -> RecordError | None:
+    if dtype == INSTANT:
+        if not isinstance(value, str) or parse_instant(value) is None:
+            return RecordError(location, path, value, f"expected a timestamp, {ALLOWED}")
+        return None
+    if isinstance(dtype, pa.StructType):
+        if not isinstance(value, dict):
+            return RecordError(location, path, value, "expected an object")
+        return _check_struct(location, path + ".", value, dtype)
+    if isinstance(dtype, pa.ListType):
+        if not isinstance(value, list):
+            return RecordError(location, path, value, "expected a list")
+        for i, item in enumerate(value):
+            if item is not None:
+                problem = _check_value(location, f"{path}[{i}]", item, dtype.value_type)
+                if problem is not None:
+                    return problem
+        return None
+    allowed, reason = _SCALARS[dtype]
+    if isinstance(value, bool) and bool not in allowed:
+        return RecordError(location, path, value, reason)
+    if not isinstance(value, allowed):
+        return RecordError(location, path, value, reason)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return RecordError(location, path, value, "integer out of the 64-bit range")
+    return None

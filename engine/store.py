@@ -1,0 +1,282 @@
+"""Phase 3: typed frames -> the Parquet inventory on disk.
+
+Layout of a store directory (default ``./cbrq-store``, or ``$CBRQ_STORE``)::
+
+    manifest.json             the current generation: its tables and files
+    g000003/backups.parquet   typed columns + _payload/_seq/_row, sorted by created_at
+    g000003/vaults.parquet
+    g000003/members.parquet
+    g000003/quarantine.ndjson records set aside by --lenient (all runs so far)
+
+The files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
+(``manifest.json`` names the current ones). A change writes a whole new
+generation directory, then replaces ``manifest.json`` in one rename, then
+removes older generations: an error or a kill at any moment leaves the
+previous inventory as it was. One writer at a time (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from engine.errors import StoreError
+from engine.normalize import empty_frame
+from engine.schema import ROW, SEQ
+from engine.spec import DEDUP_KEYS, RECORD_KINDS
+
+STORE_ENV: Final[str] = "CBRQ_STORE"
+DEFAULT_STORE: Final[str] = "cbrq-store"
+MANIFEST: Final[str] = "manifest.json"
+FORMAT: Final[str] = "cbrq-inventory"
+VERSION: Final[int] = 1
+#: Small row groups keep whole records cheap to fetch for one result page.
+ROW_GROUP_ROWS: Final[int] = 16_384
+
+
+def resolve_store(path: str | os.PathLike[str] | None) -> Path:
+    """The store directory: ``path`` if given, else ``$CBRQ_STORE``, else ``./cbrq-store``.
+
+    Example: ``resolve_store(None)`` -> ``Path("cbrq-store")``.
+    """
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` says: the current generation, its tables and ingested files.
+
+    Example: ``read_manifest(Path("cbrq-store")).tables["backups"]``.
+    """
+
+    generation: int = 0
+    tables: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: str | None = None
+    updated_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as the JSON object written to disk."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "generation": self.generation,
+            "updated_at": self.updated_at,
+            "tables": self.tables,
+            "counts": self.counts,
+            "quarantine": self.quarantine,
+            "files": self.files,
+        }
+
+    @property
+    def hashes(self) -> set[str]:
+        """Content hashes of every file already ingested."""
+        return {entry["sha256"] for entry in self.files}
+
+
+def read_manifest(root: Path) -> Manifest:
+    """Read the manifest of ``root``; an empty one if the store does not exist yet.
+
+    Example: ``read_manifest(Path("cbrq-store")).generation``.
+    """
+    path = root / MANIFEST
+    if not path.exists():
+        return Manifest()
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{path}: unreadable manifest ({err})") from err
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise StoreError(f"{path}: not a cbrq inventory manifest")
+    if raw.get("version") != VERSION:
+        raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
+    return Manifest(
+        generation=int(raw["generation"]),
+        tables=dict(raw["tables"]),
+        counts=dict(raw.get("counts", {})),
+        files=list(raw["files"]),
+        quarantine=raw.get("quarantine"),
+        updated_at=str(raw.get("updated_at", "")),
+    )
+
+
+def require_manifest(root: Path) -> Manifest:
+    """The manifest of an existing inventory; :class:`StoreError` if there is none.
+
+    Example: ``require_manifest(Path("cbrq-store")).counts["backups"]``.
+    """
+    if not (root / MANIFEST).exists():
+        raise StoreError(f"{root}: no inventory here (run `cbrq ingest PATH --store {root}`)")
+    return read_manifest(root)
+
+
+def table_path(root: Path, manifest: Manifest, kind: str) -> Path | None:
+    """The Parquet file of ``kind`` in the current generation, if there is one.
+
+    Example: ``table_path(root, read_manifest(root), "vaults")``.
+    """
+    name = manifest.tables.get(kind)
+    return None if name is None else root / name
+
+
+def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFrame:
+    """A lazy frame of one inventory table (empty if the store has none).
+
+    Example: ``scan(Path("cbrq-store"), "backups").select("id").collect()``.
+    """
+    manifest = manifest if manifest is not None else read_manifest(root)
+    path = table_path(root, manifest, kind)
+    if path is None:
+        return empty_frame(kind).lazy()
+    if not path.exists():
+        raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
+    return pl.scan_parquet(path)
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the store's writer lock (another ``cbrq ingest`` waits for it).
+
+    Example: ``with locked(root): ...``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Generation:
+    """A new generation being written; nothing is visible until :meth:`commit`.
+
+    Example::
+
+        with locked(root):
+            gen = Generation(root, read_manifest(root))
+            gen.write_part("backups", frame)
+            ...
+            gen.commit(new_manifest)
+    """
+
+    def __init__(self, root: Path, previous: Manifest) -> None:
+        self.root = root
+        self.previous = previous
+        self.number = previous.generation + 1
+        self.name = f"g{self.number:06d}"
+        self.path = root / self.name
+        _remove_stale(root, keep=previous)
+        self.path.mkdir(parents=True)
+        self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
+
+    def write_part(self, kind: str, frame: pl.DataFrame) -> None:
+        """Stage a batch of freshly typed records of ``kind``."""
+        if frame.height == 0:
+            return
+        part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}.parquet"
+        part.parent.mkdir(exist_ok=True)
+        frame.write_parquet(part, compression="lz4", statistics=False)
+        self._parts[kind].append(part)
+
+    def merge(self, kind: str, sort: list[str], order: list[str]) -> pl.LazyFrame:
+        """Previous table + staged parts, one row per dedup key, sorted by ``sort``.
+
+        ``order`` ranks copies of one key: the last after sorting by it wins.
+        """
+        frames = [pl.scan_parquet(p) for p in self._parts[kind]]
+        old = table_path(self.root, self.previous, kind)
+        if old is not None:
+            frames.insert(0, pl.scan_parquet(old))
+        if not frames:
+            return empty_frame(kind).lazy()
+        keys = list(DEDUP_KEYS[kind])
+        every = pl.concat(frames, how="vertical")
+        winners = (
+            every.select(*keys, *order)
+            .sort(order, nulls_last=False)
+            .unique(subset=keys, keep="last")
+            .select(SEQ, ROW)
+        )
+        return every.join(winners, on=[SEQ, ROW], how="semi").sort(sort, nulls_last=True)
+
+    def write_table(self, kind: str, frame: pl.LazyFrame) -> int:
+        """Write the final table of ``kind``; its row count."""
+        path = self.path / f"{kind}.parquet"
+        frame.sink_parquet(path, row_group_size=ROW_GROUP_ROWS, compression="zstd")
+        return pl.scan_parquet(path).select(pl.len()).collect().item()  # type: ignore[no-any-return]
+
+    def write_text(self, name: str, text: str) -> str:
+        """Write a small file into the generation; its store-relative name."""
+        (self.path / name).write_text(text, "utf-8")
+        return f"{self.name}/{name}"
+
+    def commit(self, manifest: Manifest) -> None:
+        """Make this generation current in one rename, then drop older ones."""
+        shutil.rmtree(self.path / "parts", ignore_errors=True)
+        _fsync_tree(self.path)
+        stamped = Manifest(
+            generation=self.number,
+            tables=manifest.tables,
+            counts=manifest.counts,
+            files=manifest.files,
+            quarantine=manifest.quarantine,
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        tmp = self.root / f"{MANIFEST}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(stamped.to_json(), handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / MANIFEST)
+        _fsync_dir(self.root)
+        _remove_stale(self.root, keep=stamped)
+
+    def abandon(self) -> None:
+        """Remove this generation's files (the previous inventory stays current)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def table_name(self, kind: str) -> str:
+        """Store-relative path of the final table of ``kind``."""
+        return f"{self.name}/{kind}.parquet"
+
+
+def _remove_stale(root: Path, keep: Manifest) -> None:
+    current = f"g{keep.generation:06d}"
+    for child in root.glob("g[0-9]*"):
+        if child.is_dir() and child.name != current:
+            shutil.rmtree(child, ignore_errors=True)
+    (root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
+
+
+def _fsync_tree(path: Path) -> None:
+    for child in path.rglob("*"):
+        if child.is_file():
+            fd = os.open(child, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
