@@ -249,6 +249,7 @@ class Generation:
     def abandon(self) -> None:
         """Remove this generation's files (the previous inventory stays current)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        (self.root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
 
     def table_name(self, kind: str) -> str:
         """Store-relative path of the final table of ``kind``."""
