@@ -6,7 +6,7 @@ field. SPEC §1 accepts a zone-less form (meaning UTC), ``Z`` or any
 ``±HH:MM`` offset, with 0 to 9 fraction digits, and stores UTC instants at
 microsecond precision. Decision: digits past the sixth are truncated, not
 rounded (the API never sends them; truncation never moves an instant across
-a second). Instants outside years 1..9999 after applying the offset are
+a second). Leap seconds (``:60``) are invalid. Instants outside years 1..9999 after applying the offset are
 invalid.
 
 This module gives the grammar twice, for the two sizes of work and with the
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 PATTERN: Final[str] = (
-    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})"
+    r"^(?P<base>\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)"
     r"(?:\.(?P<frac>\d{1,9}))?"
     r"(?P<zone>Z|[+-]\d{2}:[0-5]\d)?$"
 )
@@ -105,11 +105,14 @@ def instant_expr(column: pl.Expr) -> pl.Expr:
 
     parts = column.str.extract_groups(PATTERN)
     base = parts.struct.field("base").str.strptime(pl.Datetime("us"), _BASE_FORMAT, strict=False)
-    frac = parts.struct.field("frac").str.pad_end(9, "0").str.slice(0, 6).cast(pl.Int64)
+    frac = (
+        parts.struct.field("frac").str.pad_end(9, "0").str.slice(0, 6).cast(pl.Int64, strict=False)
+    )
     zone = parts.struct.field("zone")
     sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
     minutes = (
-        zone.str.slice(1, 2).cast(pl.Int64) * 60 + zone.str.slice(4, 2).cast(pl.Int64)
+        zone.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
+        + zone.str.slice(4, 2).cast(pl.Int64, strict=False)
     ) * sign
     minutes = pl.when(zone.is_null() | (zone == "Z")).then(0).otherwise(minutes)
     shifted = (
