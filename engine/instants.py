@@ -4,10 +4,10 @@ Dumps mix ``2020-02-21T07:00:54.065135`` (no zone, microseconds) with
 ``2020-02-21T07:00:54.065+00:00`` (milliseconds, offset) for the same kind of
 field. SPEC §1 accepts a zone-less form (meaning UTC), ``Z`` or any
 ``±HH:MM`` offset, with 0 to 9 fraction digits, and stores UTC instants at
-microsecond precision. Decision: digits past the sixth are truncated, not
+microsecond precision. Decisions: digits past the sixth are truncated, not
 rounded (the API never sends them; truncation never moves an instant across
-a second). Leap seconds (``:60``) are invalid. Instants outside years 1..9999 after applying the offset are
-invalid.
+a second); leap seconds (``:60``) are invalid; instants outside years
+1..9999 after applying the offset are invalid.
 
 This module gives the grammar twice, for the two sizes of work and with the
 same answers: :func:`parse_instant` for one value (query parameters,

@@ -4,6 +4,7 @@ only on the records, not on how they were split into files or how often."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -108,7 +109,7 @@ def dumps(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
     recs = draw(st.lists(records(), min_size=1, max_size=14))
     cuts = sorted(draw(st.lists(st.integers(0, len(recs)), max_size=3)))
     bounds = [0, *cuts, len(recs)]
-    return [recs[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [recs[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def write_files(folder: Path, files: list[list[dict[str, Any]]], style: int) -> list[str]:
