@@ -1,0 +1,36 @@
+"""Every command has help with an example and is documented in the README."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+from tests.conftest import REPO
+
+COMMANDS = sorted(main.commands)
+
+
+def test_there_are_commands() -> None:
+    assert {"ingest", "export"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_has_help_with_example(name: str) -> None:
+    result = CliRunner().invoke(main, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_is_in_readme(name: str) -> None:
+    assert f"### `cbrq {name}" in (REPO / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    install, test = [line for line in quick_start.splitlines() if line.strip()]
+    assert test in ci.splitlines()
+    assert install.split(" && ")[0] in ci.splitlines()
