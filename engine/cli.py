@@ -207,3 +207,7 @@ def export(
             out.write(next(pages) + "\n")
         else:
             out.write("[" + ",".join(pages) + "]\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ ones aside while the good ones go on).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ def normalize(
 
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
-    raws = [raw for _, c in chunks for raw in c.records]
+    raws = list(itertools.chain.from_iterable(c.records for _, c in chunks))
     text = b"\n".join(raws) + b"\n"
     table = _read_json(text, kind)
     if table.num_rows != len(raws):

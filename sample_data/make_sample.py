@@ -9,7 +9,7 @@ Everything comes from ``random.Random(20261127)``: no wall clock, no
 ``uuid4``, gzip with ``mtime=0``, so two runs write byte-identical files.
 Before writing, the script deletes only the files it generates itself (their
 names are listed in ``GENERATED_PATTERNS``); ``make_sample.py``,
-``seed_example.json`` and ``README.md`` are never touched.
+``api-example.json`` and ``README.md`` are never touched.
 
 What is generated (SPEC §1 record shapes; see README.md for the edge cases):
 
@@ -30,6 +30,7 @@ import copy
 import gzip
 import json
 import random
+import re
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -218,10 +219,26 @@ SHOW_VAULT_INDEX = 4  # vault-hk-disks is only in a ShowVault singleton file
 EMPTY_VAULT_INDEX = 7  # holds only backups that never completed
 BACKUPS_PER_PROJECT = (110, 95, 95)
 REGIONS = ("cn-north-4", "ap-southeast-1", "cn-east-3")
-SERVER_NAMES = ("web-01", "web-02", "web-03", "app-01", "app-02", "db-01", "db-02",
-                "test001-01", "test001-02", "cache-01")
-VOLUME_NAMES = ("data-disk-01", "data-disk-02", "log-vol-01", "archive-vol-01",
-                "qsy_000", "qsy_001")
+SERVER_NAMES = (
+    "web-01",
+    "web-02",
+    "web-03",
+    "app-01",
+    "app-02",
+    "db-01",
+    "db-02",
+    "test001-01",
+    "test001-02",
+    "cache-01",
+)
+VOLUME_NAMES = (
+    "data-disk-01",
+    "data-disk-02",
+    "log-vol-01",
+    "archive-vol-01",
+    "qsy_000",
+    "qsy_001",
+)
 
 
 def make_projects(rng: random.Random, ids: Ids, eps: list[str]) -> list[Project]:
@@ -248,51 +265,67 @@ def make_projects(rng: random.Random, ids: Ids, eps: list[str]) -> list[Project]
     return projects
 
 
-def make_vaults(ids: Ids, clock: Clock, rng: random.Random, projects: list[Project]) -> None:
-    """Attach the eight planned vaults to their projects."""
+def make_vaults(ids: Ids, clock: Clock, rng: random.Random, projects: list[Project]) -> list[str]:
+    """Attach the eight planned vaults to their projects; their ids in plan order."""
     for plan in VAULT_PLANS:
         project = projects[plan.project]
         clock.new_record()
         created = random_instant(rng, datetime(2024, 6, 1, tzinfo=UTC), START)
         spec = {"server": "server", "disk": "volume", "turbo": "turbo"}[plan.object_type]
-        project.vaults.append({
-            "id": ids.uuid(),
-            "name": plan.name,
-            "project_id": project.id,
-            "provider_id": PROVIDERS[plan.rtype],
-            "resource_type": plan.rtype,
-            "description": plan.description,
-            "created_at": clock.ts(created),
-            "enterprise_project_id": "0",
-            "auto_bind": rng.random() < 0.5,
-            "bind_rules": {},
-            "threshold": 80,
-            "billing": {
-                "allocated": plan.size,
-                "charging_mode": "post_paid",
-                "cloud_type": "public",
-                "consistent_level": "crash_consistent",
-                "object_type": plan.object_type,
-                "protect_type": "backup",
-                "size": plan.size,
-                "spec_code": f"vault.backup.{spec}.normal",
-                "status": "available",
-                "used": plan.used,
-                "frozen_scene": None,
-                "order_id": None,
-                "product_id": "",
-                "storage_unit": "",
-                "is_multi_az": False,
-            },
-            "resources": [],
-        })
+        project.vaults.append(
+            {
+                "id": ids.uuid(),
+                "name": plan.name,
+                "project_id": project.id,
+                "provider_id": PROVIDERS[plan.rtype],
+                "resource_type": plan.rtype,
+                "description": plan.description,
+                "created_at": clock.ts(created),
+                "enterprise_project_id": "0",
+                "auto_bind": rng.random() < 0.5,
+                "bind_rules": {},
+                "threshold": 80,
+                "billing": {
+                    "allocated": plan.size,
+                    "charging_mode": "post_paid",
+                    "cloud_type": "public",
+                    "consistent_level": "crash_consistent",
+                    "object_type": plan.object_type,
+                    "protect_type": "backup",
+                    "size": plan.size,
+                    "spec_code": f"vault.backup.{spec}.normal",
+                    "status": "available",
+                    "used": plan.used,
+                    "frozen_scene": None,
+                    "order_id": None,
+                    "product_id": "",
+                    "storage_unit": "",
+                    "is_multi_az": False,
+                },
+                "resources": [],
+            }
+        )
+    return [
+        v["id"]
+        for plan in VAULT_PLANS
+        for v in projects[plan.project].vaults
+        if v["name"] == plan.name
+    ]
 
 
 # --- backups ------------------------------------------------------------------
 
 
-def extend_info(rng: random.Random, ids: Ids, rtype: str, *, auto: bool, status: str,
-                bootable: bool, system_disk: bool) -> Record:
+def extend_info(
+    rng: random.Random,
+    ids: Ids,
+    rtype: str,
+    *,
+    auto: bool,
+    status: str,
+    bootable: bool,
+    system_disk: bool,
+) -> Record:
     """An ``extend_info`` shaped like the seed example for the resource type."""
     progress = 100 if status == "available" else rng.choice((0, 15, 40, 85))
     if rtype == SERVER:
@@ -351,12 +384,14 @@ def backup_name(rng: random.Random, resource: Resource, created: datetime) -> tu
     if rng.random() < 0.72:
         return f"autobk_{rng.getrandbits(16):04x}", True
     day = created.strftime("%Y%m%d")
-    name = rng.choice((
-        f"manualbk_{resource.name}_{day}",
-        f"manualbk_{resource.name}_pre-upgrade",
-        f"manualbk_{day}",
-        f"manualbk_{resource.name}",
-    ))
+    name = rng.choice(
+        (
+            f"manualbk_{resource.name}_{day}",
+            f"manualbk_{resource.name}_pre-upgrade",
+            f"manualbk_{day}",
+            f"manualbk_{resource.name}",
+        )
+    )
     return name, False
 
 
@@ -370,11 +405,28 @@ def timing(rng: random.Random, created: datetime, status: str) -> tuple[datetime
     return protected, updated
 
 
-def make_backup(rng: random.Random, ids: Ids, clock: Clock, *, project: Project,
-                vault_id: str, resource: Resource, rtype: str, az: str, size: int,
-                created: datetime, status: str, image_type: str, name: str, auto: bool,
-                checkpoint_id: str, ep: str, bootable: bool = False,
-                system_disk: bool = False, parent_id: str | None = None) -> Record:
+def make_backup(
+    rng: random.Random,
+    ids: Ids,
+    clock: Clock,
+    *,
+    project: Project,
+    vault_id: str,
+    resource: Resource,
+    rtype: str,
+    az: str,
+    size: int,
+    created: datetime,
+    status: str,
+    image_type: str,
+    name: str,
+    auto: bool,
+    checkpoint_id: str,
+    ep: str,
+    bootable: bool = False,
+    system_disk: bool = False,
+    parent_id: str | None = None,
+) -> Record:
     """One backup record in the key order of the seed example, plus extras."""
     protected, updated = timing(rng, created, status)
     retention = rng.choice((7, 30, 90, 180, 365))
@@ -390,8 +442,9 @@ def make_backup(rng: random.Random, ids: Ids, clock: Clock, *, project: Project,
         "resource_id": resource.id,
         "resource_size": size,
         "children": [],
-        "extend_info": extend_info(rng, ids, rtype, auto=auto, status=status,
-                                   bootable=bootable, system_disk=system_disk),
+        "extend_info": extend_info(
+            rng, ids, rtype, auto=auto, status=status, bootable=bootable, system_disk=system_disk
+        ),
         "project_id": project.id,
         "status": status,
         "resource_name": resource.name,
@@ -403,7 +456,9 @@ def make_backup(rng: random.Random, ids: Ids, clock: Clock, *, project: Project,
         "resource_type": rtype,
     }
     roll = rng.random()
-    if roll < 0.9 or status == "available" and roll < 0.95:
+    if status in ("protecting", "waiting_protect") and roll < 0.5:
+        record["protected_at"] = None  # not protected yet
+    elif roll < 0.9:
         record["protected_at"] = clock.ts(protected)
     elif roll < 0.95:
         record["protected_at"] = None
@@ -415,48 +470,68 @@ def make_backup(rng: random.Random, ids: Ids, clock: Clock, *, project: Project,
     return record
 
 
-def make_children(rng: random.Random, ids: Ids, clock: Clock, parent: Record,
-                  project: Project, server: Resource, created: datetime) -> list[Record]:
+def make_children(
+    rng: random.Random,
+    ids: Ids,
+    clock: Clock,
+    parent: Record,
+    project: Project,
+    server: Resource,
+    created: datetime,
+) -> list[Record]:
     """Child volume backups of a server backup, one per attached volume."""
     children = []
     for n, volume in enumerate(server.volumes):
         child_created = created + timedelta(milliseconds=rng.randint(5, 900) + n)
         child = make_backup(
-            rng, ids, clock, project=project, vault_id=parent["vault_id"],
+            rng,
+            ids,
+            clock,
+            project=project,
+            vault_id=parent["vault_id"],
             resource=Resource(volume.id, volume.name, VOLUME, server.az, server.ep, volume.size),
-            rtype=VOLUME, az=server.az, size=volume.size, created=child_created,
-            status=parent["status"], image_type=parent["image_type"], name=parent["name"],
-            auto=parent["extend_info"]["auto_trigger"], checkpoint_id=parent["checkpoint_id"],
-            ep=server.ep, bootable=volume.bootable, system_disk=volume.bootable,
+            rtype=VOLUME,
+            az=server.az,
+            size=volume.size,
+            created=child_created,
+            status=parent["status"],
+            image_type=parent["image_type"],
+            name=parent["name"],
+            auto=parent["extend_info"]["auto_trigger"],
+            checkpoint_id=parent["checkpoint_id"],
+            ep=server.ep,
+            bootable=volume.bootable,
+            system_disk=volume.bootable,
             parent_id=parent["id"],
         )
         children.append(child)
     return children
 
 
-def vault_for(rng: random.Random, project: Project, rtype: str, status: str) -> str:
-    """A vault of the project that stores this resource type."""
-    empty_id = all_vaults_flat(project)[EMPTY_VAULT_INDEX] if project.vaults else None
-    candidates = [v for v in project.vaults if v["resource_type"] == rtype]
-    if empty_id is not None and rtype == VOLUME:
-        # the 0 %-used vault only gets backups that never completed
+def vault_for(
+    rng: random.Random, project: Project, rtype: str, status: str, empty_vault_id: str
+) -> str:
+    """A vault of the project that stores this resource type.
+
+    The 0 %-used vault only receives backups that never completed.
+    """
+    candidates: list[str] = [v["id"] for v in project.vaults if v["resource_type"] == rtype]
+    if empty_vault_id in candidates:
         if status in ("protecting", "waiting_protect", "error") and rng.random() < 0.6:
-            return empty_id
-        candidates = [v for v in candidates if v["id"] != empty_id]
-    return rng.choice(candidates)["id"]
+            return empty_vault_id
+        candidates.remove(empty_vault_id)
+    return rng.choice(candidates)
 
 
-_VAULT_ORDER: list[str] = []  # vault ids in VAULT_PLANS order, filled by main()
-
-
-def all_vaults_flat(project: Project) -> dict[int, str]:
-    """Plan index -> vault id for the vaults this project owns."""
-    mine = {v["id"] for v in project.vaults}
-    return {i: vid for i, vid in enumerate(_VAULT_ORDER) if vid in mine}
-
-
-def make_backups(rng: random.Random, ids: Ids, clock: Clock, project: Project,
-                 count: int, same_instant: datetime | None) -> None:
+def make_backups(
+    rng: random.Random,
+    ids: Ids,
+    clock: Clock,
+    project: Project,
+    count: int,
+    same_instant: datetime | None,
+    empty_vault_id: str,
+) -> None:
     """Generate ``count`` top-level backups (with children) for one project."""
     kinds = [SERVER, VOLUME, TURBO] if project.turbos else [SERVER, VOLUME]
     weights = [50, 42, 8] if project.turbos else [55, 45]
@@ -467,38 +542,62 @@ def make_backups(rng: random.Random, ids: Ids, clock: Clock, project: Project,
         resource = rng.choice(pool)
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         created = random_instant(rng, START, END)
-        if same_instant is not None and i < 3:
-            created = same_instant  # three backups share one created_at instant
         name, auto = backup_name(rng, resource, created)
         if auto:  # policy runs at 02:00 +08:00 (18:00 UTC) give or take a few minutes
             created = created.replace(hour=18, minute=rng.randint(0, 14))
-            if same_instant is not None and i < 3:
-                created = same_instant
+        if same_instant is not None and i < 3:
+            created = same_instant  # three backups share one created_at instant
         image_type = "replication" if rng.random() < 0.08 else "backup"
+        vault_id = vault_for(rng, project, rtype, status, empty_vault_id)
         record = make_backup(
-            rng, ids, clock, project=project, vault_id=vault_for(rng, project, rtype, status),
-            resource=resource, rtype=rtype, az=resource.az, size=resource.size,
-            created=created, status=status, image_type=image_type, name=name, auto=auto,
-            checkpoint_id=ids.uuid(), ep=resource.ep,
+            rng,
+            ids,
+            clock,
+            project=project,
+            vault_id=vault_id,
+            resource=resource,
+            rtype=rtype,
+            az=resource.az,
+            size=resource.size,
+            created=created,
+            status=status,
+            image_type=image_type,
+            name=name,
+            auto=auto,
+            checkpoint_id=ids.uuid(),
+            ep=resource.ep,
         )
         if rtype == SERVER:
-            record["children"] = make_children(rng, ids, clock, record, project, resource,
-                                               created)
+            record["children"] = make_children(rng, ids, clock, record, project, resource, created)
         project.backups.append(record)
 
 
-def replication_record(rng: random.Random, ids: Ids, clock: Clock, backup: Record,
-                       project: Project, projects: list[Project], status: str) -> Record:
+def replication_record(
+    rng: random.Random,
+    ids: Ids,
+    clock: Clock,
+    backup: Record,
+    project: Project,
+    projects: list[Project],
+    status: str,
+) -> Record:
     """One replication record with every key of SPEC §1."""
     other = rng.choice([p for p in projects if p is not project])
     created = parse_written(backup["created_at"]) + timedelta(minutes=rng.randint(5, 120))
-    progress = {"success": 100, "replicating": rng.choice((20, 55)), "fail": 30,
-                "skip": 0, "waiting_replicate": 0}[status]
+    progress = {
+        "success": 100,
+        "replicating": rng.choice((20, 55)),
+        "fail": 30,
+        "skip": 0,
+        "waiting_replicate": 0,
+    }[status]
     if rng.random() < 0.5:
         extra: Any = json.dumps({"progress": progress})
     else:
-        extra = {"progress": progress,
-                 "fail_code": "BackupService.6302" if status == "fail" else None}
+        extra = {
+            "progress": progress,
+            "fail_code": "BackupService.6302" if status == "fail" else None,
+        }
     return {
         "created_at": clock.ts(created),
         "destination_backup_id": ids.uuid(),
@@ -532,8 +631,7 @@ def parse_written(text: str) -> datetime:
     return (instant + timedelta(microseconds=micros)).astimezone(UTC)
 
 
-def add_replications(rng: random.Random, ids: Ids, clock: Clock,
-                     projects: list[Project]) -> None:
+def add_replications(rng: random.Random, ids: Ids, clock: Clock, projects: list[Project]) -> None:
     """Give ~10 % of completed source backups 1-2 replication records."""
     statuses = list(REPLICATION_STATUSES)
     n = 0
@@ -545,11 +643,15 @@ def add_replications(rng: random.Random, ids: Ids, clock: Clock,
                 continue
             clock.new_record()
             for _ in range(rng.randint(1, 2)):
-                status = statuses[n] if n < len(statuses) else rng.choices(
-                    REPLICATION_STATUSES, (10, 70, 8, 4, 8))[0]
+                status = (
+                    statuses[n]
+                    if n < len(statuses)
+                    else rng.choices(REPLICATION_STATUSES, (10, 70, 8, 4, 8))[0]
+                )
                 n += 1
                 backup["replication_records"].append(
-                    replication_record(rng, ids, clock, backup, project, projects, status))
+                    replication_record(rng, ids, clock, backup, project, projects, status)
+                )
 
 
 def ensure_all_statuses(rng: random.Random, projects: list[Project]) -> None:
@@ -584,9 +686,11 @@ class Edges:
 
 def plain_candidates(project: Project, lo: int, hi: int, used: set[str]) -> list[Record]:
     """Top-level ``backup``-image records in positions [lo, hi) not used yet."""
-    return [b for b in project.backups[lo:hi]
-            if b["image_type"] == "backup" and b["id"] not in used
-            and not b["replication_records"]]
+    return [
+        b
+        for b in project.backups[lo:hi]
+        if b["image_type"] == "backup" and b["id"] not in used and not b["replication_records"]
+    ]
 
 
 def apply_edges(rng: random.Random, ids: Ids, projects: list[Project], same: datetime) -> Edges:
@@ -594,15 +698,13 @@ def apply_edges(rng: random.Random, ids: Ids, projects: list[Project], same: dat
     edges = Edges()
     used: set[str] = set()
     p0, p1, p2 = projects
-    edges.same_created = [b["id"] for b in p0.backups
-                          if parse_written(b["created_at"]) == same]
+    edges.same_created = [b["id"] for b in p0.backups if parse_written(b["created_at"]) == same]
     used.update(edges.same_created)
 
     # A: P2, old copy in backups-page-001.json, newer copy in backups-stream.ndjson.
     a = rng.choice(plain_candidates(p2, 0, PAGE_SIZE, used))
     used.add(a["id"])
-    old_updated = parse_written(a["created_at"]).replace(hour=rng.randint(2, 9)) + timedelta(
-        days=1)
+    old_updated = parse_written(a["created_at"]).replace(hour=rng.randint(2, 9)) + timedelta(days=1)
     new_updated = old_updated + timedelta(hours=2, microseconds=417)
     a["status"] = "protecting"
     a["updated_at"] = fmt_ts(old_updated, "plus8", rng)  # string sorts after the newer one
@@ -621,8 +723,9 @@ def apply_edges(rng: random.Random, ids: Ids, projects: list[Project], same: dat
     b["status"] = "available"
     newer = copy.deepcopy(b)
     newer["status"] = "deleting"
-    newer["updated_at"] = fmt_ts(parse_written(b["updated_at"]) + timedelta(days=3, hours=1),
-                                 "naive6", rng)
+    newer["updated_at"] = fmt_ts(
+        parse_written(b["updated_at"]) + timedelta(days=3, hours=1), "naive6", rng
+    )
     newer["created_at"] = fmt_ts(parse_written(b["created_at"]), "plus8", rng)
     for rec in (b, newer):
         for child in rec["children"]:
@@ -668,21 +771,29 @@ def apply_edges(rng: random.Random, ids: Ids, projects: list[Project], same: dat
         rec["extend_info"]["incremental"] = False
         edges.incremental_conflict.append(rec["id"])
         used.add(rec["id"])
-    edges.tags = ""
     return edges
 
 
 # --- members --------------------------------------------------------------------
 
 
-def make_members(rng: random.Random, ids: Ids, clock: Clock, projects: list[Project],
-                 skip: set[str], total: int = 20) -> dict[str, list[Record]]:
+def make_members(
+    rng: random.Random,
+    ids: Ids,
+    clock: Clock,
+    projects: list[Project],
+    skip: set[str],
+    total: int = 20,
+) -> dict[str, list[Record]]:
     """``total`` share members, grouped by shared backup id (in creation order)."""
     statuses = ["accepted"] * 9 + ["pending"] * 6 + ["rejected"] * 5
     rng.shuffle(statuses)
-    pool = [(p, b) for p in projects for b in p.backups
-            if b["status"] == "available" and b["image_type"] == "backup"
-            and b["id"] not in skip]
+    pool = [
+        (p, b)
+        for p in projects
+        for b in p.backups
+        if b["status"] == "available" and b["image_type"] == "backup" and b["id"] not in skip
+    ]
     groups: dict[str, list[Record]] = {}
     while sum(len(g) for g in groups.values()) < total:
         owner, backup = rng.choice(pool)
@@ -696,20 +807,29 @@ def make_members(rng: random.Random, ids: Ids, clock: Clock, projects: list[Proj
             clock.new_record()
             status = statuses.pop()
             created = parse_written(backup["created_at"]) + timedelta(
-                days=rng.randint(0, 20), seconds=rng.randint(60, 86399))
-            updated = created if status == "pending" else created + timedelta(
-                hours=rng.randint(1, 72), microseconds=rng.randrange(10**6))
+                days=rng.randint(0, 20), seconds=rng.randint(60, 86399)
+            )
+            # pending: untouched since the share (a second or more later, so that
+            # truncating forms never put updated_at before created_at)
+            if status == "pending":
+                updated = created + timedelta(seconds=rng.randint(1, 30))
+            else:
+                updated = created + timedelta(
+                    hours=rng.randint(1, 72), microseconds=rng.randrange(10**6)
+                )
             accepted = status == "accepted"
-            members.append({
-                "id": ids.uuid(),
-                "backup_id": backup["id"],
-                "dest_project_id": dest.id,
-                "status": status,
-                "vault_id": rng.choice(dest.vaults)["id"] if accepted and dest.vaults else None,
-                "image_id": ids.uuid() if accepted else None,
-                "created_at": clock.ts(created),
-                "updated_at": clock.ts(updated),
-            })
+            members.append(
+                {
+                    "id": ids.uuid(),
+                    "backup_id": backup["id"],
+                    "dest_project_id": dest.id,
+                    "status": status,
+                    "vault_id": rng.choice(dest.vaults)["id"] if accepted and dest.vaults else None,
+                    "image_id": ids.uuid() if accepted else None,
+                    "created_at": clock.ts(created),
+                    "updated_at": clock.ts(updated),
+                }
+            )
         groups[backup["id"]] = members
     return groups
 
@@ -735,8 +855,9 @@ def pages(records: list[Record], size: int) -> list[list[Record]]:
     return [records[i : i + size] for i in range(0, len(records), size)]
 
 
-def layout(projects: list[Project], edges: Edges,
-           members: dict[str, list[Record]]) -> dict[str, bytes]:
+def layout(
+    projects: list[Project], edges: Edges, members: dict[str, list[Record]], show_id: str
+) -> dict[str, bytes]:
     """Relative path (under ``dumps/``) -> file bytes."""
     files: dict[str, bytes] = {}
     p0, p1, p2 = projects
@@ -756,13 +877,16 @@ def layout(projects: list[Project], edges: Edges,
     # P1: page 1 of limit 50, then the rest as an array of two limit-25 responses.
     d = p1.short
     files[f"{d}/backups-page-001.json"] = pretty(
-        {"count": len(p1.backups), "backups": p1.backups[:PAGE_SIZE]})
+        {"count": len(p1.backups), "backups": p1.backups[:PAGE_SIZE]}
+    )
     rest = p1.backups[PAGE_SIZE:]
     second = [*rest[25:], edges.extra_copies["C"]]
-    files[f"{d}/backups-export.json"] = pretty([
-        {"count": len(p1.backups), "backups": rest[:25]},
-        {"count": len(p1.backups), "backups": second},
-    ])
+    files[f"{d}/backups-export.json"] = pretty(
+        [
+            {"count": len(p1.backups), "backups": rest[:25]},
+            {"count": len(p1.backups), "backups": second},
+        ]
+    )
 
     # P2: two pages of 50/30, the last 15 as NDJSON (plus A's newer copy).
     d = p2.short
@@ -772,15 +896,16 @@ def layout(projects: list[Project], edges: Edges,
     streamed = [*streamed[:5], edges.extra_copies["A"], *streamed[5:]]
     streamed[-1]["tags"] = [{"key": "env", "value": "prod"}]
     edges.tags = streamed[-1]["id"]
-    files[f"{d}/backups-stream.ndjson"] = "".join(
-        compact(r) + "\n" for r in streamed).encode("utf-8")
+    files[f"{d}/backups-stream.ndjson"] = "".join(compact(r) + "\n" for r in streamed).encode(
+        "utf-8"
+    )
 
     # Vaults: one ListVaults page per project; one vault only as ShowVault.
-    show_id = _VAULT_ORDER[SHOW_VAULT_INDEX]
     for project in projects:
         listed = [v for v in project.vaults if v["id"] != show_id]
         files[f"{project.short}/vaults-page-001.json"] = pretty(
-            {"count": len(listed), "vaults": listed})
+            {"count": len(listed), "vaults": listed}
+        )
         for vault in project.vaults:
             if vault["id"] == show_id:
                 files[f"{project.short}/vault-{show_id[:8]}.json"] = pretty({"vault": vault})
@@ -795,7 +920,8 @@ def layout(projects: list[Project], edges: Edges,
             singleton_done = True
         else:
             files[f"{d}/members-{backup_id[:8]}.json"] = pretty(
-                {"count": len(group), "members": group})
+                {"count": len(group), "members": group}
+            )
     return files
 
 
@@ -807,7 +933,7 @@ def clean(dumps: Path) -> None:
     if not dumps.is_dir():
         return
     for sub in sorted(dumps.iterdir()):
-        if not sub.is_dir():
+        if not sub.is_dir() or not re.fullmatch(r"[0-9a-f]{8}", sub.name):
             continue
         for pattern in GENERATED_PATTERNS:
             for path in sorted(sub.glob(pattern)):
@@ -825,15 +951,18 @@ def generate() -> tuple[dict[str, bytes], list[Project], Edges, dict[str, list[R
     clock = Clock(rng)
     eps = [ids.uuid(), ids.uuid()]
     projects = make_projects(rng, ids, eps)
-    make_vaults(ids, clock, rng, projects)
-    _VAULT_ORDER.clear()
-    for plan in VAULT_PLANS:  # vaults were appended in plan order per project
-        project = projects[plan.project]
-        index = sum(1 for q in VAULT_PLANS[: VAULT_PLANS.index(plan)] if q.project == plan.project)
-        _VAULT_ORDER.append(project.vaults[index]["id"])
+    vault_ids = make_vaults(ids, clock, rng, projects)
     same = datetime(2025, 11, 11, 18, 0, 5, tzinfo=UTC)
     for project, count in zip(projects, BACKUPS_PER_PROJECT, strict=True):
-        make_backups(rng, ids, clock, project, count, same if project is projects[0] else None)
+        make_backups(
+            rng,
+            ids,
+            clock,
+            project,
+            count,
+            same if project is projects[0] else None,
+            vault_ids[EMPTY_VAULT_INDEX],
+        )
     # the three same-instant records are written in three different forms
     for rec, form in zip(projects[0].backups[:3], ("naive6", "plus8", "nofrac"), strict=True):
         rec["created_at"] = fmt_ts(same, form, rng)
@@ -850,7 +979,7 @@ def generate() -> tuple[dict[str, bytes], list[Project], Edges, dict[str, list[R
     edges = apply_edges(rng, ids, projects, same)
     skip = {edges.dup_later_path, edges.dup_earlier_path, edges.dup_tie, *edges.orphans}
     members = make_members(rng, ids, clock, projects, skip)
-    files = layout(projects, edges, members)
+    files = layout(projects, edges, members, vault_ids[SHOW_VAULT_INDEX])
     return files, projects, edges, members
 
 
@@ -868,9 +997,11 @@ def main(argv: list[str]) -> int:
     top = sum(len(p.backups) for p in projects)
     children = sum(len(b["children"]) for p in projects for b in p.backups)
     print(f"wrote {len(files)} files under {dumps}")
-    print(f"top-level backups {top} (+3 duplicate copies), children {children}, "
-          f"vaults {sum(len(p.vaults) for p in projects)}, "
-          f"members {sum(len(g) for g in members.values())}")
+    print(
+        f"top-level backups {top} (+3 duplicate copies), children {children}, "
+        f"vaults {sum(len(p.vaults) for p in projects)}, "
+        f"members {sum(len(g) for g in members.values())}"
+    )
     print(f"duplicate, newer copy later by path:   {edges.dup_later_path}")
     print(f"duplicate, newer copy earlier by path: {edges.dup_earlier_path}")
     print(f"duplicate, equal updated_at:           {edges.dup_tie}")
