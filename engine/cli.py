@@ -31,6 +31,12 @@ class _Group(click.Group):
         except CbrqError as err:
             click.echo(f"cbrq: error: {err}", err=True)
             ctx.exit(err.exit_status)
+        except BrokenPipeError:
+            # The reader (`| head`) has gone: stop quietly, as Unix tools do.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
