@@ -126,8 +126,7 @@ def _run(
     entries: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
-    sizes = {id(ref): _size(ref) for ref in refs}
-    total_bytes = sum(sizes.values())
+    total_bytes = sum(_size(ref) for ref in refs)
     batch: list[tuple[int, Chunk]] = []
     batch_bytes = 0
     done_files = 0
