@@ -5,7 +5,9 @@
     CbrqError                      every error cbrq raises on purpose
     ├── InputError                 a dump file cbrq cannot take (CLI exit 1)
     │   └── RecordError            one record in it is bad (field and value known)
-    └── StoreError                 the inventory on disk is missing or damaged (CLI exit 1)
+    ├── StoreError                 the inventory on disk is missing or damaged (CLI exit 1)
+    ├── QueryError (ValueError)    bad query parameters, all of them (HTTP 400, CLI exit 2)
+    └── NotFoundError              unknown backup or vault on a show call (HTTP 404)
 
 Every error knows how to say itself in one message that names the file,
 the record, the field and what is allowed; the CLI prints ``str(error)`` and
@@ -83,3 +85,71 @@ class StoreError(CbrqError):
 
     Example: ``StoreError("cbrq-store: no inventory here (run `cbrq ingest` first)")``.
     """
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad query parameter: its name, value, what is wrong and what is allowed.
+
+    Example: ``Problem("status", "availble", "not a status", "available, error, ...",
+    "did you mean 'available'?")``.
+    """
+
+    name: str
+    value: str | None
+    reason: str
+    allowed: str = ""
+    hint: str = ""
+
+    def __str__(self) -> str:
+        shown = self.name if self.value is None else f"{self.name}={self.value!r}"
+        text = f"{shown}: {self.reason}"
+        if self.allowed:
+            text += f" (allowed: {self.allowed})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class QueryError(CbrqError, ValueError):
+    """A bad ListBackups query: every bad parameter, reported at once.
+
+    Carries the API's answer: HTTP 400 with ``{"error_code": "BackupService.9900",
+    "error_msg": ...}``; the CLI exits 2.
+
+    Example::
+
+        try:
+            inventory.query("stauts=available")
+        except QueryError as err:
+            print(err.http_status, err.body())
+    """
+
+    exit_status = 2
+    http_status = 400
+    error_code = "BackupService.9900"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("invalid query: " + "; ".join(str(p) for p in problems))
+
+    def body(self) -> dict[str, str]:
+        """The API error body for this error."""
+        return {"error_code": self.error_code, "error_msg": str(self)}
+
+
+class NotFoundError(CbrqError):
+    """An unknown backup or vault on a show call (HTTP 404).
+
+    Example: ``NotFoundError("BackupService.6200", "backup b1 not found")``.
+    """
+
+    http_status = 404
+
+    def __init__(self, error_code: str, message: str) -> None:
+        self.error_code = error_code
+        super().__init__(message)
+
+    def body(self) -> dict[str, str]:
+        """The API error body for this error."""
+        return {"error_code": self.error_code, "error_msg": str(self)}

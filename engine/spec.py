@@ -85,3 +85,35 @@ DEDUP_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "vaults": ("id",),
     "members": ("backup_id", "dest_project_id"),
 }
+
+# --- query parameters (SPEC §2) ---------------------------------------------
+
+OWN_TYPES: Final[tuple[str, ...]] = ("private", "shared", "all_granted")
+DEFAULT_OWN_TYPE: Final[str] = "private"
+#: Old spellings of member_status from the predecessor API, accepted as aliases.
+MEMBER_STATUS_ALIASES: Final[dict[str, str]] = {"accept": "accepted", "reject": "rejected"}
+ALL_GRANTED_EPS: Final[str] = "all_granted_eps"
+SORT_MAX_LENGTH: Final[int] = 255
+SORT_DIRECTIONS: Final[tuple[str, ...]] = ("asc", "desc")
+DEFAULT_SORT_DIRECTION: Final[str] = "desc"
+DEFAULT_SORT: Final[tuple[tuple[str, str], ...]] = (("created_at", "desc"),)
+#: ``id`` ascending always ends the sort keys, so every order is total.
+TIE_BREAKER: Final[tuple[str, str]] = ("id", "asc")
+LIMIT_RANGE: Final[tuple[int, int]] = (1, 1000)
+#: What the API (and ``cbrq serve``) uses when no limit is given; the CLI and
+#: the Python API return every match instead.
+API_DEFAULT_LIMIT: Final[int] = 1000
+USED_PERCENT_RANGE: Final[tuple[int, int]] = (1, 100)
+BOOLEANS: Final[dict[str, bool]] = {"true": True, "false": False}
+
+#: Decision: an empty value (``name=``) is an error for every parameter; the
+#: SDK never sends one, and a silent "no filter" would hide a script's bug.
+#: Decision: a parameter other than ``status`` given twice is an error.
+#: Decision: ``incremental`` reads the top-level field and falls back to
+#: ``extend_info.incremental``; a backup with neither never matches.
+#: Decision: the ``limit`` of a CLI/Python response with no limit is ``null``.
+#: Decision: ``member_status`` does not change ``own_type``'s default
+#: (private, as SPEC §2 says); members name the project as a *destination*,
+#: so combine it with ``own_type=shared`` or ``all_granted``.
+#: Decision: a backup without ``project_id`` is owned by no project: never
+#: private, and foreign for ``own_type=shared``.

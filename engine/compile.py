@@ -1,0 +1,228 @@
+"""Phase: BackupQuery + inventory tables -> a lazy polars plan. Never collects.
+
+One small handler per part of :class:`~engine.query.BackupQuery`; each
+returns :class:`Rule` objects (an English sentence, a polars predicate and,
+for rules that look at the vault or member tables, a lookup to join first),
+so that ``cbrq explain`` and the plan can never disagree. The plan keeps only
+the narrow columns that filtering and sorting need, plus ``_rid`` (the row of
+the backup in ``backups.parquet``), so that whole records are fetched for the
+returned page only (:mod:`engine.execute`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from engine.query import BackupQuery, SortKey
+from engine.spec import DEFAULT_SORT, TIE_BREAKER
+
+RID: Final[str] = "_rid"
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The lazy inventory tables a plan is built from.
+
+    ``backups`` must carry the row locator ``_rid``; ``has_members`` tells
+    whether any share-member record exists (SPEC §2, own_type=shared).
+
+    Example: ``Tables(backups_lf, vaults_lf, members_lf, has_members=True)``.
+    """
+
+    backups: pl.LazyFrame
+    vaults: pl.LazyFrame
+    members: pl.LazyFrame
+    has_members: bool
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A small lazy frame of ``key`` values, joined to the backups as a flag column.
+
+    After the join, ``flag`` is true where the backup's ``on`` column is among
+    the keys, and null elsewhere.
+
+    Example: ``Lookup("_full_vault", "vault_id", vaults.select(pl.col("id").alias("key")))``.
+    """
+
+    flag: str
+    on: str
+    keys: pl.LazyFrame
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One filter: what it means in words, the predicate, and the lookups it reads.
+
+    Example: ``Rule("status is one of available, error", pl.col("status").is_in([...]))``.
+    """
+
+    text: str
+    predicate: pl.Expr
+    lookups: tuple[Lookup, ...] = ()
+
+
+Handler = Callable[[BackupQuery, Tables], list[Rule]]
+
+
+def _lookup(flag: str, on: str, keys: pl.LazyFrame) -> Lookup:
+    frame = keys.select(pl.col("key")).unique().with_columns(pl.lit(True).alias(flag))
+    return Lookup(flag, on, frame)
+
+
+def _equals(q: BackupQuery, _t: Tables) -> list[Rule]:
+    return [Rule(f"{name} equals {value!r}", pl.col(name) == value) for name, value in q.equals]
+
+
+def _contains(q: BackupQuery, _t: Tables) -> list[Rule]:
+    if q.semantics.name_match == "exact":
+        return [Rule(f"{n} equals {v!r}", pl.col(n) == v) for n, v in q.contains]
+    return [
+        Rule(f"{n} contains {v!r} (case-sensitive)", pl.col(n).str.contains(v, literal=True))
+        for n, v in q.contains
+    ]
+
+
+def _statuses(q: BackupQuery, _t: Tables) -> list[Rule]:
+    if not q.statuses:
+        return []
+    text = f"status is one of {', '.join(q.statuses)}"
+    return [Rule(text, pl.col("status").is_in(list(q.statuses)))]
+
+
+def _times(q: BackupQuery, _t: Tables) -> list[Rule]:
+    field = q.semantics.time_field
+    rules = []
+    if q.start_time is not None:
+        text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+        rules.append(Rule(text, pl.col(field) >= q.start_time))
+    if q.end_time is not None:
+        text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+        rules.append(Rule(text, pl.col(field) <= q.end_time))
+    return rules
+
+
+def _used_percent(q: BackupQuery, t: Tables) -> list[Rule]:
+    if q.used_percent is None:
+        return []
+    size = pl.col("billing").struct.field("size")
+    used = pl.col("billing").struct.field("used")
+    # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
+    full = t.vaults.filter((size > 0) & (used * 100 >= q.used_percent * size * 1024))
+    lookup = _lookup("_vault_full", "vault_id", full.select(pl.col("id").alias("key")))
+    text = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
+    return [Rule(text, pl.col("_vault_full").fill_null(False), (lookup,))]
+
+
+def _eps(q: BackupQuery, _t: Tables) -> list[Rule]:
+    value = q.enterprise_project_id
+    if value is None:
+        return []
+    return [
+        Rule(f"enterprise_project_id equals {value!r}", pl.col("enterprise_project_id") == value)
+    ]
+
+
+def _shared_lookup(q: BackupQuery, t: Tables) -> tuple[pl.Expr, tuple[Lookup, ...], str]:
+    foreign = pl.col("project_id").is_null() | (pl.col("project_id") != q.project)
+    if not t.has_members:
+        return foreign, (), "owned by another project (no share-member data: every such backup)"
+    mine = t.members.filter(pl.col("dest_project_id") == q.project)
+    lookup = _lookup("_shared_to_me", "id", mine.select(pl.col("backup_id").alias("key")))
+    text = f"owned by another project and shared to {q.project!r}"
+    return foreign & pl.col("_shared_to_me").fill_null(False), (lookup,), text
+
+
+def _own_type(q: BackupQuery, t: Tables) -> list[Rule]:
+    if q.own_type is None or q.project is None:
+        return []
+    private = pl.col("project_id") == q.project
+    if q.own_type == "private":
+        return [Rule(f"owned by project {q.project!r}", private)]
+    shared, lookups, text = _shared_lookup(q, t)
+    if q.own_type == "shared":
+        return [Rule(text, shared, lookups)]
+    return [Rule(f"owned by project {q.project!r}, or {text}", private | shared, lookups)]
+
+
+def _member_status(q: BackupQuery, t: Tables) -> list[Rule]:
+    if q.member_status is None or q.project is None:
+        return []
+    named = t.members.filter(
+        (pl.col("dest_project_id") == q.project) & (pl.col("status") == q.member_status)
+    )
+    lookup = _lookup("_member_match", "id", named.select(pl.col("backup_id").alias("key")))
+    text = f"shared to {q.project!r} with member status {q.member_status!r}"
+    return [Rule(text, pl.col("_member_match").fill_null(False), (lookup,))]
+
+
+def _incremental(q: BackupQuery, _t: Tables) -> list[Rule]:
+    if q.incremental is None:
+        return []
+    value = pl.coalesce(pl.col("incremental"), pl.col("extend_info").struct.field("incremental"))
+    text = f"incremental is {str(q.incremental).lower()} (or extend_info.incremental)"
+    return [Rule(text, value == q.incremental)]
+
+
+#: The handlers, in the order their rules are applied and explained.
+HANDLERS: Final[tuple[Handler, ...]] = (
+    _equals,
+    _contains,
+    _statuses,
+    _times,
+    _eps,
+    _incremental,
+    _own_type,
+    _member_status,
+    _used_percent,
+)
+
+
+def rules(query: BackupQuery, tables: Tables) -> list[Rule]:
+    """Every filter of ``query``, in words and as predicates.
+
+    Example: ``[r.text for r in rules(parse_query("status=error"), tables)]``.
+    """
+    return [rule for handler in HANDLERS for rule in handler(query, tables)]
+
+
+def sort_keys(query: BackupQuery) -> list[SortKey]:
+    """The effective sort: the query's (or the default), then ``id`` ascending.
+
+    Example: ``[str(k) for k in sort_keys(BackupQuery())]`` ->
+    ``["created_at:desc", "id:asc"]``.
+    """
+    keys = list(query.sort) or [SortKey(k, d == "desc") for k, d in DEFAULT_SORT]
+    if all(k.key != TIE_BREAKER[0] for k in keys):
+        keys.append(SortKey(TIE_BREAKER[0], TIE_BREAKER[1] == "desc"))
+    return keys
+
+
+def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
+    """The lazy plan: matching backups' ``_rid`` and ``id``, in result order.
+
+    Filters, then sorts (nulls last in either direction, strings by code
+    point, times by instant). Marker, offset and limit are applied by
+    :mod:`engine.execute`. Nothing is collected here.
+
+    Example::
+
+        plan = compile_query(parse_query("status=error&sort=name:asc"), tables)
+        print(plan.explain())
+    """
+    found = rules(query, tables)
+    frame = tables.backups
+    for rule in found:
+        for lookup in rule.lookups:
+            frame = frame.join(lookup.keys, left_on=lookup.on, right_on="key", how="left")
+    if found:
+        frame = frame.filter(pl.all_horizontal([rule.predicate for rule in found]))
+    keys = sort_keys(query)
+    frame = frame.sort(
+        [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
+    )
+    return frame.select(RID, "id")

@@ -1,0 +1,117 @@
+"""Phase: lazy plan -> result. The only module that collects a query.
+
+Runs the plan of :mod:`engine.compile` over the narrow columns, counts the
+matches, applies ``marker`` then ``offset`` then ``limit`` (SPEC §2), and
+only then reads whole records -- typed columns and ``_payload`` -- for the
+rows of the page, from the Parquet row groups that hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.compile import RID, Tables, compile_query
+from engine.errors import Problem, QueryError
+from engine.query import BackupQuery
+from engine.schema import INTERNAL_COLUMNS, PAYLOAD
+
+
+@dataclass(frozen=True)
+class Result:
+    """One ListBackups answer: the count before paging, and the page.
+
+    ``rows`` holds the page's backups with every typed column and
+    ``_payload`` (the record as dumped), in result order.
+
+    Example::
+
+        result = inventory.query("status=error&limit=10")
+        result.count, result.to_dict()["backups"][0]["id"], result.frame.height
+    """
+
+    count: int
+    offset: int
+    limit: int | None
+    rows: pl.DataFrame
+
+    @property
+    def payloads(self) -> list[str]:
+        """The page's records as JSON text, exactly as ingested."""
+        return self.rows[PAYLOAD].to_list()
+
+    @property
+    def ids(self) -> list[str]:
+        """The page's backup ids, in order."""
+        return self.rows["id"].to_list()
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The page as a polars DataFrame of typed columns."""
+        return self.rows.drop([c for c in INTERNAL_COLUMNS if c in self.rows.columns])
+
+    @property
+    def arrow(self) -> pa.Table:
+        """The page as an Arrow table of typed columns."""
+        return self.frame.to_arrow()
+
+    def to_json(self) -> str:
+        """The API response ``{"count","backups","offset","limit"}`` as JSON text."""
+        limit = "null" if self.limit is None else str(self.limit)
+        body = ",".join(self.payloads)
+        return f'{{"count":{self.count},"backups":[{body}],"offset":{self.offset},"limit":{limit}}}'
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API response as a Python dict."""
+        import json
+
+        return dict(json.loads(self.to_json()))
+
+
+def count(query: BackupQuery, tables: Tables) -> int:
+    """The number of matches before paging, without reading any record.
+
+    Example: ``count(parse_query("status=error"), tables)``.
+    """
+    return int(compile_query(query, tables).select(pl.len()).collect().item())
+
+
+def execute(query: BackupQuery, tables: Tables, backups_file: Path | None) -> Result:
+    """Run ``query``: count, page by marker/offset/limit, fetch the page's records.
+
+    Raises :class:`QueryError` for a marker that is not among the matches.
+
+    Example: ``execute(parse_query("limit=5"), tables, store / "g000001/backups.parquet")``.
+    """
+    order = compile_query(query, tables).collect()
+    start = 0
+    if query.marker is not None:
+        hits = np.flatnonzero((order["id"] == query.marker).to_numpy())
+        if len(hits) == 0:
+            raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
+        start = int(hits[0]) + 1
+    page = order.slice(start + query.offset, query.limit)
+    rows = _fetch(backups_file, page[RID].to_numpy(), tables)
+    return Result(order.height, query.offset, query.limit, rows)
+
+
+def _fetch(path: Path | None, rids: np.ndarray[Any, Any], tables: Tables) -> pl.DataFrame:
+    if path is None or len(rids) == 0:
+        return tables.backups.drop(RID).head(0).collect()
+    parquet = pq.ParquetFile(path)
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    groups = np.searchsorted(starts, rids, side="right") - 1
+    wanted = np.unique(groups)
+    table = parquet.read_row_groups(wanted.tolist())
+    base = np.concatenate([[0], np.cumsum([sizes[g] for g in wanted])])
+    local = base[np.searchsorted(wanted, groups)] + (rids - starts[groups])
+    frame = pl.from_arrow(table.take(pa.array(local)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame

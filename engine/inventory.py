@@ -1,0 +1,191 @@
+"""The Python API for queries: open an inventory, ask it what you would ask the API.
+
+Example::
+
+    from engine.inventory import Inventory
+
+    inv = Inventory.open("cbrq-store")
+    result = inv.query("status=available&status=error&sort=created_at:asc&limit=100",
+                       project="0605767b5780d5762fc5c0118072a564")
+    print(result.count, result.ids[:3])
+    result.frame      # polars DataFrame of the page
+    inv.lazy()        # a LazyFrame of every backup, for raw polars
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engine.compile import RID, Tables, compile_query, rules, sort_keys
+from engine.execute import Result, count, execute
+from engine.params import QueryContext, QueryParams, parse_query
+from engine.query import BackupQuery, Semantics
+from engine.schema import INTERNAL_COLUMNS
+from engine.store import require_manifest, resolve_store, scan, table_path
+
+QuerySource = str | Mapping[str, Any] | QueryParams | None
+
+
+class Inventory:
+    """A read-only view of a stored inventory (or of dump files, via a temporary store).
+
+    Example: ``Inventory.open().count("status=error")``.
+    """
+
+    def __init__(self, root: Path, cleanup: bool = False) -> None:
+        self.root = root
+        self.manifest = require_manifest(root)
+        self._cleanup = cleanup
+
+    @classmethod
+    def open(cls, store: str | os.PathLike[str] | None = None) -> Inventory:
+        """Open the inventory at ``store`` (default ``$CBRQ_STORE`` or ``./cbrq-store``).
+
+        Example: ``Inventory.open("cbrq-store")``.
+        """
+        return cls(resolve_store(store))
+
+    @classmethod
+    def from_dumps(cls, paths: Sequence[str], *, lenient: bool = False) -> Inventory:
+        """Ingest dump files into a temporary store and open it (removed on :meth:`close`).
+
+        Example: ``Inventory.from_dumps(["sample_data"]).count()``.
+        """
+        from engine.api import ingest
+
+        folder = Path(tempfile.mkdtemp(prefix="cbrq-"))
+        try:
+            ingest(paths, folder, lenient=lenient)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return cls(folder, cleanup=True)
+
+    def close(self) -> None:
+        """Remove the temporary store of :meth:`from_dumps` (no-op otherwise)."""
+        if self._cleanup:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self._cleanup = False
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lazy(self, kind: str = "backups") -> pl.LazyFrame:
+        """A LazyFrame of every record of ``kind`` with typed columns.
+
+        Example: ``inv.lazy().group_by("status").len().collect()``.
+        """
+        frame = scan(self.root, kind, self.manifest)
+        return frame.drop(list(INTERNAL_COLUMNS))
+
+    @cached_property
+    def tables(self) -> Tables:
+        """The lazy tables queries run on."""
+        backups = scan(self.root, "backups", self.manifest).with_row_index(RID)
+        return Tables(
+            backups=backups,
+            vaults=scan(self.root, "vaults", self.manifest),
+            members=scan(self.root, "members", self.manifest),
+            has_members=self.manifest.counts.get("members", 0) > 0,
+        )
+
+    @cached_property
+    def context(self) -> QueryContext:
+        """What validation needs to know of the data (resource types, vaults, members)."""
+        types = self.tables.backups.select(pl.col("resource_type").drop_nulls().unique())
+        held = frozenset(types.collect()["resource_type"].to_list())
+        return QueryContext(
+            resource_types=held,
+            has_vaults=self.manifest.counts.get("vaults", 0) > 0,
+            has_members=self.manifest.counts.get("members", 0) > 0,
+        )
+
+    def parse(
+        self,
+        query: QuerySource = None,
+        *,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+        **params: Any,
+    ) -> BackupQuery:
+        """Parse a query (string, mapping or keyword arguments) against this inventory.
+
+        Example: ``inv.parse(status=["available", "error"], limit=10)``.
+        """
+        merged = QueryParams.of(query).merged(QueryParams.from_mapping(params))
+        return parse_query(merged, project=project, semantics=semantics, context=self.context)
+
+    def query(
+        self,
+        query: QuerySource = None,
+        *,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+        **params: Any,
+    ) -> Result:
+        """Answer a ListBackups query exactly as the API would, from this inventory.
+
+        Without ``limit`` every match is returned (the API's default of 1000
+        applies only to ``cbrq serve``).
+
+        Example::
+
+            inv.query("status=error&sort=name:asc", limit=10).ids
+        """
+        parsed = self.parse(query, project=project, semantics=semantics, **params)
+        return self.run(parsed)
+
+    def run(self, query: BackupQuery) -> Result:
+        """Execute an already parsed query.
+
+        Example: ``inv.run(inv.parse("limit=1"))``.
+        """
+        return execute(query, self.tables, table_path(self.root, self.manifest, "backups"))
+
+    def count(
+        self,
+        query: QuerySource = None,
+        *,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+        **params: Any,
+    ) -> int:
+        """The number of matches (before paging), without reading records.
+
+        Example: ``inv.count("status=error")``.
+        """
+        parsed = self.parse(query, project=project, semantics=semantics, **params)
+        return count(parsed, self.tables)
+
+    def explain(
+        self,
+        query: QuerySource = None,
+        *,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+        **params: Any,
+    ) -> str:
+        """Each filter in words, the sort and paging, then the polars plan.
+
+        Example: ``print(inv.explain("status=error&used_percent=80"))``.
+        """
+        parsed = self.parse(query, project=project, semantics=semantics, **params)
+        lines = ["filters:"]
+        lines += [f"  - {rule.text}" for rule in rules(parsed, self.tables)] or ["  (none)"]
+        lines.append("sort: " + ", ".join(str(k) for k in sort_keys(parsed)) + " (nulls last)")
+        paging = f"marker={parsed.marker!r}, offset={parsed.offset}, limit={parsed.limit}"
+        lines.append(f"paging: count all matches, then {paging}")
+        lines.append("polars plan:")
+        lines.append(compile_query(parsed, self.tables).explain())
+        return "\n".join(lines)

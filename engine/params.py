@@ -1,0 +1,388 @@
+"""Phase: query string / CLI options / kwargs -> :class:`~engine.query.BackupQuery`.
+
+Every input shape is first normalized into one multi-map
+(:class:`QueryParams`); then one loop over :data:`PARAMS` -- one declarative
+row per API parameter -- parses each value, collecting every problem, and
+raises a single :class:`~engine.errors.QueryError` naming them all.
+
+Adding an API parameter = one row here + one compile rule + one line in the
+reference model + tests.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from engine.errors import Problem, QueryError
+from engine.instants import ALLOWED as TIME_ALLOWED
+from engine.instants import parse_instant
+from engine.query import BackupQuery, Semantics, SortKey
+from engine.spec import (
+    ALL_GRANTED_EPS,
+    BOOLEANS,
+    DEFAULT_OWN_TYPE,
+    IMAGE_TYPES,
+    LIMIT_RANGE,
+    MEMBER_STATUS_ALIASES,
+    MEMBER_STATUSES,
+    OWN_TYPES,
+    RESOURCE_TYPES,
+    SORT_DIRECTIONS,
+    SORT_KEYS,
+    SORT_MAX_LENGTH,
+    STATUSES,
+    USED_PERCENT_RANGE,
+)
+
+
+class QueryParams:
+    """An ordered multi-map of query parameters (``status`` may repeat).
+
+    Example::
+
+        QueryParams.parse("status=available&status=error&limit=10").get_list("status")
+        # ['available', 'error']
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self.pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+
+    @classmethod
+    def parse(cls, query: str) -> QueryParams:
+        """From a query string, percent-encoded or not (a leading ``?`` is fine)."""
+        return cls(parse_qsl(query.lstrip("?"), keep_blank_values=True))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> QueryParams:
+        """From keyword arguments: lists repeat a key, booleans become true/false."""
+        pairs: list[tuple[str, str]] = []
+        for key, value in mapping.items():
+            values = value if isinstance(value, list | tuple) else [value]
+            pairs.extend((key, _text(v)) for v in values if v is not None)
+        return cls(pairs)
+
+    @classmethod
+    def of(cls, source: str | Mapping[str, Any] | QueryParams | None) -> QueryParams:
+        """Any accepted input shape as a multi-map."""
+        if source is None:
+            return cls()
+        if isinstance(source, QueryParams):
+            return source
+        if isinstance(source, str):
+            return cls.parse(source)
+        return cls.from_mapping(source)
+
+    def merged(self, other: QueryParams) -> QueryParams:
+        """These pairs followed by ``other``'s."""
+        return QueryParams([*self.pairs, *other.pairs])
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value given for ``name``, in order."""
+        return [v for k, v in self.pairs if k == name]
+
+    def names(self) -> list[str]:
+        """Distinct parameter names, in first-seen order."""
+        return list(dict.fromkeys(k for k, _ in self.pairs))
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What the inventory holds that validation needs (SPEC §2).
+
+    ``resource_types``: the types present (``None``: accept any);
+    ``has_vaults`` / ``has_members``: whether those tables have rows.
+
+    Example: ``QueryContext(frozenset({"OS::Nova::Server"}), True, False)``.
+    """
+
+    resource_types: frozenset[str] | None = None
+    has_vaults: bool = True
+    has_members: bool = True
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, allowed: str = "", hint: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.allowed, self.hint = reason, allowed, hint
+
+
+Parser = Callable[[list[str], QueryContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One API parameter: its name, what it means, and how its value is read.
+
+    Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"))``.
+    """
+
+    name: str
+    description: str
+    parse: Parser
+    repeatable: bool = False
+
+
+def _one(values: list[str]) -> str:
+    return values[-1]
+
+
+def _choice(value: str, allowed: Iterable[str], what: str) -> str:
+    options = list(allowed)
+    if value in options:
+        return value
+    near = difflib.get_close_matches(value, options, n=1)
+    raise _Bad(
+        f"not a valid {what}", ", ".join(options), f"did you mean {near[0]!r}?" if near else ""
+    )
+
+
+def _equals(name: str) -> Parser:
+    return lambda values, _ctx: {"equals": ((name, _one(values)),)}
+
+
+def _contains(name: str) -> Parser:
+    return lambda values, _ctx: {"contains": ((name, _one(values)),)}
+
+
+def _enum(name: str, allowed: tuple[str, ...], what: str) -> Parser:
+    def parse(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+        return {"equals": ((name, _choice(_one(values), allowed, what)),)}
+
+    return parse
+
+
+def _resource_type(values: list[str], ctx: QueryContext) -> dict[str, Any]:
+    value = _one(values)
+    held = ctx.resource_types
+    if value in RESOURCE_TYPES or held is None or value in held:
+        return {"equals": (("resource_type", value),)}
+    allowed = sorted(set(RESOURCE_TYPES) | held)
+    return {"equals": (("resource_type", _choice(value, allowed, "resource type")),)}
+
+
+def _statuses(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    found: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            status = _choice(item, STATUSES, "status")
+            if status not in found:
+                found.append(status)
+    return {"statuses": tuple(found)}
+
+
+def _integer(text: str, low: int, high: int | None) -> int:
+    allowed = f"an integer {low}-{high}" if high is not None else f"an integer >= {low}"
+    if not text.isascii() or not text.isdigit():
+        raise _Bad("not an integer", allowed)
+    number = int(text)
+    if number < low or (high is not None and number > high):
+        raise _Bad("out of range", allowed)
+    return number
+
+
+def _int(key: str, low: int, high: int | None) -> Parser:
+    return lambda values, _ctx: {key: _integer(_one(values), low, high)}
+
+
+def _boolean(key: str) -> Parser:
+    def parse(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+        value = BOOLEANS.get(_one(values).lower())
+        if value is None:
+            raise _Bad("not a boolean", "true, false")
+        return {key: value}
+
+    return parse
+
+
+def _time(key: str) -> Parser:
+    def parse(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+        instant = parse_instant(_one(values))
+        if instant is None:
+            raise _Bad("not a timestamp", TIME_ALLOWED, "for example 2018-02-01T12:00:00Z")
+        return {key: instant}
+
+    return parse
+
+
+def _sort(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    text = _one(values)
+    if len(text) > SORT_MAX_LENGTH:
+        raise _Bad(f"longer than {SORT_MAX_LENGTH} characters")
+    keys: list[SortKey] = []
+    allowed = "key[:asc|desc],... with keys " + ", ".join(SORT_KEYS)
+    for item in text.split(","):
+        key, _, direction = item.partition(":")
+        if ":" in item and direction not in SORT_DIRECTIONS:
+            raise _Bad(f"bad direction {direction!r} for {key!r}", allowed)
+        key = _choice(key, SORT_KEYS, "sort key") if key else ""
+        if not key:
+            raise _Bad("empty sort key", allowed)
+        if any(k.key == key for k in keys):
+            raise _Bad(f"sort key {key!r} given twice", allowed)
+        keys.append(SortKey(key, direction != "asc"))
+    return {"sort": tuple(keys)}
+
+
+def _eps(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    value = _one(values)
+    return {"enterprise_project_id": None if value == ALL_GRANTED_EPS else value}
+
+
+def _own_type(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    return {"own_type": _choice(_one(values), OWN_TYPES, "own_type")}
+
+
+def _member_status(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    value = MEMBER_STATUS_ALIASES.get(_one(values), _one(values))
+    allowed = (*MEMBER_STATUSES, *MEMBER_STATUS_ALIASES)
+    return {
+        "member_status": MEMBER_STATUS_ALIASES.get(_choice(value, allowed, "member status"), value)
+    }
+
+
+def _marker(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
+    return {"marker": _one(values)}
+
+
+#: Every query parameter of ListBackups (newest edition), one row each.
+PARAMS: Final[tuple[Param, ...]] = (
+    Param("checkpoint_id", "restore point ID equals", _equals("checkpoint_id")),
+    Param("parent_id", "parent backup ID equals", _equals("parent_id")),
+    Param("resource_id", "resource ID equals", _equals("resource_id")),
+    Param("resource_az", "resource AZ equals", _equals("resource_az")),
+    Param("vault_id", "vault ID equals", _equals("vault_id")),
+    Param("name", "backup name contains (case-sensitive)", _contains("name")),
+    Param("resource_name", "resource name contains (case-sensitive)", _contains("resource_name")),
+    Param("image_type", "backup type equals", _enum("image_type", IMAGE_TYPES, "image type")),
+    Param("resource_type", "resource type equals", _resource_type),
+    Param("status", "status is one of", _statuses, repeatable=True),
+    Param("start_time", "time at or after", _time("start_time")),
+    Param("end_time", "time at or before", _time("end_time")),
+    Param("used_percent", "vault usage at least N %", _int("used_percent", *USED_PERCENT_RANGE)),
+    Param("enterprise_project_id", "enterprise project equals", _eps),
+    Param("own_type", "ownership (private, shared, all_granted)", _own_type),
+    Param("member_status", "shared to the project with member status", _member_status),
+    Param("incremental", "incremental backup equals", _boolean("incremental")),
+    Param("dec", "dedicated cloud (no effect on a dump)", _boolean("dec")),
+    Param(
+        "show_replication", "show replication (no effect on a dump)", _boolean("show_replication")
+    ),
+    Param("sort", "sort keys", _sort),
+    Param("marker", "page starts after this backup ID", _marker),
+    Param("offset", "records skipped after the marker", _int("offset", 0, None)),
+    Param("limit", "page size", _int("limit", *LIMIT_RANGE)),
+)
+BY_NAME: Final[dict[str, Param]] = {p.name: p for p in PARAMS}
+
+
+def parse_query(
+    source: str | Mapping[str, Any] | QueryParams | None = None,
+    *,
+    project: str | None = None,
+    semantics: Semantics | None = None,
+    context: QueryContext | None = None,
+) -> BackupQuery:
+    """Parse and validate a ListBackups query; raise one QueryError listing every problem.
+
+    Example::
+
+        q = parse_query("status=available,error&sort=name:asc&limit=10", project="p1")
+        assert q.statuses == ("available", "error") and q.own_type == "private"
+    """
+    params = QueryParams.of(source)
+    ctx = context or QueryContext()
+    problems: list[Problem] = []
+    fields: dict[str, Any] = {"equals": (), "contains": ()}
+    for name in params.names():
+        values = params.get_list(name)
+        problem = _check_one(name, values)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        try:
+            parsed = BY_NAME[name].parse(values, ctx)
+        except _Bad as bad:
+            problems.append(Problem(name, values[-1], bad.reason, bad.allowed, bad.hint))
+            continue
+        for key, value in parsed.items():
+            fields[key] = fields.get(key, ()) + value if key in ("equals", "contains") else value
+    query = BackupQuery(**fields, project=project, semantics=semantics or Semantics())
+    problems.extend(_cross_checks(query, params, ctx))
+    if problems:
+        raise QueryError(problems)
+    if project is not None and query.own_type is None:
+        query = replace(query, own_type=DEFAULT_OWN_TYPE)
+    return query
+
+
+def _check_one(name: str, values: list[str]) -> Problem | None:
+    if name not in BY_NAME:
+        near = difflib.get_close_matches(name, list(BY_NAME), n=1)
+        hint = f"did you mean {near[0]!r}?" if near else ""
+        return Problem(name, values[-1], "unknown parameter", "", hint)
+    if len(values) > 1 and not BY_NAME[name].repeatable:
+        return Problem(name, ",".join(values), "given more than once")
+    if any(v == "" for v in values):
+        return Problem(name, "", "empty value")
+    return None
+
+
+def _cross_checks(query: BackupQuery, params: QueryParams, ctx: QueryContext) -> list[Problem]:
+    problems: list[Problem] = []
+    if query.start_time and query.end_time and query.start_time > query.end_time:
+        value = f"{params.get_list('start_time')[-1]} > {params.get_list('end_time')[-1]}"
+        problems.append(Problem("start_time", value, "start_time is after end_time"))
+    if query.project is None:
+        for name in ("own_type", "member_status"):
+            if params.get_list(name):
+                problems.append(
+                    Problem(
+                        name,
+                        params.get_list(name)[-1],
+                        "needs a project",
+                        "",
+                        "give the project (path /v3/{project_id} or --project)",
+                    )
+                )
+    if query.member_status is not None and not ctx.has_members:
+        problems.append(
+            Problem(
+                "member_status",
+                query.member_status,
+                "the inventory has no share-member data",
+                "",
+                "ingest ShowMembersDetail dumps",
+            )
+        )
+    if query.used_percent is not None and not ctx.has_vaults:
+        problems.append(
+            Problem(
+                "used_percent",
+                str(query.used_percent),
+                "the inventory has no vault data",
+                "",
+                "ingest ListVaults dumps",
+            )
+        )
+    return problems
+
+
+def describe_params() -> list[tuple[str, str]]:
+    """(name, description) of every parameter, for help texts.
+
+    Example: ``dict(describe_params())["limit"] == "page size"``.
+    """
+    return [(p.name, p.description) for p in PARAMS]
