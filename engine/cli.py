@@ -9,6 +9,7 @@ Heavy modules (polars, pyarrow) are imported inside commands so that
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +214,228 @@ def export(
             out.write(next(pages) + "\n")
         else:
             out.write("[" + ",".join(pages) + "]\n")
+
+
+# --- queries ------------------------------------------------------------------
+
+
+def _source_options(command: Any) -> Any:
+    """Options shared by query, count and explain: where the data is, whose it is."""
+    options = [
+        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
+        click.option(
+            "--from",
+            "dumps",
+            multiple=True,
+            metavar="PATH",
+            help="Query dump files directly, without a store (repeatable).",
+        ),
+        click.option(
+            "--project",
+            help="The caller's project ID (the API's path {project_id}); "
+            "enables own_type (default private) and member_status.",
+        ),
+        click.option(
+            "--param",
+            "-p",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A query parameter (repeatable); merged with QUERY_STRING.",
+        ),
+        click.option(
+            "--exact-names",
+            is_flag=True,
+            help="name/resource_name must match exactly (default: substring).",
+        ),
+        click.option(
+            "--time-field",
+            type=click.Choice(["created_at", "protected_at"]),
+            default="created_at",
+            show_default=True,
+            help="The time start_time/end_time bound.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _open(store: str | None, dumps: tuple[str, ...]) -> Any:
+    from engine.inventory import Inventory
+
+    if dumps and store:
+        raise click.UsageError("give --store or --from, not both")
+    return Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+
+
+def _request(query_string: str | None, params: tuple[str, ...]) -> Any:
+    from engine.params import QueryParams
+
+    pairs = []
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
+        pairs.append((key, value))
+    return QueryParams.parse(query_string or "").merged(QueryParams(pairs))
+
+
+def _semantics(exact_names: bool, time_field: str) -> Any:
+    from engine.query import Semantics
+
+    return Semantics("exact" if exact_names else "substring", time_field)
+
+
+@main.command()
+@click.argument("query_string", required=False)
+@_source_options
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["table", "json", "ndjson", "csv", "parquet"]),
+    help="Output format [default: table on a terminal, else json].",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write here instead of standard output.",
+)
+@click.option(
+    "--batch",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Run one query string per line of FILE (- for stdin); one JSON response "
+    "(or API error body) per output line.",
+)
+def query(
+    query_string: str | None,
+    store: str | None,
+    dumps: tuple[str, ...],
+    project: str | None,
+    params: tuple[str, ...],
+    exact_names: bool,
+    time_field: str,
+    fmt: str | None,
+    output: str | None,
+    batch: str | None,
+) -> None:
+    """Answer a ListBackups query (the API's own query string) from the inventory.
+
+    Every parameter of GET /v3/{project_id}/backups works with the API's
+    meaning: status (repeatable or comma list), start_time/end_time,
+    used_percent, own_type, member_status, sort=key:dir,..., marker, offset,
+    limit and the rest. Without limit every match is returned. Bad
+    parameters: all reported at once, exit status 2.
+
+    \b
+    Example:
+      cbrq query 'status=available&status=error&sort=created_at:asc&limit=100'
+      cbrq query -p used_percent=80 -p resource_type=OS::Cinder::Volume -f csv
+      cbrq query --from dumps/ 'name=autobk' -f ndjson
+      printf 'status=error\nlimit=1\n' | cbrq query --batch - --store inv
+    """
+    from engine import render
+
+    semantics = _semantics(exact_names, time_field)
+    with _open(store, dumps) as inventory:
+        if batch is not None:
+            _run_batch(inventory, batch, project, semantics, output, fmt)
+            return
+        chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
+        request = _request(query_string, params)
+        try:
+            result = inventory.query(request, project=project, semantics=semantics)
+        except CbrqError as err:
+            if chosen == "json" and hasattr(err, "body"):
+                click.echo(json.dumps(err.body()))
+            raise
+        with click.open_file(output or "-", "wb") as out:
+            render.render(result, chosen, out)
+
+
+def _run_batch(
+    inventory: Any,
+    path: str,
+    project: str | None,
+    semantics: Any,
+    output: str | None,
+    fmt: str | None,
+) -> None:
+    from engine.errors import QueryError
+
+    if fmt not in (None, "json"):
+        raise click.UsageError("--batch writes one JSON response per line; use -f json")
+    failed = 0
+    with (
+        click.open_file(path, "r", encoding="utf-8") as lines,
+        click.open_file(output or "-", "w", encoding="utf-8") as out,
+    ):
+        for line in lines:
+            try:
+                text = inventory.query(
+                    line.rstrip("\r\n"), project=project, semantics=semantics
+                ).to_json()
+            except QueryError as err:
+                failed += 1
+                text = json.dumps(err.body())
+            out.write(text + "\n")
+    if failed:
+        click.echo(f"cbrq: {failed} batch line(s) failed", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("query_string", required=False)
+@_source_options
+def count(
+    query_string: str | None,
+    store: str | None,
+    dumps: tuple[str, ...],
+    project: str | None,
+    params: tuple[str, ...],
+    exact_names: bool,
+    time_field: str,
+) -> None:
+    """Print how many backups match the query (paging parameters are validated, then ignored).
+
+    \b
+    Example:
+      cbrq count 'status=error&start_time=2026-01-01T00:00:00Z' --store inv
+    """
+    with _open(store, dumps) as inventory:
+        request = _request(query_string, params)
+        click.echo(
+            inventory.count(request, project=project, semantics=_semantics(exact_names, time_field))
+        )
+
+
+@main.command()
+@click.argument("query_string", required=False)
+@_source_options
+def explain(
+    query_string: str | None,
+    store: str | None,
+    dumps: tuple[str, ...],
+    project: str | None,
+    params: tuple[str, ...],
+    exact_names: bool,
+    time_field: str,
+) -> None:
+    """Print each filter of the query in plain words, the sort and paging, then the polars plan.
+
+    \b
+    Example:
+      cbrq explain 'status=error&used_percent=80&sort=name:asc' --store inv
+    """
+    with _open(store, dumps) as inventory:
+        request = _request(query_string, params)
+        click.echo(
+            inventory.explain(
+                request, project=project, semantics=_semantics(exact_names, time_field)
+            )
+        )
 
 
 if __name__ == "__main__":

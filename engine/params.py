@@ -211,7 +211,10 @@ def _time(key: str) -> Parser:
     def parse(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
         instant = parse_instant(_one(values))
         if instant is None:
-            raise _Bad("not a timestamp", TIME_ALLOWED, "for example 2018-02-01T12:00:00Z")
+            hint = "for example 2018-02-01T12:00:00Z"
+            if " " in _one(values):
+                hint = "a '+' in a query string means a space: write the offset as %2B08:00"
+            raise _Bad("not a timestamp", TIME_ALLOWED, hint)
         return {key: instant}
 
     return parse
