@@ -20,9 +20,12 @@ typed; they live in ``_payload`` only.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars as pl
 
 INSTANT: Final[pa.DataType] = pa.timestamp("us", tz="UTC")
 _S: Final[pa.DataType] = pa.string()
@@ -241,3 +244,15 @@ def known_keys() -> frozenset[str]:
     for schema in FIELDS.values():
         walk(pa.struct(list(schema)))
     return frozenset(names)
+
+
+def empty_frame(kind: str) -> pl.DataFrame:
+    """An empty polars frame in the stored schema of ``kind``.
+
+    Example: ``empty_frame("vaults").columns[-3:] == ["_payload", "_seq", "_row"]``.
+    """
+    import polars as pl
+
+    frame = pl.from_arrow(stored_schema(kind).empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame

@@ -31,8 +31,7 @@ from typing import Any, Final
 import polars as pl
 
 from engine.errors import StoreError
-from engine.normalize import empty_frame
-from engine.schema import ROW, SEQ
+from engine.schema import ROW, SEQ, empty_frame
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 
 STORE_ENV: Final[str] = "CBRQ_STORE"
