@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from engine.compile import RID, Tables, compile_query
 from engine.errors import Problem, QueryError
 from engine.query import BackupQuery
 from engine.schema import INTERNAL_COLUMNS, PAYLOAD
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,10 @@ def execute(query: BackupQuery, tables: Tables, backups_file: Path | None) -> Re
     order = compile_query(query, tables).collect()
     start = 0
     if query.marker is not None:
-        hits = np.flatnonzero((order["id"] == query.marker).to_numpy())
-        if len(hits) == 0:
+        hit = order["id"].index_of(query.marker)
+        if hit is None:
             raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
-        start = int(hits[0]) + 1
+        start = int(hit) + 1
     page = order.slice(start + query.offset, query.limit)
     rows = _fetch(backups_file, page[RID].to_numpy(), tables)
     return Result(order.height, query.offset, query.limit, rows)
@@ -104,6 +105,11 @@ def execute(query: BackupQuery, tables: Tables, backups_file: Path | None) -> Re
 def _fetch(path: Path | None, rids: np.ndarray[Any, Any], tables: Tables) -> pl.DataFrame:
     if path is None or len(rids) == 0:
         return tables.backups.drop(RID).head(0).collect()
+    # Imported here: a count or an error never pays for them.
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     parquet = pq.ParquetFile(path)
     sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)])

@@ -103,13 +103,15 @@ class Inventory:
     @cached_property
     def context(self) -> QueryContext:
         """What validation needs to know of the data (resource types, vaults, members)."""
-        types = self.tables.backups.select(pl.col("resource_type").drop_nulls().unique())
-        held = frozenset(types.collect()["resource_type"].to_list())
         return QueryContext(
-            resource_types=held,
+            resource_types=self._resource_types,
             has_vaults=self.manifest.counts.get("vaults", 0) > 0,
             has_members=self.manifest.counts.get("members", 0) > 0,
         )
+
+    def _resource_types(self) -> frozenset[str]:
+        types = self.tables.backups.select(pl.col("resource_type").drop_nulls().unique())
+        return frozenset(types.collect()["resource_type"].to_list())
 
     def parse(
         self,

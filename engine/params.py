@@ -102,13 +102,14 @@ def _text(value: object) -> str:
 class QueryContext:
     """What the inventory holds that validation needs (SPEC §2).
 
-    ``resource_types``: the types present (``None``: accept any);
+    ``resource_types``: a function giving the types present, called only for
+    a value outside the API's list (``None``: accept any);
     ``has_vaults`` / ``has_members``: whether those tables have rows.
 
-    Example: ``QueryContext(frozenset({"OS::Nova::Server"}), True, False)``.
+    Example: ``QueryContext(lambda: frozenset({"OS::Nova::Server"}), True, False)``.
     """
 
-    resource_types: frozenset[str] | None = None
+    resource_types: Callable[[], frozenset[str]] | None = None
     has_vaults: bool = True
     has_members: bool = True
 
@@ -166,8 +167,10 @@ def _enum(name: str, allowed: tuple[str, ...], what: str) -> Parser:
 
 def _resource_type(values: list[str], ctx: QueryContext) -> dict[str, Any]:
     value = _one(values)
-    held = ctx.resource_types
-    if value in RESOURCE_TYPES or held is None or value in held:
+    if value in RESOURCE_TYPES or ctx.resource_types is None:
+        return {"equals": (("resource_type", value),)}
+    held = ctx.resource_types()
+    if value in held:
         return {"equals": (("resource_type", value),)}
     allowed = sorted(set(RESOURCE_TYPES) | held)
     return {"equals": (("resource_type", _choice(value, allowed, "resource type")),)}
