@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SEED = Path(__file__).resolve().parent.parent / "sample_data" / "seed_example.json"
+SEED = Path(__file__).resolve().parent.parent / "sample_data" / "api-example.json"
 POLARS_PEER = """
 import sys, polars as pl
 frames = [pl.read_json(p).select("backups").explode("backups").unnest("backups")

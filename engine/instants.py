@@ -31,6 +31,11 @@ PATTERN: Final[str] = (
     r"(?P<zone>Z|[+-]\d{2}:[0-5]\d)?$"
 )
 _RE: Final = re.compile(PATTERN)
+#: The API's own form (UTC, six ASCII fraction digits), which needs no regex groups.
+CANONICAL_PATTERN: Final[str] = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}$"
+)
+_CANONICAL_FORMAT: Final[str] = CANONICAL_TIMESTAMP_FORMAT
 _BASE_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S"
 MIN_INSTANT: Final[datetime] = datetime(1, 1, 1, tzinfo=UTC)
 MAX_INSTANT: Final[datetime] = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -96,6 +101,8 @@ def instant_expr(column: pl.Expr) -> pl.Expr:
 
     Invalid strings become null (callers compare with the input's nulls to
     find them). Same answers as :func:`parse_instant`, value for value.
+    Values already in the API's form (most of a dump) take one fixed-format
+    ``strptime``; only the rest go through the regex groups.
 
     Example::
 
@@ -103,8 +110,23 @@ def instant_expr(column: pl.Expr) -> pl.Expr:
     """
     import polars as pl
 
+    is_canonical = column.str.contains(CANONICAL_PATTERN)
+    fast = column.str.strptime(pl.Datetime("us"), _CANONICAL_FORMAT, strict=False)
+    rest = _general_instant(pl.when(is_canonical).then(None).otherwise(column))
+    parsed = pl.when(is_canonical).then(fast).otherwise(rest).dt.replace_time_zone("UTC")
+    in_range = parsed.is_between(pl.lit(MIN_INSTANT), pl.lit(MAX_INSTANT))
+    return pl.when(in_range).then(parsed).otherwise(None)
+
+
+def _general_instant(column: pl.Expr) -> pl.Expr:
+    """Any accepted form, as a naive UTC datetime (by regex groups; nulls skipped)."""
+    import polars as pl
+
     parts = column.str.extract_groups(PATTERN)
     base = parts.struct.field("base").str.strptime(pl.Datetime("us"), _BASE_FORMAT, strict=False)
+    # Year 0 is no year for Python's strptime (parse_instant), even when an
+    # offset would move the instant into year 1.
+    base = pl.when(base.dt.year() >= 1).then(base)
     frac = (
         parts.struct.field("frac").str.pad_end(9, "0").str.slice(0, 6).cast(pl.Int64, strict=False)
     )
@@ -115,11 +137,7 @@ def instant_expr(column: pl.Expr) -> pl.Expr:
         + zone.str.slice(4, 2).cast(pl.Int64, strict=False)
     ) * sign
     minutes = pl.when(zone.is_null() | (zone == "Z")).then(0).otherwise(minutes)
-    shifted = (
-        base + pl.duration(microseconds=frac.fill_null(0)) - pl.duration(minutes=minutes)
-    ).dt.replace_time_zone("UTC")
-    in_range = shifted.is_between(pl.lit(MIN_INSTANT), pl.lit(MAX_INSTANT))
-    return pl.when(in_range).then(shifted).otherwise(None)
+    return base + pl.duration(microseconds=frac.fill_null(0)) - pl.duration(minutes=minutes)
 
 
 def canonical_expr(instant: pl.Expr) -> pl.Expr:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,7 +26,6 @@ import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from engine.errors import InputError, Location, RecordError
@@ -39,14 +38,22 @@ from engine.schema import (
     REQUIRED,
     ROW,
     SEQ,
+    instant_paths,
     known_keys,
     read_schema,
 )
 from engine.spec import TIMESTAMP_KEYS
 
-BLOCK_SIZE: Final[int] = 16 << 20
+BLOCK_SIZE: Final[int] = 4 << 20
 _TS_PAIR: Final[str] = r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"[^"\\]*"'
+_CANONICAL_TS_PAIR: Final[str] = (
+    r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"'
+    r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}"'
+)
 _KEY: Final[str] = r'"([^"\\]*)"\s*:'
+_REGEX_META: Final[frozenset[str]] = frozenset("\\.+*?()|[]{}^$#&-~ ")
+#: Records whose unknown key names are collected at once in the rare slow rounds.
+UNKNOWN_SAMPLE: Final[int] = 256
 KNOWN_KEYS: Final[frozenset[str]] = known_keys()
 
 
@@ -111,7 +118,7 @@ def normalize(
     except pa.ArrowInvalid as err:
         return _slow(kind, chunks, lenient, str(err))
     frame, bad = _typed(frame, kind)
-    if bad.any():
+    if bad:
         return _slow(kind, chunks, lenient, "a field failed to parse")
     frame = frame.with_columns(_canonical_payload(frame[PAYLOAD]).alias(PAYLOAD))
     return Normalized(frame, unknown_keys=_unknown_keys(frame[PAYLOAD]))
@@ -119,8 +126,7 @@ def normalize(
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
     raws = list(itertools.chain.from_iterable(c.records for _, c in chunks))
-    text = b"\n".join(raws) + b"\n"
-    table = _read_json(text, kind)
+    table = _read_json(b"\n".join(raws), kind)
     if table.num_rows != len(raws):
         raise pa.ArrowInvalid(f"{table.num_rows} rows read from {len(raws)} records")
     frame = pl.from_arrow(table)
@@ -131,7 +137,7 @@ def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
     rows = np.arange(len(raws), dtype=np.int64) - np.repeat(starts - firsts, lengths)
     seqs = np.repeat(np.array([seq for seq, _ in chunks], dtype=np.int64), lengths)
     return frame.with_columns(
-        pl.Series(PAYLOAD, _split_lines(text), pl.String),
+        pl.Series(PAYLOAD, _text_column(raws), pl.String),
         pl.Series(SEQ, seqs),
         pl.Series(ROW, rows),
     )
@@ -139,7 +145,8 @@ def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
 
 def _read_json(text: bytes, kind: str) -> pa.Table:
     parse = pj.ParseOptions(explicit_schema=read_schema(kind), unexpected_field_behavior="ignore")
-    block = BLOCK_SIZE
+    # Several blocks per batch, so that every core has one to parse.
+    block = min(BLOCK_SIZE, max(1 << 20, len(text) // 8))
     while True:
         try:
             return pj.read_json(
@@ -154,65 +161,77 @@ def _read_json(text: bytes, kind: str) -> pa.Table:
             block = len(text) + 1
 
 
-def _split_lines(text: bytes) -> pa.Array[Any]:
-    ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
-    lines = pa.LargeStringArray.from_buffers(
-        len(ends), pa.py_buffer(offsets.tobytes()), pa.py_buffer(text)
+def _text_column(raws: list[msgspec.Raw]) -> pa.Array[Any]:
+    """The records' text as one string column, built from one joined buffer."""
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(
+        len(raws), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(raws))
     )
-    return pc.utf8_rtrim(lines, characters="\n")
 
 
 # --- typing columns -----------------------------------------------------------
 
 
-def _typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.Series]:
-    """Parse timestamps into instants; flag rows with a bad timestamp or id."""
+def _typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, bool]:
+    """Parse timestamps into instants; whether any timestamp or required id is bad.
+
+    A timestamp failed to parse where the parsed column has more nulls than
+    the text it came from, so each value is parsed once and only counted after.
+    """
     converted: list[pl.Expr] = []
-    bad: list[pl.Expr] = []
     for f in FIELDS[kind]:
-        expr, flag = _convert(pl.col(f.name), f.type)
-        if flag is not None:
+        expr = _convert(pl.col(f.name), f.type)
+        if expr is not None:
             converted.append(expr.alias(f.name))
-            bad.append(flag)
-    for name in REQUIRED[kind]:
-        bad.append(pl.col(name).is_null() | (pl.col(name) == ""))
-    flags = frame.select(pl.any_horizontal(bad).fill_null(True).alias("bad"))["bad"]
-    return frame.with_columns(converted), flags
+    typed = frame.with_columns(converted)
+    paths = instant_paths(FIELDS[kind])
+    leaves = [_leaf(path).null_count().alias(str(i)) for i, path in enumerate(paths)]
+    missing = [(pl.col(n).is_null() | (pl.col(n) == "")).any().alias(n) for n in REQUIRED[kind]]
+    before = frame.select(leaves).row(0) if leaves else ()
+    after = typed.select(leaves + missing).row(0)
+    return typed, before != after[: len(before)] or any(after[len(before) :])
 
 
-def _convert(expr: pl.Expr, dtype: pa.DataType) -> tuple[pl.Expr, pl.Expr | None]:
+def _leaf(path: tuple[str, ...]) -> pl.Expr:
+    """Every value at ``path`` (``"[]"`` flattens a list), one row per value or empty list."""
+    expr = pl.col(path[0])
+    for step in path[1:]:
+        expr = expr.list.explode() if step == "[]" else expr.struct.field(step)
+    return expr
+
+
+def _convert(expr: pl.Expr, dtype: pa.DataType) -> pl.Expr | None:
+    """``expr`` with every timestamp inside parsed; ``None`` if it holds none."""
     if dtype == INSTANT:
-        parsed = instant_expr(expr)
-        return parsed, expr.is_not_null() & parsed.is_null()
+        return instant_expr(expr)
     if isinstance(dtype, pa.StructType):
         updates: list[pl.Expr] = []
-        flags: list[pl.Expr] = []
         for f in dtype.fields:
-            sub, flag = _convert(expr.struct.field(f.name), f.type)
-            if flag is not None:
+            sub = _convert(expr.struct.field(f.name), f.type)
+            if sub is not None:
                 updates.append(sub.alias(f.name))
-                flags.append(flag)
-        if not updates:
-            return expr, None
-        return expr.struct.with_fields(updates), pl.any_horizontal(flags).fill_null(False)
+        return expr.struct.with_fields(updates) if updates else None
     if isinstance(dtype, pa.ListType):
-        inner, flag = _convert(pl.element(), dtype.value_type)
-        if flag is None:
-            return expr, None
-        return expr.list.eval(inner), expr.list.eval(flag).list.any().fill_null(False)
-    return expr, None
+        inner = _convert(pl.element(), dtype.value_type)
+        return None if inner is None else expr.list.eval(inner)
+    return None
 
 
 def _canonical_payload(payload: pl.Series) -> pl.Series:
     """Rewrite every timestamp of the payload text in the API's form.
 
-    Works on distinct ``"key": "value"`` pairs: a page holds few distinct
+    Only records holding a timestamp pair not already in the API's form are
+    looked at (two match counts per record find them). Among those the work
+    is on distinct ``"key": "value"`` pairs: a page holds few distinct
     non-canonical ones, replaced in one multi-pattern pass.
     """
-    pairs = payload.str.extract_all(_TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
+    needs = payload.str.count_matches(_TS_PAIR) != payload.str.count_matches(_CANONICAL_TS_PAIR)
+    if not needs.any():
+        return payload
+    rows = payload.filter(needs)
+    pairs = rows.str.extract_all(_TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
     value = pl.col("pair").str.extract(r'"([^"\\]*)"$')
     fixes = (
         pairs.with_columns(
@@ -224,14 +243,37 @@ def _canonical_payload(payload: pl.Series) -> pl.Series:
     )
     if fixes.height == 0:
         return payload
-    return payload.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
+    fixed = rows.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
+    return payload.scatter(needs.arg_true(), fixed)
 
 
 def _unknown_keys(payload: pl.Series) -> set[str]:
-    """Key names, at any depth, that no typed schema knows."""
-    tokens = payload.str.extract_all(_KEY).explode().drop_nulls().unique()
-    names = tokens.str.extract(_KEY).to_list()
-    return {name for name in names if name is not None and name not in KNOWN_KEYS}
+    """Key names, at any depth, that no typed schema knows.
+
+    A record whose key count equals its count of names already known holds
+    nothing new; only the others are taken apart, a sample at a time, each
+    round adding the names it found to the known ones.
+    """
+    found: set[str] = set()
+    rows = payload
+    keys = rows.str.count_matches(_KEY)
+    while rows.len():
+        named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
+        differs = keys != named
+        rows, keys = rows.filter(differs), keys.filter(differs)
+        tokens = rows.head(UNKNOWN_SAMPLE).str.extract_all(_KEY).explode().drop_nulls().unique()
+        names = tokens.str.extract(_KEY).to_list()
+        found |= {name for name in names if name is not None and name not in KNOWN_KEYS}
+    return found
+
+
+def _names_pattern(names: Iterable[str]) -> str:
+    """A regex matching ``"name":`` for exactly these names (as ``_KEY`` would find them)."""
+    return r'"(?:' + "|".join(sorted(_escape(n) for n in names)) + r')"\s*:'
+
+
+def _escape(name: str) -> str:
+    return "".join("\\" + c if c in _REGEX_META else c for c in name)
 
 
 # --- the slow path: one record at a time, only when something is wrong -------
