@@ -208,7 +208,7 @@ def _absorb(
     summary.unknown_keys |= result.unknown_keys
     rejected.extend(result.rejected)
     if kind == "backups":
-        generation.write_part(kind, result.frame)
+        generation.write_part(kind, result.frame, _ordering(kind)[0])
     elif result.frame.height:
         small[kind].append(result.frame)
 
@@ -224,12 +224,11 @@ def _finish(
 ) -> None:
     for kind, frames in small.items():
         for frame in frames:
-            generation.write_part(kind, frame)
+            generation.write_part(kind, frame, _ordering(kind)[0])
     tables: dict[str, str] = {}
     for kind in RECORD_KINDS:
         sort, order = _ordering(kind)
-        merged = generation.merge(kind, sort, order)
-        summary.totals[kind] = generation.write_table(kind, merged)
+        summary.totals[kind] = generation.write_table(kind, sort, order)
         tables[kind] = generation.table_name(kind)
     _count_backups(generation, previous, base_seq, summary)
     quarantine = _write_quarantine(generation, previous, rejected)

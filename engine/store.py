@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from engine.errors import StoreError
-from engine.schema import ROW, SEQ, empty_frame
+from engine.schema import empty_frame
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 
 STORE_ENV: Final[str] = "CBRQ_STORE"
@@ -41,6 +42,12 @@ FORMAT: Final[str] = "cbrq-inventory"
 VERSION: Final[int] = 1
 #: Small row groups keep whole records cheap to fetch for one result page.
 ROW_GROUP_ROWS: Final[int] = 16_384
+#: Staged parts have smaller row groups: the final merge reads them a slice at a time.
+PART_ROWS: Final[int] = 4_096
+#: Records gathered into memory at once while the final table is written.
+MERGE_ROWS: Final[int] = 8 * ROW_GROUP_ROWS
+_SRC: Final[str] = "_cbrq_source"
+_IDX: Final[str] = "_cbrq_index"
 
 
 def resolve_store(path: str | os.PathLike[str] | None) -> Path:
@@ -167,8 +174,9 @@ class Generation:
 
         with locked(root):
             gen = Generation(root, read_manifest(root))
-            gen.write_part("backups", frame)
+            gen.write_part("backups", frame, ["created_at", "id"])
             ...
+            gen.write_table("backups", ["created_at", "id"], ["updated_at", "_seq", "_row"])
             gen.commit(new_manifest)
     """
 
@@ -182,41 +190,60 @@ class Generation:
         self.path.mkdir(parents=True)
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
 
-    def write_part(self, kind: str, frame: pl.DataFrame) -> None:
-        """Stage a batch of freshly typed records of ``kind``."""
+    def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
+        """Stage a batch of freshly typed records of ``kind``, sorted by ``sort``."""
         if frame.height == 0:
             return
         part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}.parquet"
         part.parent.mkdir(exist_ok=True)
-        frame.write_parquet(part, compression="lz4", statistics=False)
+        frame.sort(sort, nulls_last=True).write_parquet(
+            part, compression="lz4", statistics=False, row_group_size=PART_ROWS
+        )
         self._parts[kind].append(part)
 
-    def merge(self, kind: str, sort: list[str], order: list[str]) -> pl.LazyFrame:
-        """Previous table + staged parts, one row per dedup key, sorted by ``sort``.
+    def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
+        """Write the final table of ``kind``; its row count.
 
-        ``order`` ranks copies of one key: the last after sorting by it wins.
+        The table is the previous one plus the staged parts, one row per dedup
+        key, sorted by ``sort``; ``order`` ranks copies of one key (the last
+        after sorting by it wins). Every source is sorted by ``sort`` already,
+        so only narrow key columns are sorted as a whole; whole records are
+        then gathered in output order, a slice of each source at a time, and
+        streamed to the file, so memory stays bounded.
         """
-        frames = [pl.scan_parquet(p) for p in self._parts[kind]]
+        sources = list(self._parts[kind])
         old = table_path(self.root, self.previous, kind)
         if old is not None:
-            frames.insert(0, pl.scan_parquet(old))
-        if not frames:
-            return empty_frame(kind).lazy()
-        keys = list(DEDUP_KEYS[kind])
-        every = pl.concat(frames, how="vertical")
-        winners = (
-            every.select(*keys, *order)
-            .sort(order, nulls_last=False)
-            .unique(subset=keys, keep="last")
-            .select(SEQ, ROW)
-        )
-        return every.join(winners, on=[SEQ, ROW], how="semi").sort(sort, nulls_last=True)
-
-    def write_table(self, kind: str, frame: pl.LazyFrame) -> int:
-        """Write the final table of ``kind``; its row count."""
+            sources.insert(0, old)
         path = self.path / f"{kind}.parquet"
+        if not sources:
+            empty_frame(kind).lazy().sink_parquet(
+                path, row_group_size=ROW_GROUP_ROWS, compression="zstd"
+            )
+            return 0
+        keys = list(DEDUP_KEYS[kind])
+        narrow = list(dict.fromkeys([*keys, *sort, *order]))
+        every = pl.concat(
+            [
+                pl.scan_parquet(source)
+                .select(narrow)
+                .with_columns(pl.lit(i, pl.Int64).alias(_SRC), pl.int_range(pl.len()).alias(_IDX))
+                for i, source in enumerate(sources)
+            ]
+        )
+        winners = (
+            every.sort(order, nulls_last=False)
+            .unique(subset=keys, keep="last")
+            .sort(sort, nulls_last=True)
+            .select(_SRC, _IDX)
+            .collect()
+        )
+        schema = pl.scan_parquet(sources[0]).collect_schema()
+        frame = register_io_source(
+            lambda *args: _gather(sources, winners, *args), schema=schema, is_pure=True
+        )
         frame.sink_parquet(path, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-        return pl.scan_parquet(path).select(pl.len()).collect().item()  # type: ignore[no-any-return]
+        return winners.height
 
     def write_text(self, name: str, text: str) -> str:
         """Write a small file into the generation; its store-relative name."""
@@ -253,6 +280,41 @@ class Generation:
     def table_name(self, kind: str) -> str:
         """Store-relative path of the final table of ``kind``."""
         return f"{self.name}/{kind}.parquet"
+
+
+def _gather(
+    sources: list[Path],
+    winners: pl.DataFrame,
+    with_columns: list[str] | None,
+    predicate: pl.Expr | None,
+    n_rows: int | None,
+    batch_size: int | None,
+) -> Iterator[pl.DataFrame]:
+    """Whole records of ``winners`` (source, index pairs), in their order, a chunk at a time.
+
+    Sources are sorted like the output, so within one chunk the rows taken
+    from one source lie in one contiguous slice of it.
+    """
+    end = winners.height if n_rows is None else min(n_rows, winners.height)
+    for start in range(0, end, MERGE_ROWS):
+        chunk = winners.slice(start, min(MERGE_ROWS, end - start))
+        spans = chunk.group_by(_SRC).agg(
+            pl.col(_IDX).min().alias("low"), pl.col(_IDX).max().alias("high")
+        )
+        pieces: list[pl.DataFrame] = []
+        bases: dict[int, int] = {}
+        held = 0
+        for src, low, high in spans.sort(_SRC).iter_rows():
+            piece = pl.scan_parquet(sources[src]).slice(low, high - low + 1).collect()
+            bases[src] = held - low
+            held += piece.height
+            pieces.append(piece)
+        take = chunk.select(pl.col(_SRC).replace_strict(bases) + pl.col(_IDX))
+        # One chunk first: gathering list columns across chunks is slow.
+        frame = pl.concat(pieces).rechunk()[take.to_series()]
+        if predicate is not None:
+            frame = frame.filter(predicate)
+        yield frame if with_columns is None else frame.select(with_columns)
 
 
 def _remove_stale(root: Path, keep: Manifest) -> None:
