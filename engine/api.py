@@ -12,10 +12,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -121,59 +123,110 @@ def _run(
     progress: ProgressFn | None,
 ) -> IngestSummary:
     summary = IngestSummary()
-    known = previous.hashes
+    known = set(previous.hashes)
     base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
     entries: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
+    unreadable: list[Rejected] = []
     small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
     total_bytes = sum(_size(ref) for ref in refs)
     batch: list[tuple[int, Chunk]] = []
     batch_bytes = 0
     done_files = 0
+    pipeline = _Pipeline(generation, lenient)
 
     def flush() -> None:
-        nonlocal batch, batch_bytes
-        for kind in RECORD_KINDS:
-            result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=lenient)
-            _absorb(result, kind, summary, rejected, generation, small)
-        batch, batch_bytes = [], 0
+        # Records set aside keep input order: the previous batch's, then this
+        # batch's unreadable files, then (later) this batch's records.
+        nonlocal batch, batch_bytes, unreadable
+        for kind, result in pipeline.submit(batch):
+            _absorb(result, kind, summary, rejected, small)
+        rejected.extend(unreadable)
+        batch, batch_bytes, unreadable = [], 0, []
 
-    for ref in refs:
-        try:
-            source = read_source(ref)
-            chunks = split_source(source) if source.sha256 not in known else None
-        except InputError as err:
-            if not lenient:
-                raise
-            rejected.append(Rejected(err.location, err.reason))
+    try:
+        for ref in refs:
+            try:
+                source = read_source(ref)
+                chunks = split_source(source) if source.sha256 not in known else None
+            except InputError as err:
+                if not lenient:
+                    pipeline.wait()  # an earlier batch's bad record is reported first
+                    raise
+                unreadable.append(Rejected(err.location, err.reason))
+                done_files += 1
+                continue
             done_files += 1
-            continue
-        done_files += 1
-        summary.bytes_read += source.size
-        if chunks is None:
-            summary.skipped.append(ref.label)
-            continue
-        known = known | {source.sha256}
-        seq = base_seq + len(entries)
-        entries.append(_entry(source.label, source.sha256, seq, chunks))
-        batch.extend((seq, c) for c in chunks)
-        batch_bytes += len(source.data)
-        if batch_bytes >= BATCH_BYTES:
-            flush()
-        if progress is not None:
-            progress(
-                Tick(
-                    done_files,
-                    len(refs),
-                    summary.bytes_read,
-                    total_bytes,
-                    sum(summary.records.values()) + sum(len(c.records) for _, c in batch),
+            summary.bytes_read += source.size
+            if chunks is None:
+                summary.skipped.append(ref.label)
+                continue
+            known.add(source.sha256)
+            seq = base_seq + len(entries)
+            entries.append(_entry(source.label, source.sha256, seq, chunks))
+            batch.extend((seq, c) for c in chunks)
+            batch_bytes += len(source.data)
+            if batch_bytes >= BATCH_BYTES:
+                flush()
+            if progress is not None:
+                progress(
+                    Tick(
+                        done_files,
+                        len(refs),
+                        summary.bytes_read,
+                        total_bytes,
+                        sum(summary.records.values()) + sum(len(c.records) for _, c in batch),
+                    )
                 )
-            )
-    flush()
+        flush()
+        for kind, result in pipeline.wait():
+            _absorb(result, kind, summary, rejected, small)
+    finally:
+        pipeline.close()
     summary.files = len(entries)
     _finish(generation, previous, entries, rejected, small, base_seq, summary)
     return summary
+
+
+class _Pipeline:
+    """Normalizes one batch in a worker thread while the main thread reads the next.
+
+    Reading and splitting hold the GIL (msgspec) while Arrow and polars
+    mostly release it, so the two overlap on two cores. At most one batch is
+    in flight, and results come back in batch order.
+    """
+
+    def __init__(self, generation: Generation, lenient: bool) -> None:
+        self._generation = generation
+        self._lenient = lenient
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbrq-normalize")
+        self._pending: Future[list[tuple[str, Normalized]]] | None = None
+
+    def submit(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
+        """Start on ``batch``; the results of the batch before it (raising its error)."""
+        done = self.wait()
+        self._pending = self._pool.submit(self._normalize, batch)
+        return done
+
+    def wait(self) -> list[tuple[str, Normalized]]:
+        """The results of the batch in flight (raising its error); ``[]`` if none."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else pending.result()
+
+    def close(self) -> None:
+        """Let the batch in flight finish (its error is dropped) and stop the worker."""
+        with contextlib.suppress(BaseException):
+            self.wait()
+        self._pool.shutdown()
+
+    def _normalize(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
+        results: list[tuple[str, Normalized]] = []
+        for kind in RECORD_KINDS:
+            result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=self._lenient)
+            if kind == "backups":
+                self._generation.write_part(kind, result.frame, _ordering(kind)[0])
+            results.append((kind, result))
+        return results
 
 
 def _size(ref: SourceRef) -> int:
@@ -201,15 +254,12 @@ def _absorb(
     kind: str,
     summary: IngestSummary,
     rejected: list[Rejected],
-    generation: Generation,
     small: dict[str, list[pl.DataFrame]],
 ) -> None:
     summary.records[kind] += result.frame.height
     summary.unknown_keys |= result.unknown_keys
     rejected.extend(result.rejected)
-    if kind == "backups":
-        generation.write_part(kind, result.frame, _ordering(kind)[0])
-    elif result.frame.height:
+    if kind != "backups" and result.frame.height:
         small[kind].append(result.frame)
 
 
