@@ -15,10 +15,11 @@ ones aside while the good ones go on).
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -120,8 +121,11 @@ def normalize(
     frame, bad = _typed(frame, kind)
     if bad:
         return _slow(kind, chunks, lenient, "a field failed to parse")
-    frame = frame.with_columns(_canonical_payload(frame[PAYLOAD]).alias(PAYLOAD))
-    return Normalized(frame, unknown_keys=_unknown_keys(frame[PAYLOAD]))
+    payload = frame[PAYLOAD]
+    rewrite, maybe_unknown = _scan_payload(payload)
+    unknown = _unknown_keys(payload.filter(maybe_unknown))
+    frame = frame.with_columns(_canonical_payload(payload, rewrite).alias(PAYLOAD))
+    return Normalized(frame, unknown_keys=unknown)
 
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
@@ -219,18 +223,42 @@ def _convert(expr: pl.Expr, dtype: pa.DataType) -> pl.Expr | None:
     return None
 
 
-def _canonical_payload(payload: pl.Series) -> pl.Series:
+def _scan_payload(payload: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Per record: does it hold a timestamp not in the API's form; may it hold an unknown key?
+
+    Match counts only, computed side by side on both cores. A timestamp pair
+    not in the API's form shows as more pairs than canonical-looking ones.
+    Every key is a ``":`` in compact JSON (save a space or non-ASCII space
+    before the colon), so a record with as many ``":`` as known key names,
+    with no ``" `` and only ASCII, holds no unknown key.
+    """
+    text = pl.col(PAYLOAD)
+    counts = payload.to_frame().select(
+        text.str.count_matches(_TS_PAIR).alias("pairs"),
+        text.str.count_matches(_CANONICAL_TS_PAIR).alias("canonical"),
+        text.str.count_matches('":', literal=True).alias("colons"),
+        text.str.count_matches(_names_pattern(KNOWN_KEYS)).alias("known"),
+        (
+            text.str.contains('" ', literal=True) | (text.str.len_bytes() != text.str.len_chars())
+        ).alias("unusual"),
+    )
+    flags = counts.select(
+        (pl.col("pairs") != pl.col("canonical")).alias("rewrite"),
+        ((pl.col("colons") != pl.col("known")) | pl.col("unusual")).alias("maybe_unknown"),
+    )
+    return flags["rewrite"], flags["maybe_unknown"]
+
+
+def _canonical_payload(payload: pl.Series, rewrite: pl.Series) -> pl.Series:
     """Rewrite every timestamp of the payload text in the API's form.
 
-    Only records holding a timestamp pair not already in the API's form are
-    looked at (two match counts per record find them). Among those the work
-    is on distinct ``"key": "value"`` pairs: a page holds few distinct
+    Only the records flagged in ``rewrite`` are looked at. Among those the
+    work is on distinct ``"key": "value"`` pairs: a page holds few distinct
     non-canonical ones, replaced in one multi-pattern pass.
     """
-    needs = payload.str.count_matches(_TS_PAIR) != payload.str.count_matches(_CANONICAL_TS_PAIR)
-    if not needs.any():
+    if not rewrite.any():
         return payload
-    rows = payload.filter(needs)
+    rows = payload.filter(rewrite)
     pairs = rows.str.extract_all(_TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
     value = pl.col("pair").str.extract(r'"([^"\\]*)"$')
     fixes = (
@@ -244,30 +272,28 @@ def _canonical_payload(payload: pl.Series) -> pl.Series:
     if fixes.height == 0:
         return payload
     fixed = rows.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
-    return payload.scatter(needs.arg_true(), fixed)
+    return payload.scatter(rewrite.arg_true(), fixed)
 
 
-def _unknown_keys(payload: pl.Series) -> set[str]:
-    """Key names, at any depth, that no typed schema knows.
+def _unknown_keys(rows: pl.Series) -> set[str]:
+    """Key names, at any depth, that no typed schema knows, in records that may hold some.
 
-    A record whose key count equals its count of names already known holds
-    nothing new; only the others are taken apart, a sample at a time, each
-    round adding the names it found to the known ones.
+    Taken apart a sample at a time: each round adds the names found to the
+    known ones and keeps only records whose key count still exceeds their
+    count of known names.
     """
     found: set[str] = set()
-    rows = payload
-    keys = rows.str.count_matches(_KEY)
     while rows.len():
-        named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
-        differs = keys != named
-        rows, keys = rows.filter(differs), keys.filter(differs)
         tokens = rows.head(UNKNOWN_SAMPLE).str.extract_all(_KEY).explode().drop_nulls().unique()
         names = tokens.str.extract(_KEY).to_list()
         found |= {name for name in names if name is not None and name not in KNOWN_KEYS}
+        named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
+        rows = rows.filter(rows.str.count_matches(_KEY) != named)
     return found
 
 
-def _names_pattern(names: Iterable[str]) -> str:
+@functools.cache
+def _names_pattern(names: frozenset[str]) -> str:
     """A regex matching ``"name":`` for exactly these names (as ``_KEY`` would find them)."""
     return r'"(?:' + "|".join(sorted(_escape(n) for n in names)) + r')"\s*:'
 
