@@ -112,7 +112,8 @@ def _bad_values(
         if not ok:
             bad.append(name)
     start, end = (
-        _instant(params[k][-1]) if k in params else None for k in ("start_time", "end_time")
+        _instant(params[k][-1]) if k in params and k not in bad else None
+        for k in ("start_time", "end_time")
     )
     if start is not None and end is not None and start > end:
         bad.append("start_time")

@@ -1,0 +1,263 @@
+"""Hypothesis strategies for CBR records, dumps and ListBackups queries.
+
+Small alphabets on purpose: few projects, vaults, names and instants, so
+that ties, substring hits, shared vaults and marker collisions are common.
+Needs ``hypothesis`` (``pip install 'cbrq[testing]'``).
+
+Example::
+
+    from hypothesis import given
+    from engine.testing.strategies import inventories, query_strings
+
+    @given(inventories(), query_strings())
+    def test_my_cache(inv, query): ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from hypothesis import strategies as st
+
+from engine import spec
+
+PROJECTS = ("p1", "p2", "p3")
+VAULTS = ("v0", "v1", "v2", "v3", "v4")
+NAMES = st.text(alphabet="abAB_数", min_size=0, max_size=4)
+SECONDS = st.integers(0, 7)
+UNKNOWN_KEYS = st.sampled_from(["x_tag", "note", "ünï", 'q"k'])
+
+Record = dict[str, Any]
+
+
+@st.composite
+def timestamps(draw: st.DrawFn) -> str:
+    """A timestamp in one of the forms dumps use (SPEC §1), on a few instants."""
+    second = draw(SECONDS)
+    minute = draw(st.sampled_from([0, 30]))
+    form = draw(st.sampled_from(["api", "ms+00", "+08", "Z", "bare", "nanos-01:30"]))
+    base = f"2020-02-21T07:{minute:02d}:{second:02d}"
+    return {
+        "api": f"{base}.065135",
+        "ms+00": f"{base}.065+00:00",
+        "+08": f"2020-02-21T15:{minute:02d}:{second:02d}.065135+08:00",
+        "Z": f"{base}.065135Z",
+        "bare": base,
+        "nanos-01:30": f"2020-02-21T05:{minute:02d}:{second:02d}.065135999-01:30",
+    }[form]
+
+
+def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | strategy
+
+
+@st.composite
+def backups(draw: st.DrawFn, backup_id: str, children: bool = True) -> Record:
+    """One backup record with every SPEC §1 field present, null or absent."""
+    record: Record = {"id": backup_id}
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        "name": _maybe(NAMES),
+        "resource_name": _maybe(NAMES),
+        "status": st.sampled_from(spec.STATUSES[:5]),
+        "created_at": _maybe(timestamps()),
+        "updated_at": _maybe(timestamps()),
+        "protected_at": _maybe(timestamps()),
+        "expired_at": _maybe(timestamps()),
+        "project_id": _maybe(st.sampled_from(PROJECTS)),
+        "vault_id": _maybe(st.sampled_from([*VAULTS, "v-unknown"])),
+        "checkpoint_id": st.sampled_from(["c1", "c2"]),
+        "parent_id": _maybe(st.sampled_from(["b0", "b1"])),
+        "resource_id": st.sampled_from(["r1", "r2", "r3"]),
+        "resource_az": st.sampled_from(["az1", "az2"]),
+        "resource_type": st.sampled_from([*spec.RESOURCE_TYPES[:3], "OS::New::Thing"]),
+        "resource_size": st.integers(0, 2000),
+        "image_type": st.sampled_from(spec.IMAGE_TYPES),
+        "enterprise_project_id": st.sampled_from(["0", "eps1"]),
+        "incremental": _maybe(st.booleans()),
+        "description": st.text(max_size=5),
+        "extend_info": st.fixed_dictionaries(
+            {}, optional={"incremental": st.booleans(), "bootable": st.booleans()}
+        ),
+        "replication_records": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.sampled_from(["rr1", "rr2"]),
+                    "status": st.sampled_from(spec.REPLICATION_STATUSES),
+                },
+                optional={
+                    "created_at": timestamps(),
+                    "extra_info": st.just('{"progress": 100}') | st.just({"progress": 100}),
+                },
+            ),
+            max_size=1,
+        ),
+    }
+    for name, strategy in fields.items():
+        if draw(st.integers(0, 4)) > 0:
+            record[name] = draw(strategy)
+    if children and draw(st.booleans()):
+        kids = draw(st.lists(st.sampled_from(["k1", "k2", "k3"]), max_size=2, unique=True))
+        record["children"] = [draw(backups(f"{backup_id}-{k}", children=False)) for k in kids]
+    if draw(st.integers(0, 3)) == 0:
+        record[draw(UNKNOWN_KEYS)] = draw(st.integers() | st.text(max_size=3))
+    return record
+
+
+@st.composite
+def vaults(draw: st.DrawFn) -> list[Record]:
+    """Vault records for some of :data:`VAULTS`, usage anywhere from empty to over full."""
+    found = []
+    for vault_id in draw(st.lists(st.sampled_from(VAULTS), unique=True, max_size=len(VAULTS))):
+        size = draw(st.sampled_from([0, 1, 10, 100]))
+        used = draw(st.integers(0, 110 * 1024)) if size else 0
+        if size and draw(st.booleans()):
+            used = size * 1024 * draw(st.integers(0, 100)) // 100  # exact percentages
+        found.append(
+            {
+                "id": vault_id,
+                "project_id": draw(st.sampled_from(PROJECTS)),
+                "billing": {"size": size, "used": used, "allocated": size},
+            }
+        )
+    return found
+
+
+@st.composite
+def members(draw: st.DrawFn, backup_ids: list[str]) -> list[Record]:
+    """Share-member records naming some of ``backup_ids``, one per (backup, project)."""
+    if not backup_ids:
+        return []
+    pairs = draw(
+        st.lists(
+            st.tuples(st.sampled_from(backup_ids), st.sampled_from(PROJECTS)),
+            unique=True,
+            max_size=6,
+        )
+    )
+    return [
+        {
+            "id": f"m{i}",
+            "backup_id": b,
+            "dest_project_id": p,
+            "status": draw(st.sampled_from(spec.MEMBER_STATUSES)),
+        }
+        for i, (b, p) in enumerate(pairs)
+    ]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Records of the three kinds, coherent with each other."""
+
+    backups: list[Record]
+    vaults: list[Record]
+    members: list[Record]
+
+    @property
+    def ids(self) -> list[str]:
+        """The backups' ids."""
+        return [b["id"] for b in self.backups]
+
+
+@st.composite
+def inventories(draw: st.DrawFn, max_backups: int = 12) -> Inventory:
+    """A small inventory: unique backup ids, vaults and members that refer to them.
+
+    Example: ``@given(inventories())``.
+    """
+    ids = draw(
+        st.lists(st.sampled_from([f"b{i}" for i in range(20)]), unique=True, max_size=max_backups)
+    )
+    records = [draw(backups(i)) for i in ids]
+    return Inventory(records, draw(vaults()), draw(members(ids)))
+
+
+def _pair(name: str, value: str) -> str:
+    return f"{name}={quote(value, safe='')}"
+
+
+@st.composite
+def query_strings(draw: st.DrawFn, ids: list[str] | None = None, with_project: bool = True) -> str:
+    """A valid-looking query over all 23 parameters (invalid combinations may occur).
+
+    Example: ``query_strings(ids=["b1", "b2"])`` draws markers from those ids.
+    """
+    pairs: list[str] = []
+    options: dict[str, st.SearchStrategy[str]] = {
+        "checkpoint_id": st.sampled_from(["c1", "c2"]),
+        "parent_id": st.sampled_from(["b0", "b1"]),
+        "resource_id": st.sampled_from(["r1", "r2"]),
+        "resource_az": st.sampled_from(["az1", "az2"]),
+        "vault_id": st.sampled_from(VAULTS),
+        "name": NAMES.filter(bool),
+        "resource_name": NAMES.filter(bool),
+        "image_type": st.sampled_from(spec.IMAGE_TYPES),
+        "resource_type": st.sampled_from([*spec.RESOURCE_TYPES[:3], "OS::New::Thing"]),
+        "start_time": timestamps(),
+        "end_time": timestamps(),
+        "used_percent": st.integers(1, 100).map(str),
+        "enterprise_project_id": st.sampled_from(["0", "eps1", spec.ALL_GRANTED_EPS]),
+        "incremental": st.sampled_from(["true", "false", "TRUE"]),
+        "dec": st.sampled_from(["true", "false"]),
+        "show_replication": st.sampled_from(["true", "false"]),
+        "offset": st.integers(0, 15).map(str),
+        "limit": st.integers(1, 15).map(str),
+    }
+    if with_project:
+        options["own_type"] = st.sampled_from(spec.OWN_TYPES)
+        options["member_status"] = st.sampled_from([*spec.MEMBER_STATUSES, "accept", "reject"])
+    for name in draw(st.lists(st.sampled_from(sorted(options)), unique=True, max_size=4)):
+        pairs.append(_pair(name, draw(options[name])))
+    if draw(st.booleans()):
+        statuses = draw(st.lists(st.sampled_from(spec.STATUSES), min_size=1, max_size=3))
+        if draw(st.booleans()):
+            pairs.append(_pair("status", ",".join(statuses)))
+        else:
+            pairs.extend(_pair("status", s) for s in statuses)
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(spec.SORT_KEYS), unique=True, min_size=1, max_size=3))
+        parts = [k + draw(st.sampled_from(["", ":asc", ":desc"])) for k in keys]
+        pairs.append(_pair("sort", ",".join(parts)))
+    if ids and draw(st.integers(0, 3)) == 0:
+        pairs.append(_pair("marker", draw(st.sampled_from(ids))))
+    return "&".join(draw(st.permutations(pairs)))
+
+
+BAD_PAIRS = st.sampled_from(
+    [
+        "stauts=available",
+        "status=availble",
+        "status=",
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "offset=-1",
+        "used_percent=0",
+        "used_percent=101",
+        "sort=size",
+        "sort=name:up",
+        "sort=name,name",
+        "sort=",
+        "start_time=yesterday",
+        "incremental=yes",
+        "dec=1",
+        "image_type=backups",
+        "own_type=public",
+        "vault_id=a&vault_id=b",
+        "marker=nope",
+        "start_time=2030-01-01T00:00:00Z&end_time=2020-01-01T00:00:00Z",
+    ]
+)
+
+
+@st.composite
+def bad_query_strings(draw: st.DrawFn) -> str:
+    """A query with at least one bad parameter, mixed into valid ones.
+
+    Example: ``@given(bad_query_strings())``.
+    """
+    good = draw(query_strings(with_project=False))
+    bad = draw(st.lists(BAD_PAIRS, min_size=1, max_size=3, unique=True))
+    return "&".join(p for p in [good, *bad] if p)
