@@ -438,5 +438,47 @@ def explain(
         )
 
 
+@main.command()
+@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@click.option(
+    "--from",
+    "dumps",
+    multiple=True,
+    metavar="PATH",
+    help="Serve dump files directly, without a store (repeatable).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (loopback unless you mean it).",
+)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", help="Require this X-Auth-Token on every request (401 otherwise).")
+@click.option("--quiet", "-q", is_flag=True, help="No log line per request.")
+def serve(
+    store: str | None, dumps: tuple[str, ...], host: str, port: int, token: str | None, quiet: bool
+) -> None:
+    """Serve the inventory as a local CBR endpoint that the official SDK uses unchanged.
+
+    GET /v3/{project_id}/backups (every ListBackups parameter, limit 1000 by
+    default), /backups/{id}, /vaults and /vaults/{id}; API error bodies;
+    X-Request-Id on every response. SDK requests signed with AK/SK are
+    accepted without checking the signature.
+
+    \b
+    Example:
+      cbrq serve --store inv --port 8080
+      curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
+    """
+    from engine.server import create_app
+    from engine.server import serve as run
+
+    with _open(store, dumps) as inventory:
+        app = create_app(inventory, token=token, quiet=quiet)
+        click.echo(f"cbrq: serving {inventory.root} on http://{host}:{port}", err=True)
+        run(app, host, port)
+
+
 if __name__ == "__main__":
     main()

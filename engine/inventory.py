@@ -25,10 +25,10 @@ from typing import Any
 import polars as pl
 
 from engine.compile import RID, Tables, compile_query, rules, sort_keys
-from engine.execute import Result, count, execute
+from engine.execute import Result, count, execute, fetch
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.query import BackupQuery, Semantics
-from engine.schema import INTERNAL_COLUMNS
+from engine.schema import INTERNAL_COLUMNS, PAYLOAD
 from engine.store import require_manifest, resolve_store, scan, table_path
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
@@ -88,6 +88,45 @@ class Inventory:
         """
         frame = scan(self.root, kind, self.manifest)
         return frame.drop(list(INTERNAL_COLUMNS))
+
+    def raw(self, kind: str = "backups") -> pl.LazyFrame:
+        """A LazyFrame of ``kind`` with the internal columns (``_payload``, ``_seq``, ``_row``).
+
+        Example: ``inv.raw("vaults").select("id", "_payload").collect()``.
+        """
+        return scan(self.root, kind, self.manifest)
+
+    def in_memory(self) -> Inventory:
+        """This inventory with the columns queries filter and sort on held in memory.
+
+        Whole records stay on disk and are read per page. For servers and
+        batch runs that answer many queries.
+
+        Example: ``fast = Inventory.open().in_memory()``.
+        """
+        heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
+        backups = self.tables.backups
+        narrow = backups.select([c for c in backups.collect_schema().names() if c not in heavy])
+        copy = Inventory(self.root)
+        copy.__dict__["tables"] = Tables(
+            backups=narrow.collect().lazy(),
+            vaults=self.tables.vaults.collect().lazy(),
+            members=self.tables.members.collect().lazy(),
+            has_members=self.tables.has_members,
+        )
+        return copy
+
+    def record(self, backup_id: str) -> str | None:
+        """One backup as dumped (JSON text), or ``None`` if the inventory has no such id.
+
+        Example: ``inv.record("b1c4afd9-e7a6-4888-9010-c2bac3aa7910")``.
+        """
+        rids = self.tables.backups.filter(pl.col("id") == backup_id).select(RID).collect()
+        if rids.height == 0:
+            return None
+        path = table_path(self.root, self.manifest, "backups")
+        rows = fetch(path, rids[RID].to_numpy())
+        return str(rows[PAYLOAD][0])
 
     @cached_property
     def tables(self) -> Tables:
