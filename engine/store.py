@@ -43,9 +43,10 @@ VERSION: Final[int] = 1
 #: Small row groups keep whole records cheap to fetch for one result page.
 ROW_GROUP_ROWS: Final[int] = 16_384
 #: Staged parts have smaller row groups: the final merge reads them a slice at a time.
-PART_ROWS: Final[int] = 4_096
+PART_ROWS: Final[int] = 2_048
 #: Records gathered into memory at once while the final table is written.
-MERGE_ROWS: Final[int] = 8 * ROW_GROUP_ROWS
+MERGE_ROWS: Final[int] = 4 * ROW_GROUP_ROWS
+
 _SRC: Final[str] = "_cbrq_source"
 _IDX: Final[str] = "_cbrq_index"
 
@@ -211,10 +212,10 @@ class Generation:
         then gathered in output order, a slice of each source at a time, and
         streamed to the file, so memory stays bounded.
         """
-        sources = list(self._parts[kind])
+        sources = [(part, PART_ROWS) for part in self._parts[kind]]
         old = table_path(self.root, self.previous, kind)
         if old is not None:
-            sources.insert(0, old)
+            sources.insert(0, (old, ROW_GROUP_ROWS))
         path = self.path / f"{kind}.parquet"
         if not sources:
             empty_frame(kind).lazy().sink_parquet(
@@ -228,7 +229,7 @@ class Generation:
                 pl.scan_parquet(source)
                 .select(narrow)
                 .with_columns(pl.lit(i, pl.Int64).alias(_SRC), pl.int_range(pl.len()).alias(_IDX))
-                for i, source in enumerate(sources)
+                for i, (source, _) in enumerate(sources)
             ]
         )
         winners = (
@@ -238,7 +239,7 @@ class Generation:
             .select(_SRC, _IDX)
             .collect()
         )
-        schema = pl.scan_parquet(sources[0]).collect_schema()
+        schema = pl.scan_parquet(sources[0][0]).collect_schema()
         frame = register_io_source(
             lambda *args: _gather(sources, winners, *args), schema=schema, is_pure=True
         )
@@ -283,7 +284,7 @@ class Generation:
 
 
 def _gather(
-    sources: list[Path],
+    sources: list[tuple[Path, int]],
     winners: pl.DataFrame,
     with_columns: list[str] | None,
     predicate: pl.Expr | None,
@@ -292,9 +293,10 @@ def _gather(
 ) -> Iterator[pl.DataFrame]:
     """Whole records of ``winners`` (source, index pairs), in their order, a chunk at a time.
 
-    Sources are sorted like the output, so within one chunk the rows taken
-    from one source lie in one contiguous slice of it.
+    ``sources`` are files sorted like the output, each with the rows it
+    reads at a time (its row group size), so each is read front to back, once.
     """
+    cursors = [_Cursor(path, rows) for path, rows in sources]
     end = winners.height if n_rows is None else min(n_rows, winners.height)
     for start in range(0, end, MERGE_ROWS):
         chunk = winners.slice(start, min(MERGE_ROWS, end - start))
@@ -305,7 +307,7 @@ def _gather(
         bases: dict[int, int] = {}
         held = 0
         for src, low, high in spans.sort(_SRC).iter_rows():
-            piece = pl.scan_parquet(sources[src]).slice(low, high - low + 1).collect()
+            piece = cursors[src].take(low, high)
             bases[src] = held - low
             held += piece.height
             pieces.append(piece)
@@ -315,6 +317,38 @@ def _gather(
         if predicate is not None:
             frame = frame.filter(predicate)
         yield frame if with_columns is None else frame.select(with_columns)
+    for cursor in cursors:
+        cursor.finish()
+
+
+class _Cursor:
+    """Reads one sorted source front to back, ``rows`` at a time, holding only what is ahead."""
+
+    def __init__(self, path: Path, rows: int) -> None:
+        self._path = path
+        self._source = pl.scan_parquet(path)
+        self._rows = rows
+        self._buffer: pl.DataFrame | None = None
+        self._start = 0  # index in the source of the buffer's first row
+        self._read = 0  # rows read from the source so far
+
+    def take(self, low: int, high: int) -> pl.DataFrame:
+        """Rows ``low`` to ``high`` (inclusive); later calls never ask for earlier rows."""
+        pieces = [] if self._buffer is None else [self._buffer]
+        while self._read <= high:
+            piece = self._source.slice(self._read, self._rows).collect()
+            if piece.height == 0:
+                raise StoreError(f"{self._path}: ends at row {self._read}, before row {high}")
+            self._read += piece.height
+            pieces.append(piece)
+        buffer = pl.concat(pieces).slice(low - self._start)
+        self._buffer = buffer.slice(high - low + 1)
+        self._start = high + 1
+        return buffer.head(high - low + 1)
+
+    def finish(self) -> None:
+        """Drop what is held."""
+        self._buffer = None
 
 
 def _remove_stale(root: Path, keep: Manifest) -> None:
