@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import example, given, note
+from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
 from engine.errors import QueryError
@@ -70,6 +70,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Generated, list[tuple[str, str | None]]]
     return generated, queries
 
 
+@settings(max_examples=3 * settings.default.max_examples)  # ci profile: 300
 @given(scenarios())
 @example(  # a repeated end_time is reported as such, not also as start_time > end_time
     (
