@@ -8,6 +8,7 @@ Heavy modules (polars, pyarrow) are imported inside commands so that
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sys
@@ -86,8 +87,6 @@ def ingest(paths: tuple[str, ...], store: str | None, lenient: bool, quiet: bool
 
 def _progress(enabled: bool) -> Any:
     """A context giving a progress callback: a rich bar on a terminal, else nothing."""
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext(None)
     return _Bar()
@@ -128,6 +127,28 @@ class _Bar:
             files=f"{tick.files_done}/{tick.files_total}",
             records=tick.records,
         )
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+
+class _CountBar:
+    """A rich progress bar of records written, on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress.__enter__()
+        self.task = self.progress.add_task("generate", total=self.total)
+        return self.update
+
+    def update(self, done: int) -> None:
+        self.progress.update(self.task, completed=done)
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(None, None, None)
@@ -532,6 +553,53 @@ def conformance(
     click.echo(f"  expected: {json.dumps(found.expected)[:2000]}")
     click.echo(f"  endpoint: {json.dumps(found.actual)[:2000]}")
     sys.exit(1)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="Number of distinct top-level backups.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 1000),
+    default=1000,
+    show_default=True,
+    help="Backups per ListBackups page.",
+)
+@click.option("--gzip", "gzipped", is_flag=True, help="Write .json.gz pages.")
+def generate(out: str, count: int, seed: int, page_size: int, gzipped: bool) -> None:
+    """Write realistic synthetic CBR dumps (backups pages, vaults, members) into OUT.
+
+    Same seed, same bytes. Both timestamp forms and offsets, nulls, server
+    backups with children, replication records, unknown keys, vaults from
+    empty to full, share members, ~1 % of backups repeated with a newer
+    updated_at.
+
+    \b
+    Example:
+      cbrq generate big -n 1000000 --seed 7
+      cbrq ingest big --store inv
+    """
+    from pathlib import Path
+
+    from engine.generate import write_dumps
+
+    with _CountBar(count) if sys.stderr.isatty() else contextlib.nullcontext(None) as tick:
+        done = write_dumps(
+            Path(out), count, seed=seed, page_size=page_size, gzipped=gzipped, progress=tick
+        )
+    click.echo(
+        f"{done.backups} backups in {done.pages} pages, {done.vaults} vaults, "
+        f"{done.members} members -> {out}",
+        err=True,
+    )
 
 
 if __name__ == "__main__":
