@@ -39,8 +39,9 @@ from engine.store import (
 )
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
-#: threads, small enough that memory stays bounded however large the input.
-BATCH_BYTES: Final[int] = 32 << 20
+#: threads and few staged parts (the final merge holds a little of each),
+#: small enough that two batches in flight stay well inside memory.
+BATCH_BYTES: Final[int] = 64 << 20
 
 
 @dataclass(frozen=True)

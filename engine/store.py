@@ -45,7 +45,7 @@ ROW_GROUP_ROWS: Final[int] = 16_384
 #: Staged parts have smaller row groups: the final merge reads them a slice at a time.
 PART_ROWS: Final[int] = 2_048
 #: Records gathered into memory at once while the final table is written.
-MERGE_ROWS: Final[int] = 4 * ROW_GROUP_ROWS
+MERGE_ROWS: Final[int] = 2 * ROW_GROUP_ROWS
 
 _SRC: Final[str] = "_cbrq_source"
 _IDX: Final[str] = "_cbrq_index"
