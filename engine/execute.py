@@ -8,6 +8,7 @@ rows of the page, from the Parquet row groups that hold them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,10 +84,17 @@ def count(query: BackupQuery, tables: Tables) -> int:
     return int(compile_query(query, tables).select(pl.len()).collect().item())
 
 
-def execute(query: BackupQuery, tables: Tables, backups_file: Path | None) -> Result:
+def execute(
+    query: BackupQuery,
+    tables: Tables,
+    backups_file: Path | None,
+    columns: Sequence[str] | None = None,
+) -> Result:
     """Run ``query``: count, page by marker/offset/limit, fetch the page's records.
 
-    Raises :class:`QueryError` for a marker that is not among the matches.
+    ``columns`` limits what is read for the page (``None``: every column;
+    ``["id", "_payload"]`` is all an API response needs). Raises
+    :class:`QueryError` for a marker that is not among the matches.
 
     Example: ``execute(parse_query("limit=5"), tables, store / "g000001/backups.parquet")``.
     """
@@ -98,32 +106,60 @@ def execute(query: BackupQuery, tables: Tables, backups_file: Path | None) -> Re
             raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
         start = int(hit) + 1
     page = order.slice(start + query.offset, query.limit)
-    rows = fetch(backups_file, page[RID].to_numpy())
+    rows = fetch(backups_file, page[RID].to_numpy(), columns)
     return Result(order.height, query.offset, query.limit, rows)
 
 
-def fetch(path: Path | None, rids: np.ndarray[Any, Any]) -> pl.DataFrame:
-    """Whole records (typed columns and ``_payload``) of rows ``rids``, in that order.
+@dataclass(frozen=True)
+class _Layout:
+    """A Parquet file's footer and the first row of each row group, read once."""
+
+    metadata: Any
+    starts: Any
+
+
+_LAYOUTS: dict[tuple[Path, float], _Layout] = {}
+
+
+def _layout(path: Path) -> _Layout:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    key = (path, path.stat().st_mtime)
+    if key not in _LAYOUTS:
+        metadata = pq.read_metadata(path)
+        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        _LAYOUTS[key] = _Layout(metadata, np.concatenate([[0], np.cumsum(sizes)]))
+    return _LAYOUTS[key]
+
+
+def fetch(
+    path: Path | None, rids: np.ndarray[Any, Any], columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Records (all columns, or ``columns``) of rows ``rids`` of ``path``, in that order.
 
     Reads only the Parquet row groups that hold them.
 
     Example: ``fetch(path, np.array([5, 2]))["id"]``.
     """
     if path is None or len(rids) == 0:
-        return empty_frame("backups")
+        empty = empty_frame("backups")
+        return empty if columns is None else empty.select(columns)
     # Imported here: a count or an error never pays for them.
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
-    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    groups = np.searchsorted(starts, rids, side="right") - 1
+    layout = _layout(path)
+    parquet = pq.ParquetFile(path, metadata=layout.metadata)
+    groups = np.searchsorted(layout.starts, rids, side="right") - 1
     wanted = np.unique(groups)
-    table = parquet.read_row_groups(wanted.tolist())
-    base = np.concatenate([[0], np.cumsum([sizes[g] for g in wanted])])
-    local = base[np.searchsorted(wanted, groups)] + (rids - starts[groups])
+    table = parquet.read_row_groups(
+        wanted.tolist(), columns=None if columns is None else list(columns)
+    )
+    sizes = np.diff(layout.starts)[wanted]
+    base = np.concatenate([[0], np.cumsum(sizes)])
+    local = base[np.searchsorted(wanted, groups)] + (rids - layout.starts[groups])
     frame = pl.from_arrow(table.take(pa.array(local)))
     assert isinstance(frame, pl.DataFrame)
     return frame

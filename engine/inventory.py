@@ -173,26 +173,30 @@ class Inventory:
         *,
         project: str | None = None,
         semantics: Semantics | None = None,
+        columns: Sequence[str] | None = None,
         **params: Any,
     ) -> Result:
         """Answer a ListBackups query exactly as the API would, from this inventory.
 
         Without ``limit`` every match is returned (the API's default of 1000
-        applies only to ``cbrq serve``).
+        applies only to ``cbrq serve``). ``columns`` limits what is read of
+        the page's records (``["id", "_payload"]`` suffices for the API
+        response); by default every typed column and the payload.
 
         Example::
 
             inv.query("status=error&sort=name:asc", limit=10).ids
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
-        return self.run(parsed)
+        return self.run(parsed, columns)
 
-    def run(self, query: BackupQuery) -> Result:
+    def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
         """Execute an already parsed query.
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
-        return execute(query, self.tables, table_path(self.root, self.manifest, "backups"))
+        path = table_path(self.root, self.manifest, "backups")
+        return execute(query, self.tables, path, columns)
 
     def count(
         self,

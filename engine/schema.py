@@ -20,6 +20,7 @@ typed; they live in ``_payload`` only.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
@@ -246,6 +247,7 @@ def known_keys() -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.cache
 def empty_frame(kind: str) -> pl.DataFrame:
     """An empty polars frame in the stored schema of ``kind``.
 

@@ -45,6 +45,8 @@ from engine.schema import PAYLOAD
 from engine.spec import API_DEFAULT_LIMIT
 
 MAX_QUERY_LENGTH: Final[int] = 8192
+#: All that a ListBackups response needs of each record.
+RESPONSE_COLUMNS: Final[tuple[str, ...]] = ("id", PAYLOAD)
 JSON: Final[str] = "application/json"
 #: What Huawei Cloud's API gateway answers for a path it does not know.
 NO_SUCH_API: Final[tuple[str, str]] = (
@@ -74,7 +76,7 @@ class Backend:
         params = QueryParams(pairs)
         if not params.get_list("limit"):
             params = params.merged(QueryParams([("limit", str(API_DEFAULT_LIMIT))]))
-        return self.inventory.query(params, project=project).to_json()
+        return self.inventory.query(params, project=project, columns=RESPONSE_COLUMNS).to_json()
 
     def show_backup(self, backup_id: str) -> str:
         """The ShowBackup response text; raises NotFoundError."""
