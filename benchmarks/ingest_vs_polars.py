@@ -8,7 +8,8 @@ Writes ``--pages`` ListBackups pages of 1000 pretty-printed backups each
 (deterministic: built from the seed example with a seeded RNG; 1 in 5
 ``created_at`` values carries a ``+08:00`` offset; every third backup has a
 child) into a temporary folder, then times each engine as a whole process,
-``--runs`` times, interleaved, and prints medians, the ratio and peak RSS.
+``--runs`` times, interleaved, and prints medians (wall and CPU), the ratio
+and peak RSS.
 The polars peer stops at unnested columns with timestamps still strings (it
 cannot parse the mixed forms); cbrq types everything and writes Parquet.
 """
@@ -63,8 +64,8 @@ def make_pages(folder: Path, pages: int) -> int:
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process (its own rusage)."""
+def timed(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process (its own rusage)."""
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
@@ -72,7 +73,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{command[:4]} failed with {child.returncode}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -86,7 +87,7 @@ def main() -> None:
         folder.mkdir()
         size = make_pages(folder, args.pages)
         files = sorted(str(p) for p in folder.iterdir())
-        results: dict[str, list[tuple[float, float]]] = {"cbrq": [], "polars": []}
+        results: dict[str, list[tuple[float, float, float]]] = {"cbrq": [], "polars": []}
         for _ in range(args.runs):
             store = Path(tmp) / "store"
             shutil.rmtree(store, ignore_errors=True)
@@ -102,14 +103,18 @@ def main() -> None:
             ]
             results["cbrq"].append(timed(cbrq))
             results["polars"].append(timed([sys.executable, "-c", POLARS_PEER, *files]))
-    base = statistics.median(w for w, _ in results["cbrq"])
+    base = statistics.median(w for w, _, _ in results["cbrq"])
     print(f"{args.pages * 1000:,} backups, {size / 1e6:.0f} MB, {args.runs} runs\n")
-    print("| engine | median wall (s) | MB/s | ratio to cbrq | peak RSS (MB) |")
-    print("|---|---|---|---|---|")
+    print("| engine | median wall (s) | median CPU (s) | MB/s | ratio to cbrq | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
     for name, runs in results.items():
-        wall = statistics.median(w for w, _ in runs)
-        rss = max(r for _, r in runs)
-        print(f"| {name} | {wall:.2f} | {size / 1e6 / wall:.0f} | {wall / base:.2f} | {rss:.0f} |")
+        wall = statistics.median(w for w, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        rss = max(r for _, _, r in runs)
+        print(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {size / 1e6 / wall:.0f} | {wall / base:.2f} "
+            f"| {rss:.0f} |"
+        )
 
 
 if __name__ == "__main__":
