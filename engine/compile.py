@@ -28,7 +28,9 @@ class Tables:
     """The lazy inventory tables a plan is built from.
 
     ``backups`` must carry the row locator ``_rid``; ``has_members`` tells
-    whether any share-member record exists (SPEC §2, own_type=shared).
+    whether any share-member record exists (SPEC §2, own_type=shared);
+    ``records``, when given, holds whole records in memory by ``_rid`` order
+    (servers), so that pages are gathered instead of read from disk.
 
     Example: ``Tables(backups_lf, vaults_lf, members_lf, has_members=True)``.
     """
@@ -37,6 +39,7 @@ class Tables:
     vaults: pl.LazyFrame
     members: pl.LazyFrame
     has_members: bool
+    records: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,11 @@ def execute(
             raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
         start = int(hit) + 1
     page = order.slice(start + query.offset, query.limit)
-    rows = fetch(backups_file, page[RID].to_numpy(), columns)
+    if tables.records is not None:
+        held = tables.records if columns is None else tables.records.select(columns)
+        rows = held[page[RID].to_numpy()]
+    else:
+        rows = fetch(backups_file, page[RID].to_numpy(), columns)
     return Result(order.height, query.offset, query.limit, rows)
 
 

@@ -96,11 +96,12 @@ class Inventory:
         """
         return scan(self.root, kind, self.manifest)
 
-    def in_memory(self) -> Inventory:
+    def in_memory(self, records: bool = False) -> Inventory:
         """This inventory with the columns queries filter and sort on held in memory.
 
-        Whole records stay on disk and are read per page. For servers and
-        batch runs that answer many queries.
+        With ``records``, whole records (every column and ``_payload``) are
+        held too, and pages are gathered from memory instead of Parquet row
+        groups: for servers (about 1.3 GB per million backups).
 
         Example: ``fast = Inventory.open().in_memory()``.
         """
@@ -113,6 +114,7 @@ class Inventory:
             vaults=self.tables.vaults.collect().lazy(),
             members=self.tables.members.collect().lazy(),
             has_members=self.tables.has_members,
+            records=self.raw("backups").collect() if records else None,
         )
         return copy
 
