@@ -205,17 +205,10 @@ def sort_keys(query: BackupQuery) -> list[SortKey]:
     return keys
 
 
-def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
-    """The lazy plan: matching backups' ``_rid`` and ``id``, in result order.
+def compile_filter(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
+    """The lazy plan of the matching backups, unsorted (for counting). Never collects.
 
-    Filters, then sorts (nulls last in either direction, strings by code
-    point, times by instant). Marker, offset and limit are applied by
-    :mod:`engine.execute`. Nothing is collected here.
-
-    Example::
-
-        plan = compile_query(parse_query("status=error&sort=name:asc"), tables)
-        print(plan.explain())
+    Example: ``compile_filter(parse_query("status=error"), tables).select(pl.len())``.
     """
     found = rules(query, tables)
     frame = tables.backups
@@ -224,8 +217,24 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
             frame = frame.join(lookup.keys, left_on=lookup.on, right_on="key", how="left")
     if found:
         frame = frame.filter(pl.all_horizontal([rule.predicate for rule in found]))
+    return frame
+
+
+def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
+    """The lazy plan: matching backups' ``_rid`` and ``id``, in result order.
+
+    Filters, then sorts (nulls last in either direction, strings by code
+    point, times by instant). Marker, offset and limit are applied by
+    :mod:`engine.execute` (a slice of this plan becomes a top-k). Nothing is
+    collected here.
+
+    Example::
+
+        plan = compile_query(parse_query("status=error&sort=name:asc"), tables)
+        print(plan.explain())
+    """
     keys = sort_keys(query)
-    frame = frame.sort(
+    frame = compile_filter(query, tables).sort(
         [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
     )
     return frame.select(RID, "id")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from engine.compile import RID, Tables, compile_query
+from engine.compile import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
 from engine.query import BackupQuery
 from engine.schema import INTERNAL_COLUMNS, PAYLOAD, empty_frame
@@ -81,7 +81,7 @@ def count(query: BackupQuery, tables: Tables) -> int:
 
     Example: ``count(parse_query("status=error"), tables)``.
     """
-    return int(compile_query(query, tables).select(pl.len()).collect().item())
+    return int(compile_filter(query, tables).select(pl.len()).collect().item())
 
 
 def execute(
@@ -98,20 +98,26 @@ def execute(
 
     Example: ``execute(parse_query("limit=5"), tables, store / "g000001/backups.parquet")``.
     """
-    order = compile_query(query, tables).collect()
-    start = 0
-    if query.marker is not None:
+    plan = compile_query(query, tables)
+    if query.marker is None:
+        # Count and page in one pass; the page's slice turns the sort into a top-k.
+        counted, page = pl.collect_all(
+            [compile_filter(query, tables).select(pl.len()), plan.slice(query.offset, query.limit)]
+        )
+        total = int(counted.item())
+    else:
+        order = plan.collect()
         hit = order["id"].index_of(query.marker)
         if hit is None:
             raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
-        start = int(hit) + 1
-    page = order.slice(start + query.offset, query.limit)
+        total = order.height
+        page = order.slice(int(hit) + 1 + query.offset, query.limit)
     if tables.records is not None:
         held = tables.records if columns is None else tables.records.select(columns)
         rows = held[page[RID].to_numpy()]
     else:
         rows = fetch(backups_file, page[RID].to_numpy(), columns)
-    return Result(order.height, query.offset, query.limit, rows)
+    return Result(total, query.offset, query.limit, rows)
 
 
 @dataclass(frozen=True)
