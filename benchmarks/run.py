@@ -1,0 +1,375 @@
+"""The benchmark harness: cbrq side by side with DuckDB, polars and plain Python.
+
+Usage (the one command)::
+
+    python -m pip install -e '.[bench]'
+    python benchmarks/run.py --n 1000000 --runs 3 > benchmarks/results-1M.md
+
+1. generates ``--n`` backups with ``cbrq generate`` (cached under
+   ``benchmarks/.data/``), 1000 pretty-printed pages;
+2. **ingest**: ``cbrq ingest`` vs DuckDB ``read_json`` -> Parquet vs polars
+   ``read_json`` + unnest, as whole processes: wall time, MB/s, peak RSS;
+3. **queries**: representative ListBackups calls, each answered by cbrq in
+   process, cbrq as a whole CLI process, DuckDB SQL over cbrq's own Parquet
+   files, DuckDB over the raw JSON dumps, and a plain-Python loop
+   (``engine.testing.reference``) over the parsed JSON; every engine must
+   return the same count and the same ids in the same order, and the harness
+   says FAIL when one does not;
+4. prints markdown tables of medians and ratios to cbrq, with the machine
+   and the date.
+
+``--smoke`` runs a tiny N once, checking answers only (the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks import sql  # noqa: E402
+from engine.inventory import Inventory  # noqa: E402
+
+RESPONSE = ["id", "_payload"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark query: a label, the query string, the project, page or count."""
+
+    label: str
+    query: str
+    project: str | None = None
+    count_only: bool = False
+
+
+def run_rss(command: list[str]) -> tuple[float, float, str]:
+    """Like timed_process, with the child's own peak RSS from wait4."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            assert child.stderr is not None
+            lines = child.stderr.read().decode().strip().splitlines()
+            raise RuntimeError(lines[-1] if lines else f"exit {child.returncode}")
+        out.seek(0)
+        return wall, usage.ru_maxrss / 1024, out.read().decode()
+
+
+# --- ingest -------------------------------------------------------------------
+
+DUCKDB_INGEST = """
+import sys, duckdb
+src, out = sys.argv[1], sys.argv[2]
+duckdb.sql(f"COPY (SELECT unnest(backups, recursive := true) FROM read_json('{src}/backups/*.json',"
+           f" maximum_object_size=1000000000)) TO '{out}' (FORMAT parquet)")
+"""
+POLARS_INGEST = """
+import sys, glob, polars as pl
+files = sorted(glob.glob(sys.argv[1] + "/backups/*.json"))
+frames = [pl.read_json(f).select("backups").explode("backups").unnest("backups") for f in files]
+print(pl.concat(frames, how="diagonal_relaxed").height)
+"""
+
+
+def bench_ingest(data: Path, runs: int, work: Path) -> tuple[list[str], Path]:
+    """Ingest timings of the three engines; the last cbrq store."""
+    size = sum(p.stat().st_size for p in (data / "backups").iterdir()) / 1e6
+    results: dict[str, list[tuple[float, float]]] = {"cbrq": [], "DuckDB": [], "polars": []}
+    failed: dict[str, str] = {}
+    store = work / "store"
+    commands = {
+        "DuckDB": [sys.executable, "-c", DUCKDB_INGEST, str(data), str(work / "duck.parquet")],
+        "polars": [sys.executable, "-c", POLARS_INGEST, str(data)],
+    }
+    for _ in range(runs):
+        shutil.rmtree(store, ignore_errors=True)
+        wall, rss, _ = run_rss(
+            [sys.executable, "-m", "engine.cli", "ingest", "-q", str(data), "--store", str(store)]
+        )
+        results["cbrq"].append((wall, rss))
+        for name, command in commands.items():
+            if name in failed:
+                continue
+            try:
+                wall, rss, _ = run_rss(command)
+            except RuntimeError as err:
+                failed[name] = str(err)[:160]
+                continue
+            results[name].append((wall, rss))
+    base = statistics.median(w for w, _ in results["cbrq"])
+    lines = [
+        f"Ingest of {size:,.0f} MB of pretty-printed ListBackups pages, medians of {runs} runs:",
+        "",
+        "| engine | what it does | wall (s) | MB/s | ratio to cbrq | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    what = {
+        "cbrq": "typed, timestamps parsed, dedup, sorted Parquet + payload",
+        "DuckDB": "`read_json` -> Parquet (timestamps stay strings, no dedup)",
+        "polars": "`read_json` + unnest in memory (timestamps stay strings)",
+    }
+    for name, runs_ in results.items():
+        if name in failed:
+            lines.append(f"| {name} | {what[name]} | fails: {failed[name]} | | | |")
+            continue
+        wall = statistics.median(w for w, _ in runs_)
+        rss = max(r for _, r in runs_)
+        lines.append(
+            f"| {name} | {what[name]} | {wall:.1f} | {size / wall:.0f} | "
+            f"{wall / base:.2f} | {rss:,.0f} |"
+        )
+    return lines, store
+
+
+# --- queries ------------------------------------------------------------------
+
+RAW_VIEWS = """
+CREATE VIEW pages AS SELECT filename, unnest(backups) AS b
+  FROM read_json('{data}/backups/*.json', maximum_object_size=1000000000, filename=true);
+CREATE MACRO ts(s) AS CASE WHEN s IS NULL THEN NULL
+  WHEN regexp_matches(s, '(Z|[+-][0-9][0-9]:[0-9][0-9])$') THEN s::TIMESTAMPTZ
+  ELSE (s || '+00')::TIMESTAMPTZ END;
+CREATE VIEW raw_backups AS SELECT b.id::VARCHAR AS id, b.name AS name, b.status AS status,
+  ts(b.created_at) AS created_at, ts(b.updated_at) AS updated_at,
+  ts(b.protected_at) AS protected_at, b.vault_id::VARCHAR AS vault_id,
+  b.project_id::VARCHAR AS project_id,
+  b.resource_type AS resource_type, b.resource_name AS resource_name,
+  b.resource_id::VARCHAR AS resource_id, b.resource_az AS resource_az,
+  b.checkpoint_id::VARCHAR AS checkpoint_id,
+  b.image_type AS image_type,
+  b.enterprise_project_id AS enterprise_project_id, b.incremental AS incremental,
+  b.extend_info AS extend_info
+  FROM pages
+  QUALIFY row_number() OVER (PARTITION BY b.id::VARCHAR ORDER BY ts(b.updated_at) DESC NULLS LAST,
+                                          filename DESC) = 1;
+CREATE VIEW raw_vaults AS
+  SELECT unnest(vaults, recursive := true) FROM read_json('{data}/vaults.json');
+CREATE VIEW raw_vault_rows AS
+  SELECT id::VARCHAR AS id, {{'size': size, 'used': used}} AS billing FROM raw_vaults;
+CREATE VIEW raw_member_rows AS
+  SELECT unnest(members, recursive := true) FROM read_json('{data}/members.json');
+CREATE VIEW raw_members AS SELECT backup_id::VARCHAR AS backup_id,
+  dest_project_id::VARCHAR AS dest_project_id, status FROM raw_member_rows;
+"""
+
+
+def plain_python(
+    data: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """All records parsed with the json module, deduplicated (newest updated_at)."""
+    from engine.testing.reference import _instant
+
+    best: dict[str, dict[str, Any]] = {}
+    for page in sorted((data / "backups").iterdir()):
+        for record in json.loads(page.read_bytes())["backups"]:
+            held = best.get(record["id"])
+            if held is None or (_instant(record.get("updated_at")) or 0) >= (  # type: ignore[operator]
+                _instant(held.get("updated_at")) or 0
+            ):
+                best[record["id"]] = record
+    vaults = json.loads((data / "vaults.json").read_bytes())["vaults"]
+    members = json.loads((data / "members.json").read_bytes())["members"]
+    return list(best.values()), vaults, members
+
+
+def cases_for(inv: Inventory, n: int) -> list[Case]:
+    """The benchmark queries, with a project and a marker taken from the data."""
+    project = inv.lazy("members").select("dest_project_id").collect()["dest_project_id"][0]
+    marker = inv.query("limit=1&offset=1000" if n > 1000 else "limit=1", columns=["id"]).ids[0]
+    deep = max(0, n // 2)
+    return [
+        Case("single filter", "status=error&limit=100"),
+        Case("multi-status", "status=available&status=error&limit=100"),
+        Case(
+            "time range", "start_time=2025-06-01T00:00:00Z&end_time=2025-07-01T00:00:00Z&limit=100"
+        ),
+        Case("used_percent", "used_percent=80&limit=100"),
+        Case("own_type=shared", "own_type=shared&limit=100", project),
+        Case("two-key sort", "sort=name:asc,created_at:desc&limit=100"),
+        Case("deep offset", f"offset={deep}&limit=100"),
+        Case("marker page", f"marker={marker}&limit=100"),
+        Case("count only", "status=available&resource_type=OS::Cinder::Volume", count_only=True),
+        Case(
+            "representative",
+            "status=available&status=error&start_time=2025-03-01T00:00:00Z"
+            "&end_time=2026-03-01T00:00:00Z&resource_type=OS::Cinder::Volume&used_percent=50"
+            "&sort=created_at:asc,name:desc&offset=100&limit=100",
+        ),
+    ]
+
+
+Answer = tuple[int, list[str]]
+Records = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _engines(
+    case: Case, inv: Inventory, store: Path, parquet: Any, raw: Any, records: Records
+) -> dict[str, Callable[[], Answer]]:
+    """One function per engine answering ``case`` as (count, ids)."""
+    from engine.testing.reference import answer
+
+    parsed = inv.parse(case.query, project=case.project)
+
+    def cbrq() -> Answer:
+        if case.count_only:
+            return inv.count(case.query, project=case.project), []
+        result = inv.query(case.query, project=case.project, columns=RESPONSE)
+        return result.count, result.ids
+
+    def cli() -> Answer:
+        verb = "count" if case.count_only else "query"
+        command = [sys.executable, "-m", "engine.cli", verb, case.query, "--store", str(store)]
+        command += ["--project", case.project] if case.project else []
+        command += [] if case.count_only else ["-f", "json"]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        if case.count_only:
+            return int(out), []
+        body = json.loads(out)
+        return body["count"], [b["id"] for b in body["backups"]]
+
+    def duck(con: Any, b: str, v: str, m: str) -> Callable[[], Answer]:
+        def run() -> Answer:
+            total = con.execute(sql.count(parsed, b, v, m)).fetchone()[0]
+            if case.count_only:
+                return total, []
+            return total, [r[0] for r in con.execute(sql.select_ids(parsed, b, v, m)).fetchall()]
+
+        return run
+
+    def python() -> Answer:
+        got = answer(*records, case.query, project=case.project)
+        return got["count"], [] if case.count_only else [r["id"] for r in got["backups"]]
+
+    engines = {
+        "cbrq": cbrq,
+        "cbrq CLI": cli,
+        "DuckDB on cbrq Parquet": duck(parquet, "b", "v", "m"),
+    }
+    if raw is not None:
+        engines["DuckDB on raw JSON"] = duck(raw, "raw_backups", "raw_vault_rows", "raw_members")
+    engines["plain Python"] = python
+    return engines
+
+
+def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: bool) -> list[str]:
+    import duckdb
+
+    from engine.store import read_manifest
+
+    inv = Inventory.open(store)
+    manifest = read_manifest(store)
+    tables = {k: str(store / v) for k, v in manifest.tables.items()}
+    parquet = duckdb.connect()
+    parquet.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet('{tables['backups']}')")
+    parquet.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{tables['vaults']}')")
+    parquet.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet('{tables['members']}')")
+    raw = duckdb.connect()
+    if with_raw:
+        for statement in RAW_VIEWS.format(data=data).split(";"):
+            if statement.strip():
+                raw.execute(statement)
+    started = time.perf_counter()
+    records = plain_python(data)
+    load_seconds = time.perf_counter() - started
+    n = inv.count()
+    rows: list[str] = []
+    failures: list[str] = []
+    times: dict[str, float] = {}
+    for case in cases_for(inv, n):
+        engines = _engines(case, inv, store, parquet, raw if with_raw else None, records)
+        answers: dict[str, tuple[int, list[str]]] = {}
+        times = {}
+        for name, fn in engines.items():
+            repeat = {"cbrq": runs + 1, "plain Python": 1, "DuckDB on raw JSON": raw_runs}
+            seconds = []
+            for _ in range(repeat.get(name, runs)):
+                started = time.perf_counter()
+                answers[name] = fn()
+                seconds.append(time.perf_counter() - started)
+            times[name] = statistics.median(seconds)  # the first cbrq call warms caches
+        agree = all(a == answers["cbrq"] for a in answers.values())
+        if not agree:
+            failures.append(case.label)
+        base = times["cbrq"]
+        cells = " | ".join(f"{times[k] * 1000:,.0f} ({times[k] / base:.1f}x)" for k in times)
+        verdict = "yes" if agree else "**FAIL**"
+        rows.append(f"| {case.label} | {answers['cbrq'][0]:,} | {cells} | {verdict} |")
+    header = " | ".join(times)  # the engines, in measuring order
+    lines = [
+        f"Queries over {n:,} backups: median ms (ratio to cbrq in-process); plain Python is one "
+        f"run after parsing the JSON once ({load_seconds:.1f} s, not counted):",
+        "",
+        f"| query | count | {header} | same answer |",
+        "|---|---|" + "---|" * len(times) + "---|",
+        *rows,
+    ]
+    if failures:
+        lines += ["", f"**FAIL**: engines disagree on {', '.join(failures)}"]
+    return lines
+
+
+def main() -> None:
+    """Run the harness and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--raw-runs", type=int, default=1)
+    parser.add_argument("--no-raw", action="store_true", help="skip DuckDB on raw JSON")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny N, one run")
+    args = parser.parse_args()
+    if args.smoke:
+        args.n, args.runs = min(args.n, 3000), 1
+    data = args.data or HERE / ".data" / f"n{args.n}"
+    if not (data / "vaults.json").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "generate",
+                str(data),
+                "-n",
+                str(args.n),
+                "--seed",
+                "7",
+            ],
+            check=True,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest_lines, store = bench_ingest(data, args.runs, Path(tmp))
+        query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
+    print(f"# cbrq benchmarks, {args.n:,} backups\n")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; date {date.today()}.\n"
+    )
+    print("\n".join(ingest_lines))
+    print()
+    print("\n".join(query_lines))
+    if any("FAIL" in line for line in query_lines):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
