@@ -197,6 +197,14 @@ def split_source(source: Source) -> list[Chunk]:
 
     Example: ``[c.kind for c in split_source(read_source(ref))]`` -> ``["backups"]``.
     """
+    try:
+        return _split(source)
+    except RecursionError as err:
+        # msgspec gives up on arrays/objects nested thousands deep.
+        raise InputError(Location(source.label), "not valid JSON: nested too deeply") from err
+
+
+def _split(source: Source) -> list[Chunk]:
     data = source.data
     head = data.lstrip()[:1]
     if not head:
