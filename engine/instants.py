@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 PATTERN: Final[str] = (
-    r"^(?P<base>\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)"
-    r"(?:\.(?P<frac>\d{1,9}))?"
-    r"(?P<zone>Z|[+-]\d{2}:[0-5]\d)?$"
+    r"^(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
+    r"(?:\.(?P<frac>[0-9]{1,9}))?"
+    r"(?P<zone>Z|[+-][0-9]{2}:[0-5][0-9])?$"
 )
 _RE: Final = re.compile(PATTERN)
 #: The API's own form (UTC, six ASCII fraction digits), which needs no regex groups.

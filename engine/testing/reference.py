@@ -24,7 +24,7 @@ Record = dict[str, Any]
 
 def _instant(text: Any) -> datetime | None:
     """Parse a timestamp (own simple implementation of SPEC §1's forms)."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.isascii():
         return None
     zone = 0
     if text.endswith("Z"):
