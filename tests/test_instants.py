@@ -31,7 +31,7 @@ def near_timestamps(draw: st.DrawFn) -> str:
 @given(st.lists(near_timestamps() | st.text(max_size=30), min_size=1, max_size=20))
 @example(["2020-02-30T00:00:00", "0001-01-01T00:00:00+00:01", "2020-02-21T07:00:60"])
 @example(["9999-12-31T23:59:59.9999999-00:01", "2020-02-21T07:00:54."])
-@example(["２０２０-02-21T07:00:54", "2020-02-21T07:00:54.٠٠"])  # only ASCII digits count
+@example(["\uff12\uff10\uff12\uff10-02-21T07:00:54", "2020-02-21T07:00:54.\u0660"])  # ASCII only
 def test_column_parser_agrees_with_value_parser(texts: list[str]) -> None:
     column = pl.DataFrame({"s": texts}).select(instant_expr(pl.col("s"))).to_series().to_list()
     assert column == [parse_instant(t) for t in texts]
