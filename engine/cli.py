@@ -407,56 +407,41 @@ def _run_batch(
         sys.exit(2)
 
 
+def _ask(what: str, query_string: str | None, options: dict[str, Any]) -> Any:
+    """Open the inventory the source options name and call its ``what`` method."""
+    with _open(options["store"], options["dumps"]) as inventory:
+        ask = getattr(inventory, what)
+        return ask(
+            _request(query_string, options["params"]),
+            project=options["project"],
+            semantics=_semantics(options["exact_names"], options["time_field"]),
+        )
+
+
 @main.command()
 @click.argument("query_string", required=False)
 @_source_options
-def count(
-    query_string: str | None,
-    store: str | None,
-    dumps: tuple[str, ...],
-    project: str | None,
-    params: tuple[str, ...],
-    exact_names: bool,
-    time_field: str,
-) -> None:
+def count(query_string: str | None, **options: Any) -> None:
     """Print how many backups match the query (paging parameters are validated, then ignored).
 
     \b
     Example:
       cbrq count 'status=error&start_time=2026-01-01T00:00:00Z' --store inv
     """
-    with _open(store, dumps) as inventory:
-        request = _request(query_string, params)
-        click.echo(
-            inventory.count(request, project=project, semantics=_semantics(exact_names, time_field))
-        )
+    click.echo(_ask("count", query_string, options))
 
 
 @main.command()
 @click.argument("query_string", required=False)
 @_source_options
-def explain(
-    query_string: str | None,
-    store: str | None,
-    dumps: tuple[str, ...],
-    project: str | None,
-    params: tuple[str, ...],
-    exact_names: bool,
-    time_field: str,
-) -> None:
+def explain(query_string: str | None, **options: Any) -> None:
     """Print each filter of the query in plain words, the sort and paging, then the polars plan.
 
     \b
     Example:
       cbrq explain 'status=error&used_percent=80&sort=name:asc' --store inv
     """
-    with _open(store, dumps) as inventory:
-        request = _request(query_string, params)
-        click.echo(
-            inventory.explain(
-                request, project=project, semantics=_semantics(exact_names, time_field)
-            )
-        )
+    click.echo(_ask("explain", query_string, options))
 
 
 @main.command()

@@ -19,25 +19,10 @@ from engine.instants import canonical, parse_instant
 from engine.schema import INTERNAL_COLUMNS
 from engine.spec import TIMESTAMP_KEYS
 from engine.store import scan
+from engine.testing.strategies import timestamps
 
 # Small alphabets make duplicate ids and shared timestamps common.
 IDS = st.sampled_from([f"b{i}" for i in range(12)])
-SECONDS = st.integers(0, 5)
-
-
-@st.composite
-def timestamps(draw: st.DrawFn) -> str:
-    second = draw(SECONDS)
-    form = draw(st.sampled_from(["api", "ms+00", "+08", "Z", "bare", "nanos"]))
-    base = f"2020-02-21T07:00:{second:02d}"
-    return {
-        "api": f"{base}.065135",
-        "ms+00": f"{base}.065+00:00",
-        "+08": f"2020-02-21T15:00:{second:02d}.065+08:00",
-        "Z": f"{base}Z",
-        "bare": base,
-        "nanos": f"{base}.123456789-01:30",
-    }[form]
 
 
 JSON_SCALARS = (
