@@ -34,3 +34,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     install, test = [line for line in quick_start.splitlines() if line.strip()]
     assert test in ci.splitlines()
     assert install.split(" && ")[0] in ci.splitlines()
+
+
+def test_readme_conformance_example_works_as_written() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Test your own ListBackups implementation", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    test = namespace["test_my_list_backups_matches_the_spec"]
+    assert callable(test)
+    test()

@@ -262,3 +262,21 @@ def answer(
     limit = int(p["limit"]) if "limit" in p else None
     page = rows[start + offset :][:limit] if limit is not None else rows[start + offset :]
     return {"count": len(rows), "backups": page, "offset": offset, "limit": limit}
+
+
+def summary(response: dict[str, Any]) -> dict[str, Any]:
+    """What two ListBackups answers must agree on: count, ids in order, offset, limit.
+
+    Record bodies are left out (timestamps may be canonicalized differently);
+    errors compare by the sorted names of the bad parameters.
+
+    Example: ``summary(answer(backups, [], [], "limit=1"))["ids"]``.
+    """
+    if "error" in response:
+        return {"error": sorted(set(response["error"]))}
+    return {
+        "count": response["count"],
+        "ids": [b["id"] for b in response["backups"]],
+        "offset": response["offset"],
+        "limit": response["limit"],
+    }
