@@ -24,7 +24,6 @@ from typing import Any
 from engine.errors import QueryError
 from engine.inventory import Inventory
 from engine.params import QueryParams
-from engine.spec import API_DEFAULT_LIMIT
 
 Answer = dict[str, Any]
 
@@ -57,9 +56,7 @@ def local_answer(inventory: Inventory, project: str, query: str) -> Answer:
 
     Example: ``local_answer(inv, "p1", "status=error")["count"]``.
     """
-    params = QueryParams.parse(query)
-    if not params.get_list("limit"):
-        params = params.merged(QueryParams([("limit", str(API_DEFAULT_LIMIT))]))
+    params = QueryParams.parse(query).with_api_defaults()
     try:
         result = inventory.query(params, project=project)
     except QueryError as err:

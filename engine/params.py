@@ -24,6 +24,7 @@ from engine.instants import parse_instant
 from engine.query import BackupQuery, Semantics, SortKey
 from engine.spec import (
     ALL_GRANTED_EPS,
+    API_DEFAULT_LIMIT,
     BOOLEANS,
     DEFAULT_OWN_TYPE,
     IMAGE_TYPES,
@@ -80,6 +81,15 @@ class QueryParams:
     def merged(self, other: QueryParams) -> QueryParams:
         """These pairs followed by ``other``'s."""
         return QueryParams([*self.pairs, *other.pairs])
+
+    def with_api_defaults(self) -> QueryParams:
+        """These parameters as the live API reads them: ``limit`` 1000 unless given.
+
+        Example: ``QueryParams.parse("status=error").with_api_defaults().get_list("limit")``.
+        """
+        if self.get_list("limit"):
+            return self
+        return self.merged(QueryParams([("limit", str(API_DEFAULT_LIMIT))]))
 
     def get_list(self, name: str) -> list[str]:
         """Every value given for ``name``, in order."""

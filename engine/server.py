@@ -73,9 +73,7 @@ class Backend:
 
     def list_backups(self, project: str, pairs: list[tuple[str, str]]) -> str:
         """The ListBackups response text; raises QueryError."""
-        params = QueryParams(pairs)
-        if not params.get_list("limit"):
-            params = params.merged(QueryParams([("limit", str(API_DEFAULT_LIMIT))]))
+        params = QueryParams(pairs).with_api_defaults()
         return self.inventory.query(params, project=project, columns=RESPONSE_COLUMNS).to_json()
 
     def show_backup(self, backup_id: str) -> str:

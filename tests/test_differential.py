@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.errors import QueryError
 from engine.inventory import Inventory
-from engine.testing.reference import answer
+from engine.testing.reference import answer, summary
 from engine.testing.strategies import (
     PROJECTS,
     bad_query_strings,
@@ -33,28 +33,14 @@ def load(generated: Generated, folder: Path) -> Inventory:
 
 def engine_summary(inv: Inventory, query: str, project: str | None) -> dict[str, Any]:
     try:
-        result = inv.query(query, project=project)
+        return summary(inv.query(query, project=project, columns=["id", "_payload"]).to_dict())
     except QueryError as err:
-        return {"error": sorted({p.name for p in err.problems})}
-    return {
-        "count": result.count,
-        "ids": result.ids,
-        "offset": result.offset,
-        "limit": result.limit,
-    }
+        return summary({"error": [p.name for p in err.problems]})
 
 
 def reference_summary(generated: Generated, query: str, project: str | None) -> dict[str, Any]:
     response = answer(generated.backups, generated.vaults, generated.members, query, project)
-    if "error" in response:
-        return response
-    ids = [b["id"] for b in response["backups"]]
-    return {
-        "count": response["count"],
-        "ids": ids,
-        "offset": response["offset"],
-        "limit": response["limit"],
-    }
+    return summary(response)
 
 
 @st.composite
