@@ -227,10 +227,12 @@ def _engines(
 
     def duck(con: Any, b: str, v: str, m: str) -> Callable[[], Answer]:
         def run() -> Answer:
+            if not case.count_only:
+                rows = con.execute(sql.page(parsed, b, v, m)).fetchall()
+                if rows:
+                    return rows[0][1], [r[0] for r in rows]
             total = con.execute(sql.count(parsed, b, v, m)).fetchone()[0]
-            if case.count_only:
-                return total, []
-            return total, [r[0] for r in con.execute(sql.select_ids(parsed, b, v, m)).fetchall()]
+            return total, []
 
         return run
 

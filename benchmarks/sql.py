@@ -62,21 +62,30 @@ def where(q: BackupQuery, vaults: str, members: str) -> list[str]:
     return out
 
 
-def select_ids(q: BackupQuery, backups: str, vaults: str, members: str) -> str:
-    """SQL returning the page's ids in order (marker, offset and limit applied)."""
+def page(q: BackupQuery, backups: str, vaults: str, members: str) -> str:
+    """SQL giving the page's ids in order, each with the count of all matches, in one scan.
+
+    A page that comes out empty says nothing of the count: ask :func:`count` then.
+    Without a marker the page is an ORDER BY ... LIMIT (DuckDB's top-N); with
+    one, matches are numbered once and the marker's number is looked up.
+    """
     conditions = " AND ".join(f"({c})" for c in where(q, vaults, members)) or "true"
     order = ", ".join(
         f"{k.key} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in sort_keys(q)
     )
-    ranked = (
-        f"SELECT id, row_number() OVER (ORDER BY {order}) AS pos FROM {backups} WHERE {conditions}"
-    )
-    start = "0"
-    if q.marker is not None:
-        start = f"(SELECT pos FROM ranked WHERE id = {_text(q.marker)})"
     limit = f" LIMIT {q.limit}" if q.limit is not None else ""
+    if q.marker is None:
+        return (
+            f"SELECT id, count(*) OVER () AS total FROM {backups} WHERE {conditions} "
+            f"ORDER BY {order}{limit} OFFSET {q.offset}"
+        )
+    ranked = (
+        f"SELECT id, row_number() OVER (ORDER BY {order}) AS pos, count(*) OVER () AS total "
+        f"FROM {backups} WHERE {conditions}"
+    )
+    start = f"(SELECT pos FROM ranked WHERE id = {_text(q.marker)})"
     return (
-        f"WITH ranked AS ({ranked}) SELECT id FROM ranked "
+        f"WITH ranked AS MATERIALIZED ({ranked}) SELECT id, total FROM ranked "
         f"WHERE pos > {start} + {q.offset} ORDER BY pos{limit}"
     )
 
