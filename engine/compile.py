@@ -27,7 +27,10 @@ RID: Final[str] = "_rid"
 class Tables:
     """The lazy inventory tables a plan is built from.
 
-    ``backups`` must carry the row locator ``_rid``; ``has_members`` tells
+    ``backups`` must carry the row locator ``_rid``, numbering the rows in
+    the store's order (``created_at`` ascending with nulls last, then ``id``;
+    :mod:`engine.store`), which lets the default sort run on ``_rid``
+    (:func:`physical_keys`); ``has_members`` tells
     whether any share-member record exists (SPEC §2, own_type=shared);
     ``records``, when given, holds whole records in memory by ``_rid`` order
     (servers), so that pages are gathered instead of read from disk.
@@ -205,6 +208,24 @@ def sort_keys(query: BackupQuery) -> list[SortKey]:
     return keys
 
 
+def physical_keys(keys: list[SortKey]) -> list[SortKey]:
+    """Sort keys giving the same order as ``keys`` but cheaper to sort on.
+
+    Rows are numbered by ``_rid`` in store order (created_at ascending, nulls
+    last, then id), so ties of ``created_at`` are already in id order: the
+    default sort (and ``created_at:asc``) needs no string comparison, and an
+    ascending one needs none at all.
+
+    Example: ``physical_keys([SortKey("created_at", False), SortKey("id", False)])``
+    -> ``[SortKey("_rid", False)]``.
+    """
+    if len(keys) != 2 or keys[0].key != "created_at" or keys[1] != SortKey("id", False):
+        return keys
+    if keys[0].descending:
+        return [keys[0], SortKey(RID, False)]
+    return [SortKey(RID, False)]
+
+
 def compile_filter(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
     """The lazy plan of the matching backups, unsorted (for counting). Never collects.
 
@@ -233,7 +254,7 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
         plan = compile_query(parse_query("status=error&sort=name:asc"), tables)
         print(plan.explain())
     """
-    keys = sort_keys(query)
+    keys = physical_keys(sort_keys(query))
     frame = compile_filter(query, tables).sort(
         [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
     )
