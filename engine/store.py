@@ -33,7 +33,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
-from polars.io.plugins import register_io_source
+import pyarrow.parquet as pq
 
 from engine.errors import StoreError
 from engine.schema import empty_frame
@@ -50,12 +50,12 @@ VERSION: Final[int] = 1
 ROW_GROUP_ROWS: Final[int] = 2_048
 #: Rows per record batch of a staged part (per row group of a run): the final
 #: merge reads them a batch at a time.
-PART_ROWS: Final[int] = 2_048
+PART_ROWS: Final[int] = 512
 #: Staged parts are Arrow IPC files (lz4): about half the CPU of lz4 Parquet
 #: to write and read back. Runs merged from them are Parquet.
 STAGED: Final[str] = ".arrow"
 #: Records gathered into memory at once while the final table is written.
-MERGE_ROWS: Final[int] = 32_768
+MERGE_ROWS: Final[int] = 8_192
 #: Sort keys read from one source at a time while the output order is merged.
 KEY_ROWS: Final[int] = 16_384
 #: Sources merged at once; with more, staged parts are first merged in groups
@@ -322,14 +322,27 @@ def _sink(
     statistics: bool,
     rows: int,
 ) -> None:
-    """Stream the rows of ``sources`` kept by ``masks`` (all if None) to ``path``, by ``sort``."""
-    schema = _scan(sources[0][0]).collect_schema()
-    frame = register_io_source(
-        lambda *args: _gather(sources, _order(sources, masks, sort), *args),
-        schema=schema,
-        is_pure=True,
-    )
-    frame.sink_parquet(path, row_group_size=rows, compression=compression, statistics=statistics)
+    """Stream the rows of ``sources`` kept by ``masks`` (all if None) to ``path``, by ``sort``.
+
+    Written here, chunk by chunk, with pyarrow's Parquet writer: polars' sink
+    pulled chunks faster than it wrote them, so its memory grew with the table.
+    """
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in _gather(sources, _order(sources, masks, sort), None, None, None, None):
+            table = frame.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    str(path), table.schema, compression=compression, write_statistics=statistics
+                )
+            writer.write_table(table, row_group_size=rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # no row at all
+        _scan(sources[0][0]).head(0).collect().write_parquet(
+            path, compression=compression, statistics=statistics, row_group_size=rows
+        )
 
 
 def _winners(
