@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,18 +325,29 @@ def _sink(
 ) -> None:
     """Stream the rows of ``sources`` kept by ``masks`` (all if None) to ``path``, by ``sort``.
 
-    Written here, chunk by chunk, with pyarrow's Parquet writer: polars' sink
-    pulled chunks faster than it wrote them, so its memory grew with the table.
+    Written chunk by chunk with pyarrow's Parquet writer, at most one chunk
+    ahead: polars' sink pulled chunks faster than it wrote them, so its memory
+    grew with the table.
     """
     writer: pq.ParquetWriter | None = None
     try:
-        for frame in _gather(sources, _order(sources, masks, sort), None, None, None, None):
-            table = frame.to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(
-                    str(path), table.schema, compression=compression, write_statistics=statistics
-                )
-            writer.write_table(table, row_group_size=rows)
+        # One chunk is written (pyarrow, GIL released) while the next is gathered.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbrq-write") as pool:
+            pending: Future[None] | None = None
+            for frame in _gather(sources, _order(sources, masks, sort), None, None, None, None):
+                table = frame.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        str(path),
+                        table.schema,
+                        compression=compression,
+                        write_statistics=statistics,
+                    )
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, table, row_group_size=rows)
+            if pending is not None:
+                pending.result()
     finally:
         if writer is not None:
             writer.close()
