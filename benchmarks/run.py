@@ -298,6 +298,9 @@ def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: b
                 answers[-1][name] = fn()
                 seconds.append(time.perf_counter() - started)
             times[-1][name] = statistics.median(seconds)  # the first cbrq call warms caches
+        # Progress on stderr as each query is measured: a long run that fails late keeps these.
+        measured = ", ".join(f"{k} {v * 1000:,.0f} ms" for k, v in times[-1].items())
+        print(f"{case.label}: {measured}", file=sys.stderr, flush=True)
     parquet.close()
     raw.close()
     # Plain Python last, once every other engine has let go of its memory.
@@ -361,6 +364,7 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory() as tmp:
         ingest_lines, store = bench_ingest(data, args.ingest_runs or args.runs, Path(tmp))
+        print("\n".join(ingest_lines), file=sys.stderr, flush=True)
         query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
     print(f"# cbrq benchmarks, {args.n:,} backups\n")
     print(
