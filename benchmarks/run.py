@@ -19,7 +19,9 @@ Usage (the one command)::
 4. prints markdown tables of medians and ratios to cbrq, with the machine
    and the date.
 
-``--smoke`` runs a tiny N once, checking answers only (the test suite does).
+``--ingest-only`` measures the ingest table alone (after a change to the
+store). ``--smoke`` runs a tiny N once, checking answers only (the test
+suite does).
 """
 
 from __future__ import annotations
@@ -340,6 +342,9 @@ def main() -> None:
     parser.add_argument("--raw-runs", type=int, default=1, help="runs of DuckDB on raw JSON")
     parser.add_argument("--ingest-runs", type=int, default=None, help="ingest runs (--runs)")
     parser.add_argument("--no-raw", action="store_true", help="skip DuckDB on raw JSON")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="only the ingest table (after store changes)"
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny N, one run")
     args = parser.parse_args()
@@ -365,15 +370,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ingest_lines, store = bench_ingest(data, args.ingest_runs or args.runs, Path(tmp))
         print("\n".join(ingest_lines), file=sys.stderr, flush=True)
-        query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
+        query_lines = (
+            []
+            if args.ingest_only
+            else bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
+        )
     print(f"# cbrq benchmarks, {args.n:,} backups\n")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; date {date.today()}.\n"
     )
     print("\n".join(ingest_lines))
-    print()
-    print("\n".join(query_lines))
+    if query_lines:
+        print()
+        print("\n".join(query_lines))
     if any("FAIL" in line for line in query_lines):
         raise SystemExit(1)
 

@@ -52,8 +52,11 @@ ROW_GROUP_ROWS: Final[int] = 2_048
 #: Rows per record batch of a staged part (per row group of a run): the final
 #: merge reads them a batch at a time.
 PART_ROWS: Final[int] = 512
-#: Staged parts are Arrow IPC files (lz4): about half the CPU of lz4 Parquet
-#: to write and read back. Runs merged from them are Parquet.
+#: Staged parts, and the runs merged from them, are Arrow IPC files (lz4):
+#: about half the CPU of lz4 Parquet to write and read back, and a footer of
+#: a few bytes per batch. (As Parquet, a run of 1M rows has 2,000 row groups
+#: of 107 leaf columns, and polars held ~100 MB of footer per run it read:
+#: 1 GB of the 10M ingest's peak, measured 2026-11-27.)
 STAGED: Final[str] = ".arrow"
 #: Records gathered into memory at once while the final table is written.
 MERGE_ROWS: Final[int] = 8_192
@@ -69,6 +72,7 @@ DEDUP_ROWS: Final[int] = 1_000_000
 
 _SRC: Final[str] = "_cbrq_source"
 _IDX: Final[str] = "_cbrq_index"
+_BUCKET: Final[str] = "_cbrq_bucket"
 
 Mask = npt.NDArray[np.bool_]
 
@@ -252,7 +256,8 @@ class Generation:
         sources = self._runs(kind, sources, sort, FAN_IN - (old is not None))
         if old is not None:
             sources.insert(0, (old, ROW_GROUP_ROWS))
-        masks, kept = _winners(sources, list(DEDUP_KEYS[kind]), order)
+        keys = list(DEDUP_KEYS[kind])
+        masks, kept = _winners(sources, keys, order, self.path / "parts")
         _sink(sources, masks, sort, path, compression="zstd", statistics=True, rows=ROW_GROUP_ROWS)
         return kept
 
@@ -269,7 +274,7 @@ class Generation:
                 if len(group) == 1:
                     merged.extend(group)
                     continue
-                run = self.path / "parts" / f"{kind}-run{level}-{len(merged):05d}.parquet"
+                run = self.path / "parts" / f"{kind}-run{level}-{len(merged):05d}{STAGED}"
                 _sink(group, None, sort, run, compression="lz4", statistics=False, rows=PART_ROWS)
                 for part, _ in group:
                     part.unlink()
@@ -326,11 +331,12 @@ def _sink(
 ) -> None:
     """Stream the rows of ``sources`` kept by ``masks`` (all if None) to ``path``, by ``sort``.
 
-    Written chunk by chunk with pyarrow's Parquet writer, at most one chunk
-    ahead: polars' sink pulled chunks faster than it wrote them, so its memory
-    grew with the table.
+    ``path`` is Parquet (row groups of ``rows``), or Arrow IPC if it ends in
+    :data:`STAGED` (record batches of ``rows``). Written chunk by chunk with
+    pyarrow, at most one chunk ahead: polars' sink pulled chunks faster than
+    it wrote them, so its memory grew with the table.
     """
-    writer: pq.ParquetWriter | None = None
+    writer: _Writer | None = None
     try:
         # One chunk is written (pyarrow, GIL released) while the next is gathered.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbrq-write") as pool:
@@ -338,60 +344,131 @@ def _sink(
             for frame in _gather(sources, _order(sources, masks, sort), None, None, None, None):
                 table = frame.to_arrow()
                 if writer is None:
-                    writer = pq.ParquetWriter(
-                        str(path),
-                        table.schema,
-                        compression=compression,
-                        write_statistics=statistics,
-                    )
+                    writer = _Writer(path, table.schema, compression, statistics, rows)
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(writer.write_table, table, row_group_size=rows)
+                pending = pool.submit(writer.write, table)
             if pending is not None:
                 pending.result()
+            if writer is None:  # no row at all
+                empty = _scan(sources[0][0]).head(0).collect().to_arrow()
+                writer = _Writer(path, empty.schema, compression, statistics, rows)
+                writer.write(empty)
     finally:
         if writer is not None:
             writer.close()
-    if writer is None:  # no row at all
-        _scan(sources[0][0]).head(0).collect().write_parquet(
-            path, compression=compression, statistics=statistics, row_group_size=rows
-        )
+
+
+class _Writer:
+    """Appends Arrow tables to a Parquet file, or to an Arrow IPC file (a :data:`STAGED` path)."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        compression: Literal["lz4", "zstd"],
+        statistics: bool,
+        rows: int,
+    ) -> None:
+        self._rows = rows
+        self._ipc: ipc.RecordBatchFileWriter | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        if path.suffix == STAGED:
+            options = ipc.IpcWriteOptions(compression=compression)
+            self._ipc = ipc.new_file(str(path), schema, options=options)
+        else:
+            self._parquet = pq.ParquetWriter(
+                str(path), schema, compression=compression, write_statistics=statistics
+            )
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``, cut into row groups (record batches) of at most ``rows``."""
+        if self._ipc is not None:
+            self._ipc.write_table(table, max_chunksize=self._rows)
+        elif self._parquet is not None:
+            self._parquet.write_table(table, row_group_size=self._rows)
+
+    def close(self) -> None:
+        """Finish the file (its footer)."""
+        if self._ipc is not None:
+            self._ipc.close()
+        elif self._parquet is not None:
+            self._parquet.close()
 
 
 def _winners(
-    sources: list[tuple[Path, int]], keys: list[str], order: list[str]
+    sources: list[tuple[Path, int]], keys: list[str], order: list[str], spill: Path
 ) -> tuple[list[Mask], int]:
     """Which rows of each source win their dedup key; and how many rows win.
 
-    Every copy of a key falls in the same hash partition, so each partition
-    is deduplicated on its own, one at a time, from narrow columns only.
+    Only narrow columns are read, a block at a time. Beyond
+    :data:`DEDUP_ROWS` rows they are first split by a hash of the keys into
+    partition files under ``spill`` (every copy of a key lands in the same
+    one), and each partition is deduplicated on its own, one after the other.
     """
     heights = [_scan(path).select(pl.len()).collect().item() for path, _ in sources]
     passes = max(1, -(-sum(heights) // DEDUP_ROWS))
     narrow = list(dict.fromkeys([*keys, *order]))
+    numbered = (
+        block.with_columns(
+            pl.int_range(start, start + block.height, dtype=pl.Int64).alias(_IDX),
+            pl.lit(i, pl.Int32).alias(_SRC),
+        )
+        for i, (path, _) in enumerate(sources)
+        for start, block in _numbered_blocks(path, narrow)
+    )
+    if passes == 1:
+        blocks = list(numbered)
+        partitions: Iterator[pl.DataFrame] = iter([pl.concat(blocks)] if blocks else [])
+    else:
+        partitions = _partitions(numbered, keys, passes, spill)
     masks = [np.zeros(height, dtype=np.bool_) for height in heights]
     kept = 0
-    for bucket in range(passes):
-        every = pl.concat(
-            [
-                _scan(path, row_index=True)
-                .select(_IDX, *narrow)
-                .with_columns(pl.lit(i, pl.Int32).alias(_SRC))
-                for i, (path, _) in enumerate(sources)
-            ]
-        )
-        if passes > 1:
-            every = every.filter(pl.struct(keys).hash() % passes == bucket)
+    for every in partitions:
         winners = (
-            every.sort(order, nulls_last=False)
-            .unique(subset=keys, keep="last")
-            .select(_SRC, _IDX)
-            .collect()
+            every.sort(order, nulls_last=False).unique(subset=keys, keep="last").select(_SRC, _IDX)
         )
         kept += winners.height
         for (src,), frame in winners.partition_by(_SRC, as_dict=True).items():
             masks[int(src)][frame[_IDX].to_numpy()] = True
     return masks, kept
+
+
+def _numbered_blocks(path: Path, columns: list[str]) -> Iterator[tuple[int, pl.DataFrame]]:
+    """:func:`_blocks` of ``path`` with the index of each block's first row."""
+    start = 0
+    for block in _blocks(path, columns, KEY_ROWS * 4):
+        yield start, block
+        start += block.height
+
+
+def _partitions(
+    blocks: Iterator[pl.DataFrame], keys: list[str], passes: int, spill: Path
+) -> Iterator[pl.DataFrame]:
+    """``blocks`` split by a hash of ``keys`` into ``passes`` frames, one at a time."""
+    spill.mkdir(parents=True, exist_ok=True)
+    files = [spill / f"dedup-{bucket:04d}{STAGED}" for bucket in range(passes)]
+    writers: dict[int, _Writer] = {}
+    try:
+        for block in blocks:
+            split = block.with_columns((pl.struct(keys).hash() % passes).alias(_BUCKET))
+            for (bucket,), part in split.partition_by(
+                _BUCKET, as_dict=True, include_key=False
+            ).items():
+                table = part.to_arrow()
+                if bucket not in writers:
+                    writers[bucket] = _Writer(files[bucket], table.schema, "lz4", False, KEY_ROWS)
+                writers[bucket].write(table)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for bucket, file in enumerate(files):
+        if bucket in writers:
+            with pa.OSFile(str(file), "r") as handle:
+                frame = pl.from_arrow(ipc.open_file(handle).read_all())
+            assert isinstance(frame, pl.DataFrame)
+            file.unlink()
+            yield frame
 
 
 def _order(
@@ -540,12 +617,11 @@ class _KeyCursor:
         return piece
 
 
-def _scan(path: Path, *, row_index: bool = False) -> pl.LazyFrame:
-    """A lazy frame of a source: a staged Arrow IPC part or a Parquet file."""
-    name = _IDX if row_index else None
+def _scan(path: Path) -> pl.LazyFrame:
+    """A lazy frame of a source: a staged Arrow IPC part or run, or a Parquet file."""
     if path.suffix == STAGED:
-        return pl.scan_ipc(path, row_index_name=name)
-    return pl.scan_parquet(path, row_index_name=name)
+        return pl.scan_ipc(path)
+    return pl.scan_parquet(path)
 
 
 def _blocks(path: Path, columns: list[str] | None, rows: int) -> Iterator[pl.DataFrame]:
