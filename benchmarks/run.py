@@ -274,11 +274,11 @@ def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: b
 
     inv = Inventory.open(store)
     manifest = read_manifest(store)
-    tables = {k: str(store / v) for k, v in manifest.tables.items()}
+    tables = {k: [str(store / f) for f in v] for k, v in manifest.tables.items()}
     parquet = duckdb.connect()
-    parquet.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet('{tables['backups']}')")
-    parquet.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{tables['vaults']}')")
-    parquet.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet('{tables['members']}')")
+    parquet.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet({tables['backups']})")
+    parquet.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet({tables['vaults']})")
+    parquet.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet({tables['members']})")
     raw = duckdb.connect()
     if with_raw:
         for statement in RAW_VIEWS.format(data=data).split(";"):

@@ -290,11 +290,11 @@ def _finish(
     for kind, frames in small.items():
         for frame in frames:
             generation.write_part(kind, frame, _ordering(kind)[0])
-    tables: dict[str, str] = {}
+    tables: dict[str, list[str]] = {}
     for kind in RECORD_KINDS:
         sort, order = _ordering(kind)
         summary.totals[kind] = generation.write_table(kind, sort, order)
-        tables[kind] = generation.table_name(kind)
+        tables[kind] = generation.table_names(kind)
     _count_backups(generation, previous, base_seq, summary)
     quarantine = _write_quarantine(generation, previous, rejected)
     summary.quarantined = len(rejected)
@@ -319,7 +319,7 @@ def _ordering(kind: str) -> tuple[list[str], list[str]]:
 def _count_backups(
     generation: Generation, previous: Manifest, base_seq: int, summary: IngestSummary
 ) -> None:
-    final = pl.scan_parquet(generation.path / "backups.parquet")
+    final = pl.scan_parquet([generation.root / name for name in generation.table_names("backups")])
     from_new = final.filter(pl.col(SEQ) >= base_seq).select(pl.len()).collect().item()
     before = previous.counts.get("backups", 0)
     summary.backups_new = summary.totals["backups"] - before

@@ -5,8 +5,8 @@ returns :class:`Rule` objects (an English sentence, a polars predicate and,
 for rules that look at the vault or member tables, a lookup to join first),
 so that ``cbrq explain`` and the plan can never disagree. The plan keeps only
 the narrow columns that filtering and sorting need, plus ``_rid`` (the row of
-the backup in ``backups.parquet``), so that whole records are fetched for the
-returned page only (:mod:`engine.execute`).
+the backup in the backups table, counted across its files), so that whole
+records are fetched for the returned page only (:mod:`engine.execute`).
 """
 
 from __future__ import annotations

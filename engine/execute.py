@@ -87,7 +87,7 @@ def count(query: BackupQuery, tables: Tables) -> int:
 def execute(
     query: BackupQuery,
     tables: Tables,
-    backups_file: Path | None,
+    backups_files: Sequence[Path],
     columns: Sequence[str] | None = None,
 ) -> Result:
     """Run ``query``: count, page by marker/offset/limit, fetch the page's records.
@@ -96,7 +96,7 @@ def execute(
     ``["id", "_payload"]`` is all an API response needs). Raises
     :class:`QueryError` for a marker that is not among the matches.
 
-    Example: ``execute(parse_query("limit=5"), tables, store / "g000001/backups.parquet")``.
+    Example: ``execute(parse_query("limit=5"), tables, [store / "g000001/backups-00000.parquet"])``.
     """
     plan = compile_query(query, tables)
     if query.marker is None:
@@ -116,43 +116,56 @@ def execute(
         held = tables.records if columns is None else tables.records.select(columns)
         rows = held[page[RID].to_numpy()]
     else:
-        rows = fetch(backups_file, page[RID].to_numpy(), columns)
+        rows = fetch(backups_files, page[RID].to_numpy(), columns)
     return Result(total, query.offset, query.limit, rows)
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """A Parquet file's footer and the first row of each row group, read once."""
+    """The footers of a table's Parquet files, and where each row group starts, read once.
 
-    metadata: Any
+    Row groups are numbered across the files in order; ``starts[g]`` is the
+    first row of group ``g`` (and ``starts[-1]`` the row count), ``file[g]``
+    its file and ``local[g]`` its number in that file.
+    """
+
+    metadata: list[Any]
     starts: Any
+    file: Any
+    local: Any
 
 
-_LAYOUTS: dict[tuple[Path, float], _Layout] = {}
+_LAYOUTS: dict[tuple[tuple[Path, float], ...], _Layout] = {}
 
 
-def _layout(path: Path) -> _Layout:
+def _layout(paths: Sequence[Path]) -> _Layout:
     import numpy as np
     import pyarrow.parquet as pq
 
-    key = (path, path.stat().st_mtime)
+    key = tuple((path, path.stat().st_mtime) for path in paths)
     if key not in _LAYOUTS:
-        metadata = pq.read_metadata(path)
-        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-        _LAYOUTS[key] = _Layout(metadata, np.concatenate([[0], np.cumsum(sizes)]))
+        metadata = [pq.read_metadata(path) for path in paths]
+        sizes = [m.row_group(i).num_rows for m in metadata for i in range(m.num_row_groups)]
+        _LAYOUTS[key] = _Layout(
+            metadata,
+            np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]),
+            np.repeat(np.arange(len(paths)), [m.num_row_groups for m in metadata]),
+            np.concatenate([np.arange(m.num_row_groups) for m in metadata]),
+        )
     return _LAYOUTS[key]
 
 
 def fetch(
-    path: Path | None, rids: np.ndarray[Any, Any], columns: Sequence[str] | None = None
+    paths: Sequence[Path], rids: np.ndarray[Any, Any], columns: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Records (all columns, or ``columns``) of rows ``rids`` of ``path``, in that order.
+    """Records (all columns, or ``columns``) of rows ``rids`` of a table, in that order.
 
-    Reads only the Parquet row groups that hold them.
+    ``paths`` are the table's Parquet files in order, and ``rids`` number
+    its rows across them. Reads only the row groups that hold the rows.
 
-    Example: ``fetch(path, np.array([5, 2]))["id"]``.
+    Example: ``fetch([path], np.array([5, 2]))["id"]``.
     """
-    if path is None or len(rids) == 0:
+    if not paths or len(rids) == 0:
         empty = empty_frame("backups")
         return empty if columns is None else empty.select(columns)
     # Imported here: a count or an error never pays for them.
@@ -160,16 +173,23 @@ def fetch(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    layout = _layout(path)
-    parquet = pq.ParquetFile(path, metadata=layout.metadata)
+    layout = _layout(paths)
     groups = np.searchsorted(layout.starts, rids, side="right") - 1
     wanted = np.unique(groups)
-    table = parquet.read_row_groups(
-        wanted.tolist(), columns=None if columns is None else list(columns)
-    )
+    wanted_files = layout.file[wanted]
+    pieces = []
+    for number in np.unique(wanted_files):
+        parquet = pq.ParquetFile(paths[number], metadata=layout.metadata[number])
+        local = layout.local[wanted[wanted_files == number]]
+        pieces.append(
+            parquet.read_row_groups(
+                local.tolist(), columns=None if columns is None else list(columns)
+            )
+        )
+    table = pa.concat_tables(pieces)
     sizes = np.diff(layout.starts)[wanted]
     base = np.concatenate([[0], np.cumsum(sizes)])
-    local = base[np.searchsorted(wanted, groups)] + (rids - layout.starts[groups])
-    frame = pl.from_arrow(table.take(pa.array(local)))
+    local_rows = base[np.searchsorted(wanted, groups)] + (rids - layout.starts[groups])
+    frame = pl.from_arrow(table.take(pa.array(local_rows)))
     assert isinstance(frame, pl.DataFrame)
     return frame

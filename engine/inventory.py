@@ -29,7 +29,7 @@ from engine.execute import Result, count, execute, fetch
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.query import BackupQuery, Semantics
 from engine.schema import INTERNAL_COLUMNS, PAYLOAD
-from engine.store import require_manifest, resolve_store, scan, table_path
+from engine.store import require_manifest, resolve_store, scan, table_files
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 
@@ -126,8 +126,8 @@ class Inventory:
         rids = self.tables.backups.filter(pl.col("id") == backup_id).select(RID).collect()
         if rids.height == 0:
             return None
-        path = table_path(self.root, self.manifest, "backups")
-        rows = fetch(path, rids[RID].to_numpy())
+        paths = table_files(self.root, self.manifest, "backups")
+        rows = fetch(paths, rids[RID].to_numpy())
         return str(rows[PAYLOAD][0])
 
     @cached_property
@@ -197,8 +197,8 @@ class Inventory:
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
-        path = table_path(self.root, self.manifest, "backups")
-        return execute(query, self.tables, path, columns)
+        paths = table_files(self.root, self.manifest, "backups")
+        return execute(query, self.tables, paths, columns)
 
     def count(
         self,

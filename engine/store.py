@@ -2,14 +2,16 @@
 
 Layout of a store directory (default ``./cbrq-store``, or ``$CBRQ_STORE``)::
 
-    manifest.json             the current generation: its tables and files
-    g000003/backups.parquet   typed columns + _payload/_seq/_row, sorted by created_at
-    g000003/vaults.parquet
-    g000003/members.parquet
-    g000003/quarantine.ndjson records set aside by --lenient (all runs so far)
+    manifest.json                   the current generation: its tables and files
+    g000003/backups-00000.parquet   typed columns + _payload/_seq/_row, sorted by
+    g000003/backups-00001.parquet     created_at then id, FILE_ROWS rows per file
+    g000003/vaults-00000.parquet
+    g000003/members-00000.parquet
+    g000003/quarantine.ndjson       records set aside by --lenient (all runs so far)
 
 The files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
-(``manifest.json`` names the current ones). A change writes a whole new
+(``manifest.json`` lists the current ones of each table, in order; the
+glob ``g000003/backups-*.parquet`` reads the same rows). A change writes a whole new
 generation directory, then replaces ``manifest.json`` in one rename, then
 removes older generations: an error or a kill at any moment leaves the
 previous inventory as it was. One writer at a time (an advisory lock).
@@ -22,7 +24,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,11 +46,18 @@ STORE_ENV: Final[str] = "CBRQ_STORE"
 DEFAULT_STORE: Final[str] = "cbrq-store"
 MANIFEST: Final[str] = "manifest.json"
 FORMAT: Final[str] = "cbrq-inventory"
-VERSION: Final[int] = 1
+#: Version 2 lists several files per table; version 1 (one file) is still read.
+VERSION: Final[int] = 2
 #: Small row groups keep whole records cheap to fetch for one result page: a
 #: page of 100 backups scattered over 1M (sort by name) reads 100 groups of
 #: 2048 rows, not 100 of 16384 (270 ms instead of 1.7 s, measured 2026-11-27).
 ROW_GROUP_ROWS: Final[int] = 2_048
+#: Rows per Parquet file of a table (512 row groups); a bigger table is
+#: several files, each following the one before in sort order. A writer holds
+#: the footer of the file it writes (about 60 MB per million rows of 107 leaf
+#: columns in 2048-row groups, and as much again when it closes): one 10M-row
+#: file peaked at 1.4 GB, measured 2026-11-27.
+FILE_ROWS: Final[int] = 512 * ROW_GROUP_ROWS
 #: Rows per record batch of a staged part (per row group of a run): the final
 #: merge reads them a batch at a time.
 PART_ROWS: Final[int] = 512
@@ -91,11 +100,12 @@ def resolve_store(path: str | os.PathLike[str] | None) -> Path:
 class Manifest:
     """What ``manifest.json`` says: the current generation, its tables and ingested files.
 
-    Example: ``read_manifest(Path("cbrq-store")).tables["backups"]``.
+    Example: ``read_manifest(Path("cbrq-store")).tables["backups"]`` -> the
+    store-relative Parquet files of the table, in order.
     """
 
     generation: int = 0
-    tables: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     quarantine: str | None = None
@@ -134,11 +144,14 @@ def read_manifest(root: Path) -> Manifest:
         raise StoreError(f"{path}: unreadable manifest ({err})") from err
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise StoreError(f"{path}: not a cbrq inventory manifest")
-    if raw.get("version") != VERSION:
+    if raw.get("version") not in (1, VERSION):
         raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
     return Manifest(
         generation=int(raw["generation"]),
-        tables=dict(raw["tables"]),
+        tables={
+            kind: [files] if isinstance(files, str) else list(files)
+            for kind, files in raw["tables"].items()
+        },
         counts=dict(raw.get("counts", {})),
         files=list(raw["files"]),
         quarantine=raw.get("quarantine"),
@@ -156,13 +169,12 @@ def require_manifest(root: Path) -> Manifest:
     return read_manifest(root)
 
 
-def table_path(root: Path, manifest: Manifest, kind: str) -> Path | None:
-    """The Parquet file of ``kind`` in the current generation, if there is one.
+def table_files(root: Path, manifest: Manifest, kind: str) -> list[Path]:
+    """The Parquet files of ``kind`` in the current generation, in order (none before an ingest).
 
-    Example: ``table_path(root, read_manifest(root), "vaults")``.
+    Example: ``table_files(root, read_manifest(root), "vaults")``.
     """
-    name = manifest.tables.get(kind)
-    return None if name is None else root / name
+    return [root / name for name in manifest.tables.get(kind, [])]
 
 
 def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFrame:
@@ -171,12 +183,13 @@ def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFram
     Example: ``scan(Path("cbrq-store"), "backups").select("id").collect()``.
     """
     manifest = manifest if manifest is not None else read_manifest(root)
-    path = table_path(root, manifest, kind)
-    if path is None:
+    files = table_files(root, manifest, kind)
+    if not files:
         return empty_frame(kind).lazy()
-    if not path.exists():
-        raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
-    return pl.scan_parquet(path)
+    for path in files:
+        if not path.exists():
+            raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
+    return pl.scan_parquet(files)
 
 
 @contextlib.contextmanager
@@ -216,6 +229,7 @@ class Generation:
         _remove_stale(root, keep=previous)
         self.path.mkdir(parents=True)
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
+        self._tables: dict[str, list[Path]] = {}
 
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
         """Stage a batch of freshly typed records of ``kind``, sorted by ``sort``."""
@@ -243,22 +257,33 @@ class Generation:
            is a mask of winning rows per source (one byte per row).
         3. The winning rows are merged by ``sort`` from narrow key blocks, and
            whole records are gathered in that order, a slice of each source at
-           a time, and streamed to the file.
+           a time, and streamed to files of :data:`FILE_ROWS` rows.
         """
         sources = [(part, PART_ROWS) for part in self._parts[kind]]
-        old = table_path(self.root, self.previous, kind)
-        path = self.path / f"{kind}.parquet"
-        if not sources and old is None:
+        old = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
+
+        def name(number: int) -> Path:
+            return self.path / f"{kind}-{number:05d}.parquet"
+
+        if not sources and not old:
             empty_frame(kind).lazy().sink_parquet(
-                path, row_group_size=ROW_GROUP_ROWS, compression="zstd"
+                name(0), row_group_size=ROW_GROUP_ROWS, compression="zstd"
             )
+            self._tables[kind] = [name(0)]
             return 0
-        sources = self._runs(kind, sources, sort, FAN_IN - (old is not None))
-        if old is not None:
-            sources.insert(0, (old, ROW_GROUP_ROWS))
+        sources = old + self._runs(kind, sources, sort, FAN_IN - len(old))
         keys = list(DEDUP_KEYS[kind])
         masks, kept = _winners(sources, keys, order, self.path / "parts")
-        _sink(sources, masks, sort, path, compression="zstd", statistics=True, rows=ROW_GROUP_ROWS)
+        self._tables[kind] = _sink(
+            sources,
+            masks,
+            sort,
+            name,
+            compression="zstd",
+            statistics=True,
+            rows=ROW_GROUP_ROWS,
+            file_rows=FILE_ROWS,
+        )
         return kept
 
     def _runs(
@@ -275,7 +300,16 @@ class Generation:
                     merged.extend(group)
                     continue
                 run = self.path / "parts" / f"{kind}-run{level}-{len(merged):05d}{STAGED}"
-                _sink(group, None, sort, run, compression="lz4", statistics=False, rows=PART_ROWS)
+                _sink(
+                    group,
+                    None,
+                    sort,
+                    _one(run),
+                    compression="lz4",
+                    statistics=False,
+                    rows=PART_ROWS,
+                    file_rows=None,
+                )
                 for part, _ in group:
                     part.unlink()
                 merged.append((run, PART_ROWS))
@@ -314,27 +348,30 @@ class Generation:
         shutil.rmtree(self.path, ignore_errors=True)
         (self.root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
 
-    def table_name(self, kind: str) -> str:
-        """Store-relative path of the final table of ``kind``."""
-        return f"{self.name}/{kind}.parquet"
+    def table_names(self, kind: str) -> list[str]:
+        """Store-relative paths of the files of the final table of ``kind``, in order."""
+        return [f"{self.name}/{path.name}" for path in self._tables[kind]]
 
 
 def _sink(
     sources: list[tuple[Path, int]],
     masks: list[Mask] | None,
     sort: list[str],
-    path: Path,
+    name: Callable[[int], Path],
     *,
     compression: Literal["lz4", "zstd"],
     statistics: bool,
     rows: int,
-) -> None:
-    """Stream the rows of ``sources`` kept by ``masks`` (all if None) to ``path``, by ``sort``.
+    file_rows: int | None,
+) -> list[Path]:
+    """Stream the rows of ``sources`` kept by ``masks`` (all if None), by ``sort``; the files.
 
-    ``path`` is Parquet (row groups of ``rows``), or Arrow IPC if it ends in
-    :data:`STAGED` (record batches of ``rows``). Written chunk by chunk with
-    pyarrow, at most one chunk ahead: polars' sink pulled chunks faster than
-    it wrote them, so its memory grew with the table.
+    The files are ``name(0)``, ``name(1)``, ... of ``file_rows`` rows each
+    (one file if ``None``): Parquet in row groups of ``rows``, or Arrow IPC
+    in record batches of ``rows`` if the name ends in :data:`STAGED`.
+    Written chunk by chunk with pyarrow, at most one chunk ahead: polars'
+    sink pulled chunks faster than it wrote them, so its memory grew with
+    the table.
     """
     writer: _Writer | None = None
     try:
@@ -344,7 +381,7 @@ def _sink(
             for frame in _gather(sources, _order(sources, masks, sort), None, None, None, None):
                 table = frame.to_arrow()
                 if writer is None:
-                    writer = _Writer(path, table.schema, compression, statistics, rows)
+                    writer = _Writer(name, table.schema, compression, statistics, rows, file_rows)
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write, table)
@@ -352,48 +389,84 @@ def _sink(
                 pending.result()
             if writer is None:  # no row at all
                 empty = _scan(sources[0][0]).head(0).collect().to_arrow()
-                writer = _Writer(path, empty.schema, compression, statistics, rows)
+                writer = _Writer(name, empty.schema, compression, statistics, rows, file_rows)
                 writer.write(empty)
     finally:
         if writer is not None:
             writer.close()
+    return writer.files
+
+
+def _one(path: Path) -> Callable[[int], Path]:
+    """File names for a :class:`_Writer` that writes one file, ``path``."""
+    return lambda _: path
 
 
 class _Writer:
-    """Appends Arrow tables to a Parquet file, or to an Arrow IPC file (a :data:`STAGED` path)."""
+    """Appends Arrow tables to files of at most ``file_rows`` rows each (one file if ``None``).
+
+    Parquet, or Arrow IPC for names ending in :data:`STAGED`.
+    """
 
     def __init__(
         self,
-        path: Path,
+        name: Callable[[int], Path],
         schema: pa.Schema,
         compression: Literal["lz4", "zstd"],
         statistics: bool,
         rows: int,
+        file_rows: int | None,
     ) -> None:
+        self.files: list[Path] = []
+        self._name = name
+        self._schema = schema
+        self._compression = compression
+        self._statistics = statistics
         self._rows = rows
+        self._file_rows = file_rows
+        self._held = 0  # rows in the open file
         self._ipc: ipc.RecordBatchFileWriter | None = None
         self._parquet: pq.ParquetWriter | None = None
-        if path.suffix == STAGED:
-            options = ipc.IpcWriteOptions(compression=compression)
-            self._ipc = ipc.new_file(str(path), schema, options=options)
-        else:
-            self._parquet = pq.ParquetWriter(
-                str(path), schema, compression=compression, write_statistics=statistics
-            )
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``, cut into row groups (record batches) of at most ``rows``."""
-        if self._ipc is not None:
-            self._ipc.write_table(table, max_chunksize=self._rows)
-        elif self._parquet is not None:
-            self._parquet.write_table(table, row_group_size=self._rows)
+        while True:
+            if self._ipc is None and self._parquet is None:
+                self._open()
+            room = table.num_rows if self._file_rows is None else self._file_rows - self._held
+            piece, table = table.slice(0, room), table.slice(room)
+            if self._ipc is not None:
+                self._ipc.write_table(piece, max_chunksize=self._rows)
+            elif self._parquet is not None:
+                self._parquet.write_table(piece, row_group_size=self._rows)
+            self._held += piece.num_rows
+            if self._file_rows is not None and self._held >= self._file_rows:
+                self.close()
+            if table.num_rows == 0:
+                return
 
     def close(self) -> None:
-        """Finish the file (its footer)."""
+        """Finish the open file (its footer), if any."""
         if self._ipc is not None:
             self._ipc.close()
         elif self._parquet is not None:
             self._parquet.close()
+        self._ipc = self._parquet = None
+
+    def _open(self) -> None:
+        path = self._name(len(self.files))
+        if path.suffix == STAGED:
+            options = ipc.IpcWriteOptions(compression=self._compression)
+            self._ipc = ipc.new_file(str(path), self._schema, options=options)
+        else:
+            self._parquet = pq.ParquetWriter(
+                str(path),
+                self._schema,
+                compression=self._compression,
+                write_statistics=self._statistics,
+            )
+        self.files.append(path)
+        self._held = 0
 
 
 def _winners(
@@ -457,7 +530,9 @@ def _partitions(
             ).items():
                 table = part.to_arrow()
                 if bucket not in writers:
-                    writers[bucket] = _Writer(files[bucket], table.schema, "lz4", False, KEY_ROWS)
+                    writers[bucket] = _Writer(
+                        _one(files[bucket]), table.schema, "lz4", False, KEY_ROWS, None
+                    )
                 writers[bucket].write(table)
     finally:
         for writer in writers.values():

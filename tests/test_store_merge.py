@@ -1,13 +1,15 @@
 """The bounded-memory final merge (engine.store) writes the same table whatever its limits.
 
 Tiny limits force every path at small sizes: staged parts merged into runs
-over several levels, dedup keys ranked in several hash partitions, and key
-blocks of a few rows. The result must equal a store written with the
-defaults, row for row, with the same row groups.
+over several levels, dedup keys ranked in several hash partitions, key
+blocks of a few rows, and tables split into many files. The result must
+equal a store written with the defaults, row for row, with the same row
+groups (or, split into files, the same rows and answers).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +21,8 @@ import engine.api
 import engine.store
 from engine.api import ingest
 from engine.generate import write_dumps
-from engine.store import read_manifest
+from engine.inventory import Inventory
+from engine.store import read_manifest, scan, table_files
 from tests.conftest import SAMPLE, snapshot
 from tests.records import backup, page
 
@@ -34,17 +37,22 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine.api, "BATCH_BYTES", 60_000)
 
 
-def same_stores(left: Path, right: Path) -> None:
+def groups(path: Path) -> list[int]:
+    metadata = pq.ParquetFile(path).metadata
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
+def same_stores(left: Path, right: Path, *, layout: bool = True) -> None:
+    """Same tables (and, with ``layout``, the same files and row groups)."""
     one, two = read_manifest(left), read_manifest(right)
     assert one.counts == two.counts
-    for kind, name in one.tables.items():
-        a, b = left / name, right / two.tables[kind]
+    for kind in one.tables:
+        a, b = table_files(left, one, kind), table_files(right, two, kind)
         assert pl.read_parquet(a).equals(pl.read_parquet(b)), kind
-        assert pq.read_schema(a).equals(pq.read_schema(b)), kind
-        groups_a, groups_b = pq.ParquetFile(a).metadata, pq.ParquetFile(b).metadata
-        assert [groups_a.row_group(i).num_rows for i in range(groups_a.num_row_groups)] == [
-            groups_b.row_group(i).num_rows for i in range(groups_b.num_row_groups)
-        ], kind
+        for path in [*a, *b]:
+            assert pq.read_schema(path).equals(pq.read_schema(a[0])), kind
+        if layout:
+            assert [groups(path) for path in a] == [groups(path) for path in b], kind
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +75,7 @@ def test_tiny_limits_write_the_same_store(
         ingest([str(dumps)], tmp_path / name / "twice")
     for store in ("sample", "twice"):
         same_stores(tmp_path / "default" / store, tmp_path / "tiny" / store)
-    parts = pl.scan_parquet(
-        tmp_path / "tiny" / "twice" / read_manifest(tmp_path / "tiny" / "twice").tables["backups"]
-    )
+    parts = scan(tmp_path / "tiny" / "twice", "backups")
     assert parts.select(pl.col("id").is_unique().all()).collect().item()
 
 
@@ -86,9 +92,7 @@ def test_null_created_at_sorts_last_through_the_merge(
     tiny(monkeypatch)
     ingest(files, tmp_path / "tiny")
     same_stores(tmp_path / "default", tmp_path / "tiny")
-    created = pl.read_parquet(
-        tmp_path / "tiny" / read_manifest(tmp_path / "tiny").tables["backups"]
-    )["created_at"]
+    created = scan(tmp_path / "tiny", "backups").collect()["created_at"]
     assert created.null_count() == len(records[::7])
     assert created.tail(created.null_count()).is_null().all()
 
@@ -108,3 +112,47 @@ def test_a_failing_merge_leaves_the_store_as_it_was(
     with pytest.raises(OSError, match="disk full"):
         ingest([str(dumps)], store)
     assert snapshot(store) == before
+
+
+def test_a_table_split_into_files_reads_and_answers_the_same(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = sorted(str(p) for p in (dumps / "backups").iterdir())
+    first = [*pages[:12], str(dumps / "vaults.json"), str(dumps / "members.json")]
+    for name in ("default", "split"):
+        if name == "split":
+            tiny(monkeypatch)
+            monkeypatch.setattr(engine.store, "FILE_ROWS", 250)
+        ingest(first, tmp_path / name)
+        ingest([str(dumps)], tmp_path / name)  # the split table is a source of the next
+    same_stores(tmp_path / "default", tmp_path / "split", layout=False)
+    split = read_manifest(tmp_path / "split")
+    files = table_files(tmp_path / "split", split, "backups")
+    assert len(files) == -(-split.counts["backups"] // 250)
+    assert [pq.ParquetFile(f).metadata.num_rows for f in files[:-1]] == [250] * (len(files) - 1)
+    one, many = Inventory.open(tmp_path / "default"), Inventory.open(tmp_path / "split")
+    for query in (
+        "limit=40",
+        "sort=name:asc&limit=60&offset=300",
+        "status=error&status=available&sort=status:desc,name:asc",
+        "sort=created_at:desc&limit=30&offset=970",
+    ):
+        a, b = one.query(query), many.query(query)
+        assert (a.count, a.ids) == (b.count, b.ids), query
+        assert a.frame.equals(b.frame), query
+        assert a.payloads == b.payloads, query
+    some = one.query("sort=id:desc&limit=3").ids
+    assert [many.record(i) for i in some] == [one.record(i) for i in some]
+
+
+def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path) -> None:
+    ingest([str(SAMPLE)], store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    expected = Inventory.open(store).query("sort=name:asc&limit=7")
+    manifest["version"] = 1
+    manifest["tables"] = {kind: files[0] for kind, files in manifest["tables"].items()}
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    got = Inventory.open(store).query("sort=name:asc&limit=7")
+    assert (got.count, got.ids, got.payloads) == (expected.count, expected.ids, expected.payloads)
+    ingest([str(SAMPLE)], store)  # and an ingest on top of it writes version 2
+    assert json.loads((store / "manifest.json").read_text())["version"] == 2
