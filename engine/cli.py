@@ -367,7 +367,9 @@ def query(
         chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
         request = _request(query_string, params)
         try:
-            result = inventory.query(request, project=project, semantics=semantics)
+            result = inventory.query(
+                request, project=project, semantics=semantics, columns=render.columns_for(chosen)
+            )
         except CbrqError as err:
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
@@ -385,6 +387,7 @@ def _run_batch(
     fmt: str | None,
 ) -> None:
     from engine.errors import QueryError
+    from engine.render import columns_for
 
     if fmt not in (None, "json"):
         raise click.UsageError("--batch writes one JSON response per line; use -f json")
@@ -396,7 +399,10 @@ def _run_batch(
         for line in lines:
             try:
                 text = inventory.query(
-                    line.rstrip("\r\n"), project=project, semantics=semantics
+                    line.rstrip("\r\n"),
+                    project=project,
+                    semantics=semantics,
+                    columns=columns_for("json"),
                 ).to_json()
             except QueryError as err:
                 failed += 1

@@ -120,39 +120,18 @@ def execute(
     return Result(total, query.offset, query.limit, rows)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """The footers of a table's Parquet files, and where each row group starts, read once.
-
-    Row groups are numbered across the files in order; ``starts[g]`` is the
-    first row of group ``g`` (and ``starts[-1]`` the row count), ``file[g]``
-    its file and ``local[g]`` its number in that file.
-    """
-
-    metadata: list[Any]
-    starts: Any
-    file: Any
-    local: Any
+_HEIGHTS: dict[tuple[Path, float], int] = {}
 
 
-_LAYOUTS: dict[tuple[tuple[Path, float], ...], _Layout] = {}
-
-
-def _layout(paths: Sequence[Path]) -> _Layout:
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    key = tuple((path, path.stat().st_mtime) for path in paths)
-    if key not in _LAYOUTS:
-        metadata = [pq.read_metadata(path) for path in paths]
-        sizes = [m.row_group(i).num_rows for m in metadata for i in range(m.num_row_groups)]
-        _LAYOUTS[key] = _Layout(
-            metadata,
-            np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]),
-            np.repeat(np.arange(len(paths)), [m.num_row_groups for m in metadata]),
-            np.concatenate([np.arange(m.num_row_groups) for m in metadata]),
-        )
-    return _LAYOUTS[key]
+def _heights(paths: Sequence[Path]) -> list[int]:
+    """Row counts of Parquet files (from their footers, which polars keeps once read)."""
+    heights = []
+    for path in paths:
+        key = (path, path.stat().st_mtime)
+        if key not in _HEIGHTS:
+            _HEIGHTS[key] = int(pl.scan_parquet(path).select(pl.len()).collect().item())
+        heights.append(_HEIGHTS[key])
+    return heights
 
 
 def fetch(
@@ -161,35 +140,38 @@ def fetch(
     """Records (all columns, or ``columns``) of rows ``rids`` of a table, in that order.
 
     ``paths`` are the table's Parquet files in order, and ``rids`` number
-    its rows across them. Reads only the row groups that hold the rows.
+    its rows across them. Only the row groups that hold the rows are read:
+    one slice of :data:`~engine.store.ROW_GROUP_ROWS` rows (a group, as the
+    store writes them) per group that holds some, all in one polars query.
 
     Example: ``fetch([path], np.array([5, 2]))["id"]``.
     """
     if not paths or len(rids) == 0:
         empty = empty_frame("backups")
         return empty if columns is None else empty.select(columns)
-    # Imported here: a count or an error never pays for them.
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    layout = _layout(paths)
-    groups = np.searchsorted(layout.starts, rids, side="right") - 1
-    wanted = np.unique(groups)
-    wanted_files = layout.file[wanted]
-    pieces = []
-    for number in np.unique(wanted_files):
-        parquet = pq.ParquetFile(paths[number], metadata=layout.metadata[number])
-        local = layout.local[wanted[wanted_files == number]]
-        pieces.append(
-            parquet.read_row_groups(
-                local.tolist(), columns=None if columns is None else list(columns)
-            )
-        )
-    table = pa.concat_tables(pieces)
-    sizes = np.diff(layout.starts)[wanted]
+    from engine.store import ROW_GROUP_ROWS as rows
+
+    heights = np.array(_heights(paths), dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(heights)])
+    files = np.searchsorted(starts, rids, side="right") - 1
+    local = rids - starts[files]
+    # One key per (file, group) the rows fall in; keys sort like the table's rows.
+    keys = starts[files] + local // rows * rows
+    wanted, first = np.unique(keys, return_index=True)
+    scans = [pl.scan_parquet(path) for path in paths]
+    offsets = (local - local % rows)[first]
+    # Slice, then select: the other way round polars decodes more (1.2 s against 0.5 s
+    # for 86 scattered groups of 1M rows, measured 2026-11-27).
+    pieces = [
+        scans[file].slice(int(offset), rows)
+        for file, offset in zip(files[first], offsets, strict=True)
+    ]
+    if columns is not None:
+        pieces = [piece.select(columns) for piece in pieces]
+    sizes = np.minimum(rows, heights[files[first]] - offsets)
     base = np.concatenate([[0], np.cumsum(sizes)])
-    local_rows = base[np.searchsorted(wanted, groups)] + (rids - layout.starts[groups])
-    frame = pl.from_arrow(table.take(pa.array(local_rows)))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    page = pl.concat(pieces).collect()[base[np.searchsorted(wanted, keys)] + local % rows]
+    assert isinstance(page, pl.DataFrame)
+    return page

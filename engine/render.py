@@ -18,6 +18,7 @@ import polars as pl
 
 from engine.execute import Result
 from engine.instants import canonical_expr, format_instant
+from engine.schema import PAYLOAD
 
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "parquet")
 TABLE_COLUMNS: Final[tuple[str, ...]] = (
@@ -29,6 +30,17 @@ TABLE_COLUMNS: Final[tuple[str, ...]] = (
     "created_at",
     "vault_id",
 )
+
+
+def columns_for(fmt: str) -> list[str] | None:
+    """The columns ``fmt`` renders from (``None``: every column).
+
+    ``json`` and ``ndjson`` write the records as dumped, so a query for them
+    reads only the payload of the page's rows.
+
+    Example: ``inv.query("limit=5", columns=columns_for("json"))``.
+    """
+    return ["id", PAYLOAD] if fmt in ("json", "ndjson") else None
 
 
 def render(result: Result, fmt: str, out: IO[bytes]) -> None:
