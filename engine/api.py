@@ -199,6 +199,13 @@ def _run(
     finally:
         pipeline.close()
     summary.files = len(entries)
+    if previous.generation and not entries and not rejected:
+        # Every file was ingested before: the inventory stays as it is, and
+        # rewriting the same tables would cost as much as the first ingest.
+        generation.abandon()
+        summary.totals = {kind: previous.counts.get(kind, 0) for kind in RECORD_KINDS}
+        summary.quarantine_file = previous.quarantine
+        return summary
     _finish(generation, previous, entries, rejected, small, base_seq, summary)
     return summary
 

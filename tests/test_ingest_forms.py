@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from engine.api import export_pages, ingest
 from engine.cli import main
 from engine.store import read_manifest, scan
+from tests.conftest import snapshot
 from tests.records import backup, page
 
 Write = Callable[[str, str | bytes], Path]
@@ -95,11 +96,12 @@ def test_stdin_through_the_cli(store: Path) -> None:
 def test_a_file_already_ingested_is_skipped_and_reported(write: Write, store: Path) -> None:
     path = write("p.json", page(backup("a")))
     ingest([str(path)], store)
-    before = read_manifest(store)
+    before = snapshot(store)
     result = CliRunner().invoke(main, ["ingest", str(path), "--store", str(store)])
     assert result.exit_code == 0
     assert "1 skipped" in result.stderr and f"skipped: {path}" in result.stderr
-    assert read_manifest(store).files == before.files
+    assert "inventory: 1 backups, 0 vaults, 0 members" in result.stderr
+    assert snapshot(store) == before  # nothing new: not even a new generation
 
 
 def test_timestamps_are_typed_instants_and_canonical_on_export(write: Write, store: Path) -> None:
