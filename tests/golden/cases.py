@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -44,10 +46,11 @@ def cases() -> list[Case]:
 
 @cache
 def load_store() -> Path:
-    """sample_data/ ingested once into a temporary store."""
-    store = Path(tempfile.mkdtemp(prefix="cbrq-golden-")) / "store"
-    ingest([str(SAMPLE)], store)
-    return store
+    """sample_data/ ingested once into a temporary store (removed when the process exits)."""
+    root = Path(tempfile.mkdtemp(prefix="cbrq-golden-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    ingest([str(SAMPLE)], root / "store")
+    return root / "store"
 
 
 def summary(response: dict[str, Any]) -> str:
