@@ -270,7 +270,7 @@ def plain_python(data: Path, queries: list[Any]) -> tuple[float, list[tuple[floa
 def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: bool) -> list[str]:
     import duckdb
 
-    from engine.store import read_manifest
+    from engine.manifest import read_manifest
 
     inv = Inventory.open(store)
     manifest = read_manifest(store)

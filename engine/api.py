@@ -26,18 +26,11 @@ import polars as pl
 
 from engine.errors import InputError
 from engine.ingest import Chunk, SourceRef, expand_paths, read_source, split_source
+from engine.manifest import Manifest, read_manifest, require_manifest, resolve_store, scan
 from engine.normalize import Normalized, Rejected, normalize
 from engine.schema import PAYLOAD, ROW, SEQ
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store import (
-    Generation,
-    Manifest,
-    locked,
-    read_manifest,
-    require_manifest,
-    resolve_store,
-    scan,
-)
+from engine.store import Generation, locked
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),

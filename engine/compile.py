@@ -29,7 +29,7 @@ class Tables:
 
     ``backups`` must carry the row locator ``_rid``, numbering the rows in
     the store's order (``created_at`` ascending with nulls last, then ``id``;
-    :mod:`engine.store`), which lets the default sort run on ``_rid``
+    :mod:`engine.manifest`), which lets the default sort run on ``_rid``
     (:func:`physical_keys`); ``has_members`` tells
     whether any share-member record exists (SPEC §2, own_type=shared);
     ``records``, when given, holds whole records in memory by ``_rid`` order

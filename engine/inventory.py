@@ -26,10 +26,16 @@ import polars as pl
 
 from engine.compile import RID, Tables, compile_query, rules, sort_keys
 from engine.execute import Result, count, execute, fetch
+from engine.manifest import (
+    INTERNAL_COLUMNS,
+    PAYLOAD,
+    require_manifest,
+    resolve_store,
+    scan,
+    table_files,
+)
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.query import BackupQuery, Semantics
-from engine.schema import INTERNAL_COLUMNS, PAYLOAD
-from engine.store import require_manifest, resolve_store, scan, table_files
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 
@@ -127,7 +133,7 @@ class Inventory:
         if rids.height == 0:
             return None
         paths = table_files(self.root, self.manifest, "backups")
-        rows = fetch(paths, rids[RID].to_numpy())
+        rows = fetch(paths, rids[RID])
         return str(rows[PAYLOAD][0])
 
     @cached_property

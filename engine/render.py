@@ -18,7 +18,7 @@ import polars as pl
 
 from engine.execute import Result
 from engine.instants import canonical_expr, format_instant
-from engine.schema import PAYLOAD
+from engine.manifest import PAYLOAD
 
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "parquet")
 TABLE_COLUMNS: Final[tuple[str, ...]] = (

@@ -25,6 +25,12 @@ from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 
+# The stored columns besides the typed fields, re-exported for the ingest modules.
+from engine.manifest import INTERNAL_COLUMNS as INTERNAL_COLUMNS
+from engine.manifest import PAYLOAD as PAYLOAD
+from engine.manifest import ROW as ROW
+from engine.manifest import SEQ as SEQ
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -34,10 +40,6 @@ _B: Final[pa.DataType] = pa.bool_()
 _I: Final[pa.DataType] = pa.int64()
 _F: Final[pa.DataType] = pa.float64()
 
-PAYLOAD: Final[str] = "_payload"
-SEQ: Final[str] = "_seq"
-ROW: Final[str] = "_row"
-INTERNAL_COLUMNS: Final[tuple[str, ...]] = (PAYLOAD, SEQ, ROW)
 
 APP_CONSISTENCY: Final = pa.struct(
     [

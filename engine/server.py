@@ -40,8 +40,8 @@ from starlette.routing import Route
 
 from engine.errors import NotFoundError, QueryError
 from engine.inventory import Inventory
+from engine.manifest import PAYLOAD
 from engine.params import QueryParams
-from engine.schema import PAYLOAD
 from engine.spec import API_DEFAULT_LIMIT
 
 MAX_QUERY_LENGTH: Final[int] = 8192

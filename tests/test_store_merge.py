@@ -22,7 +22,7 @@ import engine.store
 from engine.api import ingest
 from engine.generate import write_dumps
 from engine.inventory import Inventory
-from engine.store import read_manifest, scan, table_files
+from engine.manifest import read_manifest, scan, table_files
 from tests.conftest import SAMPLE, snapshot
 from tests.records import backup, page
 
@@ -145,7 +145,7 @@ def test_a_table_split_into_files_reads_and_answers_the_same(
     assert [many.record(i) for i in some] == [one.record(i) for i in some]
 
 
-def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path) -> None:
+def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path, write: Write) -> None:
     ingest([str(SAMPLE)], store)
     manifest = json.loads((store / "manifest.json").read_text())
     expected = Inventory.open(store).query("sort=name:asc&limit=7")
@@ -154,5 +154,7 @@ def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path) ->
     (store / "manifest.json").write_text(json.dumps(manifest))
     got = Inventory.open(store).query("sort=name:asc&limit=7")
     assert (got.count, got.ids, got.payloads) == (expected.count, expected.ids, expected.payloads)
-    ingest([str(SAMPLE)], store)  # and an ingest on top of it writes version 2
-    assert json.loads((store / "manifest.json").read_text())["version"] == 2
+    ingest([str(write("new.json", page(backup("new-one"))))], store)  # on top of it
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["version"] == 2
+    assert manifest["counts"]["backups"] == got.count + 1
