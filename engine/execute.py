@@ -17,7 +17,7 @@ import polars as pl
 
 from engine.compile import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
-from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
 from engine.query import BackupQuery
 
 if TYPE_CHECKING:
@@ -150,8 +150,7 @@ def fetch(
 
         empty = empty_frame("backups")
         return empty if columns is None else empty.select(columns)
-    from engine.manifest import ROW_GROUP_ROWS as rows
-
+    rows = ROW_GROUP_ROWS
     heights = pl.Series(_heights(paths), dtype=pl.Int64)
     starts = pl.concat([pl.Series([0], dtype=pl.Int64), heights.cum_sum()])
     files = starts.search_sorted(rids.cast(pl.Int64), side="right") - 1

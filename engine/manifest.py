@@ -46,9 +46,9 @@ VERSION: Final[int] = 2
 ROW_GROUP_ROWS: Final[int] = 2_048
 #: Rows per Parquet file of a table (512 row groups); a bigger table is
 #: several files, each following the one before in sort order. A writer holds
-#: the footer of the file it writes (about 60 MB per million rows of 107 leaf
-#: columns in 2048-row groups, and as much again when it closes): one 10M-row
-#: file peaked at 1.4 GB, measured 2026-11-27.
+#: the footer of the file it writes: one 10M-row file (4,883 row groups of 107
+#: leaf columns) grew pyarrow's writer by ~300 MB, and closing it by ~540 MB
+#: more (1.4 GB peak for the merge, measured 2026-11-27).
 FILE_ROWS: Final[int] = 512 * ROW_GROUP_ROWS
 
 
@@ -114,15 +114,23 @@ def read_manifest(root: Path) -> Manifest:
         raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
     return Manifest(
         generation=int(raw["generation"]),
-        tables={
-            kind: [files] if isinstance(files, str) else list(files)
-            for kind, files in raw["tables"].items()
-        },
+        tables={kind: _file_names(path, kind, files) for kind, files in raw["tables"].items()},
         counts=dict(raw.get("counts", {})),
         files=list(raw["files"]),
         quarantine=raw.get("quarantine"),
         updated_at=str(raw.get("updated_at", "")),
     )
+
+
+def _file_names(path: Path, kind: str, value: Any) -> list[str]:
+    """A table's files as the manifest lists them: one name (version 1) or a list."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise StoreError(
+            f"{path}: tables.{kind} is {json.dumps(value)}; "
+            "allowed: a file name, or a list of file names"
+        )
+    return names
 
 
 def require_manifest(root: Path) -> Manifest:

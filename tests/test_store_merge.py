@@ -20,6 +20,7 @@ import pytest
 import engine.api
 import engine.store
 from engine.api import ingest
+from engine.errors import StoreError
 from engine.generate import write_dumps
 from engine.inventory import Inventory
 from engine.manifest import read_manifest, scan, table_files
@@ -158,3 +159,13 @@ def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path, wr
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["version"] == 2
     assert manifest["counts"]["backups"] == got.count + 1
+
+
+@pytest.mark.parametrize("tables", [5, [3], [""], {"a": "b"}])
+def test_a_manifest_with_bad_table_files_is_a_clear_error(store: Path, tables: object) -> None:
+    ingest([str(SAMPLE)], store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["tables"]["backups"] = tables
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match=r"tables\.backups is .*allowed: a file name, or a list"):
+        read_manifest(store)
