@@ -28,9 +28,10 @@ class Tables:
     """The lazy inventory tables a plan is built from.
 
     ``backups`` must carry the row locator ``_rid``, numbering the rows in
-    the store's order (``created_at`` ascending with nulls last, then ``id``;
-    :mod:`engine.manifest`), which lets the default sort run on ``_rid``
-    (:func:`physical_keys`); ``has_members`` tells
+    the store's physical order; ``ordered`` says that this order is
+    ``created_at`` ascending with nulls last, then ``id`` (a store of one
+    segment, :mod:`engine.manifest`), which lets the default sort run on
+    ``_rid`` (:func:`physical_keys`); ``has_members`` tells
     whether any share-member record exists (SPEC §2, own_type=shared);
     ``records``, when given, holds whole records in memory by ``_rid`` order
     (servers), so that pages are gathered instead of read from disk.
@@ -43,6 +44,7 @@ class Tables:
     members: pl.LazyFrame
     has_members: bool
     records: pl.DataFrame | None = None
+    ordered: bool = True
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,9 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
         plan = compile_query(parse_query("status=error&sort=name:asc"), tables)
         print(plan.explain())
     """
-    keys = physical_keys(sort_keys(query))
+    keys = sort_keys(query)
+    if tables.ordered:
+        keys = physical_keys(keys)
     frame = compile_filter(query, tables).sort(
         [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
     )

@@ -29,9 +29,11 @@ from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
     INTERNAL_COLUMNS,
     PAYLOAD,
+    live,
     require_manifest,
     resolve_store,
     scan,
+    scan_physical,
     table_files,
 )
 from engine.params import QueryContext, QueryParams, parse_query
@@ -120,7 +122,8 @@ class Inventory:
             vaults=self.tables.vaults.collect().lazy(),
             members=self.tables.members.collect().lazy(),
             has_members=self.tables.has_members,
-            records=self.raw("backups").collect() if records else None,
+            records=self._physical().collect() if records else None,
+            ordered=self.tables.ordered,
         )
         return copy
 
@@ -139,13 +142,18 @@ class Inventory:
     @cached_property
     def tables(self) -> Tables:
         """The lazy tables queries run on."""
-        backups = scan(self.root, "backups", self.manifest).with_row_index(RID)
+        backups = self._physical().with_row_index(RID)
         return Tables(
-            backups=backups,
+            backups=live(backups, self.root, self.manifest, "backups"),
             vaults=scan(self.root, "vaults", self.manifest),
             members=scan(self.root, "members", self.manifest),
             has_members=self.manifest.counts.get("members", 0) > 0,
+            ordered=len(self.manifest.segment_files("backups")) <= 1,
         )
+
+    def _physical(self) -> pl.LazyFrame:
+        """Every stored backup row, superseded ones too: ``_rid`` numbers these."""
+        return scan_physical(self.root, "backups", self.manifest)
 
     @cached_property
     def context(self) -> QueryContext:

@@ -2,18 +2,26 @@
 
 Layout of a store directory (default ``./cbrq-store``, or ``$CBRQ_STORE``)::
 
-    manifest.json                   the current generation: its tables and files
-    g000003/backups-00000.parquet   typed columns + _payload/_seq/_row, sorted by
-    g000003/backups-00001.parquet     created_at then id, FILE_ROWS rows per file
-    g000003/vaults-00000.parquet
-    g000003/members-00000.parquet
-    g000003/quarantine.ndjson       records set aside by --lenient (all runs so far)
+    manifest.json                   the commit: each table's segments and files,
+                                    the superseded rows, every ingested file
+    g000001/backups-00000.parquet   segment 1 of backups (the first ingest):
+    g000001/backups-00001.parquet     sorted by created_at then id, FILE_ROWS a file
+    g000004/backups-00000.parquet   segment 2 (a later append), sorted the same way
+    g000004/backups-dead.parquet    (_seq, _row) of rows that newer copies superseded
+    g000004/vaults-00000.parquet    vaults and members: one segment, rewritten when
+    g000001/members-00000.parquet     an ingest brings records of their kind
+    g000004/quarantine.ndjson       records set aside by --lenient (all runs so far)
 
-The files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
-(``manifest.json`` lists the current ones of each table, in order; the glob
-``g000003/backups-*.parquet`` reads the same rows). :mod:`engine.store`
-writes them. This module imports neither pyarrow nor numpy, so a query or a
-count in a fresh process does not pay for them.
+An ingest writes only what it adds (a new segment, the superseded-row list,
+sometimes a merge of the newest segments) into a new ``gNNNNNN`` directory
+and then switches ``manifest.json`` in one rename; unchanged files stay
+where an earlier commit wrote them. A table's live rows are the rows of its
+files in order, less the ``(_seq, _row)`` pairs of its dead file: exactly one
+row per backup id. The files are plain Parquet: DuckDB, Spark or pyarrow
+read them without cbrq (:func:`duckdb_sql` writes the query; ``cbrq info
+--sql`` prints it). :mod:`engine.store` writes them. This module imports
+neither pyarrow nor numpy, so a query or a count in a fresh process does not
+pay for them.
 """
 
 from __future__ import annotations
@@ -38,8 +46,9 @@ STORE_ENV: Final[str] = "CBRQ_STORE"
 DEFAULT_STORE: Final[str] = "cbrq-store"
 MANIFEST: Final[str] = "manifest.json"
 FORMAT: Final[str] = "cbrq-inventory"
-#: Version 2 lists several files per table; version 1 (one file) is still read.
-VERSION: Final[int] = 2
+#: Version 3 adds segments and superseded rows; versions 1 (one file per
+#: table) and 2 (one segment per table) are still read.
+VERSION: Final[int] = 3
 #: Small row groups keep whole records cheap to fetch for one result page: a
 #: page of 100 backups scattered over 1M (sort by name) reads 100 groups of
 #: 2048 rows, not 100 of 16384 (270 ms instead of 1.7 s, measured 2026-11-27).
@@ -64,7 +73,13 @@ def resolve_store(path: str | os.PathLike[str] | None) -> Path:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What ``manifest.json`` says: the current generation, its tables and ingested files.
+    """What ``manifest.json`` says: the current commit, its tables and ingested files.
+
+    ``tables`` lists each table's Parquet files in physical order;
+    ``segments`` how many of them each segment has, in the same order (a
+    table missing here is one segment); ``dead`` the file of superseded
+    ``(_seq, _row)`` pairs of a table, if it has any, and ``superseded``
+    how many rows it lists; ``counts`` are live rows.
 
     Example: ``read_manifest(Path("cbrq-store")).tables["backups"]`` -> the
     store-relative Parquet files of the table, in order.
@@ -76,6 +91,9 @@ class Manifest:
     files: list[dict[str, Any]] = field(default_factory=list)
     quarantine: str | None = None
     updated_at: str = ""
+    segments: dict[str, list[int]] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)
+    superseded: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object written to disk."""
@@ -85,6 +103,9 @@ class Manifest:
             "generation": self.generation,
             "updated_at": self.updated_at,
             "tables": self.tables,
+            "segments": self.segments,
+            "dead": self.dead,
+            "superseded": self.superseded,
             "counts": self.counts,
             "quarantine": self.quarantine,
             "files": self.files,
@@ -94,6 +115,31 @@ class Manifest:
     def hashes(self) -> set[str]:
         """Content hashes of every file already ingested."""
         return {entry["sha256"] for entry in self.files}
+
+    def segment_files(self, kind: str) -> list[list[str]]:
+        """The store-relative files of each segment of ``kind``, oldest segment first.
+
+        Example: ``len(read_manifest(root).segment_files("backups"))`` -> segments.
+        """
+        names = self.tables.get(kind, [])
+        sizes = self.segments.get(kind, [len(names)] if names else [])
+        out: list[list[str]] = []
+        start = 0
+        for size in sizes:
+            out.append(names[start : start + size])
+            start += size
+        return out
+
+    def referenced(self) -> set[str]:
+        """The generation directories this commit reads files from.
+
+        Example: ``read_manifest(root).referenced()`` -> ``{"g000001", "g000004"}``.
+        """
+        names = [n for files in self.tables.values() for n in files]
+        names += list(self.dead.values())
+        if self.quarantine:
+            names.append(self.quarantine)
+        return {name.split("/", 1)[0] for name in names}
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -110,15 +156,26 @@ def read_manifest(root: Path) -> Manifest:
         raise StoreError(f"{path}: unreadable manifest ({err})") from err
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise StoreError(f"{path}: not a cbrq inventory manifest")
-    if raw.get("version") not in (1, VERSION):
+    if raw.get("version") not in (1, 2, VERSION):
         raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
+    tables = {kind: _file_names(path, kind, files) for kind, files in raw["tables"].items()}
+    segments = {kind: [int(n) for n in sizes] for kind, sizes in raw.get("segments", {}).items()}
+    for kind, sizes in segments.items():
+        if sum(sizes) != len(tables.get(kind, [])) or any(n < 1 for n in sizes):
+            raise StoreError(
+                f"{path}: segments.{kind} is {sizes}; allowed: positive file counts "
+                f"adding up to the {len(tables.get(kind, []))} files of tables.{kind}"
+            )
     return Manifest(
         generation=int(raw["generation"]),
-        tables={kind: _file_names(path, kind, files) for kind, files in raw["tables"].items()},
+        tables=tables,
         counts=dict(raw.get("counts", {})),
         files=list(raw["files"]),
         quarantine=raw.get("quarantine"),
         updated_at=str(raw.get("updated_at", "")),
+        segments=segments,
+        dead={str(k): str(v) for k, v in (raw.get("dead") or {}).items()},
+        superseded={str(k): int(v) for k, v in (raw.get("superseded") or {}).items()},
     )
 
 
@@ -144,17 +201,31 @@ def require_manifest(root: Path) -> Manifest:
 
 
 def table_files(root: Path, manifest: Manifest, kind: str) -> list[Path]:
-    """The Parquet files of ``kind`` in the current generation, in order (none before an ingest).
+    """Every Parquet file of ``kind``, in physical order (none before an ingest).
+
+    Superseded rows are still in them; :func:`scan` leaves them out.
 
     Example: ``table_files(root, read_manifest(root), "vaults")``.
     """
     return [root / name for name in manifest.tables.get(kind, [])]
 
 
-def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFrame:
-    """A lazy frame of one inventory table (empty if the store has none).
+def dead_file(root: Path, manifest: Manifest, kind: str) -> Path | None:
+    """The Parquet file of superseded ``(_seq, _row)`` pairs of ``kind``, if any.
 
-    Example: ``scan(Path("cbrq-store"), "backups").select("id").collect()``.
+    Example: ``dead_file(root, read_manifest(root), "backups")``.
+    """
+    name = manifest.dead.get(kind)
+    return None if name is None else root / name
+
+
+def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFrame:
+    """Every stored row of ``kind``, superseded ones included, in physical order.
+
+    Row ``i`` of this frame is row ``i`` counted across :func:`table_files`
+    (what :func:`engine.execute.fetch` reads by). Use :func:`scan` for data.
+
+    Example: ``scan_physical(root, "backups").select(pl.len()).collect()``.
     """
     manifest = manifest if manifest is not None else read_manifest(root)
     files = table_files(root, manifest, kind)
@@ -166,3 +237,61 @@ def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFram
         if not path.exists():
             raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
     return pl.scan_parquet(files)
+
+
+def live(frame: pl.LazyFrame, root: Path, manifest: Manifest, kind: str) -> pl.LazyFrame:
+    """``frame`` (rows of ``kind`` with ``_seq`` and ``_row``) less the superseded rows.
+
+    Keeps the order of ``frame``. Example: ``live(scan_physical(root, k), root, m, k)``.
+    """
+    dead = dead_file(root, manifest, kind)
+    if dead is None:
+        return frame
+    if not dead.exists():
+        raise StoreError(f"{dead}: listed in {root / MANIFEST} but missing")
+    keys = pl.scan_parquet(dead).select(dead_key()).collect().to_series()
+    return frame.filter(~dead_key().is_in(keys.implode()))
+
+
+def dead_key() -> pl.Expr:
+    """One Int64 per stored row, unique in the store: ``_seq`` and ``_row`` packed.
+
+    Example: ``frame.select(dead_key())``.
+    """
+    return (pl.col(SEQ).cast(pl.Int64) * (1 << 32) + pl.col(ROW).cast(pl.Int64)).alias("_key")
+
+
+def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFrame:
+    """A lazy frame of one inventory table's live rows (empty if the store has none).
+
+    One row per record key (backup id); superseded copies are left out.
+
+    Example: ``scan(Path("cbrq-store"), "backups").select("id").collect()``.
+    """
+    manifest = manifest if manifest is not None else read_manifest(root)
+    return live(scan_physical(root, kind, manifest), root, manifest, kind)
+
+
+def duckdb_sql(root: Path, manifest: Manifest, kind: str = "backups") -> str:
+    """A DuckDB query of the live rows of ``kind``, for use without cbrq.
+
+    Paths are as ``root`` is given (absolute if it is). Example::
+
+        duckdb.sql(f"SELECT status, count(*) FROM ({duckdb_sql(root, m)}) GROUP BY 1")
+    """
+    files = table_files(root, manifest, kind)
+    if not files:
+        return "SELECT NULL AS id WHERE false"
+    listed = ", ".join(_sql_string(str(path)) for path in files)
+    body = f"SELECT * FROM read_parquet([{listed}])"
+    dead = dead_file(root, manifest, kind)
+    if dead is None:
+        return body
+    return (
+        f"SELECT t.* FROM read_parquet([{listed}]) AS t "
+        f"ANTI JOIN read_parquet({_sql_string(str(dead))}) AS dead USING (_seq, _row)"
+    )
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

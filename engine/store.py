@@ -1,21 +1,32 @@
 """Phase 3: typed frames -> the Parquet inventory on disk.
 
-The layout, and reading it, is :mod:`engine.manifest`. A change writes a
-whole new generation directory, then replaces ``manifest.json`` in one
-rename, then removes older generations: an error or a kill at any moment
-leaves the previous inventory as it was. One writer at a time (an advisory
-lock).
+The layout, and reading it, is :mod:`engine.manifest`. A change writes what
+it adds into a new generation directory, then replaces ``manifest.json`` in
+one rename, then removes the generation directories no commit refers to any
+more: an error or a kill at any moment leaves the previous inventory as it
+was. One writer at a time (an advisory lock).
+
+Backups are kept as sorted segments (:meth:`Generation.append`): an ingest
+reads only the narrow key columns of the stored rows whose id it brings
+again, writes its winners as a new segment and lists the stored rows they
+supersede in the table's dead file. Segments are merged automatically by a
+size-tiered rule (:func:`merge_count`), so a table has at most
+:data:`MAX_SEGMENTS` of them and at most :data:`MAX_DEAD_SHARE` of its rows
+superseded; :meth:`Generation.compact` merges everything into one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -31,8 +42,13 @@ from engine.errors import StoreError
 from engine.manifest import (
     FILE_ROWS,
     MANIFEST,
+    ROW,
     ROW_GROUP_ROWS,
+    SEQ,
     Manifest,
+    dead_file,
+    dead_key,
+    scan_physical,
     table_files,
 )
 from engine.schema import empty_frame
@@ -59,6 +75,17 @@ FAN_IN: Final[int] = 32
 #: rows, two passes of 1.5M raised the peak by ~500 MB over the merge's).
 DEDUP_ROWS: Final[int] = 1_000_000
 
+#: Most segments a table keeps: past that the newest are merged, whatever their size.
+MAX_SEGMENTS: Final[int] = 8
+#: A segment is merged into the newer rows written with it while it holds no
+#: more rows than they do (a binary counter: each row is rewritten about
+#: log2(table / append) times over its life, and the segment count stays logarithmic).
+MERGE_RATIO: Final[int] = 1
+#: Past this share of superseded rows in a table, the whole table is merged
+#: (superseded rows cost every query a filter and the disk their bytes).
+MAX_DEAD_SHARE: Final[float] = 0.25
+
+_GENERATION: Final = re.compile(r"g[0-9]{6}")
 _SRC: Final[str] = "_cbrq_source"
 _IDX: Final[str] = "_cbrq_index"
 _BUCKET: Final[str] = "_cbrq_bucket"
@@ -81,6 +108,45 @@ def locked(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class Appended:
+    """What :meth:`Generation.append` did to a table.
+
+    ``added`` new rows were written (records that won their key);
+    ``displaced`` stored rows they superseded; ``merged`` older segments
+    were rewritten together with them; ``live`` rows the table now has.
+
+    Example: ``gen.append("backups", sort, order).added``.
+    """
+
+    added: int
+    displaced: int
+    merged: int
+    live: int
+
+
+def merge_count(sizes: list[int], added: int, dead_share: float) -> int:
+    """How many of the newest segments (of ``sizes`` rows, oldest first) to merge.
+
+    The new rows (``added``) absorb the segment before them while it holds
+    no more than :data:`MERGE_RATIO` times what they hold so far, or while
+    the table would have more than :data:`MAX_SEGMENTS` segments; past
+    :data:`MAX_DEAD_SHARE` superseded rows, everything is merged.
+
+    Example: ``merge_count([1000, 10, 5], 5, 0.0)`` -> ``2`` (5+5, then 10).
+    """
+    if dead_share > MAX_DEAD_SHARE:
+        return len(sizes)
+    held, count = added, 0
+    while count < len(sizes):
+        remaining = len(sizes) - count + (1 if held else 0)
+        if sizes[-1 - count] > MERGE_RATIO * held and remaining <= MAX_SEGMENTS:
+            break
+        held += sizes[-1 - count]
+        count += 1
+    return count
+
+
 class Generation:
     """A new generation being written; nothing is visible until :meth:`commit`.
 
@@ -90,8 +156,8 @@ class Generation:
             gen = Generation(root, read_manifest(root))
             gen.write_part("backups", frame, ["created_at", "id"])
             ...
-            gen.write_table("backups", ["created_at", "id"], ["updated_at", "_seq", "_row"])
-            gen.commit(new_manifest)
+            gen.append("backups", ["created_at", "id"], ["updated_at", "_seq", "_row"])
+            gen.commit(gen.manifest(counts, files, quarantine))
     """
 
     def __init__(self, root: Path, previous: Manifest) -> None:
@@ -103,7 +169,16 @@ class Generation:
         _remove_stale(root, keep=previous)
         self.path.mkdir(parents=True)
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
-        self._tables: dict[str, list[Path]] = {}
+        self._tables: dict[str, list[str]] = dict(previous.tables)
+        self._segments: dict[str, list[int]] = {
+            kind: [len(files) for files in previous.segment_files(kind)] for kind in previous.tables
+        }
+        self._dead: dict[str, str] = dict(previous.dead)
+        self._superseded: dict[str, int] = dict(previous.superseded)
+
+    def has_parts(self, kind: str) -> bool:
+        """Whether records of ``kind`` were staged in this generation."""
+        return bool(self._parts[kind])
 
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
         """Stage a batch of freshly typed records of ``kind``, sorted by ``sort``."""
@@ -118,37 +193,85 @@ class Generation:
         self._parts[kind].append(part)
 
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
-        """Write the final table of ``kind``; its row count.
+        """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
 
-        The table is the previous one plus the staged parts, one row per dedup
-        key, sorted by ``sort``; ``order`` ranks copies of one key (the last
-        after sorting by it wins). Memory stays bounded whatever the row count:
-
-        1. More than :data:`FAN_IN` parts are first merged, in groups, into
-           bigger sorted runs (no dedup yet), so few sources remain.
-        2. The winner of each dedup key is found from narrow key columns only,
-           in hash partitions of at most :data:`DEDUP_ROWS` rows; the result
-           is a mask of winning rows per source (one byte per row).
-        3. The winning rows are merged by ``sort`` from narrow key blocks, and
-           whole records are gathered in that order, a slice of each source at
-           a time, and streamed to files of :data:`FILE_ROWS` rows.
+        For the small tables (vaults, members). One row per dedup key,
+        sorted by ``sort``; ``order`` ranks copies of one key (the last
+        after sorting by it wins). Returns the row count.
         """
         sources = [(part, PART_ROWS) for part in self._parts[kind]]
         old = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
-
-        def name(number: int) -> Path:
-            return self.path / f"{kind}-{number:05d}.parquet"
-
         if not sources and not old:
-            empty_frame(kind).lazy().sink_parquet(
-                name(0), row_group_size=ROW_GROUP_ROWS, compression="zstd"
-            )
-            self._tables[kind] = [name(0)]
+            self._set_table(kind, [], [], 0)
             return 0
         sources = old + self._runs(kind, sources, sort, FAN_IN - len(old))
         keys = list(DEDUP_KEYS[kind])
         masks, kept = _winners(sources, keys, order, self.path / "parts")
-        self._tables[kind] = _sink(
+        files = self._sink_table(kind, sources, masks, sort)
+        self._set_table(kind, [], files, 0)
+        return kept
+
+    def append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
+        """Add the staged parts of ``kind`` as a new segment; stored rows are not rewritten.
+
+        1. The staged records are deduplicated among themselves (narrow key
+           columns only, :func:`_winners`), and each winner is compared with
+           the stored row of its key, read from the stored key columns of
+           just those keys: the newer (by ``order``; a tie goes to the
+           staged one) wins, and a stored row that loses is superseded.
+        2. :func:`merge_count` picks the newest segments to merge with the
+           winners; their live rows and the winners are merged by ``sort``
+           into one new segment (usually just the winners).
+        3. The dead file lists the superseded rows not merged away.
+        """
+        keys = list(DEDUP_KEYS[kind])
+        prior = self.previous.segment_files(kind)
+        fresh = self._runs(kind, [(p, PART_ROWS) for p in self._parts[kind]], sort, FAN_IN)
+        stored = scan_physical(self.root, kind, self.previous).select(*keys, *order)
+        rival = None if not prior else _Rival(stored, keys, order)
+        masks, added = _winners(fresh, keys, order, self.path / "parts", rival)
+        displaced = pl.DataFrame() if rival is None else rival.displaced()
+        dead = _dead_keys(self.root, self.previous, kind, displaced)
+        sizes = [_rows([self.root / n for n in files]) for files in prior]
+        merged = merge_count(sizes, added, dead.len() / max(1, sum(sizes) + added))
+        keep = prior[: len(prior) - merged]
+        rewrite = [self.root / name for files in prior[len(keep) :] for name in files]
+        old_masks, dropped = _live_masks(rewrite, dead)
+        sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
+        live_before = self.previous.counts.get(kind, 0)
+        live = live_before + added - displaced.height
+        if not sources or (added == 0 and not merged):
+            self._set_table(kind, keep, [], dead.len())
+            files: list[Path] = []
+        else:
+            files = self._sink_table(kind, sources, [*old_masks, *masks], sort)
+        remaining = dead.filter(~dead.is_in(dropped.implode()))
+        self._write_dead(kind, remaining)
+        self._set_table(kind, keep, files, remaining.len())
+        return Appended(added, displaced.height, merged, live)
+
+    def compact(self, kind: str, sort: list[str]) -> int:
+        """Merge every segment of ``kind`` into one, without superseded rows; its rows."""
+        files = table_files(self.root, self.previous, kind)
+        dead = _dead_keys(self.root, self.previous, kind, pl.DataFrame())
+        masks, _ = _live_masks(files, dead)
+        written = self._sink_table(kind, [(p, ROW_GROUP_ROWS) for p in files], masks, sort)
+        self._write_dead(kind, pl.Series("_key", [], pl.Int64))
+        self._set_table(kind, [], written, 0)
+        return int(sum(int(mask.sum()) for mask in masks))
+
+    def _sink_table(
+        self, kind: str, sources: list[tuple[Path, int]], masks: list[Mask] | None, sort: list[str]
+    ) -> list[Path]:
+        def name(number: int) -> Path:
+            return self.path / f"{kind}-{number:05d}.parquet"
+
+        if not sources:
+            empty_frame(kind).lazy().sink_parquet(
+                name(0), row_group_size=ROW_GROUP_ROWS, compression="zstd"
+            )
+            return [name(0)]
+        return _sink(
             sources,
             masks,
             sort,
@@ -158,7 +281,29 @@ class Generation:
             rows=ROW_GROUP_ROWS,
             file_rows=FILE_ROWS,
         )
-        return kept
+
+    def _set_table(self, kind: str, keep: list[list[str]], files: list[Path], dead: int) -> None:
+        segments = [*keep, [f"{self.name}/{path.name}" for path in files]]
+        segments = [names for names in segments if names]
+        if not segments:  # an empty table is one empty file, so readers see its columns
+            empty = self._sink_table(kind, [], None, [])
+            segments = [[f"{self.name}/{path.name}" for path in empty]]
+        self._tables[kind] = [name for names in segments for name in names]
+        self._segments[kind] = [len(names) for names in segments]
+        self._superseded[kind] = dead
+        if not dead:
+            self._dead.pop(kind, None)
+
+    def _write_dead(self, kind: str, keys: pl.Series) -> None:
+        if keys.len() == 0:
+            self._dead.pop(kind, None)
+            return
+        path = self.path / f"{kind}-dead.parquet"
+        frame = keys.sort().to_frame("_key").select(
+            (pl.col("_key") // (1 << 32)).alias(SEQ), (pl.col("_key") % (1 << 32)).alias(ROW)
+        )
+        frame.write_parquet(path, compression="zstd", statistics=True)
+        self._dead[kind] = f"{self.name}/{path.name}"
 
     def _runs(
         self, kind: str, sources: list[tuple[Path, int]], sort: list[str], fan_in: int
@@ -195,16 +340,28 @@ class Generation:
         (self.path / name).write_text(text, "utf-8")
         return f"{self.name}/{name}"
 
+    def manifest(
+        self, counts: dict[str, int], files: list[dict[str, Any]], quarantine: str | None
+    ) -> Manifest:
+        """The manifest of this generation's tables, with the given counts and file list."""
+        return Manifest(
+            generation=self.number,
+            tables=dict(self._tables),
+            counts=counts,
+            files=files,
+            quarantine=quarantine,
+            segments=dict(self._segments),
+            dead=dict(self._dead),
+            superseded={k: v for k, v in self._superseded.items() if v},
+        )
+
     def commit(self, manifest: Manifest) -> None:
-        """Make this generation current in one rename, then drop older ones."""
+        """Make this generation current in one rename, then drop unreferenced ones."""
         shutil.rmtree(self.path / "parts", ignore_errors=True)
         _fsync_tree(self.path)
-        stamped = Manifest(
+        stamped = dataclasses.replace(
+            manifest,
             generation=self.number,
-            tables=manifest.tables,
-            counts=manifest.counts,
-            files=manifest.files,
-            quarantine=manifest.quarantine,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         tmp = self.root / f"{MANIFEST}.tmp"
@@ -223,8 +380,90 @@ class Generation:
         (self.root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
 
     def table_names(self, kind: str) -> list[str]:
-        """Store-relative paths of the files of the final table of ``kind``, in order."""
-        return [f"{self.name}/{path.name}" for path in self._tables[kind]]
+        """Store-relative paths of every file of the table of ``kind``, in order."""
+        return list(self._tables.get(kind, []))
+
+
+class _Rival:
+    """The stored rows that staged winners compete with, read for just their keys.
+
+    Called once per dedup partition with that partition's winners; keeps
+    the winners newer than (or tied with) the stored row of their key and
+    remembers the stored rows they supersede.
+    """
+
+    def __init__(self, stored: pl.LazyFrame, keys: list[str], order: list[str]) -> None:
+        self._stored = stored
+        self._keys = keys
+        self._order = order
+        self._displaced: list[pl.DataFrame] = []
+
+    def __call__(self, winners: pl.DataFrame) -> pl.DataFrame:
+        wanted = winners.select(self._keys).lazy()
+        stored = (
+            self._stored.join(wanted, on=self._keys, how="semi")
+            .collect(engine="streaming")
+            .sort(self._order, nulls_last=False)
+            .unique(subset=self._keys, keep="last")  # the live copy of each key
+        )
+        if stored.height == 0:
+            return winners
+        old = {name: f"{name}_stored" for name in self._order}
+        both = winners.join(stored.rename(old), on=self._keys, how="left")
+        present = pl.col(f"{SEQ}_stored").is_not_null()
+        loses = present & _after([pl.col(old[n]) for n in self._order], self._order)
+        self._displaced.append(
+            both.filter(present & ~loses).select(
+                pl.col(f"{SEQ}_stored").alias(SEQ), pl.col(f"{ROW}_stored").alias(ROW)
+            )
+        )
+        return both.filter(~loses).select(winners.columns)
+
+    def displaced(self) -> pl.DataFrame:
+        """``(_seq, _row)`` of every stored row a winner superseded."""
+        if not self._displaced:
+            return pl.DataFrame(schema={SEQ: pl.Int64, ROW: pl.Int64})
+        return pl.concat(self._displaced)
+
+
+def _after(left: list[pl.Expr], right: list[str]) -> pl.Expr:
+    """True where ``left`` sorts after the columns ``right`` (lexicographic, nulls first)."""
+    result: pl.Expr = pl.lit(False)
+    for a, name in reversed(list(zip(left, right, strict=True))):
+        b = pl.col(name)
+        greater = (a.is_not_null() & b.is_null()) | (a > b).fill_null(False)
+        equal = (a.is_null() & b.is_null()) | (a == b).fill_null(False)
+        result = greater | (equal & result)
+    return result
+
+
+def _dead_keys(root: Path, previous: Manifest, kind: str, displaced: pl.DataFrame) -> pl.Series:
+    """Packed keys (:func:`~engine.manifest.dead_key`) of stored dead rows and ``displaced``."""
+    pieces = [displaced.select(dead_key())] if displaced.height else []
+    path = dead_file(root, previous, kind)
+    if path is not None:
+        pieces.append(pl.read_parquet(path).select(dead_key()))
+    if not pieces:
+        return pl.Series("_key", [], pl.Int64)
+    return pl.concat(pieces).to_series()
+
+
+def _live_masks(files: list[Path], dead: pl.Series) -> tuple[list[Mask], pl.Series]:
+    """Per stored file, which rows are live; and the dead keys found in these files."""
+    masks: list[Mask] = []
+    found: list[pl.Series] = []
+    wanted = dead.implode()
+    for path in files:
+        keys = pl.scan_parquet(path).select(dead_key()).collect().to_series()
+        hit = keys.is_in(wanted)
+        masks.append((~hit).to_numpy())
+        found.append(keys.filter(hit))
+    return masks, (pl.concat(found) if found else pl.Series("_key", [], pl.Int64))
+
+
+def _rows(files: list[Path]) -> int:
+    """Rows stored in ``files`` (from their footers)."""
+    return int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
 
 
 def _sink(
@@ -344,7 +583,11 @@ class _Writer:
 
 
 def _winners(
-    sources: list[tuple[Path, int]], keys: list[str], order: list[str], spill: Path
+    sources: list[tuple[Path, int]],
+    keys: list[str],
+    order: list[str],
+    spill: Path,
+    rival: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> tuple[list[Mask], int]:
     """Which rows of each source win their dedup key; and how many rows win.
 
@@ -352,6 +595,8 @@ def _winners(
     :data:`DEDUP_ROWS` rows they are first split by a hash of the keys into
     partition files under ``spill`` (every copy of a key lands in the same
     one), and each partition is deduplicated on its own, one after the other.
+    ``rival``, if given, takes each partition's winners (keys, ``order``
+    and their place) and returns those that also beat the stored rows.
     """
     heights = [_scan(path).select(pl.len()).collect().item() for path, _ in sources]
     passes = max(1, -(-sum(heights) // DEDUP_ROWS))
@@ -372,9 +617,10 @@ def _winners(
     masks = [np.zeros(height, dtype=np.bool_) for height in heights]
     kept = 0
     for every in partitions:
-        winners = (
-            every.sort(order, nulls_last=False).unique(subset=keys, keep="last").select(_SRC, _IDX)
-        )
+        winners = every.sort(order, nulls_last=False).unique(subset=keys, keep="last")
+        if rival is not None:
+            winners = rival(winners)
+        winners = winners.select(_SRC, _IDX)
         kept += winners.height
         for (src,), frame in winners.partition_by(_SRC, as_dict=True).items():
             masks[int(src)][frame[_IDX].to_numpy()] = True
@@ -634,9 +880,10 @@ class _Cursor:
 
 
 def _remove_stale(root: Path, keep: Manifest) -> None:
-    current = f"g{keep.generation:06d}"
+    """Remove generation directories (``gNNNNNN``, as cbrq names them) ``keep`` does not use."""
+    used = keep.referenced() | {f"g{keep.generation:06d}"}
     for child in root.glob("g[0-9]*"):
-        if child.is_dir() and child.name != current:
+        if _GENERATION.fullmatch(child.name) and child.is_dir() and child.name not in used:
             shutil.rmtree(child, ignore_errors=True)
     (root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
 

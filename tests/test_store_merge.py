@@ -152,13 +152,16 @@ def test_a_version_1_store_with_one_file_per_table_is_still_read(store: Path, wr
     expected = Inventory.open(store).query("sort=name:asc&limit=7")
     manifest["version"] = 1
     manifest["tables"] = {kind: files[0] for kind, files in manifest["tables"].items()}
+    for newer in ("segments", "dead", "superseded"):
+        del manifest[newer]
     (store / "manifest.json").write_text(json.dumps(manifest))
     got = Inventory.open(store).query("sort=name:asc&limit=7")
     assert (got.count, got.ids, got.payloads) == (expected.count, expected.ids, expected.payloads)
     ingest([str(write("new.json", page(backup("new-one"))))], store)  # on top of it
     manifest = json.loads((store / "manifest.json").read_text())
-    assert manifest["version"] == 2
+    assert manifest["version"] == 3
     assert manifest["counts"]["backups"] == got.count + 1
+    assert Inventory.open(store).count() == got.count + 1
 
 
 @pytest.mark.parametrize("tables", [5, [3], [""], {"a": "b"}])

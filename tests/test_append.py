@@ -1,0 +1,172 @@
+"""Appends: any sequence of ingests equals one ingest of all files in that order.
+
+The store keeps each ingest's winners as a sorted segment and lists the
+stored rows they supersede (engine.store); these properties pin that this is
+invisible: the same export, the same answers, the same live rows seen by
+DuckDB without cbrq, before and after compaction.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import duckdb
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from engine import store as store_module
+from engine.api import compact, export_pages, ingest
+from engine.inventory import Inventory
+from engine.manifest import duckdb_sql, read_manifest
+from engine.testing.strategies import PROJECTS, inventories, timestamps
+from tests.records import backup, page
+
+Write = Callable[[str, str | bytes], Path]
+Record = dict[str, Any]
+
+QUERIES = [
+    "",
+    "limit=3&offset=1",
+    "sort=name:asc,updated_at:desc&limit=5",
+    "sort=created_at:asc&limit=4",
+    "status=available&status=error&sort=updated_at:asc",
+]
+
+
+History = tuple[list[tuple[str, Record]], list[int], list[int]]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    """Records (with newer, older and equal copies), file sizes, and files per ingest."""
+    generated = draw(inventories())
+    records: list[tuple[str, Record]] = [("backups", b) for b in generated.backups]
+    copies = st.lists(st.sampled_from(generated.backups), max_size=8)
+    for original in draw(copies) if generated.backups else []:
+        copy = dict(original)
+        copy["name"] = draw(st.sampled_from(["copy_a", "copy_b", original.get("name")]))
+        same_or_none = st.sampled_from([original.get("updated_at"), None])
+        copy["updated_at"] = draw(same_or_none | timestamps())
+        records.append(("backups", copy))
+    records += [("vaults", v) for v in generated.vaults]
+    records += [("members", m) for m in generated.members]
+    records = draw(st.permutations(records)) if records else []
+    cuts = sorted(draw(st.lists(st.integers(0, len(records)), max_size=6)))
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
+    sizes = [n for n in sizes if n] or [0]
+    groups: list[int] = []
+    while sum(groups) < len(sizes):
+        groups.append(draw(st.integers(1, 3)))
+    return records, sizes, groups
+
+
+def write_files(folder: Path, records: list[tuple[str, Record]], sizes: list[int]) -> list[str]:
+    """One file per run of records (a response per record kind in it); their paths."""
+    paths = []
+    start = 0
+    for number, size in enumerate(sizes):
+        by_kind: dict[str, list[Record]] = {"backups": [], "vaults": [], "members": []}
+        for kind, record in records[start : start + size]:
+            by_kind[kind].append(record)
+        start += size
+        body = [{kind: rows} for kind, rows in by_kind.items() if rows] or [{"backups": []}]
+        path = folder / f"f{number:03d}.json"
+        path.write_text(json.dumps(body))
+        paths.append(str(path))
+    return paths
+
+
+def answers(root: Path) -> list[Any]:
+    """What a user sees: every export, a few queries, DuckDB's view of the live rows."""
+    inv = Inventory.open(root)
+    seen: list[Any] = [list(export_pages(root, kind=k)) for k in ("backups", "vaults", "members")]
+    for query in QUERIES:
+        result = inv.query(query)
+        seen.append((result.count, result.ids, result.payloads))
+    seen.append(inv.query("", project=PROJECTS[0], own_type="all_granted").ids)
+    seen.append(duckdb_live(root))
+    return seen
+
+
+def duckdb_live(root: Path) -> list[tuple[str, str]]:
+    """``(id, _payload)`` of the live backups as DuckDB reads them, without cbrq."""
+    sql = duckdb_sql(root, read_manifest(root))
+    return duckdb.sql(f"SELECT id, _payload FROM ({sql}) ORDER BY id").fetchall()
+
+
+@given(histories(), st.integers(1, 4))
+def test_a_sequence_of_ingests_equals_one_ingest(history: History, max_segments: int) -> None:
+    records, sizes, groups = history
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.object(store_module, "MAX_SEGMENTS", max_segments),
+    ):
+        folder = Path(tmp)
+        paths = write_files(folder, records, sizes)
+        one, many = folder / "one", folder / "many"
+        ingest(paths, one)
+        start = 0
+        for size in groups:
+            ingest(paths[start : start + size], many)
+            start += size
+        manifest = read_manifest(many)
+        note(f"segments={manifest.segments} superseded={manifest.superseded}")
+        assert len(manifest.segment_files("backups")) <= max_segments
+        expected = answers(one)
+        assert answers(many) == expected
+        compact(many)
+        assert answers(many) == expected
+        assert read_manifest(many).segments["backups"] == [1]
+        assert read_manifest(many).dead == {}
+
+
+def test_an_append_writes_only_what_it_adds(write: Write, store: Path) -> None:
+    ingest([str(write("1.json", page(*(backup(f"b{i}") for i in range(50)))))], store)
+    first = read_manifest(store)
+    newer = backup("b7", name="renamed", updated_at="2030-01-01T00:00:00Z")
+    summary = ingest([str(write("2.json", page(newer, backup("new"))))], store)
+    second = read_manifest(store)
+    assert second.tables["backups"][: len(first.tables["backups"])] == first.tables["backups"]
+    assert second.segments["backups"] == [1, 1]
+    assert second.superseded == {"backups": 1}
+    assert (summary.backups_new, summary.backups_replaced, summary.backups_duplicate) == (1, 1, 0)
+    assert Inventory.open(store).query("name=renamed").ids == ["b7"]
+    assert Inventory.open(store).count() == 51
+
+
+def test_compact_merges_everything_and_keeps_answers(write: Write, store: Path) -> None:
+    for i in range(5):
+        again = backup("same", name=f"n{i}", updated_at=f"202{i}-01-01T00:00:00Z")
+        ingest([str(write(f"{i}.json", page(backup(f"b{i}"), again)))], store)
+    before = answers(store)
+    assert compact(store) == {"backups": 6, "vaults": 0, "members": 0}
+    manifest = read_manifest(store)
+    assert manifest.segments["backups"] == [1] and manifest.dead == {}
+    assert answers(store) == before
+    assert sorted(p.name for p in store.iterdir() if p.name.startswith("g")) == sorted(
+        manifest.referenced()
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "added", "dead", "merged"),
+    [
+        ([], 10, 0.0, 0),
+        ([1000], 10, 0.0, 0),
+        ([1000, 10], 10, 0.0, 1),
+        ([1000, 20, 10], 10, 0.0, 2),
+        ([1000, 20, 10], 10, 0.5, 3),
+        ([1000, 640, 320, 160, 80, 40, 20, 10], 1, 0.0, 1),  # at most MAX_SEGMENTS
+        ([1000, 640, 320, 160, 80, 40, 20, 10], 10, 0.0, 8),  # a carry runs all the way
+    ],
+)
+def test_merge_count_is_a_binary_counter_with_limits(
+    sizes: list[int], added: int, dead: float, merged: int
+) -> None:
+    assert store_module.merge_count(sizes, added, dead) == merged
