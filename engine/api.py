@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
@@ -30,7 +31,7 @@ from engine.manifest import Manifest, read_manifest, require_manifest, resolve_s
 from engine.normalize import Normalized, Rejected, normalize
 from engine.schema import PAYLOAD, ROW, SEQ
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store import Generation, locked
+from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, locked
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -365,6 +366,59 @@ def _write_quarantine(
         for r in rejected
     ]
     return generation.write_text("quarantine.ndjson", old + "".join(f"{ln}\n" for ln in lines))
+
+
+# --- the store's state ---------------------------------------------------------
+
+
+def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The state of the inventory at ``store``, as ``cbrq info`` prints it.
+
+    Per table: live rows, stored rows (live plus superseded), segments with
+    their files and rows, and the file of superseded rows; plus the
+    generation, when it was committed, the ingested files and the quarantine.
+    Reads only the manifest and Parquet footers.
+
+    Example: ``store_info("cbrq-store")["tables"]["backups"]["segments"]``.
+    """
+    root = resolve_store(store)
+    manifest = require_manifest(root)
+    tables: dict[str, Any] = {}
+    for kind in RECORD_KINDS:
+        rows = [_rows(root, names) for names in manifest.segment_files(kind)]
+        segments = [
+            {"files": [str(root / n) for n in names], "rows": n}
+            for names, n in zip(manifest.segment_files(kind), rows, strict=True)
+        ]
+        stored = sum(rows)
+        dead = manifest.dead.get(kind)
+        tables[kind] = {
+            "live": manifest.counts.get(kind, 0),
+            "stored": stored,
+            "superseded": manifest.superseded.get(kind, 0),
+            "segments": segments,
+            "dead_file": None if dead is None else str(root / dead),
+        }
+    quarantined = 0
+    if manifest.quarantine:
+        with open(root / manifest.quarantine, "rb") as handle:
+            quarantined = sum(1 for _ in handle)
+    return {
+        "store": str(root),
+        "generation": manifest.generation,
+        "updated_at": manifest.updated_at,
+        "tables": tables,
+        "limits": {"segments": MAX_SEGMENTS, "superseded_share": MAX_DEAD_SHARE},
+        "ingested_files": len(manifest.files),
+        "quarantine": None if manifest.quarantine is None else str(root / manifest.quarantine),
+        "quarantined": quarantined,
+    }
+
+
+def _rows(root: Path, names: list[str]) -> int:
+    if not names:
+        return 0
+    return int(pl.scan_parquet([root / n for n in names]).select(pl.len()).collect().item())
 
 
 # --- export -------------------------------------------------------------------

@@ -237,6 +237,107 @@ def export(
             out.write("[" + ",".join(pages) + "]\n")
 
 
+@main.command()
+@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a summary for people; json: every detail, for scripts.",
+)
+@click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
+@click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
+@click.option(
+    "--kind",
+    type=click.Choice(["backups", "vaults", "members"]),
+    default="backups",
+    show_default=True,
+    help="The table --files and --sql are about.",
+)
+def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None:
+    """Show the inventory's state: generation, rows, segments, superseded rows.
+
+    A table is stored as sorted segments (one per ingest until merged);
+    rows that a newer copy of the same id superseded stay in their file
+    until a merge and are listed in the table's dead file. --sql prints the
+    one query that reads exactly the live rows (one per backup id) with
+    DuckDB, after any number of ingests.
+
+    \b
+    Example:
+      cbrq info --store inv
+      duckdb -c "SELECT status, count(*) FROM ($(cbrq info --store inv --sql)) GROUP BY 1"
+    """
+    from pathlib import Path
+
+    from engine import api
+    from engine.manifest import duckdb_sql, require_manifest, resolve_store
+
+    state = api.store_info(store)
+    if sql:
+        root = resolve_store(store)
+        click.echo(duckdb_sql(root, require_manifest(root), kind))
+    elif files:
+        for segment in state["tables"][kind]["segments"]:
+            for name in segment["files"]:
+                click.echo(name)
+    elif fmt == "json":
+        click.echo(json.dumps(state, indent=2))
+    else:
+        for line in _info_lines(state, Path(state["store"])):
+            click.echo(line)
+
+
+def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
+    lines = [
+        f"store: {root} (generation {state['generation']}, committed {state['updated_at']})",
+        f"ingested files: {state['ingested_files']}",
+    ]
+    for kind, table in state["tables"].items():
+        segments = table["segments"]
+        rows = ", ".join(f"{seg['rows']:,}" for seg in segments) or "none"
+        files = sum(len(seg["files"]) for seg in segments)
+        lines.append(
+            f"{kind}: {table['live']:,} live, {table['superseded']:,} superseded; "
+            f"{len(segments)} segment(s) of {rows} rows in {files} file(s)"
+        )
+    limits = state["limits"]
+    lines.append(
+        f"merges: automatic past {limits['segments']} segments or "
+        f"{limits['superseded_share']:.0%} superseded rows; `cbrq compact` merges all"
+    )
+    if state["quarantine"]:
+        lines.append(f"quarantine: {state['quarantined']} record(s) in {state['quarantine']}")
+    return lines
+
+
+@main.command()
+@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+def compact(store: str | None) -> None:
+    """Merge every table into one segment and drop superseded rows.
+
+    Ingest merges segments by itself, within fixed limits (see cbrq info);
+    this merges everything at once, for example before copying or archiving
+    a store. Answers do not change; the same lock and crash safety as ingest.
+
+    \b
+    Example:
+      cbrq compact --store inv && cbrq info --store inv
+    """
+    import time
+
+    from engine import api
+
+    started = time.perf_counter()
+    rows = api.compact(store)
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{n:,} {kind}" for kind, n in rows.items())
+    click.echo(f"compacted: {counts} in one segment each ({elapsed:.2f} s)", err=True)
+
+
 # --- queries ------------------------------------------------------------------
 
 

@@ -299,8 +299,12 @@ class Generation:
             self._dead.pop(kind, None)
             return
         path = self.path / f"{kind}-dead.parquet"
-        frame = keys.sort().to_frame("_key").select(
-            (pl.col("_key") // (1 << 32)).alias(SEQ), (pl.col("_key") % (1 << 32)).alias(ROW)
+        frame = (
+            keys.sort()
+            .to_frame("_key")
+            .select(
+                (pl.col("_key") // (1 << 32)).alias(SEQ), (pl.col("_key") % (1 << 32)).alias(ROW)
+            )
         )
         frame.write_parquet(path, compression="zstd", statistics=True)
         self._dead[kind] = f"{self.name}/{path.name}"

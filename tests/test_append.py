@@ -170,3 +170,30 @@ def test_merge_count_is_a_binary_counter_with_limits(
     sizes: list[int], added: int, dead: float, merged: int
 ) -> None:
     assert store_module.merge_count(sizes, added, dead) == merged
+
+
+def test_cbrq_info_and_its_sql_show_the_live_rows(write: Write, store: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    ingest([str(write("1.json", page(*(backup(i) for i in "abdef"))))], store)
+    newer = backup("a", name="newer", updated_at="2030-01-01T00:00:00Z")
+    ingest([str(write("2.json", page(newer, backup("c"))))], store)
+    runner = CliRunner()
+    text = runner.invoke(main, ["info", "--store", str(store)])
+    assert text.exit_code == 0, text.output
+    assert "backups: 6 live, 1 superseded; 2 segment(s) of 5, 2 rows in 2 file(s)" in text.output
+    state = json.loads(runner.invoke(main, ["info", "--store", str(store), "-f", "json"]).output)
+    assert state["tables"]["backups"]["dead_file"].endswith("backups-dead.parquet")
+    files = runner.invoke(main, ["info", "--store", str(store), "--files"]).output.split()
+    assert files == [s for seg in state["tables"]["backups"]["segments"] for s in seg["files"]]
+    sql = runner.invoke(main, ["info", "--store", str(store), "--sql"]).output
+    rows = duckdb.sql(f"SELECT id, name FROM ({sql}) ORDER BY id").fetchall()
+    assert rows[:3] == [("a", "newer"), ("b", "autobk_b"), ("c", "autobk_c")]
+    assert len(rows) == 6
+    done = runner.invoke(main, ["compact", "--store", str(store)])
+    assert done.exit_code == 0 and "compacted: 6 backups" in done.output
+    sql = runner.invoke(main, ["info", "--store", str(store), "--sql"]).output
+    assert "dead" not in sql
+    assert duckdb.sql(f"SELECT id, name FROM ({sql}) ORDER BY id").fetchall() == rows

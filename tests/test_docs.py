@@ -40,6 +40,8 @@ def test_readme_conformance_example_works_as_written() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Test your own ListBackups implementation", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    # Line numbers as in README.md, so that tools reading the source (hypothesis) find it.
+    code = "\n" * readme[: readme.index(code)].count("\n") + code
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     test = namespace["test_my_list_backups_matches_the_spec"]
