@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import polars as pl
 
@@ -29,7 +29,7 @@ from engine.errors import InputError
 from engine.ingest import Chunk, SourceRef, expand_paths, read_source, split_source
 from engine.manifest import Manifest, read_manifest, require_manifest, resolve_store, scan
 from engine.normalize import Normalized, Rejected, normalize
-from engine.schema import PAYLOAD, ROW, SEQ
+from engine.schema import PAYLOAD, ROW, SEQ, empty_frame
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, locked
 
@@ -104,12 +104,107 @@ def ingest(
         previous = read_manifest(root)
         generation = Generation(root, previous)
         try:
-            summary = _run(refs, generation, previous, lenient, progress)
+            read = _read(refs, generation, previous, lenient, progress)
+            if previous.generation and not read.entries and not read.rejected:
+                # Every file was ingested before: the inventory stays as it is, and
+                # rewriting the same tables would cost as much as the first ingest.
+                generation.abandon()
+                read.summary.totals = {k: previous.counts.get(k, 0) for k in RECORD_KINDS}
+                read.summary.quarantine_file = previous.quarantine
+            else:
+                _finish(generation, previous, read)
         except BaseException:
             generation.abandon()
             raise
+    read.summary.elapsed = time.perf_counter() - started
+    return read.summary
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Dump files parsed into memory: one typed frame per record kind, and what was read.
+
+    Each frame is in the store's schema, one row per record key (SPEC's
+    dedup rule), backups sorted by ``created_at`` then ``id``.
+
+    Example: ``load_dumps(["sample_data"]).frames["backups"].height``.
+    """
+
+    frames: dict[str, pl.DataFrame]
+    summary: IngestSummary
+
+
+def load_dumps(paths: Sequence[str], *, lenient: bool = False) -> Loaded:
+    """Parse dump files straight into memory, as one ingest would store them; nothing is written.
+
+    For one-shot questions (``cbrq query --from``, ``Inventory.from_dumps``):
+    the same reading, checks, dedup and order as :func:`ingest`, without
+    the cost of a store. ``lenient`` leaves bad records out (counted in
+    ``summary.quarantined``) instead of raising.
+
+    Example: ``load_dumps(["sample_data"]).summary.totals["backups"]``.
+    """
+    started = time.perf_counter()
+    memory = _Memory()
+    with _no_cyclic_gc():
+        read = _read(expand_paths(paths), memory, Manifest(), lenient, None)
+    frames = {kind: memory.table(kind, read.small.get(kind, [])) for kind in RECORD_KINDS}
+    summary = read.summary
+    summary.files = len(read.entries)
+    summary.totals = {kind: frame.height for kind, frame in frames.items()}
+    summary.backups_new = summary.totals["backups"]
+    summary.backups_duplicate = summary.records["backups"] - summary.backups_new
+    summary.quarantined = len(read.rejected)
     summary.elapsed = time.perf_counter() - started
-    return summary
+    return Loaded(frames, summary)
+
+
+class _Memory:
+    """Where :func:`load_dumps` keeps typed batches: a list of frames per kind."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in RECORD_KINDS}
+
+    def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
+        """Keep a batch of typed records (sorted at the end, with the others)."""
+        if frame.height:
+            self._parts[kind].append(frame)
+
+    def table(self, kind: str, more: list[pl.DataFrame]) -> pl.DataFrame:
+        """The batches of ``kind`` as one table: a row per key, the newest by the dedup order.
+
+        The winners are picked and ordered on narrow columns; whole records
+        are gathered once.
+        """
+        parts = [*self._parts[kind], *more]
+        if not parts:
+            return empty_frame(kind)
+        frame = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+        sort, order = _ordering(kind)
+        keys = list(DEDUP_KEYS[kind])
+        narrow = list(dict.fromkeys([*keys, *order, *sort]))
+        picked = (
+            frame.select(narrow)
+            .with_row_index("_cbrq_at")
+            .sort(order, nulls_last=False)
+            .unique(subset=keys, keep="last")
+            .sort(sort, nulls_last=True)
+        )
+        return frame[picked["_cbrq_at"]]
+
+
+class _Sink(Protocol):
+    def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None: ...
+
+
+@dataclass
+class _Read:
+    """What reading the input gave: the summary so far, new file entries, set-aside records."""
+
+    summary: IngestSummary
+    entries: list[dict[str, Any]]
+    rejected: list[Rejected]
+    small: dict[str, list[pl.DataFrame]]
 
 
 @contextlib.contextmanager
@@ -125,13 +220,14 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _run(
+def _read(
     refs: list[SourceRef],
-    generation: Generation,
+    sink: _Sink,
     previous: Manifest,
     lenient: bool,
     progress: ProgressFn | None,
-) -> IngestSummary:
+) -> _Read:
+    """Read, split and normalize every file; backups go to ``sink`` a batch at a time."""
     summary = IngestSummary()
     known = set(previous.hashes)
     base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
@@ -143,7 +239,7 @@ def _run(
     batch: list[tuple[int, Chunk]] = []
     batch_bytes = 0
     done_files = 0
-    pipeline = _Pipeline(generation, lenient)
+    pipeline = _Pipeline(sink, lenient)
 
     def flush() -> None:
         # Records set aside keep input order: the previous batch's, then this
@@ -194,15 +290,7 @@ def _run(
     finally:
         pipeline.close()
     summary.files = len(entries)
-    if previous.generation and not entries and not rejected:
-        # Every file was ingested before: the inventory stays as it is, and
-        # rewriting the same tables would cost as much as the first ingest.
-        generation.abandon()
-        summary.totals = {kind: previous.counts.get(kind, 0) for kind in RECORD_KINDS}
-        summary.quarantine_file = previous.quarantine
-        return summary
-    _finish(generation, previous, entries, rejected, small, summary)
-    return summary
+    return _Read(summary, entries, rejected, small)
 
 
 class _Pipeline:
@@ -213,8 +301,8 @@ class _Pipeline:
     in flight, and results come back in batch order.
     """
 
-    def __init__(self, generation: Generation, lenient: bool) -> None:
-        self._generation = generation
+    def __init__(self, sink: _Sink, lenient: bool) -> None:
+        self._sink = sink
         self._lenient = lenient
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbrq-normalize")
         self._pending: Future[list[tuple[str, Normalized]]] | None = None
@@ -241,7 +329,7 @@ class _Pipeline:
         for kind in RECORD_KINDS:
             result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=self._lenient)
             if kind == "backups":
-                self._generation.write_part(kind, result.frame, _ordering(kind)[0])
+                self._sink.write_part(kind, result.frame, _ordering(kind)[0])
             results.append((kind, result))
         return results
 
@@ -280,15 +368,9 @@ def _absorb(
         small[kind].append(result.frame)
 
 
-def _finish(
-    generation: Generation,
-    previous: Manifest,
-    entries: list[dict[str, Any]],
-    rejected: list[Rejected],
-    small: dict[str, list[pl.DataFrame]],
-    summary: IngestSummary,
-) -> None:
-    for kind, frames in small.items():
+def _finish(generation: Generation, previous: Manifest, read: _Read) -> None:
+    summary, rejected = read.summary, read.rejected
+    for kind, frames in read.small.items():
         for frame in frames:
             generation.write_part(kind, frame, _ordering(kind)[0])
     for kind in RECORD_KINDS:
@@ -307,7 +389,9 @@ def _finish(
     quarantine = _write_quarantine(generation, previous, rejected)
     summary.quarantined = len(rejected)
     summary.quarantine_file = quarantine
-    generation.commit(generation.manifest(summary.totals, [*previous.files, *entries], quarantine))
+    generation.commit(
+        generation.manifest(summary.totals, [*previous.files, *read.entries], quarantine)
+    )
 
 
 def _ordering(kind: str) -> tuple[list[str], list[str]]:

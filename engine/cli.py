@@ -589,7 +589,7 @@ def serve(
 
     with _open(store, dumps) as inventory:
         app = create_app(inventory, token=token, quiet=quiet)
-        click.echo(f"cbrq: serving {inventory.root} on http://{host}:{port}", err=True)
+        click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)
         run(app, host, port)
 
 

@@ -15,8 +15,6 @@ Example::
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +27,7 @@ from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
     INTERNAL_COLUMNS,
     PAYLOAD,
+    Manifest,
     live,
     require_manifest,
     resolve_store,
@@ -38,20 +37,22 @@ from engine.manifest import (
 )
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.query import BackupQuery, Semantics
+from engine.spec import RECORD_KINDS
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 
 
 class Inventory:
-    """A read-only view of a stored inventory (or of dump files, via a temporary store).
+    """A read-only view of a stored inventory, or of dump files parsed into memory.
 
     Example: ``Inventory.open().count("status=error")``.
     """
 
-    def __init__(self, root: Path, cleanup: bool = False) -> None:
-        self.root = root
+    def __init__(self, root: Path) -> None:
+        self.root: Path | None = root
+        self.label = str(root)
         self.manifest = require_manifest(root)
-        self._cleanup = cleanup
+        self._frames: dict[str, pl.DataFrame] | None = None
 
     @classmethod
     def open(cls, store: str | os.PathLike[str] | None = None) -> Inventory:
@@ -63,25 +64,40 @@ class Inventory:
 
     @classmethod
     def from_dumps(cls, paths: Sequence[str], *, lenient: bool = False) -> Inventory:
-        """Ingest dump files into a temporary store and open it (removed on :meth:`close`).
+        """Parse dump files straight into memory and query them; nothing is written to disk.
+
+        The same checks, dedup rule and answers as an ingest into a store
+        (:func:`engine.api.load_dumps`).
 
         Example: ``Inventory.from_dumps(["sample_data"]).count()``.
         """
-        from engine.api import ingest
+        from engine.api import load_dumps
 
-        folder = Path(tempfile.mkdtemp(prefix="cbrq-"))
-        try:
-            ingest(paths, folder, lenient=lenient)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        return cls(folder, cleanup=True)
+        loaded = load_dumps(paths, lenient=lenient)
+        return cls.from_frames(loaded.frames, label=" ".join(paths))
+
+    @classmethod
+    def from_frames(cls, frames: Mapping[str, pl.DataFrame], *, label: str = "memory") -> Inventory:
+        """An inventory over tables already in memory, in the store's schema.
+
+        ``frames`` maps each record kind to its table as :func:`engine.api.load_dumps`
+        makes it (one row per key, backups sorted by ``created_at`` then ``id``).
+
+        Example: ``Inventory.from_frames(load_dumps(["sample_data"]).frames)``.
+        """
+        inventory = cls.__new__(cls)
+        inventory.root = None
+        inventory.label = label
+        inventory._frames = {kind: frames[kind] for kind in RECORD_KINDS}
+        counts = {kind: frame.height for kind, frame in inventory._frames.items()}
+        inventory.manifest = Manifest(counts=counts)
+        return inventory
 
     def close(self) -> None:
-        """Remove the temporary store of :meth:`from_dumps` (no-op otherwise)."""
-        if self._cleanup:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self._cleanup = False
+        """Release what the inventory holds (kept for ``with`` blocks; nothing to remove).
+
+        Example: ``with Inventory.open() as inv: ...``.
+        """
 
     def __enter__(self) -> Inventory:
         return self
@@ -94,15 +110,21 @@ class Inventory:
 
         Example: ``inv.lazy().group_by("status").len().collect()``.
         """
-        frame = scan(self.root, kind, self.manifest)
-        return frame.drop(list(INTERNAL_COLUMNS))
+        return self.raw(kind).drop(list(INTERNAL_COLUMNS))
 
     def raw(self, kind: str = "backups") -> pl.LazyFrame:
         """A LazyFrame of ``kind`` with the internal columns (``_payload``, ``_seq``, ``_row``).
 
         Example: ``inv.raw("vaults").select("id", "_payload").collect()``.
         """
-        return scan(self.root, kind, self.manifest)
+        if self._frames is not None:
+            return self._frames[kind].lazy()
+        return scan(self._root, kind, self.manifest)
+
+    @property
+    def _root(self) -> Path:
+        assert self.root is not None, "a store-backed inventory"
+        return self.root
 
     def in_memory(self, records: bool = False) -> Inventory:
         """This inventory with the columns queries filter and sort on held in memory.
@@ -113,10 +135,12 @@ class Inventory:
 
         Example: ``fast = Inventory.open().in_memory()``.
         """
+        if self._frames is not None:
+            return self  # everything is in memory already
         heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
         backups = self.tables.backups
         narrow = backups.select([c for c in backups.collect_schema().names() if c not in heavy])
-        copy = Inventory(self.root)
+        copy = Inventory(self._root)
         copy.__dict__["tables"] = Tables(
             backups=narrow.collect().lazy(),
             vaults=self.tables.vaults.collect().lazy(),
@@ -135,25 +159,34 @@ class Inventory:
         rids = self.tables.backups.filter(pl.col("id") == backup_id).select(RID).collect()
         if rids.height == 0:
             return None
-        paths = table_files(self.root, self.manifest, "backups")
-        rows = fetch(paths, rids[RID])
+        if self.tables.records is not None:
+            return str(self.tables.records[PAYLOAD][rids[RID][0]])
+        rows = fetch(table_files(self._root, self.manifest, "backups"), rids[RID])
         return str(rows[PAYLOAD][0])
 
     @cached_property
     def tables(self) -> Tables:
         """The lazy tables queries run on."""
+        if self._frames is not None:
+            return Tables(
+                backups=self._frames["backups"].lazy().with_row_index(RID),
+                vaults=self._frames["vaults"].lazy(),
+                members=self._frames["members"].lazy(),
+                has_members=self._frames["members"].height > 0,
+                records=self._frames["backups"],
+            )
         backups = self._physical().with_row_index(RID)
         return Tables(
-            backups=live(backups, self.root, self.manifest, "backups"),
-            vaults=scan(self.root, "vaults", self.manifest),
-            members=scan(self.root, "members", self.manifest),
+            backups=live(backups, self._root, self.manifest, "backups"),
+            vaults=scan(self._root, "vaults", self.manifest),
+            members=scan(self._root, "members", self.manifest),
             has_members=self.manifest.counts.get("members", 0) > 0,
             ordered=len(self.manifest.segment_files("backups")) <= 1,
         )
 
     def _physical(self) -> pl.LazyFrame:
         """Every stored backup row, superseded ones too: ``_rid`` numbers these."""
-        return scan_physical(self.root, "backups", self.manifest)
+        return scan_physical(self._root, "backups", self.manifest)
 
     @cached_property
     def context(self) -> QueryContext:
@@ -211,7 +244,7 @@ class Inventory:
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
-        paths = table_files(self.root, self.manifest, "backups")
+        paths = [] if self.root is None else table_files(self.root, self.manifest, "backups")
         return execute(query, self.tables, paths, columns)
 
     def count(
