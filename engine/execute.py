@@ -18,6 +18,7 @@ import polars as pl
 from engine.compile import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
 from engine.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
+from engine.payload import canonical_payloads
 from engine.query import BackupQuery
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ class Result:
     """One ListBackups answer: the count before paging, and the page.
 
     ``rows`` holds the page's backups with every typed column and
-    ``_payload`` (the record as dumped), in result order.
+    ``_payload`` (the record as dumped, timestamps in the API's form), in
+    result order.
 
     Example::
 
@@ -116,6 +118,8 @@ def execute(
         rows = held[page[RID]]
     else:
         rows = fetch(backups_files, page[RID], columns)
+    if PAYLOAD in rows.columns:
+        rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
     return Result(total, query.offset, query.limit, rows)
 
 

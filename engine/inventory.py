@@ -36,6 +36,7 @@ from engine.manifest import (
     table_files,
 )
 from engine.params import QueryContext, QueryParams, parse_query
+from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
 from engine.spec import RECORD_KINDS
 
@@ -160,9 +161,10 @@ class Inventory:
         if rids.height == 0:
             return None
         if self.tables.records is not None:
-            return str(self.tables.records[PAYLOAD][rids[RID][0]])
-        rows = fetch(table_files(self._root, self.manifest, "backups"), rids[RID])
-        return str(rows[PAYLOAD][0])
+            payload = self.tables.records[PAYLOAD].gather(rids[RID])
+        else:
+            payload = fetch(table_files(self._root, self.manifest, "backups"), rids[RID])[PAYLOAD]
+        return str(canonical_payloads(payload)[0])
 
     @cached_property
     def tables(self) -> Tables:

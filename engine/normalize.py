@@ -5,7 +5,8 @@ them, column-wise, into one polars DataFrame in the stored schema of
 :mod:`engine.schema`: the JSON text of all records is handed to Arrow's
 multi-threaded JSON reader in one buffer, timestamps are parsed as whole
 columns by :func:`engine.instants.instant_expr`, and the record text itself
-is kept as ``_payload`` with its timestamps rewritten in the API's form.
+is kept as ``_payload`` as dumped (compact); :mod:`engine.payload` puts its
+timestamps into the API's form when records are output.
 
 No Python code runs per record on the way. Only when the fast path finds a
 problem does :func:`check_record` look at records one by one, to name the
@@ -32,7 +33,7 @@ import pyarrow.json as pj
 
 from engine.errors import InputError, Location, RecordError
 from engine.ingest import Chunk
-from engine.instants import ALLOWED, canonical_expr, instant_expr, parse_instant
+from engine.instants import ALLOWED, instant_expr, parse_instant
 from engine.schema import (
     FIELDS,
     INSTANT,
@@ -44,14 +45,8 @@ from engine.schema import (
     known_keys,
     read_schema,
 )
-from engine.spec import TIMESTAMP_KEYS
 
 BLOCK_SIZE: Final[int] = 4 << 20
-_TS_PAIR: Final[str] = r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"[^"\\]*"'
-_CANONICAL_TS_PAIR: Final[str] = (
-    r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"'
-    r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}"'
-)
 _KEY: Final[str] = r'"([^"\\]*)"\s*:'
 _REGEX_META: Final[frozenset[str]] = frozenset("\\.+*?()|[]{}^$#&-~ ")
 #: Records whose unknown key names are collected at once in the rare slow rounds.
@@ -123,9 +118,7 @@ def normalize(
     if bad:
         return _slow(kind, chunks, lenient, "a field failed to parse")
     payload = frame[PAYLOAD]
-    rewrite, maybe_unknown = _scan_payload(payload)
-    unknown = _unknown_keys(payload.filter(maybe_unknown))
-    frame = frame.with_columns(_canonical_payload(payload, rewrite).alias(PAYLOAD))
+    unknown = _unknown_keys(payload.filter(_maybe_unknown(payload)))
     return Normalized(frame, unknown_keys=unknown)
 
 
@@ -228,56 +221,24 @@ def _convert(expr: pl.Expr, dtype: pa.DataType) -> pl.Expr | None:
     return None
 
 
-def _scan_payload(payload: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """Per record: does it hold a timestamp not in the API's form; may it hold an unknown key?
+def _maybe_unknown(payload: pl.Series) -> pl.Series:
+    """Per record: may it hold a key no typed schema knows?
 
-    Match counts only, computed side by side on both cores. A timestamp pair
-    not in the API's form shows as more pairs than canonical-looking ones.
     Every key is a ``":`` in compact JSON (save a space or non-ASCII space
     before the colon), so a record with as many ``":`` as known key names,
-    with no ``" `` and only ASCII, holds no unknown key.
+    with no ``" `` and only ASCII, holds no unknown key. Match counts only.
     """
     text = pl.col(PAYLOAD)
-    counts = payload.to_frame().select(
-        text.str.count_matches(_TS_PAIR).alias("pairs"),
-        text.str.count_matches(_CANONICAL_TS_PAIR).alias("canonical"),
-        text.str.count_matches('":', literal=True).alias("colons"),
-        text.str.count_matches(_names_pattern(KNOWN_KEYS)).alias("known"),
-        (
-            text.str.contains('" ', literal=True) | (text.str.len_bytes() != text.str.len_chars())
-        ).alias("unusual"),
-    )
-    flags = counts.select(
-        (pl.col("pairs") != pl.col("canonical")).alias("rewrite"),
-        ((pl.col("colons") != pl.col("known")) | pl.col("unusual")).alias("maybe_unknown"),
-    )
-    return flags["rewrite"], flags["maybe_unknown"]
-
-
-def _canonical_payload(payload: pl.Series, rewrite: pl.Series) -> pl.Series:
-    """Rewrite every timestamp of the payload text in the API's form.
-
-    Only the records flagged in ``rewrite`` are looked at. Among those the
-    work is on distinct ``"key": "value"`` pairs: a page holds few distinct
-    non-canonical ones, replaced in one multi-pattern pass.
-    """
-    if not rewrite.any():
-        return payload
-    rows = payload.filter(rewrite)
-    pairs = rows.str.extract_all(_TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
-    value = pl.col("pair").str.extract(r'"([^"\\]*)"$')
-    fixes = (
-        pairs.with_columns(
-            prefix=pl.col("pair").str.extract(r'^(.*:\s*)"[^"\\]*"$'),
-            new=canonical_expr(instant_expr(value)),
+    known = text.str.count_matches(_names_pattern(KNOWN_KEYS))
+    return (
+        payload.to_frame()
+        .select(
+            (text.str.count_matches('":', literal=True) != known)
+            | text.str.contains('" ', literal=True)
+            | (text.str.len_bytes() != text.str.len_chars())
         )
-        .filter(pl.col("new").is_not_null() & (pl.col("new") != value))
-        .select("pair", pl.concat_str(pl.col("prefix"), pl.lit('"'), "new", pl.lit('"')))
+        .to_series()
     )
-    if fixes.height == 0:
-        return payload
-    fixed = rows.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
-    return payload.scatter(rewrite.arg_true(), fixed)
 
 
 def _unknown_keys(rows: pl.Series) -> set[str]:

@@ -42,6 +42,7 @@ from engine.errors import NotFoundError, QueryError
 from engine.inventory import Inventory
 from engine.manifest import PAYLOAD
 from engine.params import QueryParams
+from engine.payload import canonical_payloads
 from engine.spec import API_DEFAULT_LIMIT
 
 MAX_QUERY_LENGTH: Final[int] = 8192
@@ -69,7 +70,8 @@ class Backend:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory.in_memory(records=True)
-        self.vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
+        vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
+        self.vaults = vaults.with_columns(canonical_payloads(vaults[PAYLOAD]))
 
     def list_backups(self, project: str, pairs: list[tuple[str, str]]) -> str:
         """The ListBackups response text; raises QueryError."""

@@ -151,3 +151,22 @@ def test_export_formats_reingest_to_the_same_inventory(
     again = tmp_path / "again"
     ingest([str(out)], again)
     assert exported(again) == exported(store)
+
+
+def test_every_output_puts_timestamps_in_the_api_form(write: Write, store: Path) -> None:
+    """The store keeps the text as dumped; pages, records, export and --from rewrite on output."""
+    from engine.inventory import Inventory
+
+    record = backup(
+        "a", created_at="2020-02-21T15:00:54.065+08:00", updated_at="2020-02-21T07:00:00Z"
+    )
+    path = write("p.json", page(record))
+    ingest([str(path)], store)
+    stored = scan(store, "backups").collect()["_payload"].item()
+    assert '"created_at":"2020-02-21T15:00:54.065+08:00"' in stored  # as dumped
+    for inv in (Inventory.open(store), Inventory.from_dumps([str(path)])):
+        for text in (inv.query("limit=1").payloads[0], inv.record("a")):
+            assert text is not None
+            out = json.loads(text)
+            assert out["created_at"] == "2020-02-21T07:00:54.065000"
+            assert out["updated_at"] == "2020-02-21T07:00:00.000000"

@@ -1,0 +1,65 @@
+"""Records as JSON text: put their timestamps into the API's form on the way out.
+
+The store keeps each record's text as dumped (compact, every key and number
+verbatim) in ``_payload``, so ingest never rewrites text. What cbrq prints
+(query pages, ``cbrq export``, the emulator's responses) goes through
+:func:`canonical_payloads`, which rewrites every timestamp value to the
+API's form (SPEC §1: ``YYYY-MM-DDTHH:MM:SS.ffffff``, UTC). Pages are small,
+and records already in that form cost one regex count. Imports only polars.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+from engine.instants import canonical_expr, instant_expr
+from engine.spec import TIMESTAMP_KEYS
+
+#: A ``"timestamp_key": "value"`` pair, whatever the value's form.
+TS_PAIR: Final[str] = r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"[^"\\]*"'
+#: The same pair with its value already in the API's form.
+CANONICAL_TS_PAIR: Final[str] = (
+    r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"'
+    r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}"'
+)
+
+
+def canonical_payloads(payload: pl.Series) -> pl.Series:
+    """``payload`` (records as JSON text) with every timestamp in the API's form.
+
+    Only records holding a timestamp pair not already in that form are
+    looked at; among those the work is on distinct ``"key": "value"``
+    pairs, replaced in one multi-pattern pass. Everything else in the text
+    stays byte for byte.
+
+    Example::
+
+        canonical_payloads(pl.Series(['{"id":"a","created_at":"2020-01-01T08:00:00+08:00"}']))
+        # -> ['{"id":"a","created_at":"2020-01-01T00:00:00.000000"}']
+    """
+    if payload.len() == 0:
+        return payload
+    counts = payload.to_frame("p").select(
+        pl.col("p").str.count_matches(TS_PAIR).alias("pairs"),
+        pl.col("p").str.count_matches(CANONICAL_TS_PAIR).alias("canonical"),
+    )
+    rewrite = counts["pairs"] != counts["canonical"]
+    if not rewrite.any():
+        return payload
+    rows = payload.filter(rewrite)
+    pairs = rows.str.extract_all(TS_PAIR).explode().drop_nulls().unique().to_frame("pair")
+    value = pl.col("pair").str.extract(r'"([^"\\]*)"$')
+    fixes = (
+        pairs.with_columns(
+            prefix=pl.col("pair").str.extract(r'^(.*:\s*)"[^"\\]*"$'),
+            new=canonical_expr(instant_expr(value)),
+        )
+        .filter(pl.col("new").is_not_null() & (pl.col("new") != value))
+        .select("pair", pl.concat_str(pl.col("prefix"), pl.lit('"'), "new", pl.lit('"')))
+    )
+    if fixes.height == 0:
+        return payload
+    fixed = rows.str.replace_many(fixes["pair"].to_list(), fixes.to_series(1).to_list())
+    return payload.scatter(rewrite.arg_true(), fixed)
