@@ -19,9 +19,11 @@ Usage (the one command)::
 4. prints markdown tables of medians and ratios to cbrq, with the machine
    and the date.
 
-``--ingest-only`` measures the ingest table alone (after a change to the
-store). ``--smoke`` runs a tiny N once, checking answers only (the test
-suite does).
+It also measures an append of 1,000 backups to the store just made (whole
+process), a one-shot ``cbrq query --from`` next to DuckDB over the raw JSON,
+and the ten queries on a store fragmented by appends next to the same store
+compacted. ``--ingest-only`` leaves out the query tables. ``--smoke`` runs a
+tiny N once, checking answers only (the test suite does).
 """
 
 from __future__ import annotations
@@ -141,6 +143,153 @@ def bench_ingest(data: Path, runs: int, work: Path) -> tuple[list[str], Path]:
             f"{wall / base:.2f} | {rss:,.0f} |"
         )
     return lines, store
+
+
+# --- appends and one-shot queries ----------------------------------------------
+
+APPEND_ROWS = 1_000
+APPENDS = 7  # appends made to measure queries on a fragmented store
+ONE_SHOT = Case(
+    "representative",
+    "status=available&status=error&start_time=2025-03-01T00:00:00Z"
+    "&end_time=2026-03-01T00:00:00Z&resource_type=OS::Cinder::Volume&used_percent=50"
+    "&sort=created_at:asc,name:desc&offset=100&limit=100",
+)
+DUCKDB_ONE_SHOT = """
+import json, sys, duckdb
+sys.path.insert(0, sys.argv[1])
+from benchmarks import run, sql
+from engine.params import QueryParams, parse_query
+con = duckdb.connect()
+for statement in run.RAW_VIEWS.format(data=sys.argv[2]).split(";"):
+    if statement.strip():
+        con.execute(statement)
+q = parse_query(QueryParams.parse(sys.argv[3]))
+rows = con.execute(sql.page(q, "raw_backups", "raw_vault_rows", "raw_members")).fetchall()
+print(json.dumps([rows[0][1] if rows else 0, [r[0] for r in rows]]))
+"""
+
+
+def append_file(data: Path, work: Path, number: int) -> Path:
+    """A ListBackups page of APPEND_ROWS backups: 90 % new ids, 10 % newer copies of stored ones."""
+    pages = sorted((data / "backups").iterdir())
+    source = json.loads(pages[(number * 37) % len(pages)].read_bytes())["backups"]
+    out = []
+    for i in range(APPEND_ROWS):
+        record = dict(source[i % len(source)])
+        if i % 10 == 0:
+            record["updated_at"] = f"2030-01-{1 + number:02d}T00:00:00Z"
+            record["name"] = f"renamed-{number}"
+        else:
+            record["id"] = f"append-{number:02d}-{i:05d}"
+        out.append(record)
+    path = work / "appends" / f"append-{number:02d}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"count": len(out), "backups": out}, indent=2))
+    return path
+
+
+def bench_append(store: Path, data: Path, runs: int, work: Path) -> tuple[list[str], Path]:
+    """Whole-process appends of APPEND_ROWS backups to copies of ``store``; a fragmented copy."""
+    times: list[tuple[float, float]] = []
+    copy = work / "appended"
+    for run in range(runs):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(store, copy)
+        path = append_file(data, work, run)
+        command = [sys.executable, "-m", "engine.cli", "ingest", "-q", str(path), "--store"]
+        times.append(run_rss([*command, str(copy)])[:2])
+        print(f"append {run + 1}: {times[-1][0]:.2f} s", file=sys.stderr, flush=True)
+    for number in range(runs, APPENDS):  # fragment the last copy further
+        path = append_file(data, work, number)
+        command = [sys.executable, "-m", "engine.cli", "ingest", "-q", str(path)]
+        subprocess.run([*command, "--store", str(copy)], check=True)
+    wall = statistics.median(w for w, _ in times)
+    rss = max(r for _, r in times)
+    lines = [
+        f"Append of {APPEND_ROWS:,} backups ({APPEND_ROWS // 10:,} of them newer copies of "
+        f"stored ones) to the store just made, as a whole `cbrq ingest` process, median of "
+        f"{runs}: **{wall:.2f} s**, peak RSS {rss:,.0f} MB.",
+    ]
+    return lines, copy
+
+
+def bench_fragmented(store: Path, fragmented: Path, runs: int) -> list[str]:
+    """The ten queries in process on a fragmented store, next to the same store compacted."""
+    from engine.api import compact, store_info
+
+    state = store_info(fragmented)["tables"]["backups"]
+    compacted = fragmented.parent / "compacted"
+    shutil.copytree(fragmented, compacted)
+    compact(compacted)
+    shape = ", ".join(f"{seg['rows']:,}" for seg in state["segments"])
+    lines = [
+        f"Queries on the store after {APPENDS} appends ({len(state['segments'])} segments of "
+        f"{shape} rows, {state['superseded']:,} superseded rows) and on the same store after "
+        "`cbrq compact`, in process, median ms of "
+        f"{runs} after one warm-up call:",
+        "",
+        "| query | fragmented | compacted | ratio | same answer |",
+        "|---|---|---|---|---|",
+    ]
+    inventories = [Inventory.open(fragmented), Inventory.open(compacted)]
+    for case in cases_for(inventories[1], inventories[1].count()):
+        took, got = [], []
+        for inv in inventories:
+            seconds = []
+            for _ in range(runs + 1):
+                started = time.perf_counter()
+                if case.count_only:
+                    answer: Answer = (inv.count(case.query, project=case.project), [])
+                else:
+                    result = inv.query(case.query, project=case.project, columns=RESPONSE)
+                    answer = (result.count, result.ids)
+                seconds.append(time.perf_counter() - started)
+            took.append(statistics.median(seconds[1:]))
+            got.append(answer)
+        same = "yes" if got[0] == got[1] else "**FAIL**"
+        lines.append(
+            f"| {case.label} | {took[0] * 1000:,.0f} | {took[1] * 1000:,.0f} | "
+            f"{took[0] / took[1]:.2f} | {same} |"
+        )
+    return lines
+
+
+def bench_one_shot(data: Path, runs: int) -> list[str]:
+    """`cbrq query --from` against DuckDB over the raw JSON, both as whole processes."""
+    size = sum(p.stat().st_size for p in (data / "backups").iterdir()) / 1e6
+    cbrq = [sys.executable, "-m", "engine.cli", "query", "--from", str(data), ONE_SHOT.query]
+    duck = [sys.executable, "-c", DUCKDB_ONE_SHOT, str(HERE.parent), str(data), ONE_SHOT.query]
+    results: dict[str, list[tuple[float, float]]] = {"cbrq --from": [], "DuckDB raw JSON": []}
+    answers: dict[str, Answer] = {}
+    for _ in range(runs):
+        wall, rss, out = run_rss(cbrq)
+        body = json.loads(out)
+        answers["cbrq --from"] = (body["count"], [b["id"] for b in body["backups"]])
+        results["cbrq --from"].append((wall, rss))
+        wall, rss, out = run_rss(duck)
+        count, ids = json.loads(out)
+        answers["DuckDB raw JSON"] = (count, ids)
+        results["DuckDB raw JSON"].append((wall, rss))
+        print(
+            f"one-shot: {results['cbrq --from'][-1][0]:.1f} s, DuckDB {wall:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    base = statistics.median(w for w, _ in results["cbrq --from"])
+    same = "yes" if answers["cbrq --from"] == answers["DuckDB raw JSON"] else "**FAIL**"
+    lines = [
+        f"One-shot query over {size:,.0f} MB of dumps, no store (`{ONE_SHOT.label}` query, "
+        f"count {answers['cbrq --from'][0]:,}), whole processes, medians of {runs}:",
+        "",
+        "| engine | wall (s) | ratio to cbrq | peak RSS (MB) | same answer |",
+        "|---|---|---|---|---|",
+    ]
+    for name, runs_ in results.items():
+        wall = statistics.median(w for w, _ in runs_)
+        rss = max(r for _, r in runs_)
+        lines.append(f"| {name} | {wall:.1f} | {wall / base:.2f} | {rss:,.0f} | {same} |")
+    return lines
 
 
 # --- queries ------------------------------------------------------------------
@@ -270,15 +419,14 @@ def plain_python(data: Path, queries: list[Any]) -> tuple[float, list[tuple[floa
 def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: bool) -> list[str]:
     import duckdb
 
-    from engine.manifest import read_manifest
+    from engine.manifest import duckdb_sql, read_manifest
 
     inv = Inventory.open(store)
     manifest = read_manifest(store)
-    tables = {k: [str(store / f) for f in v] for k, v in manifest.tables.items()}
     parquet = duckdb.connect()
-    parquet.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet({tables['backups']})")
-    parquet.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet({tables['vaults']})")
-    parquet.execute(f"CREATE VIEW m AS SELECT * FROM read_parquet({tables['members']})")
+    for view, kind in (("b", "backups"), ("v", "vaults"), ("m", "members")):
+        # The live rows, as `cbrq info --sql` prints them for users.
+        parquet.execute(f"CREATE VIEW {view} AS {duckdb_sql(store, manifest, kind)}")
     raw = duckdb.connect()
     if with_raw:
         for statement in RAW_VIEWS.format(data=data).split(";"):
@@ -367,24 +515,30 @@ def main() -> None:
             ],
             check=True,
         )
+    more: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         ingest_lines, store = bench_ingest(data, args.ingest_runs or args.runs, Path(tmp))
         print("\n".join(ingest_lines), file=sys.stderr, flush=True)
-        query_lines = (
-            []
-            if args.ingest_only
-            else bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
-        )
+        append_lines, fragmented = bench_append(store, data, args.runs, Path(tmp))
+        more.append(append_lines)
+        more.append(bench_one_shot(data, args.ingest_runs or args.runs))
+        for lines in more:
+            print("\n".join(lines), file=sys.stderr, flush=True)
+        query_lines = []
+        if not args.ingest_only:
+            query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
+            more.append(bench_fragmented(store, fragmented, args.runs))
     print(f"# cbrq benchmarks, {args.n:,} backups\n")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; date {date.today()}.\n"
     )
     print("\n".join(ingest_lines))
-    if query_lines:
-        print()
-        print("\n".join(query_lines))
-    if any("FAIL" in line for line in query_lines):
+    for lines in [more[0], more[1], query_lines, *more[2:]]:
+        if lines:
+            print()
+            print("\n".join(lines))
+    if any("FAIL" in line for lines in [query_lines, *more] for line in lines):
         raise SystemExit(1)
 
 

@@ -30,3 +30,5 @@ def test_harness_smoke_run_agrees(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "FAIL" not in result.stdout
     assert "| representative |" in result.stdout and "| marker page |" in result.stdout
+    assert "| cbrq --from |" in result.stdout and "Append of 1,000 backups" in result.stdout
+    assert "| fragmented | compacted |" in result.stdout
