@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -169,6 +170,7 @@ class Generation:
         _remove_stale(root, keep=previous)
         self.path.mkdir(parents=True)
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
+        self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
         self._segments: dict[str, list[int]] = {
             kind: [len(files) for files in previous.segment_files(kind)] for kind in previous.tables
@@ -184,13 +186,14 @@ class Generation:
         """Stage a batch of freshly typed records of ``kind``, sorted by ``sort``."""
         if frame.height == 0:
             return
-        part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}{STAGED}"
+        with self._naming:  # parts may be staged from several threads
+            part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}{STAGED}"
+            self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
         table = frame.sort(sort, nulls_last=True).to_arrow()
         options = ipc.IpcWriteOptions(compression="lz4")
         with ipc.new_file(str(part), table.schema, options=options) as writer:
             writer.write_table(table, max_chunksize=PART_ROWS)
-        self._parts[kind].append(part)
 
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
         """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
