@@ -312,9 +312,7 @@ class _Pipeline:
         self._sink = sink
         self._lenient = lenient
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cbrq-normalize")
-        self._pending: collections.deque[Future[list[tuple[str, Normalized]]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[Future[list[tuple[str, Normalized]]]] = collections.deque()
 
     def submit(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
         """Start on ``batch``; the results of the oldest batch if too many are in flight."""

@@ -27,9 +27,9 @@ from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
     INTERNAL_COLUMNS,
     PAYLOAD,
+    Lease,
     Manifest,
     live,
-    require_manifest,
     resolve_store,
     scan,
     scan_physical,
@@ -52,7 +52,9 @@ class Inventory:
     def __init__(self, root: Path) -> None:
         self.root: Path | None = root
         self.label = str(root)
-        self.manifest = require_manifest(root)
+        # The commit read here stays readable until close(), whatever is ingested meanwhile.
+        self._lease: Lease | None = Lease.take(root)
+        self.manifest = self._lease.manifest
         self._frames: dict[str, pl.DataFrame] | None = None
 
     @classmethod
@@ -88,6 +90,7 @@ class Inventory:
         """
         inventory = cls.__new__(cls)
         inventory.root = None
+        inventory._lease = None
         inventory.label = label
         inventory._frames = {kind: frames[kind] for kind in RECORD_KINDS}
         counts = {kind: frame.height for kind, frame in inventory._frames.items()}
@@ -95,10 +98,14 @@ class Inventory:
         return inventory
 
     def close(self) -> None:
-        """Release what the inventory holds (kept for ``with`` blocks; nothing to remove).
+        """Let writers remove the files of the commit this inventory read (once no one reads it).
+
+        Queries after ``close`` may fail if an ingest merged those files away.
 
         Example: ``with Inventory.open() as inv: ...``.
         """
+        if self._lease is not None:
+            self._lease.release()
 
     def __enter__(self) -> Inventory:
         return self
@@ -141,7 +148,8 @@ class Inventory:
         heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
         backups = self.tables.backups
         narrow = backups.select([c for c in backups.collect_schema().names() if c not in heavy])
-        copy = Inventory(self._root)
+        copy = Inventory.__new__(Inventory)
+        copy.__dict__.update(self.__dict__)  # the same commit, lease and label
         copy.__dict__["tables"] = Tables(
             backups=narrow.collect().lazy(),
             vaults=self.tables.vaults.collect().lazy(),
@@ -193,15 +201,19 @@ class Inventory:
     @cached_property
     def context(self) -> QueryContext:
         """What validation needs to know of the data (resource types, vaults, members)."""
+        # A closure over the table, not a bound method: no reference cycle keeps a
+        # dropped inventory (and the lease on its files) alive until the next GC.
+        backups = self.tables.backups
+
+        def resource_types() -> frozenset[str]:
+            types = backups.select(pl.col("resource_type").drop_nulls().unique())
+            return frozenset(types.collect()["resource_type"].to_list())
+
         return QueryContext(
-            resource_types=self._resource_types,
+            resource_types=resource_types,
             has_vaults=self.manifest.counts.get("vaults", 0) > 0,
             has_members=self.manifest.counts.get("members", 0) > 0,
         )
-
-    def _resource_types(self) -> frozenset[str]:
-        types = self.tables.backups.select(pl.col("resource_type").drop_nulls().unique())
-        return frozenset(types.collect()["resource_type"].to_list())
 
     def parse(
         self,

@@ -190,6 +190,87 @@ def _file_names(path: Path, kind: str, value: Any) -> list[str]:
     return names
 
 
+#: In each generation directory: readers hold a shared lock on it while they
+#: use a commit that refers to the directory, and a writer removes a
+#: directory no commit refers to only once it gets this lock exclusively.
+READERS: Final[str] = ".readers"
+#: Tries to lease a commit's directories while commits race past.
+LEASE_TRIES: Final[int] = 20
+
+
+class Lease:
+    """Shared locks on the generation directories one commit uses, held by a reader.
+
+    While a reader holds it, no writer removes those directories, so the
+    files of the commit it opened stay readable for as long as it needs
+    them, whatever is ingested or merged meanwhile. Released by
+    :meth:`release` (or when the process ends).
+
+    Inventories opened from one another share one lease; it is released
+    when the last of them lets go of it.
+
+    Example::
+
+        lease = Lease.take(Path("cbrq-store"))
+        print(lease.manifest.generation)
+        lease.release()
+    """
+
+    def __init__(self, manifest: Manifest, handles: list[int]) -> None:
+        self.manifest = manifest
+        self._handles = handles
+
+    @classmethod
+    def take(cls, root: Path) -> Lease:
+        """Read the current manifest of ``root`` and lock the directories it uses.
+
+        A commit that lands between reading the manifest and locking may
+        have removed a directory: then the new manifest is read and leased.
+        """
+        for _ in range(LEASE_TRIES):
+            manifest = require_manifest(root)
+            handles = _lock_shared(root, sorted(manifest.referenced()))
+            if handles is not None:
+                return cls(manifest, handles)
+        raise StoreError(f"{root}: the inventory changed {LEASE_TRIES} times while being opened")
+
+    def release(self) -> None:
+        """Let writers remove the directories again (if no other reader holds them)."""
+        handles, self._handles = self._handles, []
+        for fd in handles:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _lock_shared(root: Path, names: list[str]) -> list[int] | None:
+    """Shared locks on ``root/name/.readers``; ``None`` if a directory was removed meanwhile.
+
+    A store written before leases (no ``.readers`` file) is read without one.
+    """
+    import fcntl
+
+    handles: list[int] = []
+    for name in names:
+        marker = root / name / READERS
+        try:
+            fd = os.open(marker, os.O_RDONLY)
+        except FileNotFoundError:
+            if (root / name).is_dir():
+                continue  # made before leases existed
+            break
+        handles.append(fd)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not marker.exists():  # removed while we waited for the lock
+            break
+    else:
+        return handles
+    for fd in handles:
+        os.close(fd)
+    return None
+
+
 def require_manifest(root: Path) -> Manifest:
     """The manifest of an existing inventory; :class:`StoreError` if there is none.
 

@@ -43,6 +43,7 @@ from engine.errors import StoreError
 from engine.manifest import (
     FILE_ROWS,
     MANIFEST,
+    READERS,
     ROW,
     ROW_GROUP_ROWS,
     SEQ,
@@ -365,6 +366,7 @@ class Generation:
     def commit(self, manifest: Manifest) -> None:
         """Make this generation current in one rename, then drop unreferenced ones."""
         shutil.rmtree(self.path / "parts", ignore_errors=True)
+        (self.path / READERS).touch()
         _fsync_tree(self.path)
         stamped = dataclasses.replace(
             manifest,
@@ -887,12 +889,33 @@ class _Cursor:
 
 
 def _remove_stale(root: Path, keep: Manifest) -> None:
-    """Remove generation directories (``gNNNNNN``, as cbrq names them) ``keep`` does not use."""
+    """Remove generation directories (``gNNNNNN``, as cbrq names them) ``keep`` does not use.
+
+    A directory a reader still holds (:class:`~engine.manifest.Lease`) stays
+    until a later commit finds it free.
+    """
     used = keep.referenced() | {f"g{keep.generation:06d}"}
     for child in root.glob("g[0-9]*"):
         if _GENERATION.fullmatch(child.name) and child.is_dir() and child.name not in used:
-            shutil.rmtree(child, ignore_errors=True)
+            _remove_unread(child)
     (root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
+
+
+def _remove_unread(directory: Path) -> None:
+    """Remove ``directory`` unless a reader holds its lease file."""
+    try:
+        fd = os.open(directory / READERS, os.O_RDONLY)
+    except FileNotFoundError:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # in use: a later commit removes it
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    finally:
+        os.close(fd)
 
 
 def _fsync_tree(path: Path) -> None:

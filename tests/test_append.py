@@ -197,3 +197,26 @@ def test_cbrq_info_and_its_sql_show_the_live_rows(write: Write, store: Path) -> 
     sql = runner.invoke(main, ["info", "--store", str(store), "--sql"]).output
     assert "dead" not in sql
     assert duckdb.sql(f"SELECT id, name FROM ({sql}) ORDER BY id").fetchall() == rows
+
+
+def test_a_reader_keeps_its_commit_while_merges_remove_files(write: Write, store: Path) -> None:
+    """Files merged away stay on disk while an Inventory that read them is open."""
+    ingest([str(write("0.json", page(*(backup(f"a{i}") for i in range(20)))))], store)
+    ingest([str(write("1.json", page(backup("b1"))))], store)
+    held = Inventory.open(store)
+    fast = held.in_memory()  # shares the commit and the lease
+    before = held.query("sort=name:asc&limit=30").ids
+    first = read_manifest(store).tables["backups"]
+    compact(store)  # merges every segment: the files above are no longer referenced
+    ingest([str(write("2.json", page(backup("c1"))))], store)
+    assert not set(first) & set(read_manifest(store).tables["backups"])
+    assert all((store / name).exists() for name in first)
+    assert held.query("sort=name:asc&limit=30").ids == before
+    assert fast.query("sort=name:asc&limit=30").ids == before
+    assert held.record("b1") is not None
+    assert Inventory.open(store).count() == 22
+    held.close()
+    ingest([str(write("3.json", page(backup("d1"))))], store)  # now they can go
+    used = read_manifest(store).referenced()
+    assert not (store / first[-1]).exists()
+    assert not any((store / name).exists() for name in first if name.split("/")[0] not in used)
