@@ -133,7 +133,8 @@ def merge_count(sizes: list[int], added: int, dead_share: float) -> int:
     The new rows (``added``) absorb the segment before them while it holds
     no more than :data:`MERGE_RATIO` times what they hold so far, or while
     the table would have more than :data:`MAX_SEGMENTS` segments; past
-    :data:`MAX_DEAD_SHARE` superseded rows, everything is merged.
+    :data:`MAX_DEAD_SHARE` superseded rows (``dead_share``, as the store
+    stands before this ingest), everything is merged.
 
     Example: ``merge_count([1000, 10, 5], 5, 0.0)`` -> ``2`` (5+5, then 10).
     """
@@ -224,34 +225,35 @@ class Generation:
            just those keys: the newer (by ``order``; a tie goes to the
            staged one) wins, and a stored row that loses is superseded.
         2. :func:`merge_count` picks the newest segments to merge with the
-           winners; their live rows and the winners are merged by ``sort``
-           into one new segment (usually just the winners).
+           staged rows; their live rows and the winners are merged by
+           ``sort`` into one new segment (usually just the winners).
         3. The dead file lists the superseded rows not merged away.
         """
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
-        fresh = self._runs(kind, [(p, PART_ROWS) for p in self._parts[kind]], sort, FAN_IN)
+        parts = [(p, PART_ROWS) for p in self._parts[kind]]
+        staged = sum(_rows([path]) for path, _ in parts)
+        sizes = [_rows([self.root / n for n in files]) for files in prior]
+        share = self.previous.superseded.get(kind, 0) / max(1, sum(sizes))
+        merged = merge_count(sizes, staged, share)
+        keep = prior[: len(prior) - merged]
+        rewrite = [self.root / name for files in prior[len(keep) :] for name in files]
+        # Every source holds a slice of whole records while the segment is written.
+        fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = scan_physical(self.root, kind, self.previous).select(*keys, *order)
         rival = None if not prior else _Rival(stored, keys, order)
         masks, added = _winners(fresh, keys, order, self.path / "parts", rival)
         displaced = pl.DataFrame() if rival is None else rival.displaced()
         dead = _dead_keys(self.root, self.previous, kind, displaced)
-        sizes = [_rows([self.root / n for n in files]) for files in prior]
-        merged = merge_count(sizes, added, dead.len() / max(1, sum(sizes) + added))
-        keep = prior[: len(prior) - merged]
-        rewrite = [self.root / name for files in prior[len(keep) :] for name in files]
         old_masks, dropped = _live_masks(rewrite, dead)
         sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
-        live_before = self.previous.counts.get(kind, 0)
-        live = live_before + added - displaced.height
-        if not sources or (added == 0 and not merged):
-            self._set_table(kind, keep, [], dead.len())
-            files: list[Path] = []
-        else:
+        files: list[Path] = []
+        if added or merged:
             files = self._sink_table(kind, sources, [*old_masks, *masks], sort)
         remaining = dead.filter(~dead.is_in(dropped.implode()))
         self._write_dead(kind, remaining)
         self._set_table(kind, keep, files, remaining.len())
+        live = self.previous.counts.get(kind, 0) + added - displaced.height
         return Appended(added, displaced.height, merged, live)
 
     def compact(self, kind: str, sort: list[str]) -> int:
@@ -471,8 +473,8 @@ def _live_masks(files: list[Path], dead: pl.Series) -> tuple[list[Mask], pl.Seri
 
 
 def _rows(files: list[Path]) -> int:
-    """Rows stored in ``files`` (from their footers)."""
-    return int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
+    """Rows stored in ``files``, Parquet or staged (from their footers)."""
+    return sum(int(_scan(path).select(pl.len()).collect().item()) for path in files)
 
 
 def _sink(
