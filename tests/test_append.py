@@ -94,6 +94,17 @@ def answers(root: Path) -> list[Any]:
     return seen
 
 
+def page_answers(inv: Inventory) -> list[Any]:
+    """Pages of a few queries and a record lookup, from a store or from memory."""
+    seen: list[Any] = []
+    for query in QUERIES:
+        result = inv.query(query)
+        seen.append((result.count, result.ids, result.payloads, result.frame.to_dicts()))
+    first = inv.query("limit=1").ids
+    seen.append(inv.record(first[0]) if first else None)
+    return seen
+
+
 def duckdb_live(root: Path) -> list[tuple[str, str]]:
     """``(id, _payload)`` of the live backups as DuckDB reads them, without cbrq."""
     sql = duckdb_sql(root, read_manifest(root))
@@ -120,6 +131,7 @@ def test_a_sequence_of_ingests_equals_one_ingest(history: History, max_segments:
         assert len(manifest.segment_files("backups")) <= max_segments
         expected = answers(one)
         assert answers(many) == expected
+        assert page_answers(Inventory.from_dumps(paths)) == page_answers(Inventory.open(one))
         compact(many)
         assert answers(many) == expected
         assert read_manifest(many).segments["backups"] == [1]
