@@ -479,7 +479,9 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     manifest = require_manifest(root)
     tables: dict[str, Any] = {}
     for kind in RECORD_KINDS:
-        rows = [_rows(root, names) for names in manifest.segment_files(kind)]
+        rows = manifest.segment_rows(kind) or [
+            _rows(root, names) for names in manifest.segment_files(kind)
+        ]
         segments = [
             {"files": [str(root / n) for n in names], "rows": n}
             for names, n in zip(manifest.segment_files(kind), rows, strict=True)

@@ -94,6 +94,7 @@ class Manifest:
     segments: dict[str, list[int]] = field(default_factory=dict)
     dead: dict[str, str] = field(default_factory=dict)
     superseded: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object written to disk."""
@@ -104,6 +105,7 @@ class Manifest:
             "updated_at": self.updated_at,
             "tables": self.tables,
             "segments": self.segments,
+            "rows": self.rows,
             "dead": self.dead,
             "superseded": self.superseded,
             "counts": self.counts,
@@ -129,6 +131,14 @@ class Manifest:
             out.append(names[start : start + size])
             start += size
         return out
+
+    def segment_rows(self, kind: str) -> list[int] | None:
+        """Rows stored in each segment of ``kind``; ``None`` if the manifest predates the count.
+
+        Example: ``read_manifest(root).segment_rows("backups")`` -> ``[1000000, 1000]``.
+        """
+        rows = self.rows.get(kind)
+        return rows if rows is not None and len(rows) == len(self.segment_files(kind)) else None
 
     def referenced(self) -> set[str]:
         """The generation directories this commit reads files from.
@@ -176,6 +186,7 @@ def read_manifest(root: Path) -> Manifest:
         segments=segments,
         dead={str(k): str(v) for k, v in (raw.get("dead") or {}).items()},
         superseded={str(k): int(v) for k, v in (raw.get("superseded") or {}).items()},
+        rows={str(k): [int(n) for n in v] for k, v in (raw.get("rows") or {}).items()},
     )
 
 

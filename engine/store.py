@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -177,8 +177,19 @@ class Generation:
         self._segments: dict[str, list[int]] = {
             kind: [len(files) for files in previous.segment_files(kind)] for kind in previous.tables
         }
+        self._rows: dict[str, list[int]] = {
+            kind: self._stored_rows(kind) for kind in previous.tables
+        }
         self._dead: dict[str, str] = dict(previous.dead)
         self._superseded: dict[str, int] = dict(previous.superseded)
+
+    def _stored_rows(self, kind: str) -> list[int]:
+        """Rows of each previous segment: from the manifest, or (older stores) the footers."""
+        counted = self.previous.segment_rows(kind)
+        if counted is not None:
+            return counted
+        segments = self.previous.segment_files(kind)
+        return [_rows([self.root / name for name in files]) for files in segments]
 
     def has_parts(self, kind: str) -> bool:
         """Whether records of ``kind`` were staged in this generation."""
@@ -207,13 +218,13 @@ class Generation:
         sources = [(part, PART_ROWS) for part in self._parts[kind]]
         old = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
         if not sources and not old:
-            self._set_table(kind, [], [], 0)
+            self._set_table(kind, 0, [], 0, 0)
             return 0
         sources = old + self._runs(kind, sources, sort, FAN_IN - len(old))
         keys = list(DEDUP_KEYS[kind])
         masks, kept = _winners(sources, keys, order, self.path / "parts")
         files = self._sink_table(kind, sources, masks, sort)
-        self._set_table(kind, [], files, 0)
+        self._set_table(kind, 0, files, kept, 0)
         return kept
 
     def append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
@@ -233,11 +244,11 @@ class Generation:
         prior = self.previous.segment_files(kind)
         parts = [(p, PART_ROWS) for p in self._parts[kind]]
         staged = sum(_rows([path]) for path, _ in parts)
-        sizes = [_rows([self.root / n for n in files]) for files in prior]
+        sizes = self._rows.get(kind, [])
         share = self.previous.superseded.get(kind, 0) / max(1, sum(sizes))
         merged = merge_count(sizes, staged, share)
-        keep = prior[: len(prior) - merged]
-        rewrite = [self.root / name for files in prior[len(keep) :] for name in files]
+        kept = len(prior) - merged
+        rewrite = [self.root / name for files in prior[kept:] for name in files]
         # Every source holds a slice of whole records while the segment is written.
         fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = scan_physical(self.root, kind, self.previous).select(*keys, *order)
@@ -248,11 +259,12 @@ class Generation:
         old_masks, dropped = _live_masks(rewrite, dead)
         sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
         files: list[Path] = []
+        every = [*old_masks, *masks]
         if added or merged:
-            files = self._sink_table(kind, sources, [*old_masks, *masks], sort)
+            files = self._sink_table(kind, sources, every, sort)
         remaining = dead.filter(~dead.is_in(dropped.implode()))
         self._write_dead(kind, remaining)
-        self._set_table(kind, keep, files, remaining.len())
+        self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), remaining.len())
         live = self.previous.counts.get(kind, 0) + added - displaced.height
         return Appended(added, displaced.height, merged, live)
 
@@ -263,8 +275,9 @@ class Generation:
         masks, _ = _live_masks(files, dead)
         written = self._sink_table(kind, [(p, ROW_GROUP_ROWS) for p in files], masks, sort)
         self._write_dead(kind, pl.Series("_key", [], pl.Int64))
-        self._set_table(kind, [], written, 0)
-        return int(sum(int(mask.sum()) for mask in masks))
+        rows = sum(int(mask.sum()) for mask in masks)
+        self._set_table(kind, 0, written, rows, 0)
+        return rows
 
     def _sink_table(
         self, kind: str, sources: list[tuple[Path, int]], masks: list[Mask] | None, sort: list[str]
@@ -288,14 +301,19 @@ class Generation:
             file_rows=FILE_ROWS,
         )
 
-    def _set_table(self, kind: str, keep: list[list[str]], files: list[Path], dead: int) -> None:
-        segments = [*keep, [f"{self.name}/{path.name}" for path in files]]
-        segments = [names for names in segments if names]
+    def _set_table(self, kind: str, kept: int, files: list[Path], rows: int, dead: int) -> None:
+        """The table of ``kind``: its first ``kept`` segments, then ``files`` (``rows`` rows)."""
+        segments = self.previous.segment_files(kind)[:kept] if kind in self.previous.tables else []
+        counts = self._rows.get(kind, [])[:kept]
+        if files:
+            segments.append([f"{self.name}/{path.name}" for path in files])
+            counts.append(rows)
         if not segments:  # an empty table is one empty file, so readers see its columns
             empty = self._sink_table(kind, [], None, [])
-            segments = [[f"{self.name}/{path.name}" for path in empty]]
+            segments, counts = [[f"{self.name}/{path.name}" for path in empty]], [0]
         self._tables[kind] = [name for names in segments for name in names]
         self._segments[kind] = [len(names) for names in segments]
+        self._rows[kind] = counts
         self._superseded[kind] = dead
         if not dead:
             self._dead.pop(kind, None)
@@ -361,6 +379,7 @@ class Generation:
             files=files,
             quarantine=quarantine,
             segments=dict(self._segments),
+            rows=dict(self._rows),
             dead=dict(self._dead),
             superseded={k: v for k, v in self._superseded.items() if v},
         )
@@ -376,9 +395,10 @@ class Generation:
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         tmp = self.root / f"{MANIFEST}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(stamped.to_json(), handle, indent=2)
-            handle.write("\n")
+        # msgspec's encoder: json.dump with an indent is pure Python (0.6 s for 10,000 files).
+        text = msgspec.json.format(msgspec.json.encode(stamped.to_json()), indent=2)
+        with open(tmp, "wb") as handle:
+            handle.write(text + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / MANIFEST)
@@ -410,9 +430,8 @@ class _Rival:
         self._displaced: list[pl.DataFrame] = []
 
     def __call__(self, winners: pl.DataFrame) -> pl.DataFrame:
-        wanted = winners.select(self._keys).lazy()
         stored = (
-            self._stored.join(wanted, on=self._keys, how="semi")
+            self._stored.filter(_among(winners, self._keys))
             .collect(engine="streaming")
             .sort(self._order, nulls_last=False)
             .unique(subset=self._keys, keep="last")  # the live copy of each key
@@ -435,6 +454,18 @@ class _Rival:
         if not self._displaced:
             return pl.DataFrame(schema={SEQ: pl.Int64, ROW: pl.Int64})
         return pl.concat(self._displaced)
+
+
+def _among(frame: pl.DataFrame, keys: list[str]) -> pl.Expr:
+    """True where a row's ``keys`` are among those of ``frame``.
+
+    One key is an ``is_in`` (streamed over the stored key column faster than
+    a semi join: 1.3 s against 1.5-3 s for 1,000 ids among 10M); several
+    keys are compared as one struct.
+    """
+    if len(keys) == 1:
+        return pl.col(keys[0]).is_in(frame[keys[0]].implode())
+    return pl.struct(keys).is_in(frame.select(pl.struct(keys)).to_series().implode())
 
 
 def _after(left: list[pl.Expr], right: list[str]) -> pl.Expr:

@@ -129,6 +129,11 @@ def test_a_sequence_of_ingests_equals_one_ingest(history: History, max_segments:
         manifest = read_manifest(many)
         note(f"segments={manifest.segments} superseded={manifest.superseded}")
         assert len(manifest.segment_files("backups")) <= max_segments
+        stored = [
+            store_module._rows([many / n for n in files])
+            for files in manifest.segment_files("backups")
+        ]
+        assert manifest.segment_rows("backups") == stored
         expected = answers(one)
         assert answers(many) == expected
         assert page_answers(Inventory.from_dumps(paths)) == page_answers(Inventory.open(one))
