@@ -350,7 +350,7 @@ def _source_options(command: Any) -> Any:
             "dumps",
             multiple=True,
             metavar="PATH",
-            help="Query dump files directly, without a store (repeatable).",
+            help="Query dump files directly: parsed into memory, nothing written (repeatable).",
         ),
         click.option(
             "--project",
