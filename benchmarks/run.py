@@ -161,6 +161,7 @@ sys.path.insert(0, sys.argv[1])
 from benchmarks import run, sql
 from engine.params import QueryParams, parse_query
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 for statement in run.RAW_VIEWS.format(data=sys.argv[2]).split(";"):
     if statement.strip():
         con.execute(statement)

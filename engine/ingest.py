@@ -151,6 +151,23 @@ def _is_dump_name(name: str) -> bool:
     return name.endswith(DUMP_SUFFIXES)
 
 
+def source_size(ref: SourceRef) -> int:
+    """About how many bytes of JSON ``ref`` holds (a gzip file by its trailer; stdin: 0).
+
+    Example: ``sum(source_size(r) for r in expand_paths(["dumps"]))``.
+    """
+    if ref.path is None:
+        return 0
+    try:
+        with open(ref.path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                return ref.path.stat().st_size
+            handle.seek(-4, 2)  # ISIZE: the uncompressed size modulo 2**32
+            return int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return 0
+
+
 # --- reading bytes ----------------------------------------------------------
 
 

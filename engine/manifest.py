@@ -41,6 +41,9 @@ PAYLOAD: Final[str] = "_payload"
 SEQ: Final[str] = "_seq"
 ROW: Final[str] = "_row"
 INTERNAL_COLUMNS: Final[tuple[str, ...]] = (PAYLOAD, SEQ, ROW)
+#: In a dead file: the superseded row's position among all stored rows of its
+#: table (files in manifest order), next to its ``_seq`` and ``_row``.
+POS: Final[str] = "_pos"
 
 STORE_ENV: Final[str] = "CBRQ_STORE"
 DEFAULT_STORE: Final[str] = "cbrq-store"
@@ -331,18 +334,26 @@ def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl
     return pl.scan_parquet(files)
 
 
-def live(frame: pl.LazyFrame, root: Path, manifest: Manifest, kind: str) -> pl.LazyFrame:
-    """``frame`` (rows of ``kind`` with ``_seq`` and ``_row``) less the superseded rows.
+def live(
+    frame: pl.LazyFrame, root: Path, manifest: Manifest, kind: str, position: str
+) -> pl.LazyFrame:
+    """``frame`` less the superseded rows; ``position`` numbers its rows in physical order.
 
-    Keeps the order of ``frame``. Example: ``live(scan_physical(root, k), root, m, k)``.
+    The dead file lists each superseded row's physical position (``_pos``)
+    next to its ``(_seq, _row)``, so the filter needs no column but the row
+    number (reading ``_seq`` and ``_row`` cost a count at 1M a third more).
+    Keeps the order of ``frame``.
+
+    Example: ``live(scan_physical(root, k).with_row_index("at"), root, m, k, "at")``.
     """
     dead = dead_file(root, manifest, kind)
     if dead is None:
         return frame
     if not dead.exists():
         raise StoreError(f"{dead}: listed in {root / MANIFEST} but missing")
-    keys = pl.scan_parquet(dead).select(dead_key()).collect().to_series()
-    return frame.filter(~dead_key().is_in(keys.implode()))
+    positions = pl.read_parquet(dead, columns=[POS])[POS]
+    at = pl.col(position).cast(pl.Int64)
+    return frame.filter(~at.is_in(positions.implode()))
 
 
 def dead_key() -> pl.Expr:
@@ -361,7 +372,11 @@ def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFram
     Example: ``scan(Path("cbrq-store"), "backups").select("id").collect()``.
     """
     manifest = manifest if manifest is not None else read_manifest(root)
-    return live(scan_physical(root, kind, manifest), root, manifest, kind)
+    rows = scan_physical(root, kind, manifest)
+    if kind not in manifest.dead:
+        return rows
+    counted = rows.with_row_index("_cbrq_position")
+    return live(counted, root, manifest, kind, "_cbrq_position").drop("_cbrq_position")
 
 
 def duckdb_sql(root: Path, manifest: Manifest, kind: str = "backups") -> str:

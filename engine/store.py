@@ -43,6 +43,7 @@ from engine.errors import StoreError
 from engine.manifest import (
     FILE_ROWS,
     MANIFEST,
+    POS,
     READERS,
     ROW,
     ROW_GROUP_ROWS,
@@ -88,6 +89,9 @@ MERGE_RATIO: Final[int] = 1
 MAX_DEAD_SHARE: Final[float] = 0.25
 
 _GENERATION: Final = re.compile(r"g[0-9]{6}")
+#: A dead file: each superseded row by ``(_seq, _row)`` (for readers without
+#: cbrq) and by its position among the table's stored rows (for cbrq's filter).
+DEAD_SCHEMA: Final = pl.Schema({SEQ: pl.Int64(), ROW: pl.Int64(), POS: pl.Int64()})
 _SRC: Final[str] = "_cbrq_source"
 _IDX: Final[str] = "_cbrq_index"
 _BUCKET: Final[str] = "_cbrq_bucket"
@@ -251,30 +255,35 @@ class Generation:
         rewrite = [self.root / name for files in prior[kept:] for name in files]
         # Every source holds a slice of whole records while the segment is written.
         fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
-        stored = scan_physical(self.root, kind, self.previous).select(*keys, *order)
+        stored = (
+            scan_physical(self.root, kind, self.previous)
+            .with_row_index(POS)
+            .select(*keys, *order, pl.col(POS).cast(pl.Int64))
+        )
         rival = None if not prior else _Rival(stored, keys, order)
         masks, added = _winners(fresh, keys, order, self.path / "parts", rival)
         displaced = pl.DataFrame() if rival is None else rival.displaced()
-        dead = _dead_keys(self.root, self.previous, kind, displaced)
-        old_masks, dropped = _live_masks(rewrite, dead)
+        dead = _dead_rows(self.root, self.previous, kind, displaced)
+        old_masks, dropped = _live_masks(rewrite, dead.select(dead_key()).to_series())
         sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
         files: list[Path] = []
         every = [*old_masks, *masks]
         if added or merged:
             files = self._sink_table(kind, sources, every, sort)
-        remaining = dead.filter(~dead.is_in(dropped.implode()))
+        # Rows of the kept segments keep their positions: the merged ones come after them.
+        remaining = dead.filter(~dead_key().is_in(dropped.implode()))
         self._write_dead(kind, remaining)
-        self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), remaining.len())
+        self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), remaining.height)
         live = self.previous.counts.get(kind, 0) + added - displaced.height
         return Appended(added, displaced.height, merged, live)
 
     def compact(self, kind: str, sort: list[str]) -> int:
         """Merge every segment of ``kind`` into one, without superseded rows; its rows."""
         files = table_files(self.root, self.previous, kind)
-        dead = _dead_keys(self.root, self.previous, kind, pl.DataFrame())
-        masks, _ = _live_masks(files, dead)
+        dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
+        masks, _ = _live_masks(files, dead.select(dead_key()).to_series())
         written = self._sink_table(kind, [(p, ROW_GROUP_ROWS) for p in files], masks, sort)
-        self._write_dead(kind, pl.Series("_key", [], pl.Int64))
+        self._write_dead(kind, pl.DataFrame(schema=DEAD_SCHEMA))
         rows = sum(int(mask.sum()) for mask in masks)
         self._set_table(kind, 0, written, rows, 0)
         return rows
@@ -318,19 +327,12 @@ class Generation:
         if not dead:
             self._dead.pop(kind, None)
 
-    def _write_dead(self, kind: str, keys: pl.Series) -> None:
-        if keys.len() == 0:
+    def _write_dead(self, kind: str, dead: pl.DataFrame) -> None:
+        if dead.height == 0:
             self._dead.pop(kind, None)
             return
         path = self.path / f"{kind}-dead.parquet"
-        frame = (
-            keys.sort()
-            .to_frame("_key")
-            .select(
-                (pl.col("_key") // (1 << 32)).alias(SEQ), (pl.col("_key") % (1 << 32)).alias(ROW)
-            )
-        )
-        frame.write_parquet(path, compression="zstd", statistics=True)
+        dead.sort(POS).write_parquet(path, compression="zstd", statistics=True)
         self._dead[kind] = f"{self.name}/{path.name}"
 
     def _runs(
@@ -438,22 +440,22 @@ class _Rival:
         )
         if stored.height == 0:
             return winners
-        old = {name: f"{name}_stored" for name in self._order}
+        old = {name: f"{name}_stored" for name in [*self._order, POS]}
         both = winners.join(stored.rename(old), on=self._keys, how="left")
         present = pl.col(f"{SEQ}_stored").is_not_null()
         loses = present & _after([pl.col(old[n]) for n in self._order], self._order)
         self._displaced.append(
             both.filter(present & ~loses).select(
-                pl.col(f"{SEQ}_stored").alias(SEQ), pl.col(f"{ROW}_stored").alias(ROW)
+                pl.col(old[SEQ]).alias(SEQ), pl.col(old[ROW]).alias(ROW), pl.col(old[POS])
             )
         )
         return both.filter(~loses).select(winners.columns)
 
     def displaced(self) -> pl.DataFrame:
-        """``(_seq, _row)`` of every stored row a winner superseded."""
+        """``_seq``, ``_row`` and position (``_pos``) of every stored row a winner superseded."""
         if not self._displaced:
-            return pl.DataFrame(schema={SEQ: pl.Int64, ROW: pl.Int64})
-        return pl.concat(self._displaced)
+            return pl.DataFrame(schema=DEAD_SCHEMA)
+        return pl.concat(self._displaced).rename({f"{POS}_stored": POS})
 
 
 def _among(frame: pl.DataFrame, keys: list[str]) -> pl.Expr:
@@ -479,15 +481,15 @@ def _after(left: list[pl.Expr], right: list[str]) -> pl.Expr:
     return result
 
 
-def _dead_keys(root: Path, previous: Manifest, kind: str, displaced: pl.DataFrame) -> pl.Series:
-    """Packed keys (:func:`~engine.manifest.dead_key`) of stored dead rows and ``displaced``."""
-    pieces = [displaced.select(dead_key())] if displaced.height else []
+def _dead_rows(root: Path, previous: Manifest, kind: str, displaced: pl.DataFrame) -> pl.DataFrame:
+    """The stored dead rows of ``kind`` (``_seq``, ``_row``, ``_pos``) and ``displaced``."""
+    pieces = [displaced] if displaced.height else []
     path = dead_file(root, previous, kind)
     if path is not None:
-        pieces.append(pl.read_parquet(path).select(dead_key()))
+        pieces.append(pl.read_parquet(path, columns=list(DEAD_SCHEMA)))
     if not pieces:
-        return pl.Series("_key", [], pl.Int64)
-    return pl.concat(pieces).to_series()
+        return pl.DataFrame(schema=DEAD_SCHEMA)
+    return pl.concat([piece.cast(DEAD_SCHEMA) for piece in pieces])
 
 
 def _live_masks(files: list[Path], dead: pl.Series) -> tuple[list[Mask], pl.Series]:

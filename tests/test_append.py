@@ -94,6 +94,26 @@ def answers(root: Path) -> list[Any]:
     return seen
 
 
+def assert_dead_positions_match(root: Path) -> None:
+    """Each dead row's ``_pos`` is the stored row with its ``_seq`` and ``_row``."""
+    import polars as pl
+
+    from engine.manifest import dead_file, scan_physical
+
+    manifest = read_manifest(root)
+    path = dead_file(root, manifest, "backups")
+    if path is None:
+        return
+    dead = pl.read_parquet(path)
+    rows = scan_physical(root, "backups", manifest).with_row_index("_pos").collect()
+    found = rows.with_columns(pl.col("_pos").cast(pl.Int64)).join(dead, on="_pos", how="semi")
+    assert (
+        found.select("_seq", "_row")
+        .sort("_seq", "_row")
+        .equals(dead.select("_seq", "_row").sort("_seq", "_row"))
+    )
+
+
 def page_answers(inv: Inventory) -> list[Any]:
     """Pages of a few queries and a record lookup, from a store or from memory."""
     seen: list[Any] = []
@@ -134,6 +154,7 @@ def test_a_sequence_of_ingests_equals_one_ingest(history: History, max_segments:
             for files in manifest.segment_files("backups")
         ]
         assert manifest.segment_rows("backups") == stored
+        assert_dead_positions_match(many)
         expected = answers(one)
         assert answers(many) == expected
         assert page_answers(Inventory.from_dumps(paths)) == page_answers(Inventory.open(one))
@@ -237,3 +258,41 @@ def test_a_reader_keeps_its_commit_while_merges_remove_files(write: Write, store
     used = read_manifest(store).referenced()
     assert not (store / first[-1]).exists()
     assert not any((store / name).exists() for name in first if name.split("/")[0] not in used)
+
+
+def test_dumps_too_big_for_memory_go_through_a_temporary_store(
+    write: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    from engine import inventory as inventory_module
+    from engine.ingest import SourceRef, source_size
+
+    path = write("big.json.gz", gzip.compress(page(*(backup(f"b{i}") for i in range(30))).encode()))
+    assert source_size(SourceRef(str(path), path)) == len(gzip.decompress(path.read_bytes()))
+    in_memory = Inventory.from_dumps([str(path)])
+    assert in_memory.root is None
+    monkeypatch.setattr(inventory_module, "_physical_memory", lambda: 1000)
+    spilled = Inventory.from_dumps([str(path)])
+    assert spilled.root is not None and spilled.root.exists()
+    assert page_answers(spilled) == page_answers(in_memory)
+    spilled.close()
+    assert not spilled.root.exists()
+
+
+def test_dead_rows_keep_their_positions_when_newer_segments_merge(
+    write: Write, store: Path
+) -> None:
+    ingest([str(write("0.json", page(*(backup(f"a{i:03d}") for i in range(100)))))], store)
+    newer = [backup(f"a{i:03d}", name="v2", updated_at="2030-01-01T00:00:00Z") for i in (5, 50)]
+    ingest([str(write("1.json", page(*newer, *(backup(f"b{i}") for i in range(8)))))], store)
+    again = [backup("a050", name="v3", updated_at="2031-01-01T00:00:00Z")]
+    ingest([str(write("2.json", page(*again, *(backup(f"c{i}") for i in range(9)))))], store)
+    manifest = read_manifest(store)
+    assert manifest.segment_rows("backups") == [100, 19]  # the two appends merged
+    assert manifest.superseded == {"backups": 2}  # a005 and a050 in the first segment
+    assert_dead_positions_match(store)
+    inv = Inventory.open(store)
+    assert inv.count() == 117
+    assert inv.query("name=v").ids == ["a005", "a050"]
+    assert [json.loads(inv.record(i) or "{}")["name"] for i in ("a005", "a050")] == ["v2", "v3"]
