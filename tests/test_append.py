@@ -17,7 +17,7 @@ from unittest import mock
 
 import duckdb
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from engine import store as store_module
@@ -131,6 +131,8 @@ def duckdb_live(root: Path) -> list[tuple[str, str]]:
     return duckdb.sql(f"SELECT id, _payload FROM ({sql}) ORDER BY id").fetchall()
 
 
+# Each example is several ingests, a compaction and DuckDB: default 6, ci 25, nightly 500.
+@settings(max_examples=max(5, settings.default.max_examples // 4))
 @given(histories(), st.integers(1, 4))
 def test_a_sequence_of_ingests_equals_one_ingest(history: History, max_segments: int) -> None:
     records, sizes, groups = history
