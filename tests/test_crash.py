@@ -29,7 +29,7 @@ from engine.inventory import Inventory
 from engine.manifest import duckdb_sql, read_manifest
 from tests.records import backup, page
 
-TRIALS = max(3, settings.default.max_examples // 8)  # default 3, ci 12, nightly 250
+TRIALS = max(3, settings.default.max_examples // 20)  # default 3, ci 5, nightly 100
 
 
 def seen(root: Path) -> tuple[Any, ...]:
