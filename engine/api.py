@@ -33,7 +33,7 @@ from engine.normalize import Normalized, Rejected, normalize
 from engine.payload import canonical_payloads
 from engine.schema import PAYLOAD, ROW, SEQ, empty_frame
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, locked
+from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, locked, newest
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -189,13 +189,8 @@ class _Memory:
         sort, order = _ordering(kind)
         keys = list(DEDUP_KEYS[kind])
         narrow = list(dict.fromkeys([*keys, *order, *sort]))
-        picked = (
-            frame.select(narrow)
-            .with_row_index("_cbrq_at")
-            .sort(order, nulls_last=False)
-            .unique(subset=keys, keep="last")
-            .sort(sort, nulls_last=True)
-        )
+        numbered = frame.select(narrow).with_row_index("_cbrq_at")
+        picked = newest(numbered, keys, order).sort(sort, nulls_last=True)
         return frame[picked["_cbrq_at"]]
 
 

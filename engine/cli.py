@@ -12,7 +12,8 @@ import contextlib
 import itertools
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +21,8 @@ from engine.errors import CbrqError
 
 if TYPE_CHECKING:
     from engine.api import IngestSummary, Tick
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 STORE_HELP = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
 
@@ -51,6 +54,17 @@ def main() -> None:
       cbrq ingest sample_data --store inv
       cbrq export --store inv -f ndjson | head
     """
+
+
+def _kind_option(text: str) -> Callable[[F], F]:
+    """The ``--kind`` option of export and info: which record table."""
+    return click.option(
+        "--kind",
+        type=click.Choice(["backups", "vaults", "members"]),
+        default="backups",
+        show_default=True,
+        help=text,
+    )
 
 
 @main.command()
@@ -194,13 +208,7 @@ def _print_summary(summary: IngestSummary) -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Write here instead of standard output.",
 )
-@click.option(
-    "--kind",
-    type=click.Choice(["backups", "vaults", "members"]),
-    default="backups",
-    show_default=True,
-    help="Which records to export.",
-)
+@_kind_option("Which records to export.")
 @click.option(
     "--page-size",
     type=click.IntRange(min=1),
@@ -250,13 +258,7 @@ def export(
 )
 @click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
 @click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
-@click.option(
-    "--kind",
-    type=click.Choice(["backups", "vaults", "members"]),
-    default="backups",
-    show_default=True,
-    help="The table --files and --sql are about.",
-)
+@_kind_option("The table --files and --sql are about.")
 def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None:
     """Show the inventory's state: generation, rows, segments, superseded rows.
 

@@ -131,6 +131,18 @@ class Appended:
     live: int
 
 
+def newest(frame: pl.DataFrame, keys: list[str], order: list[str]) -> pl.DataFrame:
+    """One row per ``keys``: the last by ``order`` (nulls first), SPEC §2's dedup rule.
+
+    ``order`` is ``updated_at, _seq, _row`` for backups: the newest
+    ``updated_at`` wins, a tie goes to the file ingested later. The one place
+    the rule is written; ingest, appends and in-memory dumps all call it.
+
+    Example: ``newest(frame, ["id"], ["updated_at", "_seq", "_row"])``.
+    """
+    return frame.sort(order, nulls_last=False).unique(subset=keys, keep="last")
+
+
 def merge_count(sizes: list[int], added: int, dead_share: float) -> int:
     """How many of the newest segments (of ``sizes`` rows, oldest first) to merge.
 
@@ -432,12 +444,8 @@ class _Rival:
         self._displaced: list[pl.DataFrame] = []
 
     def __call__(self, winners: pl.DataFrame) -> pl.DataFrame:
-        stored = (
-            self._stored.filter(_among(winners, self._keys))
-            .collect(engine="streaming")
-            .sort(self._order, nulls_last=False)
-            .unique(subset=self._keys, keep="last")  # the live copy of each key
-        )
+        found = self._stored.filter(_among(winners, self._keys)).collect(engine="streaming")
+        stored = newest(found, self._keys, self._order)  # the live copy of each key
         if stored.height == 0:
             return winners
         old = {name: f"{name}_stored" for name in [*self._order, POS]}
@@ -661,7 +669,7 @@ def _winners(
     masks = [np.zeros(height, dtype=np.bool_) for height in heights]
     kept = 0
     for every in partitions:
-        winners = every.sort(order, nulls_last=False).unique(subset=keys, keep="last")
+        winners = newest(every, keys, order)
         if rival is not None:
             winners = rival(winners)
         winners = winners.select(_SRC, _IDX)
