@@ -16,6 +16,7 @@ uses ``exit_status``, in one place.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -74,10 +75,23 @@ class RecordError(InputError):
     def __init__(self, location: Location, field: str, value: object, reason: str) -> None:
         self.field = field
         self.value = value
-        shown = repr(value) if not isinstance(value, str) else f'"{value}"'
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
+        shown = _shorten(_as_json(value))
         super().__init__(location, f"field {field!r} = {shown}: {reason}")
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    """``text`` cut to ``width`` characters, saying how long it was."""
+    if len(text) <= width:
+        return text
+    return f"{text[: width - 3]}... ({len(text):,} characters)"
+
+
+def _as_json(value: object) -> str:
+    """``value`` as it would be written in JSON (``null``, ``"a\\n"``), for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 class StoreError(CbrqError):
@@ -102,7 +116,7 @@ class Problem:
     hint: str = ""
 
     def __str__(self) -> str:
-        shown = self.name if self.value is None else f"{self.name}={self.value!r}"
+        shown = self.name if self.value is None else f"{self.name}={_shorten(repr(self.value))}"
         text = f"{shown}: {self.reason}"
         if self.allowed:
             text += f" (allowed: {self.allowed})"

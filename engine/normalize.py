@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from engine.errors import InputError, Location, RecordError
@@ -123,6 +124,11 @@ def normalize(
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
     raws = list(itertools.chain.from_iterable(c.records for _, c in chunks))
+    payload = _texts(raws)
+    if not _all_objects(payload):
+        # Arrow's JSON reader must only ever see objects: a line `null` crashes
+        # pyarrow 26 (SIGSEGV) and `{..}\nnull` reads as an extra empty row.
+        raise pa.ArrowInvalid("a record is not a JSON object")
     text = b"\n".join(raws)
     table = _read_json(text, kind)
     if table.num_rows != len(raws):
@@ -135,7 +141,7 @@ def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
     rows = np.arange(len(raws), dtype=np.int64) - np.repeat(starts - firsts, lengths)
     seqs = np.repeat(np.array([seq for seq, _ in chunks], dtype=np.int64), lengths)
     return frame.with_columns(
-        pl.Series(PAYLOAD, _texts(raws), pl.String),
+        pl.Series(PAYLOAD, payload, pl.String),
         pl.Series(SEQ, seqs),
         pl.Series(ROW, rows),
     )
@@ -174,6 +180,11 @@ def _texts(raws: list[msgspec.Raw]) -> pa.Array[Any]:
     return pa.LargeStringArray.from_buffers(
         len(raws), pa.py_buffer(offsets.tobytes()), pa.py_buffer(values)
     )
+
+
+def _all_objects(payload: pa.Array[Any]) -> bool:
+    """Whether every record's text starts with ``{`` (records carry no leading blanks)."""
+    return bool(pc.all(pc.starts_with(payload, "{")).as_py())
 
 
 # --- typing columns -----------------------------------------------------------
