@@ -112,7 +112,7 @@ def execute(
         if hit is None:
             raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
         total = order.height
-        page = order.slice(int(hit) + 1 + query.offset, query.limit)
+        page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
     if tables.records is not None:
         held = tables.records if columns is None else tables.records.select(columns)
         rows = held[page[RID]]

@@ -31,6 +31,7 @@ from engine.spec import (
     LIMIT_RANGE,
     MEMBER_STATUS_ALIASES,
     MEMBER_STATUSES,
+    OFFSET_RANGE,
     OWN_TYPES,
     RESOURCE_TYPES,
     SORT_DIRECTIONS,
@@ -196,17 +197,21 @@ def _statuses(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
     return {"statuses": tuple(found)}
 
 
-def _integer(text: str, low: int, high: int | None) -> int:
-    allowed = f"an integer {low}-{high}" if high is not None else f"an integer >= {low}"
+def _integer(text: str, low: int, high: int) -> int:
+    allowed = f"an integer {low}-{high}"
     if not text.isascii() or not text.isdigit():
         raise _Bad("not an integer", allowed)
+    if len(text.lstrip("0")) > len(str(high)):
+        # Too many digits to be in range; this also keeps int() clear of
+        # Python's limit on the digits of a string it converts.
+        raise _Bad("out of range", allowed)
     number = int(text)
-    if number < low or (high is not None and number > high):
+    if not low <= number <= high:
         raise _Bad("out of range", allowed)
     return number
 
 
-def _int(key: str, low: int, high: int | None) -> Parser:
+def _int(key: str, low: int, high: int) -> Parser:
     return lambda values, _ctx: {key: _integer(_one(values), low, high)}
 
 
@@ -298,7 +303,7 @@ PARAMS: Final[tuple[Param, ...]] = (
     ),
     Param("sort", "sort keys", _sort),
     Param("marker", "page starts after this backup ID", _marker),
-    Param("offset", "records skipped after the marker", _int("offset", 0, None)),
+    Param("offset", "records skipped after the marker", _int("offset", *OFFSET_RANGE)),
     Param("limit", "page size", _int("limit", *LIMIT_RANGE)),
 )
 BY_NAME: Final[dict[str, Param]] = {p.name: p for p in PARAMS}
@@ -342,6 +347,37 @@ def parse_query(
     if project is not None and query.own_type is None:
         query = replace(query, own_type=DEFAULT_OWN_TYPE)
     return query
+
+
+def parse_paging(
+    source: str | QueryParams, *, default_limit: int = API_DEFAULT_LIMIT, what: str = "ListVaults"
+) -> tuple[int, int]:
+    """Parse a query string that may hold only ``offset`` and ``limit``: (offset, limit).
+
+    The same rules and errors as ListBackups' own ``offset`` and ``limit``;
+    any other parameter is a problem naming ``what``. Raises QueryError.
+
+    Example: ``parse_paging("limit=10&offset=20") == (20, 10)``.
+    """
+    params = QueryParams.of(source)
+    problems: list[Problem] = []
+    fields: dict[str, Any] = {"offset": 0, "limit": default_limit}
+    for name in params.names():
+        values = params.get_list(name)
+        if name not in ("offset", "limit"):
+            problems.append(Problem(name, values[-1], f"not supported by {what}", "limit, offset"))
+            continue
+        problem = _check_one(name, values)
+        if problem is None:
+            try:
+                fields.update(BY_NAME[name].parse(values, QueryContext()))
+            except _Bad as bad:
+                problem = Problem(name, values[-1], bad.reason, bad.allowed, bad.hint)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise QueryError(problems)
+    return fields["offset"], fields["limit"]
 
 
 def _check_one(name: str, values: list[str]) -> Problem | None:

@@ -41,9 +41,8 @@ from starlette.routing import Route
 from engine.errors import NotFoundError, QueryError
 from engine.inventory import Inventory
 from engine.manifest import PAYLOAD
-from engine.params import QueryParams
+from engine.params import QueryParams, parse_paging
 from engine.payload import canonical_payloads
-from engine.spec import API_DEFAULT_LIMIT
 
 MAX_QUERY_LENGTH: Final[int] = 8192
 #: All that a ListBackups response needs of each record.
@@ -87,24 +86,11 @@ class Backend:
 
     def list_vaults(self, project: str, pairs: list[tuple[str, str]]) -> str:
         """The ListVaults response text: the project's vaults, limit/offset honoured."""
-        params = QueryParams(pairs)
-        problems = [n for n in params.names() if n not in ("limit", "offset")]
+        offset, limit = parse_paging(QueryParams(pairs))
         mine = self.vaults.filter(
             pl.col("project_id").is_null() | (pl.col("project_id") == project)
         )
-        offset = _int(params.get_list("offset"), 0)
-        limit = _int(params.get_list("limit"), API_DEFAULT_LIMIT)
-        if problems or offset is None or limit is None or limit < 1:
-            from engine.errors import Problem
-
-            bad = [
-                Problem(n, params.get_list(n)[-1], "not supported by ListVaults here")
-                for n in problems
-            ]
-            if offset is None or limit is None or limit < 1:
-                bad.append(Problem("limit/offset", None, "must be integers, limit >= 1"))
-            raise QueryError(bad)
-        page = mine[PAYLOAD].slice(offset, limit).to_list()
+        page = mine[PAYLOAD].slice(min(offset, mine.height), limit).to_list()
         return f'{{"count":{mine.height},"vaults":[{",".join(page)}]}}'
 
     def show_vault(self, vault_id: str) -> str:
@@ -113,13 +99,6 @@ class Backend:
         if found.height == 0:
             raise NotFoundError("BackupService.6105", f"vault {vault_id} not found")
         return f'{{"vault":{found[PAYLOAD][0]}}}'
-
-
-def _int(values: list[str], default: int) -> int | None:
-    if not values:
-        return default
-    text = values[-1]
-    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def create_app(inventory: Inventory, *, token: str | None = None, quiet: bool = False) -> Starlette:

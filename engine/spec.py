@@ -104,6 +104,10 @@ LIMIT_RANGE: Final[tuple[int, int]] = (1, 1000)
 #: the Python API return every match instead.
 API_DEFAULT_LIMIT: Final[int] = 1000
 USED_PERCENT_RANGE: Final[tuple[int, int]] = (1, 100)
+#: Decision: SPEC §2 bounds ``offset`` only below; above, the largest signed
+#: 64-bit integer (what a server's integer type holds). Larger is a 400, not
+#: an overflow.
+OFFSET_RANGE: Final[tuple[int, int]] = (0, 2**63 - 1)
 BOOLEANS: Final[dict[str, bool]] = {"true": True, "false": False}
 
 #: Decision: an empty value (``name=``) is an error for every parameter; the

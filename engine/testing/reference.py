@@ -97,8 +97,11 @@ def _bad_values(
         if ok and name in ("start_time", "end_time"):
             ok = _instant(value) is not None
         if ok and name in ("used_percent", "offset", "limit"):
-            low, high = {"used_percent": (1, 100), "offset": (0, 10**18), "limit": (1, 1000)}[name]
-            ok = value.isascii() and value.isdigit() and low <= int(value) <= high
+            low, high = {"used_percent": (1, 100), "offset": (0, 2**63 - 1), "limit": (1, 1000)}[
+                name
+            ]
+            ok = value.isascii() and value.isdigit() and len(value.lstrip("0")) <= 19
+            ok = ok and low <= int(value) <= high
             ok = ok and (name != "used_percent" or bool(vaults))
         if ok and name in ("incremental", "dec", "show_replication"):
             ok = value.lower() in ("true", "false")
