@@ -53,7 +53,9 @@ def parse_instant(text: str) -> datetime | None:
         >>> parse_instant("2020-02-21T15:00:54.065+08:00")
         datetime.datetime(2020, 2, 21, 7, 0, 54, 65000, tzinfo=datetime.timezone.utc)
     """
-    match = _RE.match(text)
+    # fullmatch: Python's ``$`` also matches before a final newline, Rust's
+    # (polars) does not; requiring the whole string makes both read one grammar.
+    match = _RE.fullmatch(text)
     if match is None:
         return None
     try:
