@@ -22,6 +22,8 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import os
+import re
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -32,10 +34,12 @@ from typing import Final
 import msgspec
 
 from engine.errors import InputError, Location
+from engine.manifest import FORMAT, MANIFEST
 from engine.spec import RESPONSE_KEYS
 
 DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
 STDIN_LABEL: Final[str] = "<stdin>"
+_GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
 
 _RAW_OBJECT: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
@@ -127,7 +131,7 @@ def expand_paths(paths: Sequence[str]) -> list[SourceRef]:
         elif path.is_file():
             refs.append(SourceRef(raw, path))
         elif glob.has_magic(raw):
-            matches = sorted(glob.glob(raw, recursive=True))
+            matches = sorted(m for m in glob.glob(raw, recursive=True) if not _in_store(Path(m)))
             if not matches:
                 raise InputError(Location(raw), "the pattern matches no file")
             refs.extend(expand_paths(matches))
@@ -137,13 +141,39 @@ def expand_paths(paths: Sequence[str]) -> list[SourceRef]:
 
 
 def _walk(root: Path) -> Iterator[SourceRef]:
-    found = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith(".") and _is_dump_name(p.name)
-    )
-    for path in found:
+    found: list[Path] = []
+    for top, dirs, files in os.walk(root, followlinks=True):
+        here = Path(top)
+        # Never descend into a cbrq store: its manifest is no dump, and a store
+        # kept inside its own input directory would otherwise feed itself.
+        dirs[:] = [d for d in dirs if not is_store_dir(here / d)]
+        found.extend(
+            here / name for name in files if not name.startswith(".") and _is_dump_name(name)
+        )
+    for path in sorted(found):
         yield SourceRef(str(path), path)
+
+
+def is_store_dir(path: Path) -> bool:
+    """Whether ``path`` is a cbrq store (a cbrq manifest, or a writer lock and generations).
+
+    Example: ``is_store_dir(Path("cbrq-store"))`` -> ``True`` after an ingest.
+    """
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        try:
+            with open(manifest, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            return False
+        return FORMAT.encode() in head
+    return (path / ".lock").is_file() and any(
+        _GENERATION_DIR.fullmatch(child.name) for child in path.iterdir()
+    )
+
+
+def _in_store(path: Path) -> bool:
+    return any(is_store_dir(parent) for parent in path.parents)
 
 
 def _is_dump_name(name: str) -> bool:

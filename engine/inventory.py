@@ -79,7 +79,12 @@ class Inventory:
         return cls(resolve_store(store))
 
     @classmethod
-    def from_dumps(cls, paths: Sequence[str], *, lenient: bool = False) -> Inventory:
+    def from_dumps(
+        cls,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        lenient: bool = False,
+    ) -> Inventory:
         """Parse dump files straight into memory and query them; nothing is written to disk.
 
         The same checks, dedup rule and answers as an ingest into a store
@@ -88,18 +93,22 @@ class Inventory:
         JSON, and at most a third of this machine's memory is used) are
         ingested into a temporary store instead, removed by :meth:`close`.
 
-        Example: ``Inventory.from_dumps(["sample_data"]).count()``.
+        Example: ``Inventory.from_dumps("sample_data").count()`` (one path or a list).
         """
         from engine.api import ingest, load_dumps
         from engine.ingest import expand_paths, source_size
 
-        label = " ".join(paths)
-        needed = MEMORY_PER_BYTE * sum(source_size(ref) for ref in expand_paths(paths))
+        if isinstance(paths, (str, os.PathLike)):
+            names = [os.fspath(paths)]  # one path, not a sequence of letters
+        else:
+            names = [os.fspath(path) for path in paths]
+        label = " ".join(names)
+        needed = MEMORY_PER_BYTE * sum(source_size(ref) for ref in expand_paths(names))
         if needed <= _physical_memory() // 3:
-            return cls.from_frames(load_dumps(paths, lenient=lenient).frames, label=label)
+            return cls.from_frames(load_dumps(names, lenient=lenient).frames, label=label)
         folder = Path(tempfile.mkdtemp(prefix="cbrq-from-"))
         try:
-            ingest(paths, folder, lenient=lenient)
+            ingest(names, folder, lenient=lenient)
             inventory = cls(folder)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

@@ -89,6 +89,10 @@ MERGE_RATIO: Final[int] = 1
 MAX_DEAD_SHARE: Final[float] = 0.25
 
 _GENERATION: Final = re.compile(r"g[0-9]{6}")
+#: The names a generation directory holds: table files, staging, leases, quarantine.
+_OWN_ENTRY: Final = re.compile(
+    r"(?:backups|vaults|members)-(?:[0-9]{5}|dead)\.parquet|quarantine\.ndjson|\.readers|parts"
+)
 #: A dead file: each superseded row by ``(_seq, _row)`` (for readers without
 #: cbrq) and by its position among the table's stored rows (for cbrq's filter).
 DEAD_SCHEMA: Final = pl.Schema({SEQ: pl.Int64(), ROW: pl.Int64(), POS: pl.Int64()})
@@ -415,8 +419,11 @@ class Generation:
             handle.write(text + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
+        first = not (self.root / MANIFEST).exists()
         os.replace(tmp, self.root / MANIFEST)
         _fsync_dir(self.root)
+        if first:
+            _fsync_dir(self.root.parent)  # the new store's own directory entry
         _remove_stale(self.root, keep=stamped)
 
     def abandon(self) -> None:
@@ -939,9 +946,22 @@ def _remove_stale(root: Path, keep: Manifest) -> None:
     """
     used = keep.referenced() | {f"g{keep.generation:06d}"}
     for child in root.glob("g[0-9]*"):
-        if _GENERATION.fullmatch(child.name) and child.is_dir() and child.name not in used:
+        if (
+            _GENERATION.fullmatch(child.name)
+            and child.is_dir()
+            and child.name not in used
+            and _made_by_cbrq(child)
+        ):
             _remove_unread(child)
     (root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
+
+
+def _made_by_cbrq(directory: Path) -> bool:
+    """Whether every entry of ``directory`` is one a generation of cbrq writes.
+
+    Cleanup removes only such directories: one a user made (or filled) stays.
+    """
+    return all(_OWN_ENTRY.fullmatch(child.name) for child in directory.iterdir())
 
 
 def _remove_unread(directory: Path) -> None:
