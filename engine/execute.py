@@ -110,7 +110,7 @@ def execute(
         order = plan.collect()
         hit = order["id"].index_of(query.marker)
         if hit is None:
-            raise QueryError([Problem("marker", query.marker, "no such backup among the matches")])
+            raise marker_error(query.marker)
         total = order.height
         page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
     if tables.records is not None:
@@ -121,6 +121,14 @@ def execute(
     if PAYLOAD in rows.columns:
         rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
     return Result(total, query.offset, query.limit, rows)
+
+
+def marker_error(marker: str) -> QueryError:
+    """The error for a marker that is not among a query's matches (SPEC §2).
+
+    Example: ``raise marker_error("b9")``.
+    """
+    return QueryError([Problem("marker", marker, "no such backup among the matches")])
 
 
 _HEIGHTS: dict[tuple[Path, float], int] = {}

@@ -196,7 +196,7 @@ class Inventory:
             vaults=self.tables.vaults.collect().lazy(),
             members=self.tables.members.collect().lazy(),
             has_members=self.tables.has_members,
-            records=self._physical().collect() if records else None,
+            records=self.physical().collect() if records else None,
             ordered=self.tables.ordered,
         )
         return copy
@@ -226,7 +226,7 @@ class Inventory:
                 has_members=self._frames["members"].height > 0,
                 records=self._frames["backups"],
             )
-        backups = self._physical().with_row_index(RID)
+        backups = self.physical().with_row_index(RID)
         return Tables(
             backups=live(backups, self._root, self.manifest, "backups", RID),
             vaults=scan(self._root, "vaults", self.manifest),
@@ -235,9 +235,23 @@ class Inventory:
             ordered=len(self.manifest.segment_files("backups")) <= 1,
         )
 
-    def _physical(self) -> pl.LazyFrame:
-        """Every stored backup row, superseded ones too: ``_rid`` numbers these."""
+    def physical(self) -> pl.LazyFrame:
+        """Every stored backup row, superseded ones too, in store order (``_rid`` numbers these).
+
+        Example: ``inv.physical().select(pl.len()).collect()``.
+        """
+        if self._frames is not None:
+            return self._frames["backups"].lazy()
         return scan_physical(self._root, "backups", self.manifest)
+
+    def live(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` (rows of :meth:`physical`, numbered by ``_rid``) less the superseded rows.
+
+        Example: ``inv.live(inv.physical().with_row_index("_rid"))``.
+        """
+        if self._frames is not None:
+            return frame
+        return live(frame, self._root, self.manifest, "backups", RID)
 
     @cached_property
     def context(self) -> QueryContext:

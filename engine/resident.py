@@ -1,0 +1,390 @@
+"""Phase: BackupQuery -> result, for an inventory held in memory by a long-running server.
+
+The same filters as :mod:`engine.compile` (its :func:`~engine.compile.rules`,
+each predicate evaluated exactly as written) and the same order
+(:func:`~engine.compile.sort_keys`, nulls last, strings by code point), but
+with the work per request kept far below the table size:
+
+- **Predicates run on distinct values.** A text or boolean column with few
+  distinct values (status, vault, project, type, name...) is held as codes
+  into its sorted distinct values. A predicate over such columns is
+  evaluated once per combination of distinct values (a few hundred rows),
+  and the answer is gathered by code: ``name contains 'x'`` on 1M backups
+  reads 125k names once, not 1M. Other predicates (times, ids) run on the
+  column itself.
+- **Lookups are flags, not joins.** A rule's vault or member lookup (a small
+  key set) marks rows by code (``vault_id``) or by a binary search of the
+  sorted ids (``id``).
+- **Orders are computed once.** Each sort's row order is an ``arg_sort``
+  kept in a small cache (the default order at start); a page is a walk
+  along it that stops at ``offset + limit`` matches, and the count is the
+  sum of the match mask.
+
+Everything here is immutable after :meth:`Resident.build` except the caches,
+which only ever gain entries computed from immutable data, so requests may
+run in parallel threads.
+
+Example::
+
+    resident = Resident.build(Inventory.open("cbrq-store"))
+    resident.run(resident.inventory.parse("status=error&limit=10")).ids
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from engine.compile import RID, Lookup, Tables, rules, sort_keys
+from engine.execute import Result, marker_error
+from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.payload import canonical_payloads
+from engine.query import BackupQuery
+
+if TYPE_CHECKING:
+    from engine.inventory import Inventory
+
+Mask = npt.NDArray[np.bool_]
+Rows = npt.NDArray[np.int64]
+
+#: A column is held as codes when it has at most this share of distinct values.
+DISTINCT_SHARE: Final[float] = 0.25
+#: Most combinations of distinct values a predicate is evaluated on at once.
+MAX_COMBINATIONS: Final[int] = 1 << 16
+#: Row orders kept (each 4 bytes per backup); the default one is made at start.
+ORDERS_KEPT: Final[int] = 8
+#: Bytes of filter masks kept (one byte per backup each): a filter on columns
+#: held as codes that comes again (same columns, same verdict on their
+#: values) reuses its mask instead of comparing every row's code.
+MASK_CACHE_BYTES: Final[int] = 32 << 20
+#: Rows of an order looked at first when walking to a page (doubled until enough).
+FIRST_STRIDE: Final[int] = 4096
+_FLAG_VALUES: Final = pl.Series([None, True], dtype=pl.Boolean)
+_DENSE: Final = (pl.String, pl.Boolean, pl.Categorical, pl.Enum)
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """A column as codes (``UInt32``, 0 = null) into ``values`` (null first, then sorted).
+
+    ``stable``: the codes are a column's, the same for every request (not a
+    flag made for one request's lookup), so a mask made from them may be kept.
+    """
+
+    codes: npt.NDArray[np.uint32]
+    values: pl.Series
+    stable: bool = True
+
+
+class Resident:
+    """An inventory held in memory, with what answers a query in milliseconds.
+
+    Build it once per inventory commit (about 1 s per million backups past
+    loading the records); then :meth:`run` and :meth:`record` are safe to
+    call from many threads.
+
+    Example::
+
+        resident = Resident.build(inventory)
+        page = resident.run(inventory.parse("sort=name:asc&limit=100"), ["id", "_payload"])
+    """
+
+    def __init__(self, inventory: Inventory, frame: pl.DataFrame, records: pl.DataFrame) -> None:
+        self.inventory = inventory
+        #: The live backups' narrow columns, plus ``_rid`` (their row in ``records``).
+        self.frame = frame
+        self.records = records
+        self.tables = Tables(
+            backups=frame.lazy(),
+            vaults=inventory.tables.vaults.collect().lazy(),
+            members=inventory.tables.members.collect().lazy(),
+            has_members=inventory.tables.has_members,
+            records=records,
+        )
+        self._rids = frame[RID].cast(pl.Int64).to_numpy()
+        self._codes: dict[str, _Codes | None] = {}
+        self._orders: OrderedDict[tuple[tuple[str, bool], ...], Rows] = OrderedDict()
+        self._lock = threading.Lock()
+        self._making: dict[tuple[tuple[str, bool], ...], threading.Lock] = {}
+        self._masks: OrderedDict[tuple[tuple[str, ...], bytes], Mask] = OrderedDict()
+        by_id = self._order((("id", False),))
+        self._by_id = by_id
+        self._sorted_ids = frame["id"].gather(by_id)
+
+    @classmethod
+    def build(cls, inventory: Inventory) -> Resident:
+        """Load ``inventory``'s records and narrow columns and prepare the default order.
+
+        Example: ``Resident.build(Inventory.open("cbrq-store"))``.
+        """
+        records = inventory.tables.records
+        if records is None:
+            records = inventory.physical().collect()
+        heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
+        narrow = [RID, *(c for c in records.columns if c not in heavy)]
+        # Selecting columns shares the records' buffers; only superseded rows cost a copy.
+        # One chunk per column: selections and gathers on a frame of thousands of
+        # chunks (one per Parquet row group) cost tens of milliseconds each.
+        records = records.rechunk()
+        frame = inventory.live(records.lazy().with_row_index(RID)).select(narrow).collect()
+        resident = cls(inventory, frame, records)
+        resident._order(tuple((k.key, k.descending) for k in sort_keys(BackupQuery())))
+        return resident
+
+    # --- answering --------------------------------------------------------------
+
+    def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
+        """The count and the page of ``query``, as :func:`engine.execute.execute` gives them.
+
+        Raises :class:`QueryError` for a marker that is not among the matches.
+
+        Example: ``resident.run(inventory.parse("status=error&limit=5")).count``.
+        """
+        mask = self.mask(query)
+        total = int(np.count_nonzero(mask))
+        order = self._order(tuple((k.key, k.descending) for k in sort_keys(query)))
+        start = 0
+        if query.marker is not None:
+            row = self._row_of(query.marker)
+            if row is None or not mask[row]:
+                raise marker_error(query.marker)
+            start = int(np.flatnonzero(order == row)[0]) + 1
+        rows = _walk(order, mask, start, query.offset, query.limit)
+        held = self.records if columns is None else self.records.select(columns)
+        page = held[self._rids[rows]]
+        if PAYLOAD in page.columns:
+            page = page.with_columns(canonical_payloads(page[PAYLOAD]))
+        return Result(total, query.offset, query.limit, page)
+
+    def record(self, backup_id: str) -> str | None:
+        """One backup as dumped (JSON text, timestamps in the API's form), or ``None``.
+
+        Example: ``resident.record("b1c4afd9-e7a6-4888-9010-c2bac3aa7910")``.
+        """
+        row = self._row_of(backup_id)
+        if row is None:
+            return None
+        payload = self.records[PAYLOAD].gather([int(self._rids[row])])
+        return str(canonical_payloads(payload)[0])
+
+    def mask(self, query: BackupQuery) -> Mask:
+        """Per live backup: does it match every filter of ``query``?
+
+        Example: ``int(resident.mask(inventory.parse("status=error")).sum())``.
+        """
+        mask = np.ones(self.frame.height, dtype=np.bool_)
+        direct: list[pl.Expr] = []
+        direct_flags: dict[str, _Codes] = {}
+        for rule in rules(query, self.tables):
+            flags = {lookup.flag: self._flag(lookup) for lookup in rule.lookups}
+            verdict = self._on_values(rule.predicate, flags)
+            if verdict is None:
+                direct.append(rule.predicate.fill_null(False))
+                direct_flags.update(flags)
+            else:
+                mask &= verdict
+        if direct:
+            # The rules on many-valued columns, in one multi-threaded pass.
+            mask &= self._direct(direct, direct_flags)
+        return mask
+
+    # --- filters ----------------------------------------------------------------
+
+    def _on_values(self, predicate: pl.Expr, flags: dict[str, _Codes]) -> Mask | None:
+        """``predicate`` evaluated once per combination of distinct values of its columns.
+
+        ``None`` when a column has too many distinct values for that.
+        """
+        names = list(dict.fromkeys(predicate.meta.root_names()))
+        coded: list[_Codes] = []
+        for name in names:
+            found = flags.get(name) or self._coded(name)
+            if found is None:
+                return None
+            coded.append(found)
+        sizes = [c.values.len() for c in coded]
+        if len(coded) > 1 and int(np.prod(sizes, dtype=np.float64)) > MAX_COMBINATIONS:
+            return None
+        if not coded:
+            verdict = pl.select(predicate.fill_null(False)).to_series().to_numpy()
+            return np.full(self.frame.height, bool(verdict[0]), dtype=np.bool_)
+        if len(coded) == 1:
+            table = pl.DataFrame([coded[0].values.alias(names[0])])
+            at = coded[0].codes
+        else:
+            # Every combination of distinct values, numbered in mixed radix as the rows are.
+            strides = np.cumprod([1, *sizes[:-1]], dtype=np.int64)
+            every = np.arange(int(np.prod(sizes, dtype=np.int64)), dtype=np.int64)
+            table = pl.DataFrame(
+                [c.values.gather((every // stride) % size).alias(name)
+                 for name, c, stride, size in zip(names, coded, strides, sizes, strict=True)]
+            )  # fmt: skip
+            at = coded[0].codes.copy()
+            for c, stride in zip(coded[1:], strides[1:], strict=True):
+                at += c.codes * np.uint32(stride)
+        verdict = np.asarray(
+            table.select(predicate.fill_null(False)).to_series().to_numpy(), dtype=np.bool_
+        )
+        if not all(c.stable for c in coded):
+            return _by_code(verdict, at)
+        # The mask depends on nothing but the columns and the verdict on their values.
+        key = (tuple(names), hashlib.blake2b(np.packbits(verdict).tobytes()).digest())
+        with self._lock:
+            kept = self._masks.get(key)
+            if kept is not None:
+                self._masks.move_to_end(key)
+                return kept
+        made = _by_code(verdict, at)
+        made.flags.writeable = False
+        with self._lock:
+            self._masks[key] = made
+            while len(self._masks) * max(made.size, 1) > MASK_CACHE_BYTES:
+                self._masks.popitem(last=False)
+        return made
+
+    def _direct(self, predicates: list[pl.Expr], flags: dict[str, _Codes]) -> Mask:
+        names = dict.fromkeys(n for p in predicates for n in p.meta.root_names())
+        columns = [
+            flags[n].values.gather(flags[n].codes).alias(n) if n in flags else self.frame[n]
+            for n in names
+        ]
+        frame = pl.DataFrame(columns, height=self.frame.height)
+        verdict = frame.select(pl.all_horizontal(predicates)).to_series().to_numpy()
+        return np.asarray(verdict, dtype=np.bool_)
+
+    def _flag(self, lookup: Lookup) -> _Codes:
+        """The lookup as a column that is true where a key matches, null elsewhere (a left join).
+
+        On a column held as codes, the flag shares its codes: only its
+        distinct values get a verdict.
+        """
+        keys = lookup.keys.select("key").collect().to_series().drop_nulls()
+        coded = self._coded(lookup.on)
+        if coded is not None:
+            hit = coded.values.is_in(keys.implode()).fill_null(False)
+            return _Codes(coded.codes, pl.select(pl.when(hit).then(True)).to_series())
+        flag = np.zeros(self.frame.height, dtype=np.uint32)
+        if lookup.on == "id":
+            flag[self._rows_of(keys)] = 1
+        else:
+            flag[self.frame[lookup.on].is_in(keys.implode()).fill_null(False).to_numpy()] = 1
+        return _Codes(flag, _FLAG_VALUES, stable=False)
+
+    def _coded(self, name: str) -> _Codes | None:
+        """``name`` as codes, if it has few distinct values (made on first use, then kept)."""
+        if name in self._codes:
+            return self._codes[name]
+        column = self.frame.get_column(name) if name in self.frame.columns else None
+        found: _Codes | None = None
+        if column is not None and isinstance(column.dtype, _DENSE):
+            values = column.drop_nulls().unique().sort()
+            if values.len() <= DISTINCT_SHARE * max(self.frame.height, 1):
+                codes = column.rank("dense").fill_null(0).cast(pl.UInt32).to_numpy()
+                nulls = pl.Series([None], dtype=values.dtype)
+                found = _Codes(codes, nulls.append(values))
+        with self._lock:
+            self._codes[name] = found
+        return found
+
+    # --- orders and ids ---------------------------------------------------------
+
+    def _order(self, keys: tuple[tuple[str, bool], ...]) -> Rows:
+        """The live rows in the order of ``keys`` (nulls last), computed once and kept.
+
+        Requests that need an order being computed wait for it rather than
+        compute it again.
+        """
+        with self._lock:
+            found = self._orders.get(keys)
+            if found is not None:
+                self._orders.move_to_end(keys)
+                return found
+            making = self._making.setdefault(keys, threading.Lock())
+        with making:
+            with self._lock:
+                found = self._orders.get(keys)
+            if found is not None:
+                return found
+            order = (
+                self.frame.select(
+                    pl.arg_sort_by(
+                        [name for name, _ in keys],
+                        descending=[down for _, down in keys],
+                        nulls_last=True,
+                    )
+                )
+                .to_series()
+                .to_numpy()
+                .astype(np.int64)
+            )
+            with self._lock:
+                self._orders[keys] = order
+                self._making.pop(keys, None)
+                while len(self._orders) > ORDERS_KEPT:
+                    self._orders.popitem(last=False)
+        return order
+
+    def _row_of(self, backup_id: str) -> int | None:
+        rows = self._rows_of(pl.Series([backup_id], dtype=pl.String))
+        return int(rows[0]) if rows.size else None
+
+    def _rows_of(self, ids: pl.Series) -> Rows:
+        """The live rows holding ``ids`` (those that exist), by binary search."""
+        ids = ids.cast(pl.String)
+        at = self._sorted_ids.search_sorted(ids, side="left").cast(pl.Int64).to_numpy()
+        inside = at < self._sorted_ids.len()
+        found = np.zeros(at.shape, dtype=np.bool_)
+        found[inside] = (
+            self._sorted_ids.gather(at[inside]).to_numpy()
+            == ids.filter(pl.Series(inside)).to_numpy()
+        )
+        rows: Rows = self._by_id[at[found]]
+        return rows
+
+
+def _by_code(verdict: npt.NDArray[np.bool_], codes: npt.NDArray[np.integer]) -> Mask:
+    """Per row, the verdict of its code (a comparison when one or two codes match)."""
+    hits = np.flatnonzero(verdict)
+    if hits.size == 0:
+        return np.zeros(codes.size, dtype=np.bool_)
+    if hits.size == verdict.size:
+        return np.ones(codes.size, dtype=np.bool_)
+    if hits.size <= 2:
+        mask: Mask = codes == hits[0]
+        for code in hits[1:]:
+            mask |= codes == code
+        return mask
+    gathered: Mask = verdict.astype(np.bool_)[codes]
+    return gathered
+
+
+def _walk(order: Rows, mask: Mask, start: int, offset: int, limit: int | None) -> Rows:
+    """The rows of ``order`` from ``start`` that match, skipping ``offset``, at most ``limit``.
+
+    Looks at a stretch of the order at a time, doubling it, and stops once
+    ``offset + limit`` matches are found: a page of a broad filter reads a few
+    thousand rows of the order, a narrow one reads further.
+    """
+    need = None if limit is None else offset + limit
+    found: list[Rows] = []
+    have = 0
+    stride = FIRST_STRIDE
+    at = start
+    while at < order.size and (need is None or have < need):
+        piece = order[at : at + stride] if need is not None else order[at:]
+        hits = piece[mask[piece]]
+        found.append(hits)
+        have += hits.size
+        at += piece.size
+        stride *= 2
+    rows = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    end = None if limit is None else offset + limit
+    return rows[offset:end]
