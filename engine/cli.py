@@ -569,28 +569,52 @@ def explain(query_string: str | None, **options: Any) -> None:
     help="Address to bind (loopback unless you mean it).",
 )
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--token", help="Require this X-Auth-Token on every request (401 otherwise).")
-@click.option("--quiet", "-q", is_flag=True, help="No log line per request.")
+@click.option(
+    "--token",
+    help="Require this X-Auth-Token on every request (401 otherwise). Visible to `ps`: "
+    "prefer --token-file or $CBRQ_TOKEN.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read the required X-Auth-Token from the first line of this file.",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No log line per request (reloads and 500s still)."
+)
 def serve(
-    store: str | None, dumps: tuple[str, ...], host: str, port: int, token: str | None, quiet: bool
+    store: str | None,
+    dumps: tuple[str, ...],
+    host: str,
+    port: int,
+    token: str | None,
+    token_file: str | None,
+    quiet: bool,
 ) -> None:
     """Serve the inventory as a local CBR endpoint that the official SDK uses unchanged.
 
     GET /v3/{project_id}/backups (every ListBackups parameter, limit 1000 by
     default), /backups/{id}, /vaults and /vaults/{id}; API error bodies;
-    X-Request-Id on every response. SDK requests signed with AK/SK are
-    accepted without checking the signature.
+    X-Request-Id on every response and in its log line. SDK requests signed
+    with AK/SK are accepted without checking the signature. A token is taken
+    from --token, --token-file or $CBRQ_TOKEN, in that order. Serving a
+    store, the server picks up a new commit (a later `cbrq ingest`) by itself
+    within seconds and logs it.
 
     \b
     Example:
       cbrq serve --store inv --port 8080
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
-    from engine.server import create_app
+    from engine.server import create_app, read_token
     from engine.server import serve as run
 
+    try:
+        required = read_token(token, token_file)
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(str(err), param_hint="--token-file") from err
     with _open(store, dumps) as inventory:
-        app = create_app(inventory, token=token, quiet=quiet)
+        app = create_app(inventory, token=required, quiet=quiet)
         click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)
         run(app, host, port)
 

@@ -7,22 +7,31 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
 from engine.inventory import Inventory
-from engine.server import create_app
+from engine.server import config, create_app
 
 
 @contextmanager
-def running(inventory: Inventory, token: str | None = None) -> Iterator[str]:
+def running(
+    inventory: Inventory, token: str | None = None, watch: float | None = None, quiet: bool = True
+) -> Iterator[str]:
     """Yield the base URL of a live server on 127.0.0.1; shut it down afterwards."""
+    with running_asgi(create_app(inventory, token=token, quiet=quiet, watch=watch)) as url:
+        yield url
+
+
+@contextmanager
+def running_asgi(app: Any) -> Iterator[str]:
+    """Serve an ASGI app made by ``create_app`` as ``cbrq serve`` would; yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(inventory, token=token, quiet=True), log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
