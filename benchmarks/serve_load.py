@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
 import socket
 import statistics
 import subprocess
@@ -40,6 +41,33 @@ QUERIES = [
 ]
 
 
+def fresh_query(rng: random.Random) -> str:
+    """One of the ten mixes with values drawn at random, so that no filter repeats.
+
+    A server that keeps filter masks (engine.resident) answers the fixed mix
+    from them after the first round; this mix measures the work of a filter
+    it has not seen.
+    """
+    day = rng.randrange(0, 700)
+    start = f"2024-{1 + day // 60 % 12:02d}-{1 + day % 28:02d}T{rng.randrange(24):02d}:00:00Z"
+    end = f"2026-{1 + day // 50 % 12:02d}-{1 + day % 27:02d}T{rng.randrange(24):02d}:00:00Z"
+    name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_0123456789") for _ in range(2))
+    choices = [
+        f"start_time={start}&limit=100",
+        f"status=available&end_time={end}&limit=100",
+        f"status=error&sort=created_at:asc&start_time={start}&limit=100",
+        f"resource_type=OS::Cinder::Volume&sort=name:asc,created_at:desc&end_time={end}&limit=100",
+        f"start_time={start}&end_time={end}&limit=100",
+        f"used_percent={rng.randrange(1, 101)}&start_time={start}&limit=100",
+        f"name={name}&limit=100",
+        f"status=available&used_percent={rng.randrange(1, 101)}&sort=updated_at:desc"
+        f"&offset={rng.randrange(1000)}&limit=100",
+        f"own_type=all_granted&end_time={end}&limit=100",
+        f"incremental=true&resource_type=OS::Nova::Server&start_time={start}&limit=100",
+    ]
+    return rng.choice(choices)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,12 +85,20 @@ def project_of(store: str) -> str:
 
 
 def client(
-    port: int, project: str, until: float, latencies: list[float], errors: list[str], offset: int
+    port: int,
+    project: str,
+    until: float,
+    latencies: list[float],
+    errors: list[str],
+    offset: int,
+    fresh: bool = False,
 ) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     n = offset
+    rng = random.Random(offset)
     while time.perf_counter() < until:
-        path = f"/v3/{project}/backups?{QUERIES[n % len(QUERIES)]}"
+        query = fresh_query(rng) if fresh else QUERIES[n % len(QUERIES)]
+        path = f"/v3/{project}/backups?{query}"
         n += 1
         started = time.perf_counter()
         try:
@@ -86,7 +122,14 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--mix",
+        choices=["fixed", "fresh"],
+        default="fixed",
+        help="fixed: the ten queries in turn; fresh: the same shapes with random values",
+    )
     args = parser.parse_args()
+    started = time.perf_counter()
     port = free_port()
     project = project_of(args.store)
     server = subprocess.Popen(
@@ -115,32 +158,54 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("server did not start") from None
                 time.sleep(0.2)
+        ready = time.perf_counter() - started
         latencies: list[float] = []
         errors: list[str] = []
         until = time.perf_counter() + args.seconds
+        fresh = args.mix == "fresh"
         threads = [
-            threading.Thread(target=client, args=(port, project, until, latencies, errors, i))
+            threading.Thread(
+                target=client, args=(port, project, until, latencies, errors, i, fresh)
+            )
             for i in range(args.clients)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        memory = _memory(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    print(f"store {Path(args.store).resolve()}, {args.clients} clients, {args.seconds:.0f} s\n")
-    print("| requests | req/s | p50 ms | p99 ms | max ms | mean ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"store {Path(args.store).resolve()}, {args.clients} clients, {args.seconds:.0f} s, "
+        f"{args.mix} mix; server ready in {ready:.1f} s\n"
+    )
+    print("| requests | req/s | p50 ms | p99 ms | max ms | mean ms | errors | RSS MB | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {len(latencies)} | {len(latencies) / args.seconds:.0f} | {p(0.50):.1f} | "
         f"{p(0.99):.1f} | {latencies[-1] * 1000:.1f} | "
-        f"{statistics.fmean(latencies) * 1000:.1f} | {len(errors)} |"
+        f"{statistics.fmean(latencies) * 1000:.1f} | {len(errors)} | "
+        f"{memory[0]:.0f} | {memory[1]:.0f} |"
     )
     for error in errors[:5]:
         print("error:", error)
+
+
+def _memory(pid: int) -> tuple[float, float]:
+    """The server's resident memory now and at its peak, in MB (Linux /proc)."""
+    found = {"VmRSS": 0.0, "VmHWM": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in found:
+                found[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return found["VmRSS"], found["VmHWM"]
 
 
 if __name__ == "__main__":

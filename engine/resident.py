@@ -32,7 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from engine.compile import RID, Lookup, Tables, rules, sort_keys
+from engine.compile import RID, Lookup, Rule, Tables, rules, sort_keys
 from engine.execute import Result, marker_error
 from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
 from engine.payload import canonical_payloads
@@ -61,27 +60,24 @@ DISTINCT_SHARE: Final[float] = 0.25
 MAX_COMBINATIONS: Final[int] = 1 << 16
 #: Row orders kept (each 4 bytes per backup); the default one is made at start.
 ORDERS_KEPT: Final[int] = 8
-#: Bytes of filter masks kept (one byte per backup each): a filter on columns
-#: held as codes that comes again (same columns, same verdict on their
-#: values) reuses its mask instead of comparing every row's code.
+#: Bytes of filter masks kept (one byte per backup each): a filter that comes
+#: again (the same rule of engine.compile) reuses its mask.
 MASK_CACHE_BYTES: Final[int] = 32 << 20
 #: Rows of an order looked at first when walking to a page (doubled until enough).
 FIRST_STRIDE: Final[int] = 4096
+#: Columns held as codes from the start: every request filters on the project,
+#: and these are the API's usual filters.
+PREPARED: Final[tuple[str, ...]] = ("project_id", "status", "resource_type", "vault_id")
 _FLAG_VALUES: Final = pl.Series([None, True], dtype=pl.Boolean)
 _DENSE: Final = (pl.String, pl.Boolean, pl.Categorical, pl.Enum)
 
 
 @dataclass(frozen=True)
 class _Codes:
-    """A column as codes (``UInt32``, 0 = null) into ``values`` (null first, then sorted).
-
-    ``stable``: the codes are a column's, the same for every request (not a
-    flag made for one request's lookup), so a mask made from them may be kept.
-    """
+    """A column as codes (``UInt32``, 0 = null) into ``values`` (null first, then sorted)."""
 
     codes: npt.NDArray[np.uint32]
     values: pl.Series
-    stable: bool = True
 
 
 class Resident:
@@ -113,11 +109,13 @@ class Resident:
         self._codes: dict[str, _Codes | None] = {}
         self._orders: OrderedDict[tuple[tuple[str, bool], ...], Rows] = OrderedDict()
         self._lock = threading.Lock()
+        self._ranks: dict[str, tuple[npt.NDArray[np.uint32], int]] = {}
         self._making: dict[tuple[tuple[str, bool], ...], threading.Lock] = {}
-        self._masks: OrderedDict[tuple[tuple[str, ...], bytes], Mask] = OrderedDict()
-        by_id = self._order((("id", False),))
-        self._by_id = by_id
-        self._sorted_ids = frame["id"].gather(by_id)
+        self._masks: OrderedDict[tuple[bytes, tuple[str, ...]], Mask] = OrderedDict()
+        # Ids are unique, so their order needs no rank: sort the text once.
+        self._by_id: Rows = frame["id"].arg_sort().to_numpy().astype(np.int64)
+        self._orders[(("id", False),)] = self._by_id
+        self._sorted_ids = frame["id"].gather(self._by_id)
 
     @classmethod
     def build(cls, inventory: Inventory) -> Resident:
@@ -136,6 +134,8 @@ class Resident:
         records = records.rechunk()
         frame = inventory.live(records.lazy().with_row_index(RID)).select(narrow).collect()
         resident = cls(inventory, frame, records)
+        for name in PREPARED:
+            resident._coded(name)
         resident._order(tuple((k.key, k.descending) for k in sort_keys(BackupQuery())))
         return resident
 
@@ -157,9 +157,9 @@ class Resident:
             if row is None or not mask[row]:
                 raise marker_error(query.marker)
             start = int(np.flatnonzero(order == row)[0]) + 1
-        rows = _walk(order, mask, start, query.offset, query.limit)
-        held = self.records if columns is None else self.records.select(columns)
-        page = held[self._rids[rows]]
+        rows = pl.Series(RID, self._rids[_walk(order, mask, start, query.offset, query.limit)])
+        names = self.records.columns if columns is None else columns
+        page = pl.DataFrame([self.records.get_column(name).gather(rows) for name in names])
         if PAYLOAD in page.columns:
             page = page.with_columns(canonical_payloads(page[PAYLOAD]))
         return Result(total, query.offset, query.limit, page)
@@ -180,21 +180,42 @@ class Resident:
 
         Example: ``int(resident.mask(inventory.parse("status=error")).sum())``.
         """
-        mask = np.ones(self.frame.height, dtype=np.bool_)
-        direct: list[pl.Expr] = []
-        direct_flags: dict[str, _Codes] = {}
-        for rule in rules(query, self.tables):
-            flags = {lookup.flag: self._flag(lookup) for lookup in rule.lookups}
-            verdict = self._on_values(rule.predicate, flags)
-            if verdict is None:
-                direct.append(rule.predicate.fill_null(False))
-                direct_flags.update(flags)
-            else:
-                mask &= verdict
-        if direct:
-            # The rules on many-valued columns, in one multi-threaded pass.
-            mask &= self._direct(direct, direct_flags)
+        masks = [self._rule_mask(rule) for rule in rules(query, self.tables)]
+        if not masks:
+            return np.ones(self.frame.height, dtype=np.bool_)
+        if len(masks) == 1:
+            return masks[0]  # read-only: kept for the next request
+        mask = np.logical_and(masks[0], masks[1])
+        for more in masks[2:]:
+            mask &= more
         return mask
+
+    def _rule_mask(self, rule: Rule) -> Mask:
+        """One rule's mask, kept while it is among the recently used ones.
+
+        The key is the rule itself (its serialized predicate and the plans of
+        its lookups, on tables fixed for this snapshot), so a kept mask is
+        exactly what evaluating the rule again would give.
+        """
+        plans = tuple(
+            f"{lookup.flag}:{lookup.on}:{lookup.keys.explain()}" for lookup in rule.lookups
+        )
+        key = (rule.predicate.meta.serialize(format="binary"), plans)
+        with self._lock:
+            kept = self._masks.get(key)
+            if kept is not None:
+                self._masks.move_to_end(key)
+                return kept
+        flags = {lookup.flag: self._flag(lookup) for lookup in rule.lookups}
+        made = self._on_values(rule.predicate, flags)
+        if made is None:
+            made = self._direct(rule.predicate.fill_null(False), flags)
+        made.flags.writeable = False
+        with self._lock:
+            self._masks[key] = made
+            while len(self._masks) * max(made.size, 1) > MASK_CACHE_BYTES:
+                self._masks.popitem(last=False)
+        return made
 
     # --- filters ----------------------------------------------------------------
 
@@ -230,34 +251,18 @@ class Resident:
             at = coded[0].codes.copy()
             for c, stride in zip(coded[1:], strides[1:], strict=True):
                 at += c.codes * np.uint32(stride)
-        verdict = np.asarray(
-            table.select(predicate.fill_null(False)).to_series().to_numpy(), dtype=np.bool_
-        )
-        if not all(c.stable for c in coded):
-            return _by_code(verdict, at)
-        # The mask depends on nothing but the columns and the verdict on their values.
-        key = (tuple(names), hashlib.blake2b(np.packbits(verdict).tobytes()).digest())
-        with self._lock:
-            kept = self._masks.get(key)
-            if kept is not None:
-                self._masks.move_to_end(key)
-                return kept
-        made = _by_code(verdict, at)
-        made.flags.writeable = False
-        with self._lock:
-            self._masks[key] = made
-            while len(self._masks) * max(made.size, 1) > MASK_CACHE_BYTES:
-                self._masks.popitem(last=False)
-        return made
+        verdict = table.select(predicate.fill_null(False)).to_series().to_numpy()
+        return _by_code(np.asarray(verdict, dtype=np.bool_), at)
 
-    def _direct(self, predicates: list[pl.Expr], flags: dict[str, _Codes]) -> Mask:
-        names = dict.fromkeys(n for p in predicates for n in p.meta.root_names())
+    def _direct(self, predicate: pl.Expr, flags: dict[str, _Codes]) -> Mask:
+        """``predicate`` evaluated on every row (its columns have many distinct values)."""
+        names = dict.fromkeys(predicate.meta.root_names())
         columns = [
             flags[n].values.gather(flags[n].codes).alias(n) if n in flags else self.frame[n]
             for n in names
         ]
         frame = pl.DataFrame(columns, height=self.frame.height)
-        verdict = frame.select(pl.all_horizontal(predicates)).to_series().to_numpy()
+        verdict = frame.select(predicate).to_series().to_numpy()
         return np.asarray(verdict, dtype=np.bool_)
 
     def _flag(self, lookup: Lookup) -> _Codes:
@@ -276,7 +281,7 @@ class Resident:
             flag[self._rows_of(keys)] = 1
         else:
             flag[self.frame[lookup.on].is_in(keys.implode()).fill_null(False).to_numpy()] = 1
-        return _Codes(flag, _FLAG_VALUES, stable=False)
+        return _Codes(flag, _FLAG_VALUES)
 
     def _coded(self, name: str) -> _Codes | None:
         """``name`` as codes, if it has few distinct values (made on first use, then kept)."""
@@ -287,9 +292,11 @@ class Resident:
         if column is not None and isinstance(column.dtype, _DENSE):
             values = column.drop_nulls().unique().sort()
             if values.len() <= DISTINCT_SHARE * max(self.frame.height, 1):
-                codes = column.rank("dense").fill_null(0).cast(pl.UInt32).to_numpy()
+                # Codes by hashing into the sorted values (a quarter of a rank's cost).
+                numbers = pl.int_range(1, values.len() + 1, dtype=pl.UInt32, eager=True)
+                codes = column.replace_strict(values, numbers, default=0, return_dtype=pl.UInt32)
                 nulls = pl.Series([None], dtype=values.dtype)
-                found = _Codes(codes, nulls.append(values))
+                found = _Codes(codes.to_numpy(), nulls.append(values))
         with self._lock:
             self._codes[name] = found
         return found
@@ -313,24 +320,62 @@ class Resident:
                 found = self._orders.get(keys)
             if found is not None:
                 return found
-            order = (
-                self.frame.select(
-                    pl.arg_sort_by(
-                        [name for name, _ in keys],
-                        descending=[down for _, down in keys],
-                        nulls_last=True,
-                    )
-                )
-                .to_series()
-                .to_numpy()
-                .astype(np.int64)
-            )
+            order = self._sorted(keys)
             with self._lock:
                 self._orders[keys] = order
                 self._making.pop(keys, None)
                 while len(self._orders) > ORDERS_KEPT:
                     self._orders.popitem(last=False)
         return order
+
+    def _sorted(self, keys: tuple[tuple[str, bool], ...]) -> Rows:
+        """The rows sorted by ``keys`` (nulls last in either direction), through ranks.
+
+        Each key becomes its dense rank (made once per column: codes, the id
+        order, or a rank), flipped for a descending key, nulls past every
+        value; when the ranks fit in 64 bits together, one integer per row
+        is sorted, else the rank columns are.
+        """
+        parts: list[tuple[npt.NDArray[np.uint64], int]] = []
+        for name, down in keys:
+            ranks, top = self._rank(name)
+            wide = ranks.astype(np.uint64)
+            last = np.uint64(top + 1)
+            value = np.where(ranks == 0, last, (last - wide) if down else wide)
+            parts.append((value, (top + 1).bit_length()))
+        if sum(bits for _, bits in parts) <= 64:
+            key = np.zeros(self.frame.height, dtype=np.uint64)
+            for value, bits in parts:
+                key = (key << np.uint64(bits)) | value
+            return pl.Series(key).arg_sort().to_numpy().astype(np.int64)
+        frame = pl.DataFrame([pl.Series(f"k{i}", value) for i, (value, _) in enumerate(parts)])
+        return frame.select(pl.arg_sort_by(frame.columns)).to_series().to_numpy().astype(np.int64)
+
+    def _rank(self, name: str) -> tuple[npt.NDArray[np.uint32], int]:
+        """``name`` as dense ranks (0 = null, then 1.. in value order) and the largest rank.
+
+        Ranks keep order, ties and nulls, so sorting them is sorting the values
+        (text by code point, times by instant) at the cost of integers.
+        """
+        with self._lock:
+            found = self._ranks.get(name)
+        if found is not None:
+            return found
+        coded = self._coded(name)
+        if coded is not None:
+            found = (coded.codes, coded.values.len() - 1)
+        elif name == "id":
+            # Ids are unique and never null: a rank is where the id order puts them.
+            ranks = np.empty(self._by_id.size, dtype=np.uint32)
+            ranks[self._by_id] = np.arange(1, self._by_id.size + 1, dtype=np.uint32)
+            found = (ranks, int(self._by_id.size))
+        else:
+            dense = self.frame.get_column(name).rank("dense")
+            top = dense.max()
+            found = (dense.fill_null(0).cast(pl.UInt32).to_numpy(), int(top or 0))  # type: ignore[arg-type]
+        with self._lock:
+            self._ranks[name] = found
+        return found
 
     def _row_of(self, backup_id: str) -> int | None:
         rows = self._rows_of(pl.Series([backup_id], dtype=pl.String))
