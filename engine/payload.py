@@ -34,7 +34,11 @@ CANONICAL_TS_PAIR: Final[str] = (
 SMALL: Final[int] = 5_000
 
 _PAIR: Final = re.compile(r'("(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*")([^"\\]*)"')
-_CANONICAL_PAIR: Final = re.compile(CANONICAL_TS_PAIR)
+#: A timestamp key whose value is not in the API's form (one search per record).
+_OTHER_PAIR: Final = re.compile(
+    r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"'
+    r'(?![0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")'
+)
 
 
 def canonical_payloads(payload: pl.Series) -> pl.Series:
@@ -81,7 +85,7 @@ def canonical_payloads(payload: pl.Series) -> pl.Series:
 
 def _canonical_text(text: str | None) -> str | None:
     """One record's text with its timestamps in the API's form (same rule as the column path)."""
-    if text is None or len(_PAIR.findall(text)) == len(_CANONICAL_PAIR.findall(text)):
+    if text is None or _OTHER_PAIR.search(text) is None:
         return text
     return _PAIR.sub(_fix_pair, text)
 
