@@ -177,3 +177,41 @@ def test_cleanup_leaves_directories_cbrq_did_not_make(tmp_path: Path) -> None:
     dump.write_text(page(backup("b")))
     assert CliRunner().invoke(main, ["ingest", str(dump), "--store", str(store)]).exit_code == 0
     assert (mine / "notes.txt").read_text() == "kept"
+
+
+# --- 3. a batch reader keeps its commit while ingests and compactions go on ---------
+
+
+def test_batch_reader_across_ingest_and_compaction(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    dump = tmp_path / "a.json"
+    dump.write_text(page(backup("a"), backup("b")))
+    assert CliRunner().invoke(main, ["ingest", str(dump), "--store", str(store)]).exit_code == 0
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "query", "--batch", "-", "--store", str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdin is not None and reader.stdout is not None
+    try:
+        reader.stdin.write("limit=10\n")
+        reader.stdin.flush()
+        assert json.loads(reader.stdout.readline())["count"] == 2
+        for n in range(3):
+            dump.write_text(
+                page(backup(f"new{n}"), backup("a", updated_at=f"203{n}-01-01T00:00:00Z"))
+            )
+            ingested = CliRunner().invoke(main, ["ingest", str(dump), "--store", str(store)])
+            assert ingested.exit_code == 0, ingested.output
+        assert CliRunner().invoke(main, ["compact", "--store", str(store)]).exit_code == 0
+        reader.stdin.write("limit=10\nsort=name:asc&limit=1\n")
+        reader.stdin.flush()
+        assert json.loads(reader.stdout.readline())["count"] == 2  # still its own commit
+        assert json.loads(reader.stdout.readline())["backups"][0]["id"] == "a"
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=60)
+    assert reader.returncode == 0, reader.stderr.read() if reader.stderr else ""
+    assert Inventory.open(store).count() == 5
