@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from engine.inventory import Inventory
 
 Mask = npt.NDArray[np.bool_]
-Rows = npt.NDArray[np.int64]
+#: Row numbers of the live frame (an order, a page): int32, 4 bytes a row.
+Rows = npt.NDArray[np.int32]
 
 #: A column is held as codes when it has at most this share of distinct values.
 DISTINCT_SHARE: Final[float] = 0.25
@@ -113,7 +114,7 @@ class Resident:
         self._making: dict[tuple[tuple[str, bool], ...], threading.Lock] = {}
         self._masks: OrderedDict[tuple[bytes, tuple[str, ...]], Mask] = OrderedDict()
         # Ids are unique, so their order needs no rank: sort the text once.
-        self._by_id: Rows = frame["id"].arg_sort().to_numpy().astype(np.int64)
+        self._by_id: Rows = _rows(frame["id"].arg_sort())
         self._orders[(("id", False),)] = self._by_id
         self._sorted_ids = frame["id"].gather(self._by_id)
 
@@ -129,9 +130,6 @@ class Resident:
         heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
         narrow = [RID, *(c for c in records.columns if c not in heavy)]
         # Selecting columns shares the records' buffers; only superseded rows cost a copy.
-        # One chunk per column: selections and gathers on a frame of thousands of
-        # chunks (one per Parquet row group) cost tens of milliseconds each.
-        records = records.rechunk()
         frame = inventory.live(records.lazy().with_row_index(RID)).select(narrow).collect()
         resident = cls(inventory, frame, records)
         for name in PREPARED:
@@ -347,9 +345,9 @@ class Resident:
             key = np.zeros(self.frame.height, dtype=np.uint64)
             for value, bits in parts:
                 key = (key << np.uint64(bits)) | value
-            return pl.Series(key).arg_sort().to_numpy().astype(np.int64)
+            return _rows(pl.Series(key).arg_sort())
         frame = pl.DataFrame([pl.Series(f"k{i}", value) for i, (value, _) in enumerate(parts)])
-        return frame.select(pl.arg_sort_by(frame.columns)).to_series().to_numpy().astype(np.int64)
+        return _rows(frame.select(pl.arg_sort_by(frame.columns)).to_series())
 
     def _rank(self, name: str) -> tuple[npt.NDArray[np.uint32], int]:
         """``name`` as dense ranks (0 = null, then 1.. in value order) and the largest rank.
@@ -395,6 +393,12 @@ class Resident:
         return rows
 
 
+def _rows(numbers: pl.Series) -> Rows:
+    """Row numbers (``arg_sort``'s ``UInt32``) as the int32 array orders are kept in."""
+    rows: Rows = numbers.cast(pl.Int32).to_numpy()
+    return rows
+
+
 def _by_code(verdict: npt.NDArray[np.bool_], codes: npt.NDArray[np.integer]) -> Mask:
     """Per row, the verdict of its code (a comparison when one or two codes match)."""
     hits = np.flatnonzero(verdict)
@@ -430,6 +434,6 @@ def _walk(order: Rows, mask: Mask, start: int, offset: int, limit: int | None) -
         have += hits.size
         at += piece.size
         stride *= 2
-    rows = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    rows = np.concatenate(found) if found else np.empty(0, dtype=np.int32)
     end = None if limit is None else offset + limit
     return rows[offset:end]
