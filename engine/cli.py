@@ -496,24 +496,35 @@ def _run_batch(
         raise click.UsageError("--batch writes one JSON response per line; use -f json")
     failed = 0
     with (
-        click.open_file(path, "r", encoding="utf-8") as lines,
+        click.open_file(path, "rb") as lines,
         click.open_file(output or "-", "w", encoding="utf-8") as out,
     ):
-        for line in lines:
+        for number, raw in enumerate(lines, start=1):
             try:
+                line = _batch_line(raw, number)
                 text = inventory.query(
-                    line.rstrip("\r\n"),
-                    project=project,
-                    semantics=semantics,
-                    columns=columns_for("json"),
+                    line, project=project, semantics=semantics, columns=columns_for("json")
                 ).to_json()
             except QueryError as err:
                 failed += 1
                 text = json.dumps(err.body())
             out.write(text + "\n")
+            out.flush()  # one answer per line as it comes, for a pipe that waits on it
     if failed:
         click.echo(f"cbrq: {failed} batch line(s) failed", err=True)
         sys.exit(2)
+
+
+def _batch_line(raw: bytes, number: int) -> str:
+    """One line of a batch as text; a line that is not UTF-8 is that line's QueryError."""
+    from engine.errors import Problem, QueryError
+
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        bad = raw[err.start : err.start + 4].hex(" ")
+        problem = Problem(f"line {number}", None, f"not valid UTF-8 (bytes {bad})")
+        raise QueryError([problem]) from err
 
 
 def _ask(what: str, query_string: str | None, options: dict[str, Any]) -> Any:

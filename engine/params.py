@@ -205,7 +205,7 @@ def _integer(text: str, low: int, high: int) -> int:
         # Too many digits to be in range; this also keeps int() clear of
         # Python's limit on the digits of a string it converts.
         raise _Bad("out of range", allowed)
-    number = int(text)
+    number = int(text.lstrip("0") or "0")
     if not low <= number <= high:
         raise _Bad("out of range", allowed)
     return number

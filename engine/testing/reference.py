@@ -101,7 +101,7 @@ def _bad_values(
                 name
             ]
             ok = value.isascii() and value.isdigit() and len(value.lstrip("0")) <= 19
-            ok = ok and low <= int(value) <= high
+            ok = ok and low <= int(value.lstrip("0") or "0") <= high
             ok = ok and (name != "used_percent" or bool(vaults))
         if ok and name in ("incremental", "dec", "show_replication"):
             ok = value.lower() in ("true", "false")
@@ -177,7 +177,7 @@ def _keep(
     if "end_time" in p and (when is None or when > _instant(p["end_time"])):  # type: ignore[operator]
         return False
     if "used_percent" in p:
-        full = {v["id"] for v in vaults if _vault_full(v, int(p["used_percent"]))}
+        full = {v["id"] for v in vaults if _vault_full(v, int(p["used_percent"].lstrip("0")))}
         if b.get("vault_id") not in full:
             return False
     eps = p.get("enterprise_project_id", spec.ALL_GRANTED_EPS)
@@ -261,8 +261,8 @@ def answer(
         if p["marker"] not in ids:
             return {"error": ["marker"]}
         start = ids.index(p["marker"]) + 1
-    offset = int(p.get("offset", 0))
-    limit = int(p["limit"]) if "limit" in p else None
+    offset = int(p.get("offset", "0").lstrip("0") or "0")
+    limit = int(p["limit"].lstrip("0")) if "limit" in p else None
     page = rows[start + offset :][:limit] if limit is not None else rows[start + offset :]
     return {"count": len(rows), "backups": page, "offset": offset, "limit": limit}
 
