@@ -39,6 +39,9 @@ from engine.spec import RESPONSE_KEYS
 
 DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
 STDIN_LABEL: Final[str] = "<stdin>"
+_BOM: Final[bytes] = b"\xef\xbb\xbf"
+#: What JSON counts as whitespace (Python's strip() also takes \f and \v).
+_BLANK: Final[bytes] = b" \t\r\n"
 _GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
 
 _RAW_OBJECT: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -211,6 +214,8 @@ def read_source(ref: SourceRef) -> Source:
     except OSError as err:
         raise InputError(Location(ref.label), f"cannot read: {err.strerror}") from err
     data = _gunzip(ref.label, raw) if raw[:2] == b"\x1f\x8b" else raw
+    # A UTF-8 byte order mark (Windows tools write one) is no part of the JSON text.
+    data = data.removeprefix(_BOM)
     _check_utf8(ref.label, data)
     return Source(ref.label, data, hashlib.sha256(raw).hexdigest(), len(raw))
 
@@ -253,15 +258,19 @@ def split_source(source: Source) -> list[Chunk]:
 
 def _split(source: Source) -> list[Chunk]:
     data = source.data
-    head = data.lstrip()[:1]
+    body = data.lstrip(_BLANK)
+    head = body[:1]
     if not head:
         raise InputError(Location(source.label), "the file is empty")
     if head == b"[":
         return _split_array(source, _compact(source))
+    several = b"\n" in body.rstrip(_BLANK)
     if head != b"{":
+        if several:  # NDJSON whose first line is no object: each line says what it is
+            return _split_ndjson(source)
         raise _not_json(source.label, data, "expected a JSON object or array")
-    first_line = data.lstrip().split(b"\n", 1)[0]
-    if _is_whole_object(first_line) and data.strip() != first_line.strip():
+    first_line = body.split(b"\n", 1)[0]
+    if _is_whole_object(first_line) and several:
         return _split_ndjson(source)
     top = _RAW_OBJECT.decode(_compact(source))
     return _split_response(source, top, "", 0)
@@ -319,9 +328,9 @@ def _split_array(source: Source, flat: bytes) -> list[Chunk]:
 def _split_ndjson(source: Source) -> list[Chunk]:
     data = source.data.replace(b"\r", b" ")
     lines = data.split(b"\n")
-    first = next(i for i, line in enumerate(lines) if line.strip())
-    top = _RAW_OBJECT.decode(lines[first])
-    if _response_key(top) is None:
+    # The first line that is an object says whether lines are responses or records.
+    top = next((obj for obj in map(_object_or_none, lines) if obj is not None), None)
+    if top is None or _response_key(top) is None:
         return [_bare_lines(source, data, lines)]
     chunks: list[Chunk] = []
     row = 0
@@ -337,6 +346,13 @@ def _split_ndjson(source: Source) -> list[Chunk]:
             chunks.append(chunk)
             row += len(chunk.records)
     return chunks
+
+
+def _object_or_none(line: bytes) -> dict[str, msgspec.Raw] | None:
+    try:
+        return _RAW_OBJECT.decode(line) if line.strip(_BLANK) else None
+    except msgspec.DecodeError:
+        return None
 
 
 def _bare_lines(source: Source, data: bytes, lines: list[bytes]) -> Chunk:

@@ -20,6 +20,8 @@ import functools
 import io
 import itertools
 import json
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -47,6 +49,7 @@ from engine.schema import (
 )
 
 BLOCK_SIZE: Final[int] = 4 << 20
+_LARGEST_FLOAT: Final[float] = sys.float_info.max
 _KEY: Final[str] = r'"([^"\\]*)"\s*:'
 _REGEX_META: Final[frozenset[str]] = frozenset("\\.+*?()|[]{}^$#&-~ ")
 #: Records whose unknown key names are collected at once in the rare slow rounds.
@@ -302,12 +305,43 @@ def _slow(
                 rejected.append(Rejected(problem.location, problem.reason, bytes(raw)))
         kept.extend((seq, part) for part in _runs(chunk, good))
     if not rejected:
-        # The record checker found nothing the Arrow reader objected to.
-        first = Location(chunks[0][1].source)
-        raise InputError(first, f"records do not match the schema: {fast_error}")
+        # The record checker found nothing: ask Arrow's reader record by record.
+        kept = []
+        for seq, chunk in chunks:
+            refused = _refused(kind, chunk.records, 0, len(chunk.records))
+            for index, reason in refused:
+                problem = RecordError(
+                    chunk.locate(index),
+                    "(record)",
+                    bytes(chunk.records[index])[:60].decode(errors="replace"),
+                    f"the JSON reader refuses it: {reason}",
+                )
+                if not lenient:
+                    raise problem
+                rejected.append(
+                    Rejected(problem.location, problem.reason, bytes(chunk.records[index]))
+                )
+            bad = {index for index, _ in refused}
+            good = [i for i in range(len(chunk.records)) if i not in bad]
+            kept.extend((seq, part) for part in _runs(chunk, good))
+        if not rejected:
+            first = Location(chunks[0][1].source)
+            raise InputError(first, f"records do not match the schema: {fast_error}")
     result = normalize(kind, kept, lenient=False) if kept else Normalized(empty_frame(kind))
     result.rejected = rejected
     return result
+
+
+def _refused(kind: str, records: list[msgspec.Raw], low: int, high: int) -> list[tuple[int, str]]:
+    """The records in ``records[low:high]`` Arrow's reader refuses, with its reasons (halving)."""
+    try:
+        _read_json(b"\n".join(records[low:high]), kind)
+    except pa.ArrowInvalid as err:
+        if high - low == 1:
+            return [(low, str(err).removeprefix("JSON parse error: "))]
+        middle = (low + high) // 2
+        return _refused(kind, records, low, middle) + _refused(kind, records, middle, high)
+    return []
 
 
 def _runs(chunk: Chunk, good: list[int]) -> list[Chunk]:
@@ -342,6 +376,20 @@ class _Duplicate(ValueError):
         self.key = key
 
 
+class _TooBig(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused past the range of a double."""
+    value = float(text)
+    if math.isinf(value):
+        raise _TooBig(text)
+    return value
+
+
 def check_record(kind: str, raw: bytes, location: Location) -> RecordError | None:
     """Check one record against the typed schema; the problem, or ``None``.
 
@@ -351,9 +399,12 @@ def check_record(kind: str, raw: bytes, location: Location) -> RecordError | Non
         # -> RecordError: f: field 'resource_size' = "40GB": expected an integer
     """
     try:
-        record = json.loads(raw, object_pairs_hook=_no_duplicates)
+        record = json.loads(raw, object_pairs_hook=_no_duplicates, parse_float=_finite)
     except _Duplicate as dup:
         return RecordError(location, dup.key, None, "the key appears twice in one object")
+    except _TooBig as big:
+        reason = "a number too large for a 64-bit float (the JSON reader refuses it)"
+        return RecordError(location, "(record)", big.text, reason)
     except ValueError as err:
         return RecordError(
             location, "(record)", raw[:60].decode(errors="replace"), f"not valid JSON: {err}"
@@ -411,6 +462,9 @@ def _check_value(
         return RecordError(location, path, value, reason)
     if not isinstance(value, allowed):
         return RecordError(location, path, value, reason)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-        return RecordError(location, path, value, "integer out of the 64-bit range")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if dtype == pa.int64() and abs(value) >= 2**63:
+            return RecordError(location, path, value, "integer out of the 64-bit range")
+        if dtype == pa.float64() and abs(value) > _LARGEST_FLOAT:
+            return RecordError(location, path, value, "a number too large for a 64-bit float")
     return None
