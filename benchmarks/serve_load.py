@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=1, help="cbrq serve --workers")
     parser.add_argument(
         "--mix",
         choices=["fixed", "fresh"],
@@ -142,6 +143,8 @@ def main() -> None:
             args.store,
             "--port",
             str(port),
+            "--workers",
+            str(args.workers),
             "-q",
         ],
         stderr=subprocess.DEVNULL,
@@ -181,9 +184,9 @@ def main() -> None:
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     print(
         f"store {Path(args.store).resolve()}, {args.clients} clients, {args.seconds:.0f} s, "
-        f"{args.mix} mix; server ready in {ready:.1f} s\n"
+        f"{args.mix} mix, {args.workers} worker(s); server ready in {ready:.1f} s\n"
     )
-    print("| requests | req/s | p50 ms | p99 ms | max ms | mean ms | errors | RSS MB | peak MB |")
+    print("| requests | req/s | p50 ms | p99 ms | max ms | mean ms | errors | RSS MB | PSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {len(latencies)} | {len(latencies) / args.seconds:.0f} | {p(0.50):.1f} | "
@@ -196,16 +199,36 @@ def main() -> None:
 
 
 def _memory(pid: int) -> tuple[float, float]:
-    """The server's resident memory now and at its peak, in MB (Linux /proc)."""
-    found = {"VmRSS": 0.0, "VmHWM": 0.0}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in found:
-                found[key] = int(value.split()[0]) / 1024
-    except OSError:
-        pass
-    return found["VmRSS"], found["VmHWM"]
+    """The server's memory in MB (Linux /proc): RSS and PSS summed over it and its workers.
+
+    PSS counts a page shared by several processes (the workers' mapped
+    records) once in all, split between them; RSS counts it in each.
+    """
+    rss = pss = 0.0
+    for process in _tree(pid):
+        try:
+            for line in Path(f"/proc/{process}/smaps_rollup").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key == "Rss":
+                    rss += int(value.split()[0]) / 1024
+                elif key == "Pss":
+                    pss += int(value.split()[0]) / 1024
+        except OSError:
+            pass
+    return rss, pss
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(_tree(int(child)))
+    return found
 
 
 if __name__ == "__main__":

@@ -591,6 +591,14 @@ def explain(query_string: str | None, **options: Any) -> None:
     help="Read the required X-Auth-Token from the first line of this file.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes (one per core answers the most; they share one copy of the "
+    "records). Needs --store.",
+)
+@click.option(
     "--quiet", "-q", is_flag=True, help="No log line per request (reloads and 500s still)."
 )
 def serve(
@@ -600,6 +608,7 @@ def serve(
     port: int,
     token: str | None,
     token_file: str | None,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Serve the inventory as a local CBR endpoint that the official SDK uses unchanged.
@@ -614,16 +623,24 @@ def serve(
 
     \b
     Example:
-      cbrq serve --store inv --port 8080
+      cbrq serve --store inv --port 8080 --workers 2
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
-    from engine.server import create_app, read_token
+    from engine.manifest import resolve_store
+    from engine.server import create_app, read_token, serve_workers
     from engine.server import serve as run
 
     try:
         required = read_token(token, token_file)
     except (OSError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--token-file") from err
+    if workers > 1:
+        if dumps:
+            raise click.UsageError("--workers needs a store: ingest the dumps, then --store")
+        root = resolve_store(store)
+        click.echo(f"cbrq: serving {root} on http://{host}:{port} ({workers} workers)", err=True)
+        serve_workers(root, host, port, workers, token=required, quiet=quiet)
+        return
     with _open(store, dumps) as inventory:
         app = create_app(inventory, token=required, quiet=quiet)
         click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)

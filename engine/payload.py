@@ -33,11 +33,10 @@ CANONICAL_TS_PAIR: Final[str] = (
 #: 13-30 ms at 1M (measured 2026-12-01), the Python pass about 1 ms a page.
 SMALL: Final[int] = 5_000
 
-_PAIR: Final = re.compile(r'("(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*")([^"\\]*)"')
-#: A timestamp key whose value is not in the API's form (one search per record).
+#: A ``_PAIR`` whose value is not in the API's form, with the same groups.
 _OTHER_PAIR: Final = re.compile(
-    r'"(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*"'
-    r'(?![0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")'
+    r'("(?:' + "|".join(TIMESTAMP_KEYS) + r')"\s*:\s*")'
+    r'(?![0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")([^"\\]*)"'
 )
 
 
@@ -57,8 +56,7 @@ def canonical_payloads(payload: pl.Series) -> pl.Series:
     if payload.len() == 0:
         return payload
     if payload.len() <= SMALL:
-        texts = [_canonical_text(text) for text in payload.to_list()]
-        return pl.Series(payload.name, texts, pl.String)
+        return pl.Series(payload.name, _canonical_texts(payload.to_list()), pl.String)
     counts = payload.to_frame("p").select(
         pl.col("p").str.count_matches(TS_PAIR).alias("pairs"),
         pl.col("p").str.count_matches(CANONICAL_TS_PAIR).alias("canonical"),
@@ -83,11 +81,21 @@ def canonical_payloads(payload: pl.Series) -> pl.Series:
     return payload.scatter(rewrite.arg_true(), fixed)
 
 
-def _canonical_text(text: str | None) -> str | None:
-    """One record's text with its timestamps in the API's form (same rule as the column path)."""
-    if text is None or _OTHER_PAIR.search(text) is None:
-        return text
-    return _PAIR.sub(_fix_pair, text)
+def _canonical_texts(texts: list[str | None]) -> list[str | None]:
+    """Records' texts with their timestamps in the API's form (same rule as the column path).
+
+    The page is rewritten as one text, joined with NUL (which JSON text
+    never holds raw), in one pass of the regex: one call instead of two per
+    record, and a Python call only for a pair whose value is not in the
+    API's form.
+    """
+    if any(text is None for text in texts):
+        return [None if text is None else _canonical_texts([text])[0] for text in texts]
+    joined = "\x00".join(texts)  # type: ignore[arg-type]
+    if _OTHER_PAIR.search(joined) is None:
+        return texts
+    fixed: list[str | None] = list(_OTHER_PAIR.sub(_fix_pair, joined).split("\x00"))
+    return fixed
 
 
 def _fix_pair(match: re.Match[str]) -> str:

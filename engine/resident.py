@@ -66,6 +66,8 @@ ORDERS_KEPT: Final[int] = 8
 MASK_CACHE_BYTES: Final[int] = 32 << 20
 #: Rows of an order looked at first when walking to a page (doubled until enough).
 FIRST_STRIDE: Final[int] = 4096
+#: Rows of an order walked before taking every match and placing it instead.
+WALK_ROWS: Final[int] = 65_536
 #: Columns held as codes from the start: every request filters on the project,
 #: and these are the API's usual filters.
 PREPARED: Final[tuple[str, ...]] = ("project_id", "status", "resource_type", "vault_id")
@@ -79,6 +81,22 @@ class _Codes:
 
     codes: npt.NDArray[np.uint32]
     values: pl.Series
+
+
+class _Order:
+    """The live rows in one sort order, and (made on first need) each row's place in it."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        self._places: Rows | None = None
+
+    def places(self) -> Rows:
+        """``places[row]`` is the position of ``row`` in the order."""
+        if self._places is None:
+            places = np.empty(self.rows.size, dtype=np.int32)
+            places[self.rows] = np.arange(self.rows.size, dtype=np.int32)
+            self._places = places
+        return self._places
 
 
 class Resident:
@@ -108,29 +126,35 @@ class Resident:
         )
         self._rids = frame[RID].cast(pl.Int64).to_numpy()
         self._codes: dict[str, _Codes | None] = {}
-        self._orders: OrderedDict[tuple[tuple[str, bool], ...], Rows] = OrderedDict()
+        self._orders: OrderedDict[tuple[tuple[str, bool], ...], _Order] = OrderedDict()
         self._lock = threading.Lock()
         self._ranks: dict[str, tuple[npt.NDArray[np.uint32], int]] = {}
         self._making: dict[tuple[tuple[str, bool], ...], threading.Lock] = {}
         self._masks: OrderedDict[tuple[bytes, tuple[str, ...]], Mask] = OrderedDict()
         # Ids are unique, so their order needs no rank: sort the text once.
         self._by_id: Rows = _rows(frame["id"].arg_sort())
-        self._orders[(("id", False),)] = self._by_id
-        self._sorted_ids = frame["id"].gather(self._by_id)
+        self._orders[(("id", False),)] = _Order(self._by_id)
+        self._sorted_ids = frame["id"][pl.Series(self._by_id)]
 
     @classmethod
-    def build(cls, inventory: Inventory) -> Resident:
+    def build(cls, inventory: Inventory, live: pl.DataFrame | None = None) -> Resident:
         """Load ``inventory``'s records and narrow columns and prepare the default order.
+
+        ``live``: the inventory's live backup rows, already in memory (for
+        example mapped from a file that several server processes share).
 
         Example: ``Resident.build(Inventory.open("cbrq-store"))``.
         """
-        records = inventory.tables.records
+        records = inventory.tables.records if live is None else live
         if records is None:
             records = inventory.physical().collect()
         heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
         narrow = [RID, *(c for c in records.columns if c not in heavy)]
         # Selecting columns shares the records' buffers; only superseded rows cost a copy.
-        frame = inventory.live(records.lazy().with_row_index(RID)).select(narrow).collect()
+        numbered = records.lazy().with_row_index(RID)
+        frame = (
+            (numbered if live is not None else inventory.live(numbered)).select(narrow).collect()
+        )
         resident = cls(inventory, frame, records)
         for name in PREPARED:
             resident._coded(name)
@@ -154,12 +178,14 @@ class Resident:
             row = self._row_of(query.marker)
             if row is None or not mask[row]:
                 raise marker_error(query.marker)
-            start = int(np.flatnonzero(order == row)[0]) + 1
+            start = int(order.places()[row]) + 1
         rows = pl.Series(RID, self._rids[_walk(order, mask, start, query.offset, query.limit)])
-        names = self.records.columns if columns is None else columns
-        page = pl.DataFrame([self.records.get_column(name).gather(rows) for name in names])
-        if PAYLOAD in page.columns:
-            page = page.with_columns(canonical_payloads(page[PAYLOAD]))
+        # Indexing a Series is a direct gather; Series.gather and with_columns go
+        # through the query engine, whose thread pool every request shares.
+        picked = [self.records.get_column(name)[rows] for name in (columns or self.records.columns)]
+        page = pl.DataFrame(
+            [canonical_payloads(column) if column.name == PAYLOAD else column for column in picked]
+        )
         return Result(total, query.offset, query.limit, page)
 
     def record(self, backup_id: str) -> str | None:
@@ -170,7 +196,7 @@ class Resident:
         row = self._row_of(backup_id)
         if row is None:
             return None
-        payload = self.records[PAYLOAD].gather([int(self._rids[row])])
+        payload = self.records.get_column(PAYLOAD)[[int(self._rids[row])]]
         return str(canonical_payloads(payload)[0])
 
     def mask(self, query: BackupQuery) -> Mask:
@@ -301,7 +327,7 @@ class Resident:
 
     # --- orders and ids ---------------------------------------------------------
 
-    def _order(self, keys: tuple[tuple[str, bool], ...]) -> Rows:
+    def _order(self, keys: tuple[tuple[str, bool], ...]) -> _Order:
         """The live rows in the order of ``keys`` (nulls last), computed once and kept.
 
         Requests that need an order being computed wait for it rather than
@@ -318,7 +344,7 @@ class Resident:
                 found = self._orders.get(keys)
             if found is not None:
                 return found
-            order = self._sorted(keys)
+            order = _Order(self._sorted(keys))
             with self._lock:
                 self._orders[keys] = order
                 self._making.pop(keys, None)
@@ -386,7 +412,7 @@ class Resident:
         inside = at < self._sorted_ids.len()
         found = np.zeros(at.shape, dtype=np.bool_)
         found[inside] = (
-            self._sorted_ids.gather(at[inside]).to_numpy()
+            self._sorted_ids[pl.Series(at[inside])].to_numpy()
             == ids.filter(pl.Series(inside)).to_numpy()
         )
         rows: Rows = self._by_id[at[found]]
@@ -415,25 +441,35 @@ def _by_code(verdict: npt.NDArray[np.bool_], codes: npt.NDArray[np.integer]) -> 
     return gathered
 
 
-def _walk(order: Rows, mask: Mask, start: int, offset: int, limit: int | None) -> Rows:
+def _walk(order: _Order, mask: Mask, start: int, offset: int, limit: int | None) -> Rows:
     """The rows of ``order`` from ``start`` that match, skipping ``offset``, at most ``limit``.
 
     Looks at a stretch of the order at a time, doubling it, and stops once
-    ``offset + limit`` matches are found: a page of a broad filter reads a few
-    thousand rows of the order, a narrow one reads further.
+    ``offset + limit`` matches are found: a page of a broad filter reads a
+    few thousand rows of the order. Past :data:`WALK_ROWS` rows (matches
+    that are few, or far down the order) it takes every match instead and
+    picks the first ones by their places in the order.
     """
     need = None if limit is None else offset + limit
+    rows = order.rows
     found: list[Rows] = []
     have = 0
     stride = FIRST_STRIDE
     at = start
-    while at < order.size and (need is None or have < need):
-        piece = order[at : at + stride] if need is not None else order[at:]
+    while at < rows.size and (need is None or have < need) and at - start < WALK_ROWS:
+        piece = rows[at : at + stride]
         hits = piece[mask[piece]]
         found.append(hits)
         have += hits.size
         at += piece.size
         stride *= 2
-    rows = np.concatenate(found) if found else np.empty(0, dtype=np.int32)
+    if at < rows.size and (need is None or have < need):
+        places = order.places()[np.flatnonzero(mask)]
+        places = places[places >= at]
+        if need is not None and places.size > need - have:
+            places = np.partition(places, need - have - 1)[: need - have]
+        places.sort()
+        found.append(rows[places])
+    picked = np.concatenate(found) if found else np.empty(0, dtype=np.int32)
     end = None if limit is None else offset + limit
-    return rows[offset:end]
+    return picked[offset:end]

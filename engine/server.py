@@ -33,10 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hmac
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -48,6 +51,8 @@ from typing import Any, Final
 
 import h11
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -58,6 +63,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from engine.compile import RID
 from engine.errors import CbrqError, NotFoundError, QueryError
 from engine.inventory import Inventory
 from engine.manifest import MANIFEST, PAYLOAD
@@ -76,6 +82,8 @@ WATCH_SECONDS: Final[float] = 2.0
 RESPONSE_COLUMNS: Final[tuple[str, ...]] = ("id", PAYLOAD)
 JSON: Final[str] = "application/json"
 TOKEN_ENV: Final[str] = "CBRQ_TOKEN"
+#: How serve_workers tells its worker processes what to serve.
+WORKER_ENV: Final[str] = "CBRQ_SERVE_WORKER"
 #: What Huawei Cloud's API gateway answers for a path it does not know.
 NO_SUCH_API: Final[tuple[str, str]] = (
     "APIGW.0101",
@@ -111,13 +119,54 @@ class Snapshot:
     stamp: tuple[int, int] | None
 
     @classmethod
-    def load(cls, inventory: Inventory) -> Snapshot:
-        """Hold ``inventory`` in memory (records, orders, vault payloads in the API's form)."""
+    def load(cls, inventory: Inventory, live: LiveRows | None = None) -> Snapshot:
+        """Hold ``inventory`` in memory (records, orders, vault payloads in the API's form).
+
+        ``live`` gives the live backup rows another way than reading the
+        store (:func:`shared_rows`, for worker processes).
+        """
         stamp = None if inventory.root is None else _stamp(inventory.root)
         vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
         vaults = vaults.with_columns(canonical_payloads(vaults[PAYLOAD]))
         generation = inventory.manifest.generation
-        return cls(Resident.build(inventory), vaults, generation, stamp)
+        rows = None if live is None else live(inventory)
+        return cls(Resident.build(inventory, rows), vaults, generation, stamp)
+
+
+#: How a server process gets the live backup rows of an inventory's commit.
+LiveRows = Callable[[Inventory], pl.DataFrame]
+
+
+def shared_rows(folder: Path) -> LiveRows:
+    """Live rows mapped from one uncompressed Arrow file per commit in ``folder``.
+
+    The first process to need a commit writes its file (under a lock; older
+    commits' files are removed, and processes that mapped them keep reading
+    them until they let go); every process maps it, so the operating system
+    keeps one copy of the records in memory for all of them.
+
+    Example: ``Snapshot.load(inventory, shared_rows(Path("/tmp/cbrq-serve-x")))``.
+    """
+
+    def live(inventory: Inventory) -> pl.DataFrame:
+        path = folder / f"g{inventory.manifest.generation:06d}.arrow"
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                numbered = inventory.physical().with_row_index(RID)
+                rows = inventory.live(numbered).drop(RID).collect()
+                staged = path.with_suffix(".staged")
+                rows.write_ipc(staged, compression="uncompressed")
+                os.replace(staged, path)
+                for old in folder.glob("g*.arrow"):
+                    if old.name < path.name:
+                        old.unlink(missing_ok=True)
+            table = pa_ipc.open_file(pa.memory_map(str(path))).read_all()
+        frame = pl.from_arrow(table, rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    return live
 
 
 def _stamp(root: Path) -> tuple[int, int] | None:
@@ -138,8 +187,15 @@ class Backend:
     Example: ``Backend(Inventory.open()).list_backups("p1", [("status", "error")])``.
     """
 
-    def __init__(self, inventory: Inventory, *, log: Callable[[str], None] = _log) -> None:
-        self.snapshot = Snapshot.load(inventory)
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        log: Callable[[str], None] = _log,
+        live: LiveRows | None = None,
+    ) -> None:
+        self.snapshot = Snapshot.load(inventory, live)
+        self._live = live
         self._log = log
         self._refreshing = threading.Lock()
         self._owned = False  # the first inventory is the caller's to close
@@ -200,7 +256,7 @@ class Backend:
                 return False
             started = time.perf_counter()
             try:
-                fresh = Snapshot.load(Inventory.open(root))
+                fresh = Snapshot.load(Inventory.open(root), self._live)
             except (CbrqError, OSError) as err:
                 self._log(f"cbrq: kept generation {old.generation}: cannot load the new one: {err}")
                 return False
@@ -224,18 +280,19 @@ def create_app(
     token: str | None = None,
     quiet: bool = False,
     watch: float | None = WATCH_SECONDS,
+    live: LiveRows | None = None,
 ) -> ASGIApp:
     """The ASGI application serving ``inventory``.
 
     ``watch``: seconds between looks for a new commit of a store-backed
     inventory (``None``: never look). Log lines go to stderr unless ``quiet``
-    (a reload and a 500 are logged always).
+    (a reload and a 500 are logged always). ``live``: see :meth:`Snapshot.load`.
 
     Example::
 
         uvicorn.run(create_app(Inventory.open("cbrq-store"), token="t"), port=8080)
     """
-    backend = Backend(inventory)
+    backend = Backend(inventory, live=live)
 
     def handle(work: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -460,6 +517,52 @@ def serve(app: Any, host: str, port: int) -> None:
     Example: ``serve(create_app(Inventory.open()), "127.0.0.1", 8080)``.
     """
     uvicorn.Server(config(app, host=host, port=port)).run()
+
+
+def serve_workers(
+    store: Path, host: str, port: int, workers: int, *, token: str | None, quiet: bool
+) -> None:
+    """Serve ``store`` from ``workers`` processes sharing one mapped copy of its records.
+
+    Python runs one request at a time per process; several processes answer
+    in parallel on several cores. The records are written once per commit
+    as an uncompressed Arrow file in a temporary folder (removed on exit)
+    that every worker maps (:func:`shared_rows`); each worker keeps only its
+    own orders, codes and masks. Each worker follows new commits by itself.
+
+    Example: ``serve_workers(Path("cbrq-store"), "127.0.0.1", 8080, 2, token=None, quiet=True)``.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="cbrq-serve-"))
+    try:
+        with Inventory.open(store) as inventory:
+            shared_rows(folder)(inventory)  # written once, before the workers map it
+        spec = {"store": str(store), "folder": str(folder), "token": token, "quiet": quiet}
+        os.environ[WORKER_ENV] = json.dumps(spec)
+        uvicorn.run(
+            "engine.server:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            http=_Protocol,
+            log_level="warning",
+            access_log=False,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        )
+    finally:
+        os.environ.pop(WORKER_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def worker_app() -> ASGIApp:
+    """The application of one worker process of :func:`serve_workers` (set up by its environment).
+
+    Example: ``uvicorn.run("engine.server:worker_app", factory=True, workers=2)``.
+    """
+    spec = json.loads(os.environ[WORKER_ENV])
+    inventory = Inventory.open(spec["store"])
+    live = shared_rows(Path(spec["folder"]))
+    return create_app(inventory, token=spec["token"], quiet=spec["quiet"], live=live)
 
 
 def read_token(token: str | None, token_file: str | None) -> str | None:
