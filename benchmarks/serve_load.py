@@ -2,14 +2,17 @@
 
 Usage::
 
-    python benchmarks/serve_load.py --store big-store --clients 8 --seconds 60
+    python benchmarks/serve_load.py --store big-store --clients 8 --seconds 60 --workers 2
 
 Starts ``cbrq serve`` on a free loopback port as a separate process, runs
 ``--clients`` threads that each keep one HTTP/1.1 connection and send
-ListBackups queries (limit=100, a rotating mix of filters and sorts) until
-``--seconds`` pass, then stops the server. Prints throughput, p50/p99/max
-latency and the number of errors (non-200 answers or transport failures), as
-a markdown table row. Every loop is bounded by time; nothing leaves loopback.
+ListBackups queries (limit=100, a rotating mix of filters and sorts, or with
+``--mix fresh`` the same shapes with random values) until ``--seconds`` pass
+(after ``--warmup`` seconds of the same load, not counted), then stops the
+server. Prints throughput, p50/p99/max latency, the number of errors
+(non-200 answers or transport failures) and the memory of the server's
+processes, as a markdown table row. Every loop is bounded by time; nothing
+leaves loopback.
 """
 
 from __future__ import annotations
@@ -124,6 +127,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=1, help="cbrq serve --workers")
     parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0,
+        help="seconds of the same load before measuring (first uses of each sort and filter)",
+    )
+    parser.add_argument(
         "--mix",
         choices=["fixed", "fresh"],
         default="fixed",
@@ -162,20 +171,12 @@ def main() -> None:
                     raise SystemExit("server did not start") from None
                 time.sleep(0.2)
         ready = time.perf_counter() - started
+        fresh = args.mix == "fresh"
+        if args.warmup > 0:
+            _load(port, project, args.clients, args.warmup, fresh, [], [], seed=1000)
         latencies: list[float] = []
         errors: list[str] = []
-        until = time.perf_counter() + args.seconds
-        fresh = args.mix == "fresh"
-        threads = [
-            threading.Thread(
-                target=client, args=(port, project, until, latencies, errors, i, fresh)
-            )
-            for i in range(args.clients)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _load(port, project, args.clients, args.seconds, fresh, latencies, errors, seed=0)
         memory = _memory(server.pid)
     finally:
         server.terminate()
@@ -184,7 +185,8 @@ def main() -> None:
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     print(
         f"store {Path(args.store).resolve()}, {args.clients} clients, {args.seconds:.0f} s, "
-        f"{args.mix} mix, {args.workers} worker(s); server ready in {ready:.1f} s\n"
+        f"{args.mix} mix, {args.workers} worker(s), {args.warmup:.0f} s warm-up; "
+        f"server ready in {ready:.1f} s\n"
     )
     print("| requests | req/s | p50 ms | p99 ms | max ms | mean ms | errors | RSS MB | PSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -196,6 +198,30 @@ def main() -> None:
     )
     for error in errors[:5]:
         print("error:", error)
+
+
+def _load(
+    port: int,
+    project: str,
+    clients: int,
+    seconds: float,
+    fresh: bool,
+    latencies: list[float],
+    errors: list[str],
+    seed: int,
+) -> None:
+    """``clients`` threads sending queries for ``seconds``; their latencies and errors."""
+    until = time.perf_counter() + seconds
+    threads = [
+        threading.Thread(
+            target=client, args=(port, project, until, latencies, errors, seed + i, fresh)
+        )
+        for i in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _memory(pid: int) -> tuple[float, float]:

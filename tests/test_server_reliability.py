@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -172,3 +175,55 @@ def test_server_picks_up_a_new_commit(tmp_path: Path, capfd: pytest.CaptureFixtu
         time.sleep(0.5)
         assert get(f"{url}/v3/{P1}/backups/b")[0] == 200
     assert "now serving generation" in capfd.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_workers_share_records_and_follow_new_commits(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    dump = tmp_path / "a.json"
+    dump.write_text(page(backup("a"), backup("b")))
+    assert CliRunner().invoke(main, ["ingest", str(dump), "--store", str(store)]).exit_code == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    port = _free_port()
+    command = [sys.executable, "-m", "engine.cli", "serve", "--store", str(store)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2", "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch), "CBRQ_TOKEN": "t"},
+    )
+    url = f"http://127.0.0.1:{port}/v3/{P1}/backups"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(url, {"X-Auth-Token": "t"})[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "no server"
+            time.sleep(0.2)
+        assert get(url)[0] == 401  # the token reached the workers
+        assert list(scratch.glob("cbrq-serve-*/g*.arrow"))  # the shared records
+        dump.write_text(page(backup("c")))
+        assert CliRunner().invoke(main, ["ingest", str(dump), "--store", str(store)]).exit_code == 0
+        deadline = time.monotonic() + 60
+        while [get(url, {"X-Auth-Token": "t"})[2]["count"] for _ in range(8)] != [3] * 8:
+            assert time.monotonic() < deadline, "the workers never saw the new commit"
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=60)
+    assert log.count("now serving generation") == 2, log
+    assert list(scratch.iterdir()) == []  # the shared folder went with the server
+
+
+def test_workers_need_a_store() -> None:
+    result = CliRunner().invoke(main, ["serve", "--from", str(SAMPLE / "dumps"), "--workers", "2"])
+    assert result.exit_code == 2 and "--workers needs a store" in result.output
