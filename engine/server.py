@@ -16,9 +16,10 @@ and carries ``X-Request-Id``, which the log line of the request repeats
 that do not finish their headers in time get a JSON error and a closed
 connection.
 
-The inventory is held in memory (:class:`~engine.resident.Resident`: about
-1.3 GB per million backups): a page is a walk along a precomputed order and
-a gather of rows, never a disk read. A store-backed server looks at the
+The inventory is held in memory (:class:`~engine.resident.Resident`: every
+record; 2.9 GB for the 1M benchmark store, whose payloads alone take 1.4 GB;
+worker processes share one mapped copy): a page is a walk along a
+precomputed order and a gather of rows, never a disk read. A store-backed server looks at the
 store's manifest every few seconds and, when an ingest has committed, loads
 the new commit beside the old one and switches to it between requests
 (saying so in its log); answers never mix two commits.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import hmac
 import json
@@ -119,13 +121,19 @@ class Snapshot:
     stamp: tuple[int, int] | None
 
     @classmethod
-    def load(cls, inventory: Inventory, live: LiveRows | None = None) -> Snapshot:
+    def load(
+        cls,
+        inventory: Inventory,
+        live: LiveRows | None = None,
+        stamp: tuple[int, int] | None = None,
+    ) -> Snapshot:
         """Hold ``inventory`` in memory (records, orders, vault payloads in the API's form).
 
         ``live`` gives the live backup rows another way than reading the
-        store (:func:`shared_rows`, for worker processes).
+        store (:func:`shared_rows`, for worker processes); ``stamp`` is the
+        manifest's as read before ``inventory`` was opened (``None``: unknown,
+        so the first look at the store opens it to compare generations).
         """
-        stamp = None if inventory.root is None else _stamp(inventory.root)
         vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
         vaults = vaults.with_columns(canonical_payloads(vaults[PAYLOAD]))
         generation = inventory.manifest.generation
@@ -249,15 +257,26 @@ class Backend:
         """
         old = self.snapshot
         root = old.resident.inventory.root
-        if root is None or _stamp(root) == old.stamp:
+        stamp = None if root is None else _stamp(root)
+        if root is None or stamp == old.stamp:
             return False
         with self._refreshing:
             if self.snapshot is not old:
                 return False
             started = time.perf_counter()
+            # The stamp is read before the store is opened: a commit in between
+            # changes the stamp again, and the next look loads that commit too.
+            inventory = None
             try:
-                fresh = Snapshot.load(Inventory.open(root), self._live)
+                inventory = Inventory.open(root)
+                if inventory.manifest.generation == old.generation:
+                    inventory.close()
+                    self.snapshot = dataclasses.replace(old, stamp=stamp)
+                    return False
+                fresh = Snapshot.load(inventory, self._live, stamp=stamp)
             except (CbrqError, OSError) as err:
+                if inventory is not None:
+                    inventory.close()
                 self._log(f"cbrq: kept generation {old.generation}: cannot load the new one: {err}")
                 return False
             self.snapshot = fresh
