@@ -15,10 +15,12 @@ with the work per request kept far below the table size:
 - **Lookups are flags, not joins.** A rule's vault or member lookup (a small
   key set) marks rows by code (``vault_id``) or by a binary search of the
   sorted ids (``id``).
-- **Orders are computed once.** Each sort's row order is an ``arg_sort``
-  kept in a small cache (the default order at start); a page is a walk
-  along it that stops at ``offset + limit`` matches, and the count is the
-  sum of the match mask.
+- **Orders are computed once.** Each sort's row order is an ``arg_sort`` of
+  the keys' dense ranks packed into one 64-bit integer, kept in a small
+  cache (the default order at start); a page is a walk along it that stops
+  at ``offset + limit`` matches, and the count is the sum of the match mask.
+- **Masks are kept.** One mask per rule (its serialized predicate and lookup
+  plans are the key), so a filter that comes again costs an AND.
 
 Everything here is immutable after :meth:`Resident.build` except the caches,
 which only ever gain entries computed from immutable data, so requests may
