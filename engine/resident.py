@@ -49,6 +49,7 @@ from engine.execute import Result, marker_error
 from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery
+from engine.spec import SORT_KEYS
 
 if TYPE_CHECKING:
     from engine.inventory import Inventory
@@ -160,6 +161,9 @@ class Resident:
         resident = cls(inventory, frame, records)
         for name in PREPARED:
             resident._coded(name)
+        for key in SORT_KEYS:  # a new sort then costs one integer sort, not a text sort
+            if key in frame.columns:
+                resident._rank(key)
         resident._order(tuple((k.key, k.descending) for k in sort_keys(BackupQuery())))
         return resident
 

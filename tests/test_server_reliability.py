@@ -90,7 +90,11 @@ def test_malformed_http_gets_the_json_error(endpoint: str) -> None:
 
 def test_oversized_header_is_refused(endpoint: str) -> None:
     big = b"x" * 100_000
-    request = b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\nX-Big: " + big + b"\r\n\r\n"
+    request = (
+        b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: "
+        + big
+        + b"\r\n\r\n"
+    )
     status, _, body = answer(raw(endpoint, request))
     assert status in (400, 431) and body["error_code"] == "APIGW.0201"
 
