@@ -145,8 +145,14 @@ def expand_paths(paths: Sequence[str]) -> list[SourceRef]:
 
 def _walk(root: Path) -> Iterator[SourceRef]:
     found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
     for top, dirs, files in os.walk(root, followlinks=True):
         here = Path(top)
+        info = here.stat()
+        if (info.st_dev, info.st_ino) in seen:  # a symlink back up the tree
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         # Never descend into a cbrq store: its manifest is no dump, and a store
         # kept inside its own input directory would otherwise feed itself.
         dirs[:] = [d for d in dirs if not is_store_dir(here / d)]
