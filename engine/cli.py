@@ -686,6 +686,13 @@ def conformance(
       cbrq serve --store inv --port 8080 &
       cbrq conformance --endpoint http://127.0.0.1:8080 --project P --store inv
     """
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise click.UsageError(
+            "cbrq conformance generates its queries with hypothesis: "
+            "pip install 'cbrq[testing]'"
+        ) from None
     from engine.conformance import check_endpoint
 
     with _open(store, dumps) as inventory:

@@ -1,0 +1,101 @@
+"""What a real install gets: the wheel holds every subpackage, and it runs without the repo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SAMPLE
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A clean copy: setuptools would reuse an earlier build/ of the repo.
+    source = tmp_path_factory.mktemp("src") / "cbrq"
+    leftovers = shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".data", ".hypothesis"
+    )
+    shutil.copytree(REPO, source, ignore=leftovers)
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(source)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (found,) = out.glob("cbrq-*.whl")
+    return found
+
+
+def test_the_wheel_holds_every_subpackage(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {
+        str(init.parent.relative_to(REPO)) for init in (REPO / "engine").rglob("__init__.py")
+    }
+    assert packages >= {"engine", "engine/testing"}
+    for package in packages:
+        assert f"{package}/__init__.py" in names, package
+    for module in (REPO / "engine").rglob("*.py"):
+        assert str(module.relative_to(REPO)) in names, module
+    assert "engine/py.typed" in names
+
+
+def test_the_installed_wheel_runs_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
+    """Installed without -e into an environment that sees the dependencies but not the repo."""
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    python = env_dir / "bin" / "python"
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    # -S: no site hooks, so no editable install of the repo can answer for `engine`;
+    # the installed wheel comes first, then the dependencies of the system site.
+    paths = [str(target), *_site_packages()]
+    code = (
+        f"import sys; sys.path[:0] = {paths!r};"
+        "import engine, engine.testing.reference;"
+        f"assert engine.__file__.startswith({str(target)!r}), engine.__file__;"
+        "from engine.cli import main;"
+        "sys.argv = ['cbrq', *sys.argv[1:]]; main()"
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    version = subprocess.run(
+        [str(python), "-S", "-c", code, "--version"], cwd=work, capture_output=True, text=True
+    )
+    assert version.returncode == 0 and "cbrq" in version.stdout, version.stderr
+    dump = SAMPLE / "dumps" / "eca9bad1" / "backups-page-001.json"
+    query = subprocess.run(
+        [str(python), "-S", "-c", code, "count", "--from", str(dump), "status=available"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert query.returncode == 0 and query.stdout.strip().isdigit(), query.stderr
+
+
+def _site_packages() -> list[str]:
+    import site
+
+    return [p for p in site.getsitepackages() if Path(p).is_dir()]
+
+
+def test_conformance_without_hypothesis_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    monkeypatch.setitem(sys.modules, "hypothesis", None)  # as if not installed
+    args = ["conformance", "--endpoint", "http://127.0.0.1:9", "--project", "p"]
+    result = CliRunner().invoke(main, [*args, "--from", str(SAMPLE / "dumps")])
+    assert result.exit_code == 2 and "pip install 'cbrq[testing]'" in result.output
