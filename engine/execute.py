@@ -8,7 +8,7 @@ rows of the page, from the Parquet row groups that hold them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,24 @@ class Result:
     def arrow(self) -> pa.Table:
         """The page as an Arrow table of typed columns."""
         return self.frame.to_arrow()
+
+    def __len__(self) -> int:
+        """The number of backups on the page (``count`` is the number of matches)."""
+        return self.rows.height
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """The page's backups as dicts, as the API returns them.
+
+        Example: ``[b["id"] for b in inventory.query("limit=3")]``.
+        """
+        import json
+
+        return (json.loads(text) for text in self.payloads)
+
+    def __repr__(self) -> str:
+        limit = "none" if self.limit is None else self.limit
+        head = f"Result(count={self.count:,}, offset={self.offset}, limit={limit}"
+        return f"{head}, page of {len(self)})\n{self.frame!r}"
 
     def to_json(self) -> str:
         """The API response ``{"count","backups","offset","limit"}`` as JSON text."""

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -148,6 +149,12 @@ class Inventory:
             shutil.rmtree(self._temporary, ignore_errors=True)
             self._temporary = None
 
+    def __repr__(self) -> str:
+        where = repr(str(self.root)) if self.root is not None else f"in memory: {self.label}"
+        counts = ", ".join(f"{self.manifest.counts.get(k, 0):,} {k}" for k in RECORD_KINDS)
+        generation = f", generation {self.manifest.generation}" if self.root is not None else ""
+        return f"Inventory({where}{generation}; {counts})"
+
     def __enter__(self) -> Inventory:
         return self
 
@@ -166,6 +173,12 @@ class Inventory:
 
         Example: ``inv.raw("vaults").select("id", "_payload").collect()``.
         """
+        if kind not in RECORD_KINDS:
+            near = difflib.get_close_matches(kind, RECORD_KINDS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(
+                f"unknown record kind {kind!r} (allowed: {', '.join(RECORD_KINDS)}){hint}"
+            )
         if self._frames is not None:
             return self._frames[kind].lazy()
         return scan(self._root, kind, self.manifest)

@@ -291,8 +291,20 @@ def require_manifest(root: Path) -> Manifest:
     Example: ``require_manifest(Path("cbrq-store")).counts["backups"]``.
     """
     if not (root / MANIFEST).exists():
+        if root.is_dir() and _holds_dumps(root):
+            raise StoreError(
+                f"{root}: holds dump files, not an inventory: query them directly "
+                f"(`cbrq query --from {root}`, `Inventory.from_dumps({str(root)!r})`) or "
+                f"ingest them first (`cbrq ingest {root} --store cbrq-store`)"
+            )
         raise StoreError(f"{root}: no inventory here (run `cbrq ingest PATH --store {root}`)")
     return read_manifest(root)
+
+
+def _holds_dumps(root: Path) -> bool:
+    """Whether a directory has dump files (``*.json``, ``*.ndjson``, ... at any depth)."""
+    suffixes = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
+    return any(path.name.lower().endswith(suffixes) for path in root.rglob("*"))
 
 
 def table_files(root: Path, manifest: Manifest, kind: str) -> list[Path]:
