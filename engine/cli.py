@@ -690,8 +690,7 @@ def conformance(
         import hypothesis  # noqa: F401
     except ImportError:
         raise click.UsageError(
-            "cbrq conformance generates its queries with hypothesis: "
-            "pip install 'cbrq[testing]'"
+            "cbrq conformance generates its queries with hypothesis: pip install 'cbrq[testing]'"
         ) from None
     from engine.conformance import check_endpoint
 
