@@ -458,7 +458,7 @@ def query(
       cbrq query 'status=available&status=error&sort=created_at:asc&limit=100'
       cbrq query -p used_percent=80 -p resource_type=OS::Cinder::Volume -f csv
       cbrq query --from dumps/ 'name=autobk' -f ndjson
-      printf 'status=error\nlimit=1\n' | cbrq query --batch - --store inv
+      printf 'status=error\\nlimit=1\\n' | cbrq query --batch - --store inv
     """
     from engine import render
 

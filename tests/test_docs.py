@@ -9,6 +9,8 @@ from engine.cli import main
 from tests.conftest import REPO
 
 COMMANDS = sorted(main.commands)
+#: What an example line of a help text may start with.
+COMMAND_WORDS = ("cbrq", "curl", "printf", "zcat", "duckdb")
 
 
 def test_there_are_commands() -> None:
@@ -20,6 +22,16 @@ def test_command_has_help_with_example(name: str) -> None:
     result = CliRunner().invoke(main, [name, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_examples_are_whole_command_lines(name: str) -> None:
+    """Each example line is a command as typed (a ``\\n`` in a docstring once split one)."""
+    text = CliRunner().invoke(main, [name, "--help"]).output
+    block = text.split("Example:", 1)[1].split("\n\n", 1)[0].strip("\n").splitlines()
+    assert block
+    for line in block:
+        assert line.startswith("    ") and line.split()[0] in COMMAND_WORDS, line
 
 
 @pytest.mark.parametrize("name", COMMANDS)
