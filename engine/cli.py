@@ -30,6 +30,17 @@ STORE_HELP = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
 class _Group(click.Group):
     """Converts every cbrq error into its message on stderr and its exit status."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with the whole first sentence of its help, wrapped, never cut."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -52,6 +63,7 @@ def main() -> None:
     \b
     Example:
       cbrq ingest sample_data --store inv
+      cbrq query 'status=error&sort=created_at:desc&limit=5' --store inv -f table
       cbrq export --store inv -f ndjson | head
     """
 
@@ -468,6 +480,8 @@ def query(
             _run_batch(inventory, batch, project, semantics, output, fmt)
             return
         chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
+        if chosen == "parquet" and output is None and sys.stdout.isatty():
+            raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
         request = _request(query_string, params)
         try:
             result = inventory.query(

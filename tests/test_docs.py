@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, SAMPLE
 
 COMMANDS = sorted(main.commands)
 #: What an example line of a help text may start with.
@@ -59,3 +63,29 @@ def test_readme_conformance_example_works_as_written() -> None:
     test = namespace["test_my_list_backups_matches_the_spec"]
     assert callable(test)
     test()
+
+
+def test_top_level_help_shows_a_query_and_whole_summaries() -> None:
+    text = CliRunner().invoke(main, ["--help"]).output
+    assert "cbrq query '" in text
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands
+    for name in COMMANDS:
+        assert f"\n  {name} " in commands
+
+
+def test_parquet_to_a_terminal_is_refused() -> None:
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "query", "-f", "parquet", "limit=1",
+             "--from", str(SAMPLE / "dumps")],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2 and "-o FILE" in done.stderr
