@@ -47,6 +47,11 @@ class _Group(click.Group):
         except CbrqError as err:
             click.echo(f"cbrq: error: {err}", err=True)
             ctx.exit(err.exit_status)
+        except click.UsageError as err:
+            # One style for every error, click's own included, and the way to help.
+            where = err.ctx.command_path if err.ctx is not None else ctx.command_path
+            click.echo(f"cbrq: error: {err.format_message()} (see '{where} --help')", err=True)
+            ctx.exit(err.exit_code)
         except BrokenPipeError:
             # The reader (`| head`) has gone: stop quietly, as Unix tools do.
             import os

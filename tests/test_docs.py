@@ -89,3 +89,17 @@ def test_parquet_to_a_terminal_is_refused() -> None:
         os.close(follower)
         os.close(leader)
     assert done.returncode == 2 and "-o FILE" in done.stderr
+
+
+def test_every_error_has_one_style() -> None:
+    for args, where in (
+        (["query", "--bogus"], "cbrq query"),
+        (["nosuch"], "cbrq"),
+        (["query", "-f", "xml"], "cbrq query"),
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2
+        assert result.stderr.startswith("cbrq: error: ") and f"(see '{where} --help')" in (
+            result.stderr
+        )
+        assert "Usage:" not in result.stderr
