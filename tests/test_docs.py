@@ -97,7 +97,7 @@ def test_every_error_has_one_style() -> None:
         (["nosuch"], "cbrq"),
         (["query", "-f", "xml"], "cbrq query"),
     ):
-        result = CliRunner().invoke(main, args)
+        result = CliRunner().invoke(main, args, prog_name="cbrq")
         assert result.exit_code == 2
         assert result.stderr.startswith("cbrq: error: ") and f"(see '{where} --help')" in (
             result.stderr
