@@ -497,7 +497,7 @@ def query(
                 click.echo(json.dumps(err.body()))
             raise
         with click.open_file(output or "-", "wb") as out:
-            render.render(result, chosen, out)
+            render.render(result, chosen, out, terminal=output is None and sys.stdout.isatty())
 
 
 def _run_batch(

@@ -21,6 +21,18 @@ from engine.instants import canonical_expr, format_instant
 from engine.manifest import PAYLOAD
 
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "parquet")
+#: Table columns shown whole (ids), and the order columns go when the terminal is narrow.
+WHOLE_COLUMNS: Final[tuple[str, ...]] = ("id", "vault_id", "resource_size", "created_at")
+DROP_ORDER: Final[tuple[str, ...]] = (
+    "resource_size",
+    "resource_type",
+    "vault_id",
+    "created_at",
+    "status",
+    "name",
+)
+#: Rows of a table shown on a terminal (the rest are counted and named).
+TERMINAL_ROWS: Final[int] = 50
 TABLE_COLUMNS: Final[tuple[str, ...]] = (
     "id",
     "name",
@@ -43,8 +55,11 @@ def columns_for(fmt: str) -> list[str] | None:
     return ["id", PAYLOAD] if fmt in ("json", "ndjson") else None
 
 
-def render(result: Result, fmt: str, out: IO[bytes]) -> None:
+def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
     """Write ``result`` to ``out`` in ``fmt`` (one of :data:`FORMATS`).
+
+    ``terminal``: ``out`` is a terminal, so a table is fitted to its width and
+    capped at :data:`TERMINAL_ROWS` rows.
 
     Example: ``render(inv.query("limit=5"), "ndjson", sys.stdout.buffer)``.
     """
@@ -59,7 +74,11 @@ def render(result: Result, fmt: str, out: IO[bytes]) -> None:
         result.frame.write_parquet(buffer)
         out.write(buffer.getvalue())
     elif fmt == "table":
-        out.write(table(result).encode())
+        if terminal:
+            columns = shutil.get_terminal_size((120, 24)).columns
+            out.write(table(result, width=columns, max_rows=TERMINAL_ROWS).encode())
+        else:
+            out.write(table(result).encode())
     else:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
@@ -90,28 +109,78 @@ def flat(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def table(result: Result, width: int | None = None) -> str:
-    """A readable table of the page's main columns and a count line, fitted to the terminal.
+def table(result: Result, width: int | None = None, max_rows: int | None = None) -> str:
+    """A readable table of the page's main columns and a count line.
 
-    Example: ``print(table(inv.query("limit=10")))``.
+    ``width``: the terminal's columns; ``None`` (not a terminal) makes the
+    table as wide as its contents, so nothing is folded. Ids are never cut;
+    when the width is short, other cells end in an ellipsis instead of being
+    split across lines. ``max_rows`` shows at most that many rows and says
+    how many were left out and how to see them.
+
+    Example: ``print(table(inv.query("limit=10"), width=120, max_rows=50))``.
     """
     from rich.console import Console
     from rich.table import Table
 
     view = flat(result.frame.select([c for c in TABLE_COLUMNS if c in result.frame.columns]))
+    hidden = 0
+    if max_rows is not None and view.height > max_rows:
+        hidden = view.height - max_rows
+        view = view.head(max_rows)
+    least = {c: _least_width(c, view[c]) for c in view.columns}
+    dropped = []
+    # A narrow terminal loses whole columns, least useful first, rather than
+    # squeezing them to nothing; ids are shown whole or not at all.
+    for column in DROP_ORDER:
+        if width is None or sum(w + 3 for w in least.values()) + 1 <= width:
+            break
+        if column in least and len(least) > 1:
+            del least[column]
+            dropped.append(column)
+    view = view.select(list(least))
+    most = dict(least)
+    if width is not None:  # share what is left over among the columns that can shorten
+        spare = width - (sum(w + 3 for w in least.values()) + 1)
+        for column in view.columns:
+            longest = _least_width(column, view[column], whole=True)
+            extra = max(0, min(longest - least[column], spare))
+            most[column] += extra
+            spare -= extra
     grid = Table(show_lines=False, header_style="bold")
     for column in view.columns:
-        # ids and times are what people copy: never fold them; shorten vault ids first.
-        if column == "vault_id":
-            grid.add_column(column, no_wrap=True, overflow="ellipsis", max_width=13)
+        if column in WHOLE_COLUMNS:  # what people copy: never cut, never folded
+            grid.add_column(column, no_wrap=True, min_width=least[column])
         else:
-            grid.add_column(column, no_wrap=column in ("id", "created_at"), overflow="fold")
+            grid.add_column(
+                column,
+                no_wrap=True,
+                overflow="ellipsis",
+                min_width=least[column],
+                max_width=most[column] if width is not None else None,
+            )
     for row in view.iter_rows():
         grid.add_row(*("" if v is None else str(v) for v in row))
-    width = width or shutil.get_terminal_size((120, 24)).columns
-    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+    console = Console(file=io.StringIO(), width=width or 100_000, force_terminal=False)
     console.print(grid)
     shown = result.rows.height
     console.print(f"count {result.count}; showing {shown} from offset {result.offset}")
+    if dropped:
+        console.print(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
+    if hidden:
+        console.print(
+            f"{hidden} more rows not shown here; see them all with -f json, -f csv or -o FILE"
+        )
     assert isinstance(console.file, io.StringIO)
     return console.file.getvalue()
+
+
+def _least_width(column: str, values: pl.Series, whole: bool = False) -> int:
+    """The narrowest a table column may be: whole for ids and times, a readable start else.
+
+    ``whole``: the width of its longest value instead.
+    """
+    longest = max([len(column), *(len(str(v)) for v in values.drop_nulls())])
+    if whole or column in WHOLE_COLUMNS:
+        return longest
+    return min(longest, max(len(column), 9))
