@@ -435,7 +435,7 @@ def _semantics(exact_names: bool, time_field: str) -> Any:
     "--format",
     "-f",
     "fmt",
-    type=click.Choice(["table", "json", "ndjson", "csv", "parquet"]),
+    type=click.Choice(["table", "json", "ndjson", "csv", "tsv", "parquet"]),
     help="Output format [default: table on a terminal, else json].",
 )
 @click.option(

@@ -1,8 +1,8 @@
 """Phase: result -> bytes for people and programs.
 
 ``json`` is the API response ``{"count","backups","offset","limit"}`` with
-records as dumped; ``ndjson`` one record per line; ``csv`` the typed columns,
-nested values as JSON text and times in the API's form; ``parquet`` the typed
+records as dumped; ``ndjson`` one record per line; ``csv`` (and ``tsv``) the
+typed columns, nested values as JSON text and times in the API's form; ``parquet`` the typed
 columns; ``table`` a readable table fitted to the terminal.
 """
 
@@ -20,7 +20,7 @@ from engine.execute import Result
 from engine.instants import canonical_expr, format_instant
 from engine.manifest import PAYLOAD
 
-FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "parquet")
+FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
 #: Table columns shown whole (ids), and the order columns go when the terminal is narrow.
 WHOLE_COLUMNS: Final[tuple[str, ...]] = ("id", "vault_id", "resource_size", "created_at")
 DROP_ORDER: Final[tuple[str, ...]] = (
@@ -67,8 +67,10 @@ def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) 
         out.write(result.to_json().encode() + b"\n")
     elif fmt == "ndjson":
         out.write("".join(p + "\n" for p in result.payloads).encode())
-    elif fmt == "csv":
-        out.write(flat(result.frame).write_csv().encode())
+    elif fmt in ("csv", "tsv"):
+        # TSV: tabs between fields; a value holding a tab, newline or quote is quoted as in CSV.
+        separator = "," if fmt == "csv" else "\t"
+        out.write(flat(result.frame).write_csv(separator=separator).encode())
     elif fmt == "parquet":
         buffer = io.BytesIO()
         result.frame.write_parquet(buffer)

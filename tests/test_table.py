@@ -37,3 +37,16 @@ def test_off_a_terminal_nothing_is_cut_or_folded(inventory: Inventory) -> None:
             if record.get(field):
                 assert f" {record[field]} " in text, (field, record[field])
     assert "…" not in text and "more rows not shown" not in text
+
+
+def test_tsv_is_the_csv_with_tabs(inventory: Inventory) -> None:
+    import csv
+    import io
+
+    args = ["query", "sort=name:asc&limit=25", "--from", str(SAMPLE / "dumps"), "-f"]
+    comma = CliRunner().invoke(main, [*args, "csv"]).output
+    tab = CliRunner().invoke(main, [*args, "tsv"]).output
+    rows_csv = list(csv.reader(io.StringIO(comma)))
+    rows_tsv = list(csv.reader(io.StringIO(tab), delimiter="\t"))
+    assert rows_tsv == rows_csv and len(rows_tsv) == 26
+    assert tab.splitlines()[0].startswith("id\tname\t")
