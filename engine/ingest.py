@@ -23,7 +23,6 @@ import glob
 import gzip
 import hashlib
 import os
-import re
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -34,7 +33,7 @@ from typing import Final
 import msgspec
 
 from engine.errors import InputError, Location
-from engine.manifest import FORMAT, MANIFEST
+from engine.manifest import FORMAT, GENERATION_DIR, MANIFEST
 from engine.spec import RESPONSE_KEYS
 
 DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
@@ -42,7 +41,6 @@ STDIN_LABEL: Final[str] = "<stdin>"
 _BOM: Final[bytes] = b"\xef\xbb\xbf"
 #: What JSON counts as whitespace (Python's strip() also takes \f and \v).
 _BLANK: Final[bytes] = b" \t\r\n"
-_GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
 
 _RAW_OBJECT: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
@@ -157,7 +155,7 @@ def _walk(root: Path) -> Iterator[SourceRef]:
         # kept inside its own input directory would otherwise feed itself.
         dirs[:] = [d for d in dirs if not is_store_dir(here / d)]
         found.extend(
-            here / name for name in files if not name.startswith(".") and _is_dump_name(name)
+            here / name for name in files if not name.startswith(".") and is_dump_name(name)
         )
     for path in sorted(found):
         yield SourceRef(str(path), path)
@@ -177,7 +175,7 @@ def is_store_dir(path: Path) -> bool:
             return False
         return FORMAT.encode() in head
     return (path / ".lock").is_file() and any(
-        _GENERATION_DIR.fullmatch(child.name) for child in path.iterdir()
+        GENERATION_DIR.fullmatch(child.name) for child in path.iterdir()
     )
 
 
@@ -185,7 +183,11 @@ def _in_store(path: Path) -> bool:
     return any(is_store_dir(parent) for parent in path.parents)
 
 
-def _is_dump_name(name: str) -> bool:
+def is_dump_name(name: str) -> bool:
+    """Whether a directory walk reads a file of this name (``*.json``, ``*.ndjson.gz``, ...).
+
+    Example: ``is_dump_name("page-1.json.gz")`` -> ``True``.
+    """
     name = name.lower().removesuffix(".gz")
     return name.endswith(DUMP_SUFFIXES)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +46,8 @@ INTERNAL_COLUMNS: Final[tuple[str, ...]] = (PAYLOAD, SEQ, ROW)
 #: table (files in manifest order), next to its ``_seq`` and ``_row``.
 POS: Final[str] = "_pos"
 
+#: The name of a generation directory, as cbrq makes them.
+GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
 STORE_ENV: Final[str] = "CBRQ_STORE"
 DEFAULT_STORE: Final[str] = "cbrq-store"
 MANIFEST: Final[str] = "manifest.json"
@@ -302,9 +305,10 @@ def require_manifest(root: Path) -> Manifest:
 
 
 def _holds_dumps(root: Path) -> bool:
-    """Whether a directory has dump files (``*.json``, ``*.ndjson``, ... at any depth)."""
-    suffixes = (".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")
-    return any(path.name.lower().endswith(suffixes) for path in root.rglob("*"))
+    """Whether a directory has dump files (what ``cbrq ingest DIR`` would read)."""
+    from engine.ingest import is_dump_name
+
+    return any(is_dump_name(path.name) for path in root.rglob("*"))
 
 
 def table_files(root: Path, manifest: Manifest, kind: str) -> list[Path]:

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from engine.errors import StoreError
 from engine.manifest import (
     FILE_ROWS,
+    GENERATION_DIR,
     MANIFEST,
     POS,
     READERS,
@@ -88,7 +89,6 @@ MERGE_RATIO: Final[int] = 1
 #: (superseded rows cost every query a filter and the disk their bytes).
 MAX_DEAD_SHARE: Final[float] = 0.25
 
-_GENERATION: Final = re.compile(r"g[0-9]{6}")
 #: The names a generation directory holds: table files, staging, leases, quarantine.
 _OWN_ENTRY: Final = re.compile(
     r"(?:backups|vaults|members)-(?:[0-9]{5}|dead)\.parquet|quarantine\.ndjson|\.readers|parts"
@@ -947,7 +947,7 @@ def _remove_stale(root: Path, keep: Manifest) -> None:
     used = keep.referenced() | {f"g{keep.generation:06d}"}
     for child in root.glob("g[0-9]*"):
         if (
-            _GENERATION.fullmatch(child.name)
+            GENERATION_DIR.fullmatch(child.name)
             and child.is_dir()
             and child.name not in used
             and _made_by_cbrq(child)
