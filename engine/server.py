@@ -162,9 +162,9 @@ def shared_rows(folder: Path) -> LiveRows:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not path.exists():
                 numbered = inventory.physical().with_row_index(RID)
-                rows = inventory.live(numbered).drop(RID).collect()
                 staged = path.with_suffix(".staged")
-                rows.write_ipc(staged, compression="uncompressed")
+                # Streamed from Parquet to the file: the writer never holds every record.
+                inventory.live(numbered).drop(RID).sink_ipc(staged, compression="uncompressed")
                 os.replace(staged, path)
                 for old in folder.glob("g*.arrow"):
                     if old.name < path.name:
@@ -207,11 +207,6 @@ class Backend:
         self._log = log
         self._refreshing = threading.Lock()
         self._owned = False  # the first inventory is the caller's to close
-
-    @property
-    def inventory(self) -> Inventory:
-        """The inventory of the current snapshot."""
-        return self.snapshot.resident.inventory
 
     def list_backups(self, project: str, pairs: list[tuple[str, str]]) -> str:
         """The ListBackups response text; raises QueryError."""
@@ -518,16 +513,17 @@ def config(
 
     Example: ``uvicorn.Server(config(create_app(inv), port=0)).run()``.
     """
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=_Protocol,
-        log_level="warning",
-        access_log=False,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        **options,
-    )
+    return uvicorn.Config(app, host=host, port=port, **_uvicorn_settings(), **options)
+
+
+def _uvicorn_settings() -> dict[str, Any]:
+    """What every cbrq server tells uvicorn, in one process or several."""
+    return {
+        "http": _Protocol,
+        "log_level": "warning",
+        "access_log": False,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
 
 
 def serve(app: Any, host: str, port: int) -> None:
@@ -563,10 +559,7 @@ def serve_workers(
             workers=workers,
             host=host,
             port=port,
-            http=_Protocol,
-            log_level="warning",
-            access_log=False,
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            **_uvicorn_settings(),
         )
     finally:
         os.environ.pop(WORKER_ENV, None)
