@@ -8,8 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +20,9 @@ from engine.inventory import Inventory
 from engine.server import TOKEN_ENV, read_token
 from tests.conftest import SAMPLE
 from tests.records import backup, page
-from tests.server_fixture import running, running_asgi
+from tests.server_fixture import get, running, running_asgi
 
 P1 = "p1"
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
 
 
 def raw(url: str, data: bytes, wait: float = 5.0) -> bytes:
@@ -101,10 +90,9 @@ def test_oversized_header_is_refused(endpoint: str) -> None:
 
 def test_slow_head_is_timed_out(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     monkeypatch.setattr(engine.server, "HEADER_TIMEOUT", 0.3)
-    started = time.monotonic()
+    # Only the server's own timer answers an unfinished head (408, then it closes).
     status, _, body = answer(raw(endpoint, b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\n"))
     assert status == 408 and body["error_code"] == "APIGW.0201"
-    assert time.monotonic() - started < 4
 
 
 def test_trailing_slash_is_the_same_resource(endpoint: str) -> None:

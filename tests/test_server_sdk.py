@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +16,7 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 
 from engine.inventory import Inventory
 from tests.golden.cases import load_store
-from tests.server_fixture import running
+from tests.server_fixture import get, running
 
 P1 = "3cbb7daa64c184fa48a7c8252abc5619"
 P3 = "eca9bad1449e78e4f15ce760f3e452f2"
@@ -108,15 +105,6 @@ def test_show_backup_known_and_unknown(endpoint: str, inventory: Inventory) -> N
         client(endpoint).show_backup(ShowBackupRequest(backup_id="no-such-backup"))
     assert caught.value.status_code == 404
     assert caught.value.error_code == "BackupService.6200"
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), json.loads(err.read())
 
 
 def test_plain_http_routes_errors_and_headers(endpoint: str) -> None:
