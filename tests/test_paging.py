@@ -11,16 +11,21 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from engine import spec
 from engine.inventory import Inventory
+from engine.resident import Resident
 from engine.testing.strategies import inventories
 
 
 class PagingWalk(RuleBasedStateMachine):
     """Walk one sorted, filtered result page by page, by marker or by offset."""
 
+    #: Page with engine.resident (what `cbrq serve` answers from) instead of execute.
+    resident = False
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
         self.inv: Inventory | None = None
+        self.held: Resident | None = None
         self.query = ""
         self.expected: list[str] = []
         self.seen: list[str] = []
@@ -46,10 +51,14 @@ class PagingWalk(RuleBasedStateMachine):
         parts += [f"status={s}" for s in statuses]
         self.query = "&".join(parts)
         self.expected = self.inv.query(self.query).ids
+        if self.resident:
+            self.held = Resident.build(self.inv)
 
     def _page(self, extra: str) -> list[str]:
         assert self.inv is not None
         query = "&".join(p for p in [self.query, extra] if p)
+        if self.held is not None:
+            return self.held.run(self.inv.parse(query)).ids
         return self.inv.query(query).ids
 
     @precondition(lambda self: not self.done and self.offset == 0)
@@ -97,4 +106,11 @@ class PagingWalk(RuleBasedStateMachine):
         self.tmp.cleanup()
 
 
+class ResidentPagingWalk(PagingWalk):
+    """The same walk through the server's executor, against the engine's unpaged answer."""
+
+    resident = True
+
+
 TestPaging = PagingWalk.TestCase
+TestResidentPaging = ResidentPagingWalk.TestCase
