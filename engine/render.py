@@ -122,22 +122,45 @@ def table(result: Result, width: int | None = None, max_rows: int | None = None)
 
     Example: ``print(table(inv.query("limit=10"), width=120, max_rows=50))``.
     """
+    view = result.frame.select([c for c in TABLE_COLUMNS if c in result.frame.columns])
+    footer = f"count {result.count}; showing {result.rows.height} from offset {result.offset}"
+    return frame_table(view, footer, width=width, max_rows=max_rows)
+
+
+def frame_table(
+    frame: pl.DataFrame,
+    footer: str = "",
+    *,
+    width: int | None = None,
+    max_rows: int | None = None,
+    whole: tuple[str, ...] = WHOLE_COLUMNS,
+    drop_order: tuple[str, ...] = DROP_ORDER,
+) -> str:
+    """Any frame as a readable table, then ``footer``: what :func:`table` draws a page with.
+
+    Columns named in ``whole`` are never cut; when ``width`` is short the
+    columns of ``drop_order`` go first, then the others from the right.
+
+    Example: ``print(frame_table(inv.lazy().head(5).collect(), "5 backups", width=100))``.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    view = flat(result.frame.select([c for c in TABLE_COLUMNS if c in result.frame.columns]))
+    view = flat(frame)
     hidden = 0
     if max_rows is not None and view.height > max_rows:
         hidden = view.height - max_rows
         view = view.head(max_rows)
-    least = {c: _least_width(c, view[c]) for c in view.columns}
+    least = {c: _least_width(c, view[c], whole=c in whole) for c in view.columns}
     dropped = []
     # A narrow terminal loses whole columns, least useful first, rather than
     # squeezing them to nothing; ids are shown whole or not at all.
-    for column in DROP_ORDER:
+    order = [c for c in drop_order if c in least]
+    order += [c for c in reversed(view.columns) if c not in order][:-1]
+    for column in order:
         if width is None or sum(w + 3 for w in least.values()) + 1 <= width:
             break
-        if column in least and len(least) > 1:
+        if len(least) > 1:
             del least[column]
             dropped.append(column)
     view = view.select(list(least))
@@ -151,7 +174,7 @@ def table(result: Result, width: int | None = None, max_rows: int | None = None)
             spare -= extra
     grid = Table(show_lines=False, header_style="bold")
     for column in view.columns:
-        if column in WHOLE_COLUMNS:  # what people copy: never cut, never folded
+        if column in whole:  # what people copy: never cut, never folded
             grid.add_column(column, no_wrap=True, min_width=least[column])
         else:
             grid.add_column(
@@ -165,8 +188,8 @@ def table(result: Result, width: int | None = None, max_rows: int | None = None)
         grid.add_row(*("" if v is None else str(v) for v in row))
     console = Console(file=io.StringIO(), width=width or 100_000, force_terminal=False)
     console.print(grid)
-    shown = result.rows.height
-    console.print(f"count {result.count}; showing {shown} from offset {result.offset}")
+    if footer:
+        console.print(footer)
     if dropped:
         console.print(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
     if hidden:
@@ -183,6 +206,6 @@ def _least_width(column: str, values: pl.Series, whole: bool = False) -> int:
     ``whole``: the width of its longest value instead.
     """
     longest = max([len(column), *(len(str(v)) for v in values.drop_nulls())])
-    if whole or column in WHOLE_COLUMNS:
+    if whole:
         return longest
     return min(longest, max(len(column), 9))
