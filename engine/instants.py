@@ -58,9 +58,12 @@ def parse_instant(text: str) -> datetime | None:
     match = _RE.fullmatch(text)
     if match is None:
         return None
-    try:
-        base = datetime.strptime(match["base"], _BASE_FORMAT)
-    except ValueError:
+    b = match["base"]
+    try:  # the fields by position (the regex fixed them): a fifth of strptime's cost
+        base = datetime(
+            int(b[0:4]), int(b[5:7]), int(b[8:10]), int(b[11:13]), int(b[14:16]), int(b[17:19])
+        )
+    except ValueError:  # no such day (02-30), or year 0
         return None
     micros = int((match["frac"] or "").ljust(9, "0")[:6])
     offset = _offset_minutes(match["zone"])
@@ -86,7 +89,11 @@ def format_instant(instant: datetime) -> str:
         >>> format_instant(parse_instant("2020-02-21T07:00:54Z"))
         '2020-02-21T07:00:54.000000'
     """
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    t = instant.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T"
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}"
+    )
 
 
 def canonical(text: str) -> str | None:
