@@ -488,10 +488,9 @@ def query(
         if chosen == "parquet" and output is None and sys.stdout.isatty():
             raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
         request = _request(query_string, params)
+        columns = render.columns_for(chosen, inventory.lazy().collect_schema().names())
         try:
-            result = inventory.query(
-                request, project=project, semantics=semantics, columns=render.columns_for(chosen)
-            )
+            result = inventory.query(request, project=project, semantics=semantics, columns=columns)
         except CbrqError as err:
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
@@ -522,7 +521,7 @@ def _run_batch(
             try:
                 line = _batch_line(raw, number)
                 text = inventory.query(
-                    line, project=project, semantics=semantics, columns=columns_for("json")
+                    line, project=project, semantics=semantics, columns=columns_for("json", [])
                 ).to_json()
             except QueryError as err:
                 failed += 1

@@ -9,16 +9,18 @@ columns; ``table`` a readable table fitted to the terminal.
 from __future__ import annotations
 
 import io
-import json
 import shutil
-from datetime import datetime
-from typing import IO, Final
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Final
 
 import polars as pl
 
 from engine.execute import Result
-from engine.instants import canonical_expr, format_instant
-from engine.manifest import PAYLOAD
+from engine.instants import canonical_expr
+from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
 #: Table columns shown whole (ids), and the order columns go when the terminal is narrow.
@@ -44,15 +46,18 @@ TABLE_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 
-def columns_for(fmt: str) -> list[str] | None:
-    """The columns ``fmt`` renders from (``None``: every column).
+def columns_for(fmt: str, typed: Sequence[str]) -> list[str]:
+    """The columns ``fmt`` renders from, given the inventory's ``typed`` columns.
 
     ``json`` and ``ndjson`` write the records as dumped, so a query for them
-    reads only the payload of the page's rows.
+    reads only the payload of the page's rows; the other formats write the
+    typed columns and never read the payload.
 
-    Example: ``inv.query("limit=5", columns=columns_for("json"))``.
+    Example: ``inv.query("limit=5", columns=columns_for("csv", inv.lazy().collect_schema()))``.
     """
-    return ["id", PAYLOAD] if fmt in ("json", "ndjson") else None
+    if fmt in ("json", "ndjson"):
+        return ["id", PAYLOAD]
+    return [c for c in typed if c not in INTERNAL_COLUMNS]
 
 
 def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
@@ -85,30 +90,52 @@ def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) 
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return format_instant(value)
-    raise TypeError(type(value).__name__)
-
-
 def flat(frame: pl.DataFrame) -> pl.DataFrame:
     """Typed columns made flat: instants in the API's form, nested values as JSON text.
 
+    Nested values are written by polars (compact JSON, keys in schema order),
+    with the instants inside them put in the API's form first: no value goes
+    through Python.
+
     Example: ``flat(result.frame).write_csv("page.csv")``.
     """
-    columns: list[pl.Series | pl.Expr] = []
+    columns: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Datetime):
             columns.append(canonical_expr(pl.col(name)).alias(name))
         elif isinstance(dtype, pl.Struct | pl.List):
-            values = [
-                None if v is None else json.dumps(v, default=_json_default, ensure_ascii=False)
-                for v in frame[name].to_list()
-            ]
-            columns.append(pl.Series(name, values, pl.String))
+            # json_encode takes a struct: wrap the value as {"v": ...} and unwrap the text.
+            wrapped = pl.struct(_instants_as_text(pl.col(name), dtype).alias("v"))
+            text = wrapped.struct.json_encode().str.slice(len('{"v":')).str.strip_suffix("}")
+            columns.append(pl.when(pl.col(name).is_not_null()).then(text).alias(name))
         else:
             columns.append(pl.col(name))
     return frame.select(columns)
+
+
+def _instants_as_text(expr: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
+    """``expr`` with every instant inside it (at any depth) as text in the API's form."""
+    if not _holds_instants(dtype):
+        return expr
+    if isinstance(dtype, pl.Datetime):
+        return canonical_expr(expr)
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(_instants_as_text(pl.element(), dtype.inner))
+    assert isinstance(dtype, pl.Struct)
+    fields = [
+        _instants_as_text(expr.struct.field(f.name), f.dtype).alias(f.name) for f in dtype.fields
+    ]
+    return pl.when(expr.is_not_null()).then(pl.struct(fields))  # a null struct stays null
+
+
+def _holds_instants(dtype: PolarsDataType) -> bool:
+    if isinstance(dtype, pl.Datetime):
+        return True
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_instants(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, pl.List):
+        return _holds_instants(dtype.inner)
+    return False
 
 
 def table(result: Result, width: int | None = None, max_rows: int | None = None) -> str:
