@@ -450,6 +450,13 @@ def _semantics(exact_names: bool, time_field: str) -> Any:
     help="Run one query string per line of FILE (- for stdin); one JSON response "
     "(or API error body) per output line.",
 )
+@click.option(
+    "--fields",
+    metavar="A,B.C",
+    help="Only these fields: column names or dotted paths (extend_info.incremental, "
+    "replication_records.status). JSON records keep their nesting; the other formats "
+    "get one column per path.",
+)
 def query(
     query_string: str | None,
     store: str | None,
@@ -461,6 +468,7 @@ def query(
     fmt: str | None,
     output: str | None,
     batch: str | None,
+    fields: str | None,
 ) -> None:
     """Answer a ListBackups query (the API's own query string) from the inventory.
 
@@ -475,20 +483,24 @@ def query(
       cbrq query 'status=available&status=error&sort=created_at:asc&limit=100'
       cbrq query -p used_percent=80 -p resource_type=OS::Cinder::Volume -f csv
       cbrq query --from dumps/ 'name=autobk' -f ndjson
+      cbrq query 'status=error' --fields id,name,extend_info.incremental -f csv
       printf 'status=error\\nlimit=1\\n' | cbrq query --batch - --store inv
     """
     from engine import render
+    from engine.fields import Fields
 
     semantics = _semantics(exact_names, time_field)
     with _open(store, dumps) as inventory:
+        typed = inventory.lazy().collect_schema()
+        chosen_fields = None if fields is None else Fields.parse(fields, typed)
         if batch is not None:
-            _run_batch(inventory, batch, project, semantics, output, fmt)
+            _run_batch(inventory, batch, project, semantics, output, fmt, chosen_fields)
             return
         chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
         if chosen == "parquet" and output is None and sys.stdout.isatty():
             raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
         request = _request(query_string, params)
-        columns = render.columns_for(chosen, inventory.lazy().collect_schema().names())
+        columns = render.columns_for(chosen, typed.names(), chosen_fields)
         try:
             result = inventory.query(request, project=project, semantics=semantics, columns=columns)
         except CbrqError as err:
@@ -496,7 +508,8 @@ def query(
                 click.echo(json.dumps(err.body()))
             raise
         with click.open_file(output or "-", "wb") as out:
-            render.render(result, chosen, out, terminal=output is None and sys.stdout.isatty())
+            terminal = output is None and sys.stdout.isatty()
+            render.render(result, chosen, out, terminal=terminal, fields=chosen_fields)
 
 
 def _run_batch(
@@ -506,9 +519,10 @@ def _run_batch(
     semantics: Any,
     output: str | None,
     fmt: str | None,
+    fields: Any,
 ) -> None:
     from engine.errors import QueryError
-    from engine.render import columns_for
+    from engine.render import columns_for, json_response
 
     if fmt not in (None, "json"):
         raise click.UsageError("--batch writes one JSON response per line; use -f json")
@@ -520,9 +534,11 @@ def _run_batch(
         for number, raw in enumerate(lines, start=1):
             try:
                 line = _batch_line(raw, number)
-                text = inventory.query(
-                    line, project=project, semantics=semantics, columns=columns_for("json", [])
-                ).to_json()
+                columns = columns_for("json", [], fields)
+                result = inventory.query(
+                    line, project=project, semantics=semantics, columns=columns
+                )
+                text = json_response(result, fields)
             except QueryError as err:
                 failed += 1
                 text = json.dumps(err.body())

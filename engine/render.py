@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Final
 
 import polars as pl
 
 from engine.execute import Result
+from engine.fields import Fields
 from engine.instants import canonical_expr
 from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
 
@@ -46,28 +48,46 @@ TABLE_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 
-def columns_for(fmt: str, typed: Sequence[str]) -> list[str]:
+def columns_for(fmt: str, typed: Sequence[str], fields: Fields | None = None) -> list[str]:
     """The columns ``fmt`` renders from, given the inventory's ``typed`` columns.
 
     ``json`` and ``ndjson`` write the records as dumped, so a query for them
     reads only the payload of the page's rows; the other formats write the
-    typed columns and never read the payload.
+    typed columns and never read the payload. With ``fields``, only the
+    columns they name are read, whatever the format.
 
     Example: ``inv.query("limit=5", columns=columns_for("csv", inv.lazy().collect_schema()))``.
     """
+    if fields is not None:
+        return fields.top
     if fmt in ("json", "ndjson"):
         return ["id", PAYLOAD]
     return [c for c in typed if c not in INTERNAL_COLUMNS]
 
 
-def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
+def render(
+    result: Result,
+    fmt: str,
+    out: IO[bytes],
+    *,
+    terminal: bool = False,
+    fields: Fields | None = None,
+) -> None:
     """Write ``result`` to ``out`` in ``fmt`` (one of :data:`FORMATS`).
 
     ``terminal``: ``out`` is a terminal, so a table is fitted to its width and
-    capped at :data:`TERMINAL_ROWS` rows.
+    capped at :data:`TERMINAL_ROWS` rows. ``fields``: only these fields,
+    nested in JSON records, one column per path in the other formats.
 
     Example: ``render(inv.query("limit=5"), "ndjson", sys.stdout.buffer)``.
     """
+    columns: list[str] | None = None
+    if fields is not None:
+        if fmt in ("json", "ndjson"):
+            result = _records_of(result, fields)
+        else:
+            result = replace(result, rows=result.frame.select(fields.columns()))
+            columns = result.rows.columns
     if fmt == "json":
         out.write(result.to_json().encode() + b"\n")
     elif fmt == "ndjson":
@@ -81,13 +101,36 @@ def render(result: Result, fmt: str, out: IO[bytes], *, terminal: bool = False) 
         result.frame.write_parquet(buffer)
         out.write(buffer.getvalue())
     elif fmt == "table":
-        if terminal:
-            columns = shutil.get_terminal_size((120, 24)).columns
-            out.write(table(result, width=columns, max_rows=TERMINAL_ROWS).encode())
-        else:
-            out.write(table(result).encode())
+        width = shutil.get_terminal_size((120, 24)).columns if terminal else None
+        rows = TERMINAL_ROWS if terminal else None
+        out.write(table(result, width=width, max_rows=rows, columns=columns).encode())
     else:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+
+
+def json_response(result: Result, fields: Fields | None = None) -> str:
+    """The API response of ``result`` as JSON text, its records cut to ``fields`` if given.
+
+    Example: ``json_response(inv.query("limit=2"), Fields.parse("id", schema))``.
+    """
+    return (result if fields is None else _records_of(result, fields)).to_json()
+
+
+def _records_of(result: Result, fields: Fields) -> Result:
+    """``result`` with each record replaced by the JSON of its chosen fields."""
+    texts = json_texts(result.frame.select(fields.records()))
+    return replace(result, rows=pl.DataFrame({PAYLOAD: texts}))
+
+
+def json_texts(frame: pl.DataFrame) -> pl.Series:
+    """Each row of ``frame`` as a JSON object (instants in the API's form, at any depth).
+
+    Example: ``json_texts(page.select("id", "status"))[0]`` -> ``'{"id":"b1","status":"error"}'``.
+    """
+    row = pl.struct(
+        [_instants_as_text(pl.col(c), dtype).alias(c) for c, dtype in frame.schema.items()]
+    )
+    return frame.select(row.struct.json_encode().alias(PAYLOAD)).to_series()
 
 
 def flat(frame: pl.DataFrame) -> pl.DataFrame:
@@ -138,18 +181,25 @@ def _holds_instants(dtype: PolarsDataType) -> bool:
     return False
 
 
-def table(result: Result, width: int | None = None, max_rows: int | None = None) -> str:
+def table(
+    result: Result,
+    width: int | None = None,
+    max_rows: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> str:
     """A readable table of the page's main columns and a count line.
 
     ``width``: the terminal's columns; ``None`` (not a terminal) makes the
     table as wide as its contents, so nothing is folded. Ids are never cut;
     when the width is short, other cells end in an ellipsis instead of being
     split across lines. ``max_rows`` shows at most that many rows and says
-    how many were left out and how to see them.
+    how many were left out and how to see them. ``columns``: these columns
+    (default: the main ones of :data:`TABLE_COLUMNS`).
 
     Example: ``print(table(inv.query("limit=10"), width=120, max_rows=50))``.
     """
-    view = result.frame.select([c for c in TABLE_COLUMNS if c in result.frame.columns])
+    chosen = columns or [c for c in TABLE_COLUMNS if c in result.frame.columns]
+    view = result.frame.select(chosen)
     footer = f"count {result.count}; showing {result.rows.height} from offset {result.offset}"
     return frame_table(view, footer, width=width, max_rows=max_rows)
 
