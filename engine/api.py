@@ -465,7 +465,9 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
     Per table: live rows, stored rows (live plus superseded), segments with
     their files and rows, and the file of superseded rows; plus the
-    generation, when it was committed, the ingested files and the quarantine.
+    generation, when it was committed, the ingested files (source, time,
+    records per kind, content hash, in ingest order) and the quarantine
+    (file, records, bytes).
     Reads only the manifest and Parquet footers.
 
     Example: ``store_info("cbrq-store")["tables"]["backups"]["segments"]``.
@@ -490,10 +492,11 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             "segments": segments,
             "dead_file": None if dead is None else str(root / dead),
         }
-    quarantined = 0
+    quarantined = quarantine_bytes = 0
     if manifest.quarantine:
         with open(root / manifest.quarantine, "rb") as handle:
             quarantined = sum(1 for _ in handle)
+            quarantine_bytes = handle.tell()
     return {
         "store": str(root),
         "generation": manifest.generation,
@@ -501,8 +504,13 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         "tables": tables,
         "limits": {"segments": MAX_SEGMENTS, "superseded_share": MAX_DEAD_SHARE},
         "ingested_files": len(manifest.files),
+        "files": [
+            {key: entry.get(key) for key in ("source", "ingested_at", "records", "sha256")}
+            for entry in manifest.files
+        ],
         "quarantine": None if manifest.quarantine is None else str(root / manifest.quarantine),
         "quarantined": quarantined,
+        "quarantine_bytes": quarantine_bytes,
     }
 
 

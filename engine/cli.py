@@ -275,8 +275,13 @@ def export(
 )
 @click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
 @click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
+@click.option(
+    "--ingested",
+    is_flag=True,
+    help="List the ingested dump files: time, records read per kind, source (in ingest order).",
+)
 @_kind_option("The table --files and --sql are about.")
-def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None:
+def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, kind: str) -> None:
     """Show the inventory's state: generation, rows, segments, superseded rows.
 
     A table is stored as sorted segments (one per ingest until merged);
@@ -288,6 +293,7 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None
     \b
     Example:
       cbrq info --store inv
+      cbrq info --store inv --ingested | tail -3
       duckdb -c "SELECT status, count(*) FROM ($(cbrq info --store inv --sql)) GROUP BY 1"
     """
     from pathlib import Path
@@ -303,6 +309,10 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None
         for segment in state["tables"][kind]["segments"]:
             for name in segment["files"]:
                 click.echo(name)
+    elif ingested and fmt == "text":
+        for entry in state["files"]:
+            counts = ", ".join(f"{n} {k}" for k, n in (entry["records"] or {}).items() if n)
+            click.echo(f"{entry['ingested_at']}  {counts or 'no'} read  {entry['source']}")
     elif fmt == "json":
         click.echo(json.dumps(state, indent=2))
     else:
@@ -313,8 +323,11 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, kind: str) -> None
 def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
     lines = [
         f"store: {root} (generation {state['generation']}, committed {state['updated_at']})",
-        f"ingested files: {state['ingested_files']}",
     ]
+    times = sorted(entry["ingested_at"] for entry in state["files"] if entry["ingested_at"])
+    span = f" between {times[0]} and {times[-1]}" if times and times[0] != times[-1] else ""
+    span = f" at {times[0]}" if times and not span else span
+    lines.append(f"ingested files: {state['ingested_files']}{span} (list them: --ingested)")
     for kind, table in state["tables"].items():
         segments = table["segments"]
         rows = ", ".join(f"{seg['rows']:,}" for seg in segments) or "none"
@@ -329,7 +342,8 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
         f"{limits['superseded_share']:.0%} superseded rows; `cbrq compact` merges all"
     )
     if state["quarantine"]:
-        lines.append(f"quarantine: {state['quarantined']} record(s) in {state['quarantine']}")
+        size, where = state["quarantine_bytes"], state["quarantine"]
+        lines.append(f"quarantine: {state['quarantined']} record(s), {size:,} bytes, in {where}")
     return lines
 
 

@@ -298,3 +298,30 @@ def test_dead_rows_keep_their_positions_when_newer_segments_merge(
     assert inv.count() == 117
     assert inv.query("name=v").ids == ["a005", "a050"]
     assert [json.loads(inv.record(i) or "{}")["name"] for i in ("a005", "a050")] == ["v2", "v3"]
+
+
+def test_cbrq_info_lists_ingested_files_and_the_quarantine(write: Write, store: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    first = write("1.json", page(backup("a"), backup("b")))
+    ingest([str(first)], store)
+    bad = write(
+        "2.json", '{"count": 2, "backups": [{"id": "c"}, {"id": "d", "resource_size": "x"}]}'
+    )
+    ingest([str(bad)], store, lenient=True)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["info", "--store", str(store), "--ingested"]).output.splitlines()
+    assert [line.split("  ")[1:] for line in listed] == [
+        ["2 backups read", str(first)],
+        ["2 backups read", str(bad)],  # one of them went to the quarantine
+    ]
+    assert all(line[:4].isdigit() and line[19] == "Z" for line in listed)  # an ingest time
+    text = runner.invoke(main, ["info", "--store", str(store)]).output
+    assert "ingested files: 2 " in text and "(list them: --ingested)" in text
+    state = json.loads(runner.invoke(main, ["info", "--store", str(store), "-f", "json"]).output)
+    quarantine = Path(state["quarantine"])
+    assert state["quarantined"] == 1 and state["quarantine_bytes"] == quarantine.stat().st_size > 0
+    assert f"quarantine: 1 record(s), {quarantine.stat().st_size:,} bytes, in {quarantine}" in text
+    assert [f["source"] for f in state["files"]] == [str(first), str(bad)]
