@@ -45,9 +45,14 @@ WORKERS: Final[int] = 2
 
 @dataclass(frozen=True)
 class Tick:
-    """Progress of an ingest: files and bytes done out of the totals, records typed.
+    """Progress of an ingest: its phase, files and bytes done out of the totals, records read.
 
-    Example: ``ingest(paths, progress=lambda t: print(t.files_done, t.files_total))``.
+    ``phase`` is ``reading`` while files are read (bytes count up), then
+    ``typing records`` while the last batches are normalized, ``writing
+    backups`` (``vaults``, ``members``: each table that changes) and
+    ``committing``; after reading, the byte counts stay at their totals.
+
+    Example: ``ingest(paths, progress=lambda t: print(t.phase, t.files_done, t.files_total))``.
     """
 
     files_done: int
@@ -55,6 +60,7 @@ class Tick:
     bytes_done: int
     bytes_total: int
     records: int
+    phase: str = "reading"
 
 
 @dataclass
@@ -116,7 +122,7 @@ def ingest(
                 read.summary.totals = {k: previous.counts.get(k, 0) for k in RECORD_KINDS}
                 read.summary.quarantine_file = previous.quarantine
             else:
-                _finish(generation, previous, read)
+                _finish(generation, previous, read, progress)
         except BaseException:
             generation.abandon()
             raise
@@ -206,6 +212,7 @@ class _Read:
     entries: list[dict[str, Any]]
     rejected: list[Rejected]
     small: dict[str, list[pl.DataFrame]]
+    files_seen: int = 0
 
 
 @contextlib.contextmanager
@@ -285,13 +292,26 @@ def _read(
                         sum(summary.records.values()) + sum(len(c.records) for _, c in batch),
                     )
                 )
+        in_batch = sum(len(c.records) for _, c in batch)
         flush()
+        if progress is not None:
+            records = sum(summary.records.values()) + in_batch
+            progress(
+                Tick(
+                    done_files,
+                    len(refs),
+                    summary.bytes_read,
+                    total_bytes,
+                    records,
+                    "typing records",
+                )
+            )
         for kind, result in pipeline.wait():
             _absorb(result, kind, summary, rejected, small)
     finally:
         pipeline.close()
     summary.files = len(entries)
-    return _Read(summary, entries, rejected, small)
+    return _Read(summary, entries, rejected, small, len(refs))
 
 
 class _Pipeline:
@@ -373,8 +393,16 @@ def _absorb(
         small[kind].append(result.frame)
 
 
-def _finish(generation: Generation, previous: Manifest, read: _Read) -> None:
+def _finish(
+    generation: Generation, previous: Manifest, read: _Read, progress: ProgressFn | None
+) -> None:
     summary, rejected = read.summary, read.rejected
+
+    def phase(name: str) -> None:
+        if progress is not None:
+            done, records = read.files_seen, sum(summary.records.values())
+            progress(Tick(done, done, summary.bytes_read, summary.bytes_read, records, name))
+
     for kind, frames in read.small.items():
         for frame in frames:
             generation.write_part(kind, frame, _ordering(kind)[0])
@@ -382,7 +410,9 @@ def _finish(generation: Generation, previous: Manifest, read: _Read) -> None:
         sort, order = _ordering(kind)
         if previous.tables.get(kind) and not generation.has_parts(kind):
             summary.totals[kind] = previous.counts.get(kind, 0)  # nothing new: files stay
-        elif kind == "backups":
+            continue
+        phase(f"writing {kind}")
+        if kind == "backups":
             done = generation.append(kind, sort, order)
             summary.totals[kind] = done.live
             summary.backups_new = done.added - done.displaced
@@ -391,6 +421,7 @@ def _finish(generation: Generation, previous: Manifest, read: _Read) -> None:
             summary.segments_merged = done.merged
         else:
             summary.totals[kind] = generation.write_table(kind, sort, order)
+    phase("committing")
     quarantine = _write_quarantine(generation, previous, rejected)
     summary.quarantined = len(rejected)
     summary.quarantine_file = quarantine

@@ -124,7 +124,13 @@ def _progress(enabled: bool) -> Any:
 
 
 class _Bar:
-    """A rich progress bar of files, records and MB/s on stderr."""
+    """A rich progress bar on stderr: the phase, files, records, MB/s and a running clock.
+
+    The bar follows the bytes read, then names each later phase (typing
+    records, writing each table, committing). Its total is one more than
+    the bytes, so rich never sees the task finished and the clock runs
+    until the ingest is done.
+    """
 
     def __enter__(self) -> Any:
         from rich.console import Console
@@ -137,7 +143,7 @@ class _Bar:
         )
 
         self.progress = Progress(
-            TextColumn("ingest"),
+            TextColumn("ingest: {task.fields[phase]:<16}"),
             BarColumn(),
             TextColumn("{task.fields[files]} files"),
             TextColumn("{task.fields[records]:,} records"),
@@ -147,16 +153,19 @@ class _Bar:
             transient=True,
         )
         self.progress.__enter__()
-        self.task = self.progress.add_task("ingest", total=None, files="0", records=0)
+        self.task = self.progress.add_task(
+            "ingest", total=None, files="0", records=0, phase="reading"
+        )
         return self.update
 
     def update(self, tick: Tick) -> None:
         self.progress.update(
             self.task,
-            total=tick.bytes_total or None,
+            total=tick.bytes_total + 1,  # never finished: a finished task's clock stops
             completed=tick.bytes_done,
             files=f"{tick.files_done}/{tick.files_total}",
             records=tick.records,
+            phase=tick.phase,
         )
 
     def __exit__(self, *exc: object) -> None:
