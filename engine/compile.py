@@ -1,6 +1,7 @@
 """Phase: BackupQuery + inventory tables -> a lazy polars plan. Never collects.
 
-One small handler per part of :class:`~engine.query.BackupQuery`; each
+The polars backend (:mod:`engine.backends`): one small handler per
+filtering parameter of :data:`engine.params.PARAMS`, in :data:`RULES`; each
 returns :class:`Rule` objects (an English sentence, a polars predicate and,
 for rules that look at the vault or member tables, a lookup to join first),
 so that ``cbrq explain`` and the plan can never disagree. The plan keeps only
@@ -17,6 +18,7 @@ from typing import Final
 
 import polars as pl
 
+from engine.backends import ordered_rules
 from engine.query import BackupQuery, SortKey
 from engine.spec import DEFAULT_SORT, TIE_BREAKER
 
@@ -82,17 +84,25 @@ def _lookup(flag: str, on: str, keys: pl.LazyFrame) -> Lookup:
     return Lookup(flag, on, frame)
 
 
-def _equals(q: BackupQuery, _t: Tables) -> list[Rule]:
-    return [Rule(f"{name} equals {value!r}", pl.col(name) == value) for name, value in q.equals]
+def _equals(name: str) -> Handler:
+    def rule(q: BackupQuery, _t: Tables) -> list[Rule]:
+        value = dict(q.equals).get(name)
+        return [] if value is None else [Rule(f"{name} equals {value!r}", pl.col(name) == value)]
+
+    return rule
 
 
-def _contains(q: BackupQuery, _t: Tables) -> list[Rule]:
-    if q.semantics.name_match == "exact":
-        return [Rule(f"{n} equals {v!r}", pl.col(n) == v) for n, v in q.contains]
-    return [
-        Rule(f"{n} contains {v!r} (case-sensitive)", pl.col(n).str.contains(v, literal=True))
-        for n, v in q.contains
-    ]
+def _contains(name: str) -> Handler:
+    def rule(q: BackupQuery, _t: Tables) -> list[Rule]:
+        value = dict(q.contains).get(name)
+        if value is None:
+            return []
+        if q.semantics.name_match == "exact":
+            return [Rule(f"{name} equals {value!r}", pl.col(name) == value)]
+        text = f"{name} contains {value!r} (case-sensitive)"
+        return [Rule(text, pl.col(name).str.contains(value, literal=True))]
+
+    return rule
 
 
 def _statuses(q: BackupQuery, _t: Tables) -> list[Rule]:
@@ -102,16 +112,20 @@ def _statuses(q: BackupQuery, _t: Tables) -> list[Rule]:
     return [Rule(text, pl.col("status").is_in(list(q.statuses)))]
 
 
-def _times(q: BackupQuery, _t: Tables) -> list[Rule]:
+def _start_time(q: BackupQuery, _t: Tables) -> list[Rule]:
+    if q.start_time is None:
+        return []
     field = q.semantics.time_field
-    rules = []
-    if q.start_time is not None:
-        text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-        rules.append(Rule(text, pl.col(field) >= q.start_time))
-    if q.end_time is not None:
-        text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-        rules.append(Rule(text, pl.col(field) <= q.end_time))
-    return rules
+    text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Rule(text, pl.col(field) >= q.start_time)]
+
+
+def _end_time(q: BackupQuery, _t: Tables) -> list[Rule]:
+    if q.end_time is None:
+        return []
+    field = q.semantics.time_field
+    text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Rule(text, pl.col(field) <= q.end_time)]
 
 
 def _used_percent(q: BackupQuery, t: Tables) -> list[Rule]:
@@ -176,18 +190,28 @@ def _incremental(q: BackupQuery, _t: Tables) -> list[Rule]:
     return [Rule(text, value == q.incremental)]
 
 
-#: The handlers, in the order their rules are applied and explained.
-HANDLERS: Final[tuple[Handler, ...]] = (
-    _equals,
-    _contains,
-    _statuses,
-    _times,
-    _eps,
-    _incremental,
-    _own_type,
-    _member_status,
-    _used_percent,
-)
+#: One rule per filtering parameter of :data:`engine.params.PARAMS`
+#: (checked at import); rules apply, and are explained, in that table's order.
+RULES: Final[dict[str, Handler]] = {
+    "checkpoint_id": _equals("checkpoint_id"),
+    "parent_id": _equals("parent_id"),
+    "resource_id": _equals("resource_id"),
+    "resource_az": _equals("resource_az"),
+    "vault_id": _equals("vault_id"),
+    "name": _contains("name"),
+    "resource_name": _contains("resource_name"),
+    "image_type": _equals("image_type"),
+    "resource_type": _equals("resource_type"),
+    "status": _statuses,
+    "start_time": _start_time,
+    "end_time": _end_time,
+    "used_percent": _used_percent,
+    "enterprise_project_id": _eps,
+    "own_type": _own_type,
+    "member_status": _member_status,
+    "incremental": _incremental,
+}
+_ORDER: Final[tuple[Handler, ...]] = ordered_rules("polars", RULES)
 
 
 def rules(query: BackupQuery, tables: Tables) -> list[Rule]:
@@ -195,7 +219,7 @@ def rules(query: BackupQuery, tables: Tables) -> list[Rule]:
 
     Example: ``[r.text for r in rules(parse_query("status=error"), tables)]``.
     """
-    return [rule for handler in HANDLERS for rule in handler(query, tables)]
+    return [rule for handler in _ORDER for rule in handler(query, tables)]
 
 
 def sort_keys(query: BackupQuery) -> list[SortKey]:

@@ -5,8 +5,9 @@ Every input shape is first normalized into one multi-map
 row per API parameter -- parses each value, collecting every problem, and
 raises a single :class:`~engine.errors.QueryError` naming them all.
 
-Adding an API parameter = one row here + one compile rule + one line in the
-reference model + tests.
+Adding an API parameter = one row here, one rule per backend
+(:mod:`engine.backends`; a missing one fails at import), one line in the
+reference model and its golden cases.
 """
 
 from __future__ import annotations
@@ -132,19 +133,36 @@ class _Bad(Exception):
 
 
 Parser = Callable[[list[str], QueryContext], dict[str, Any]]
+#: Problems of a parameter that only the whole query or the inventory reveal.
+Requirement = Callable[[BackupQuery, "QueryParams", QueryContext], list[Problem]]
+
+#: What a parameter does once parsed: filters the backups, orders them, pages
+#: them, or nothing at all on a dump (validated, no effect).
+EFFECTS: Final[tuple[str, ...]] = ("filter", "order", "page", "none")
 
 
 @dataclass(frozen=True)
 class Param:
-    """One API parameter: its name, what it means, and how its value is read.
+    """One API parameter: everything cbrq knows of it, in one row.
 
-    Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"))``.
+    ``field`` is the :class:`~engine.query.BackupQuery` field its value goes
+    to; ``effect`` one of :data:`EFFECTS` (every backend has one rule per
+    parameter whose effect is ``filter``; see :mod:`engine.backends`);
+    ``needs`` what it reads besides the backup itself (``project``,
+    ``vaults``, ``members``); ``requires`` the checks that need the whole
+    query or the inventory.
+
+    Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals")``.
     """
 
     name: str
     description: str
     parse: Parser
     repeatable: bool = False
+    field: str = ""
+    effect: str = "filter"
+    needs: tuple[str, ...] = ()
+    requires: Requirement | None = None
 
 
 def _one(values: list[str]) -> str:
@@ -278,33 +296,119 @@ def _marker(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
     return {"marker": _one(values)}
 
 
+def _ordered_times(query: BackupQuery, params: QueryParams, _ctx: QueryContext) -> list[Problem]:
+    if query.start_time and query.end_time and query.start_time > query.end_time:
+        value = f"{params.get_list('start_time')[-1]} > {params.get_list('end_time')[-1]}"
+        return [Problem("start_time", value, "start_time is after end_time")]
+    return []
+
+
+def _needs_project(name: str) -> Requirement:
+    def check(query: BackupQuery, params: QueryParams, _ctx: QueryContext) -> list[Problem]:
+        if query.project is not None or not params.get_list(name):
+            return []
+        hint = "give the project (path /v3/{project_id} or --project)"
+        return [Problem(name, params.get_list(name)[-1], "needs a project", "", hint)]
+
+    return check
+
+
+def _member_requirements(
+    query: BackupQuery, params: QueryParams, ctx: QueryContext
+) -> list[Problem]:
+    problems = _needs_project("member_status")(query, params, ctx)
+    if query.member_status is not None and not ctx.has_members:
+        hint = "ingest ShowMembersDetail dumps"
+        reason = "the inventory has no share-member data"
+        problems.append(Problem("member_status", query.member_status, reason, "", hint))
+    return problems
+
+
+def _needs_vaults(query: BackupQuery, _params: QueryParams, ctx: QueryContext) -> list[Problem]:
+    if query.used_percent is not None and not ctx.has_vaults:
+        value, hint = str(query.used_percent), "ingest ListVaults dumps"
+        return [Problem("used_percent", value, "the inventory has no vault data", "", hint)]
+    return []
+
+
 #: Every query parameter of ListBackups (newest edition), one row each.
 PARAMS: Final[tuple[Param, ...]] = (
-    Param("checkpoint_id", "restore point ID equals", _equals("checkpoint_id")),
-    Param("parent_id", "parent backup ID equals", _equals("parent_id")),
-    Param("resource_id", "resource ID equals", _equals("resource_id")),
-    Param("resource_az", "resource AZ equals", _equals("resource_az")),
-    Param("vault_id", "vault ID equals", _equals("vault_id")),
-    Param("name", "backup name contains (case-sensitive)", _contains("name")),
-    Param("resource_name", "resource name contains (case-sensitive)", _contains("resource_name")),
-    Param("image_type", "backup type equals", _enum("image_type", IMAGE_TYPES, "image type")),
-    Param("resource_type", "resource type equals", _resource_type),
-    Param("status", "status is one of", _statuses, repeatable=True),
-    Param("start_time", "time at or after", _time("start_time")),
-    Param("end_time", "time at or before", _time("end_time")),
-    Param("used_percent", "vault usage at least N %", _int("used_percent", *USED_PERCENT_RANGE)),
-    Param("enterprise_project_id", "enterprise project equals", _eps),
-    Param("own_type", "ownership (private, shared, all_granted)", _own_type),
-    Param("member_status", "shared to the project with member status", _member_status),
-    Param("incremental", "incremental backup equals", _boolean("incremental")),
-    Param("dec", "dedicated cloud (no effect on a dump)", _boolean("dec")),
+    Param("checkpoint_id", "restore point ID equals", _equals("checkpoint_id"), field="equals"),
+    Param("parent_id", "parent backup ID equals", _equals("parent_id"), field="equals"),
+    Param("resource_id", "resource ID equals", _equals("resource_id"), field="equals"),
+    Param("resource_az", "resource AZ equals", _equals("resource_az"), field="equals"),
+    Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals"),
+    Param("name", "backup name contains (case-sensitive)", _contains("name"), field="contains"),
     Param(
-        "show_replication", "show replication (no effect on a dump)", _boolean("show_replication")
+        "resource_name",
+        "resource name contains (case-sensitive)",
+        _contains("resource_name"),
+        field="contains",
     ),
-    Param("sort", "sort keys", _sort),
-    Param("marker", "page starts after this backup ID", _marker),
-    Param("offset", "records skipped after the marker", _int("offset", *OFFSET_RANGE)),
-    Param("limit", "page size", _int("limit", *LIMIT_RANGE)),
+    Param(
+        "image_type",
+        "backup type equals",
+        _enum("image_type", IMAGE_TYPES, "image type"),
+        field="equals",
+    ),
+    Param("resource_type", "resource type equals", _resource_type, field="equals"),
+    Param("status", "status is one of", _statuses, repeatable=True, field="statuses"),
+    Param(
+        "start_time",
+        "time at or after",
+        _time("start_time"),
+        field="start_time",
+        requires=_ordered_times,
+    ),
+    Param("end_time", "time at or before", _time("end_time"), field="end_time"),
+    Param(
+        "used_percent",
+        "vault usage at least N %",
+        _int("used_percent", *USED_PERCENT_RANGE),
+        field="used_percent",
+        needs=("vaults",),
+        requires=_needs_vaults,
+    ),
+    Param(
+        "enterprise_project_id", "enterprise project equals", _eps, field="enterprise_project_id"
+    ),
+    Param(
+        "own_type",
+        "ownership (private, shared, all_granted)",
+        _own_type,
+        field="own_type",
+        needs=("project", "members"),
+        requires=_needs_project("own_type"),
+    ),
+    Param(
+        "member_status",
+        "shared to the project with member status",
+        _member_status,
+        field="member_status",
+        needs=("project", "members"),
+        requires=_member_requirements,
+    ),
+    Param("incremental", "incremental backup equals", _boolean("incremental"), field="incremental"),
+    Param(
+        "dec", "dedicated cloud (no effect on a dump)", _boolean("dec"), field="dec", effect="none"
+    ),
+    Param(
+        "show_replication",
+        "show replication (no effect on a dump)",
+        _boolean("show_replication"),
+        field="show_replication",
+        effect="none",
+    ),
+    Param("sort", "sort keys", _sort, field="sort", effect="order"),
+    Param("marker", "page starts after this backup ID", _marker, field="marker", effect="page"),
+    Param(
+        "offset",
+        "records skipped after the marker",
+        _int("offset", *OFFSET_RANGE),
+        field="offset",
+        effect="page",
+    ),
+    Param("limit", "page size", _int("limit", *LIMIT_RANGE), field="limit", effect="page"),
 )
 BY_NAME: Final[dict[str, Param]] = {p.name: p for p in PARAMS}
 
@@ -393,43 +497,14 @@ def _check_one(name: str, values: list[str]) -> Problem | None:
 
 
 def _cross_checks(query: BackupQuery, params: QueryParams, ctx: QueryContext) -> list[Problem]:
-    problems: list[Problem] = []
-    if query.start_time and query.end_time and query.start_time > query.end_time:
-        value = f"{params.get_list('start_time')[-1]} > {params.get_list('end_time')[-1]}"
-        problems.append(Problem("start_time", value, "start_time is after end_time"))
-    if query.project is None:
-        for name in ("own_type", "member_status"):
-            if params.get_list(name):
-                problems.append(
-                    Problem(
-                        name,
-                        params.get_list(name)[-1],
-                        "needs a project",
-                        "",
-                        "give the project (path /v3/{project_id} or --project)",
-                    )
-                )
-    if query.member_status is not None and not ctx.has_members:
-        problems.append(
-            Problem(
-                "member_status",
-                query.member_status,
-                "the inventory has no share-member data",
-                "",
-                "ingest ShowMembersDetail dumps",
-            )
-        )
-    if query.used_percent is not None and not ctx.has_vaults:
-        problems.append(
-            Problem(
-                "used_percent",
-                str(query.used_percent),
-                "the inventory has no vault data",
-                "",
-                "ingest ListVaults dumps",
-            )
-        )
-    return problems
+    """Each given parameter's requirements (its row's ``requires``), in table order."""
+    given = set(params.names())
+    return [
+        problem
+        for param in PARAMS
+        if param.requires is not None and param.name in given
+        for problem in param.requires(query, params, ctx)
+    ]
 
 
 def describe_params() -> list[tuple[str, str]]:
