@@ -419,18 +419,37 @@ def _source_options(command: Any) -> Any:
             show_default=True,
             help="The time start_time/end_time bound.",
         ),
+        click.option(
+            "--engine",
+            type=click.Choice(["polars", "duckdb", "spark"]),
+            default="polars",
+            show_default=True,
+            help="The backend that answers (same answers): polars in process, DuckDB "
+            "SQL over the store's Parquet, or Spark (the spark extra).",
+        ),
+        click.option(
+            "--spark-master",
+            metavar="URL",
+            help="With --engine spark: the master URL (default local mode; "
+            "spark://host:7077 or yarn reach a cluster).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _open(store: str | None, dumps: tuple[str, ...]) -> Any:
+def _open(
+    store: str | None, dumps: tuple[str, ...], engine: str = "polars", master: str | None = None
+) -> Any:
     from engine.inventory import Inventory
 
     if dumps and store:
         raise click.UsageError("give --store or --from, not both")
-    return Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+    if master is not None and engine != "spark":
+        raise click.UsageError("--spark-master needs --engine spark")
+    inventory = Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+    return inventory.using(engine, spark=master)
 
 
 def _request(query_string: str | None, params: tuple[str, ...]) -> Any:
@@ -488,6 +507,8 @@ def query(
     params: tuple[str, ...],
     exact_names: bool,
     time_field: str,
+    engine: str,
+    spark_master: str | None,
     fmt: str | None,
     output: str | None,
     batch: str | None,
@@ -513,7 +534,7 @@ def query(
     from engine.fields import Fields
 
     semantics = _semantics(exact_names, time_field)
-    with _open(store, dumps) as inventory:
+    with _open(store, dumps, engine, spark_master) as inventory:
         typed = inventory.lazy().collect_schema()
         chosen_fields = None if fields is None else Fields.parse(fields, typed)
         if batch is not None:
@@ -586,7 +607,8 @@ def _batch_line(raw: bytes, number: int) -> str:
 
 def _ask(what: str, query_string: str | None, options: dict[str, Any]) -> Any:
     """Open the inventory the source options name and call its ``what`` method."""
-    with _open(options["store"], options["dumps"]) as inventory:
+    source = _open(options["store"], options["dumps"], options["engine"], options["spark_master"])
+    with source as inventory:
         ask = getattr(inventory, what)
         return ask(
             _request(query_string, options["params"]),
@@ -612,11 +634,15 @@ def count(query_string: str | None, **options: Any) -> None:
 @click.argument("query_string", required=False)
 @_source_options
 def explain(query_string: str | None, **options: Any) -> None:
-    """Print each filter of the query in plain words, the sort and paging, then the polars plan.
+    """Print each filter of the query in plain words, the sort and paging, then the plan.
+
+    The plan is the polars plan, or with --engine duckdb the whole SQL
+    statement (the store's live rows as CTEs), ready to paste into DuckDB.
 
     \b
     Example:
       cbrq explain 'status=error&used_percent=80&sort=name:asc' --store inv
+      cbrq explain 'status=error&limit=5' --store inv --engine duckdb
     """
     click.echo(_ask("explain", query_string, options))
 

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import shutil
@@ -59,8 +60,15 @@ def _physical_memory() -> int:
 class Inventory:
     """A read-only view of a stored inventory, or of dump files parsed into memory.
 
+    ``engine`` names the backend that answers queries (:mod:`engine.backends`:
+    ``polars``, the default, ``duckdb`` or ``spark``); see :meth:`using`.
+
     Example: ``Inventory.open().count("status=error")``.
     """
+
+    engine: str = "polars"
+    #: The SparkSession (or master URL) the ``spark`` backend uses; ``None``: its default.
+    spark: Any = None
 
     def __init__(self, root: Path) -> None:
         self.root: Path | None = root
@@ -70,14 +78,48 @@ class Inventory:
         self.manifest = self._lease.manifest
         self._frames: dict[str, pl.DataFrame] | None = None
         self._temporary: Path | None = None  # a store of from_dumps, removed by close()
+        # What a backend keeps between queries (a DuckDB database with its views),
+        # shared by the copies using() and in_memory() make: they read the same commit.
+        self.backend_state: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, store: str | os.PathLike[str] | None = None) -> Inventory:
+    def open(
+        cls,
+        store: str | os.PathLike[str] | None = None,
+        *,
+        engine: str = "polars",
+        spark: Any = None,
+    ) -> Inventory:
         """Open the inventory at ``store`` (default ``$CBRQ_STORE`` or ``./cbrq-store``).
 
-        Example: ``Inventory.open("cbrq-store")``.
+        ``engine`` and ``spark``: see :meth:`using`.
+
+        Example: ``Inventory.open("cbrq-store")``, ``Inventory.open("inv", engine="duckdb")``.
         """
-        return cls(resolve_store(store))
+        return cls(resolve_store(store)).using(engine, spark=spark)
+
+    def using(self, engine: str, *, spark: Any = None) -> Inventory:
+        """This inventory (the same commit and lease) answering with another backend.
+
+        ``engine``: ``polars``, ``duckdb`` or ``spark``; ``spark``: an existing
+        ``SparkSession`` or a master URL such as ``local[2]`` or
+        ``spark://host:7077`` (default: local mode). Answers are the same
+        whatever the engine.
+
+        Example: ``Inventory.open("inv").using("spark", spark="local[2]").count("status=error")``.
+        """
+        from engine.backends import ENGINES
+
+        if engine not in ENGINES:
+            near = difflib.get_close_matches(engine, ENGINES, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown engine {engine!r} (allowed: {', '.join(ENGINES)}){hint}")
+        if engine == self.engine and spark is None:
+            return self
+        copy = Inventory.__new__(Inventory)
+        copy.__dict__.update(self.__dict__)
+        copy.engine, copy.spark = engine, spark
+        return copy
 
     @classmethod
     def from_dumps(
@@ -130,6 +172,7 @@ class Inventory:
         inventory.root = None
         inventory._lease = None
         inventory._temporary = None
+        inventory.backend_state = {}
         inventory.label = label
         inventory._frames = {kind: frames[kind] for kind in RECORD_KINDS}
         counts = {kind: frame.height for kind, frame in inventory._frames.items()}
@@ -143,6 +186,10 @@ class Inventory:
 
         Example: ``with Inventory.open() as inv: ...``.
         """
+        for state in self.backend_state.values():
+            if hasattr(state, "close"):
+                state.close()
+        self.backend_state.clear()
         if self._lease is not None:
             self._lease.release()
         if self._temporary is not None:
@@ -322,10 +369,17 @@ class Inventory:
         return self.run(parsed, columns)
 
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
-        """Execute an already parsed query.
+        """Execute an already parsed query (with this inventory's :attr:`engine`).
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
+        if self.engine != "polars":
+            import importlib
+
+            backend = importlib.import_module(f"engine.backends.{self.engine}")
+            extra = {"spark": self.spark} if self.engine == "spark" else {}
+            answer: Result = backend.answer(query, self, columns, **extra)
+            return answer
         paths = [] if self.root is None else table_files(self.root, self.manifest, "backups")
         return execute(query, self.tables, paths, columns)
 
@@ -342,6 +396,10 @@ class Inventory:
         Example: ``inv.count("status=error")``.
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
+        if self.engine != "polars":  # a page of one id carries the count
+            return self.run(
+                dataclasses.replace(parsed, marker=None, offset=0, limit=1), ["id"]
+            ).count
         return count(parsed, self.tables)
 
     def explain(
@@ -352,7 +410,9 @@ class Inventory:
         semantics: Semantics | None = None,
         **params: Any,
     ) -> str:
-        """Each filter in words, the sort and paging, then the polars plan.
+        """Each filter in words, the sort and paging, then the plan of :attr:`engine`.
+
+        The DuckDB plan is one SQL statement to paste into DuckDB.
 
         Example: ``print(inv.explain("status=error&used_percent=80"))``.
         """
@@ -362,6 +422,11 @@ class Inventory:
         lines.append("sort: " + ", ".join(str(k) for k in sort_keys(parsed)) + " (nulls last)")
         paging = f"marker={parsed.marker!r}, offset={parsed.offset}, limit={parsed.limit}"
         lines.append(f"paging: count all matches, then {paging}")
-        lines.append("polars plan:")
-        lines.append(compile_query(parsed, self.tables).explain())
+        if self.engine == "polars":
+            lines += ["polars plan:", compile_query(parsed, self.tables).explain()]
+        else:
+            import importlib
+
+            backend = importlib.import_module(f"engine.backends.{self.engine}")
+            lines += [f"{self.engine} plan:", str(backend.plan(parsed, self))]
         return "\n".join(lines)

@@ -20,6 +20,8 @@ class PagingWalk(RuleBasedStateMachine):
 
     #: Page with engine.resident (what `cbrq serve` answers from) instead of execute.
     resident = False
+    #: The backend that pages (engine.backends); the unpaged answer is always polars'.
+    engine = "polars"
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,7 +61,7 @@ class PagingWalk(RuleBasedStateMachine):
         query = "&".join(p for p in [self.query, extra] if p)
         if self.held is not None:
             return self.held.run(self.inv.parse(query)).ids
-        return self.inv.query(query).ids
+        return self.inv.using(self.engine).query(query, columns=["id"]).ids
 
     @precondition(lambda self: not self.done and self.offset == 0)
     @rule(limit=st.integers(1, 6))
@@ -112,5 +114,12 @@ class ResidentPagingWalk(PagingWalk):
     resident = True
 
 
+class DuckdbPagingWalk(PagingWalk):
+    """The same walk with DuckDB paging, against the polars engine's unpaged answer."""
+
+    engine = "duckdb"
+
+
 TestPaging = PagingWalk.TestCase
 TestResidentPaging = ResidentPagingWalk.TestCase
+TestDuckdbPaging = DuckdbPagingWalk.TestCase

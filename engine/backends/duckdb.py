@@ -1,0 +1,368 @@
+"""The DuckDB backend: a ListBackups query as SQL over the store's Parquet files.
+
+One rule per filtering parameter (:data:`RULES`, checked against
+:data:`engine.params.PARAMS` at import), each giving SQL conditions with their
+words. The backups, vaults and members are DuckDB views of the store's live
+rows (the query ``cbrq info --sql`` prints), or of an in-memory inventory's
+tables. :func:`plan` is the whole query as one SQL text a user can paste
+into their own DuckDB (``cbrq explain --engine duckdb``); :func:`answer` runs
+it and returns the same :class:`~engine.execute.Result` as the polars backend.
+
+Example::
+
+    from engine.backends import duckdb as backend
+    result = backend.answer(parse_query("status=error&limit=5"), Inventory.open("inv"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from engine.backends import ordered_rules
+from engine.compile import sort_keys
+from engine.execute import Result, marker_error
+from engine.manifest import INTERNAL_COLUMNS, PAYLOAD, duckdb_sql
+from engine.payload import canonical_payloads
+from engine.query import BackupQuery
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from engine.inventory import Inventory
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter as SQL, and what it means in words.
+
+    Example: ``Condition("status is one of error", "status IN ('error')")``.
+    """
+
+    text: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class SqlTables:
+    """The relations a query reads (view names), and whether share-member data exists.
+
+    Example: ``SqlTables("backups", "vaults", "members", has_members=False)``.
+    """
+
+    backups: str = "backups"
+    vaults: str = "vaults"
+    members: str = "members"
+    has_members: bool = True
+
+
+SqlRule = Callable[[BackupQuery, SqlTables], list[Condition]]
+
+
+def text(value: str) -> str:
+    """A SQL string literal.
+
+    Example: ``text("it's")`` -> ``"'it''s'"``.
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+def instant(value: datetime) -> str:
+    """A SQL instant literal (UTC, microseconds).
+
+    Example: ``instant(datetime(2026, 1, 1, tzinfo=UTC))`` -> ``"TIMESTAMPTZ '2026-01-01 ...'"``.
+    """
+    return f"TIMESTAMPTZ '{value:%Y-%m-%d %H:%M:%S.%f}+00'"
+
+
+def _equals(name: str) -> SqlRule:
+    def rule(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+        value = dict(q.equals).get(name)
+        return (
+            []
+            if value is None
+            else [Condition(f"{name} equals {value!r}", f"{name} = {text(value)}")]
+        )
+
+    return rule
+
+
+def _contains(name: str) -> SqlRule:
+    def rule(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+        value = dict(q.contains).get(name)
+        if value is None:
+            return []
+        if q.semantics.name_match == "exact":
+            return [Condition(f"{name} equals {value!r}", f"{name} = {text(value)}")]
+        words = f"{name} contains {value!r} (case-sensitive)"
+        return [Condition(words, f"strpos({name}, {text(value)}) > 0")]
+
+    return rule
+
+
+def _statuses(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+    if not q.statuses:
+        return []
+    listed = ", ".join(text(s) for s in q.statuses)
+    return [Condition(f"status is one of {', '.join(q.statuses)}", f"status IN ({listed})")]
+
+
+def _start_time(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+    if q.start_time is None:
+        return []
+    field = q.semantics.time_field
+    words = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Condition(words, f"{field} >= {instant(q.start_time)}")]
+
+
+def _end_time(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+    if q.end_time is None:
+        return []
+    field = q.semantics.time_field
+    words = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Condition(words, f"{field} <= {instant(q.end_time)}")]
+
+
+def _used_percent(q: BackupQuery, t: SqlTables) -> list[Condition]:
+    if q.used_percent is None:
+        return []
+    # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
+    full = (
+        f"SELECT id FROM {t.vaults} WHERE billing.size > 0 "
+        f"AND billing.used * 100 >= {q.used_percent} * billing.size * 1024"
+    )
+    words = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
+    return [Condition(words, f"vault_id IN ({full})")]
+
+
+def _eps(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+    value = q.enterprise_project_id
+    if value is None:
+        return []
+    words = f"enterprise_project_id equals {value!r}"
+    return [Condition(words, f"enterprise_project_id = {text(value)}")]
+
+
+def _shared(q: BackupQuery, t: SqlTables) -> Condition:
+    assert q.project is not None
+    foreign = f"(project_id IS NULL OR project_id <> {text(q.project)})"
+    if not t.has_members:  # SPEC §2: no share-member data, every foreign backup
+        return Condition(
+            "owned by another project (no share-member data: every such backup)", foreign
+        )
+    mine = f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(q.project)}"
+    words = f"owned by another project and shared to {q.project!r}"
+    return Condition(words, f"{foreign} AND id IN ({mine})")
+
+
+def _own_type(q: BackupQuery, t: SqlTables) -> list[Condition]:
+    if q.own_type is None or q.project is None:
+        return []
+    private = Condition(f"owned by project {q.project!r}", f"project_id = {text(q.project)}")
+    if q.own_type == "private":
+        return [private]
+    shared = _shared(q, t)
+    if q.own_type == "shared":
+        return [shared]
+    words = f"{private.text}, or {shared.text}"
+    return [Condition(words, f"({private.sql}) OR ({shared.sql})")]
+
+
+def _member_status(q: BackupQuery, t: SqlTables) -> list[Condition]:
+    if q.member_status is None or q.project is None:
+        return []
+    named = (
+        f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(q.project)} "
+        f"AND status = {text(q.member_status)}"
+    )
+    words = f"shared to {q.project!r} with member status {q.member_status!r}"
+    return [Condition(words, f"id IN ({named})")]
+
+
+def _incremental(q: BackupQuery, _t: SqlTables) -> list[Condition]:
+    if q.incremental is None:
+        return []
+    value = str(q.incremental).lower()
+    words = f"incremental is {value} (or extend_info.incremental)"
+    return [Condition(words, f"coalesce(incremental, extend_info.incremental) = {value}")]
+
+
+#: One rule per filtering parameter of :data:`engine.params.PARAMS` (checked at import).
+RULES: Final[dict[str, SqlRule]] = {
+    "checkpoint_id": _equals("checkpoint_id"),
+    "parent_id": _equals("parent_id"),
+    "resource_id": _equals("resource_id"),
+    "resource_az": _equals("resource_az"),
+    "vault_id": _equals("vault_id"),
+    "name": _contains("name"),
+    "resource_name": _contains("resource_name"),
+    "image_type": _equals("image_type"),
+    "resource_type": _equals("resource_type"),
+    "status": _statuses,
+    "start_time": _start_time,
+    "end_time": _end_time,
+    "used_percent": _used_percent,
+    "enterprise_project_id": _eps,
+    "own_type": _own_type,
+    "member_status": _member_status,
+    "incremental": _incremental,
+}
+_ORDER: Final[tuple[SqlRule, ...]] = ordered_rules("duckdb", RULES)
+
+
+def conditions(query: BackupQuery, tables: SqlTables) -> list[Condition]:
+    """Every filter of ``query`` as SQL, in table order.
+
+    Example: ``[c.sql for c in conditions(parse_query("status=error"), SqlTables())]``.
+    """
+    return [c for rule in _ORDER for c in rule(query, tables)]
+
+
+def _where(query: BackupQuery, tables: SqlTables) -> str:
+    return " AND ".join(f"({c.sql})" for c in conditions(query, tables)) or "true"
+
+
+def _order(query: BackupQuery) -> str:
+    # Strings compare by code point (DuckDB's binary collation of UTF-8), nulls last.
+    return ", ".join(
+        f"{k.key} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in sort_keys(query)
+    )
+
+
+def page_sql(query: BackupQuery, tables: SqlTables, select: str = "id") -> str:
+    """SQL of the page (``select`` columns) with ``_total``, the count of all matches.
+
+    Without a marker: ORDER BY ... LIMIT/OFFSET (a top-N); with one, the
+    matches are numbered once and the page starts after the marker's number
+    (``_start`` is null when the marker is not among the matches). An empty
+    page says nothing of the count: use :func:`count_sql` then.
+
+    Example: ``con.execute(page_sql(parse_query("limit=5"), SqlTables())).fetchall()``.
+    """
+    where, order = _where(query, tables), _order(query)
+    limit = f" LIMIT {query.limit}" if query.limit is not None else ""
+    if query.marker is None:
+        return (
+            f"SELECT {select}, count(*) OVER () AS _total FROM {tables.backups} "
+            f"WHERE {where} ORDER BY {order}{limit} OFFSET {query.offset}"
+        )
+    ranked = (
+        f"SELECT *, row_number() OVER (ORDER BY {order}) AS _pos, count(*) OVER () AS _total "
+        f"FROM {tables.backups} WHERE {where}"
+    )
+    start = f"(SELECT _pos FROM ranked WHERE id = {text(query.marker)})"
+    return (
+        f"WITH ranked AS MATERIALIZED ({ranked}) SELECT {select}, _total FROM ranked "
+        f"WHERE _pos > {start} + {query.offset} ORDER BY _pos{limit}"
+    )
+
+
+def count_sql(query: BackupQuery, tables: SqlTables) -> str:
+    """SQL counting the matches before paging.
+
+    Example: ``con.sql(count_sql(parse_query("status=error"), SqlTables())).fetchall()``.
+    """
+    return f"SELECT count(*) FROM {tables.backups} WHERE {_where(query, tables)}"
+
+
+def _marker_sql(query: BackupQuery, tables: SqlTables) -> str:
+    assert query.marker is not None
+    return (
+        f"SELECT count(*) FROM {tables.backups} WHERE ({_where(query, tables)}) "
+        f"AND id = {text(query.marker)}"
+    )
+
+
+def connect(inventory: Inventory) -> tuple[duckdb.DuckDBPyConnection, SqlTables]:
+    """A DuckDB connection with views ``backups``, ``vaults``, ``members`` of ``inventory``.
+
+    A store's views read its Parquet files less the superseded rows (the
+    query of ``cbrq info --sql``); an in-memory inventory's tables are
+    registered as they are. The connection is made once per inventory and
+    kept in its ``backend_state`` until the inventory is closed (registered
+    tables belong to one connection, so cursors would not see them).
+
+    Example: ``con, tables = connect(Inventory.open("inv"))``.
+    """
+    tables = SqlTables(has_members=inventory.manifest.counts.get("members", 0) > 0)
+    database = inventory.backend_state.get("duckdb")
+    if database is None:
+        database = inventory.backend_state["duckdb"] = _database(inventory)
+    return database, tables
+
+
+def _database(inventory: Inventory) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for kind in ("backups", "vaults", "members"):
+        if inventory.root is None or inventory.manifest.counts.get(kind, 0) == 0:
+            # In memory (or no files of this kind): the table as it is, columns and all.
+            con.register(f"_{kind}", inventory.raw(kind).collect().to_arrow())
+            con.execute(f"CREATE VIEW {kind} AS SELECT * FROM _{kind}")
+        else:
+            live = duckdb_sql(inventory.root, inventory.manifest, kind)
+            con.execute(f"CREATE VIEW {kind} AS {live}")
+    return con
+
+
+def plan(query: BackupQuery, inventory: Inventory) -> str:
+    """The page's ids as one SQL text with the store's live rows as CTEs, to paste into DuckDB.
+
+    Example: ``print(plan(parse_query("status=error&limit=5"), Inventory.open("inv")))``.
+    """
+    tables = SqlTables(has_members=inventory.manifest.counts.get("members", 0) > 0)
+    body = page_sql(query, tables, "id")
+    if inventory.root is None:
+        return f"-- backups, vaults, members: the inventory's tables in memory\n{body}"
+    views = []
+    for kind in ("backups", "vaults", "members"):
+        views.append(f"{kind} AS ({duckdb_sql(inventory.root, inventory.manifest, kind)})")
+    if body.startswith("WITH "):
+        return "WITH " + ",\n     ".join(views) + ",\n" + body[len("WITH ") :]
+    return "WITH " + ",\n     ".join(views) + "\n" + body
+
+
+def answer(
+    query: BackupQuery, inventory: Inventory, columns: Sequence[str] | None = None
+) -> Result:
+    """Count and page ``query`` on DuckDB; the same :class:`Result` as the polars backend.
+
+    ``columns``: what to read of the page's records (default: every typed
+    column and ``_payload``). Raises :class:`~engine.errors.QueryError` for a
+    marker that is not among the matches.
+
+    Example: ``answer(parse_query("status=error&limit=5"), Inventory.open("inv")).ids``.
+    """
+    con, tables = connect(inventory)
+    if query.marker is not None and not _scalar(con, _marker_sql(query, tables)):
+        raise marker_error(query.marker)
+    wanted = list(columns) if columns is not None else _record_columns(con)
+    select = ", ".join(_quoted(c) for c in wanted)
+    page = pl.from_arrow(con.sql(page_sql(query, tables, select)).to_arrow_table())
+    assert isinstance(page, pl.DataFrame)
+    # An empty page says nothing of the count.
+    total = int(page["_total"][0]) if page.height else _scalar(con, count_sql(query, tables))
+    rows = page.drop("_total")
+    if PAYLOAD in rows.columns:
+        rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
+    return Result(total, query.offset, query.limit, rows)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The one number a query gives (fetched whole, so the connection is free after)."""
+    return int(con.sql(sql).fetchall()[0][0])
+
+
+def _record_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    names = [row[0] for row in con.sql("DESCRIBE backups").fetchall()]
+    return [n for n in names if n not in INTERNAL_COLUMNS or n == PAYLOAD]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

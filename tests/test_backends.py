@@ -1,0 +1,157 @@
+"""Backends (engine.backends): one rule per parameter each, and the same answers as polars.
+
+The Spark backend runs the same checks in tests/test_spark.py (one SparkSession).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import given, note, settings
+
+from engine import compile as polars_backend
+from engine.backends import ENGINES, filter_params, ordered_rules
+from engine.backends import duckdb as duckdb_backend
+from engine.inventory import Inventory
+from engine.params import EFFECTS, PARAMS
+from engine.query import BackupQuery
+from engine.testing.reference import answer, summary
+from engine.testing.strategies import Inventory as Generated
+from tests.golden.cases import Case, cases, engine_answer, load_store
+from tests.test_differential import (
+    engine_summary,
+    load,
+    reference_summary,
+    scenarios,
+)
+from tests.test_differential import (
+    load_store as load_two_ingests,
+)
+
+CASES = cases()
+
+
+def test_every_query_field_is_set_by_a_parameter_of_the_table() -> None:
+    set_by = {param.field for param in PARAMS}
+    fields = {f.name for f in dataclasses.fields(BackupQuery)} - {"project", "semantics"}
+    assert fields == set_by
+    assert {param.effect for param in PARAMS} <= set(EFFECTS)
+    assert [p.name for p in PARAMS if p.effect == "none"] == ["dec", "show_replication"]
+
+
+@pytest.mark.parametrize(
+    "rules", [polars_backend.RULES, duckdb_backend.RULES], ids=["polars", "duckdb"]
+)
+def test_every_filtering_parameter_has_exactly_one_rule(rules: dict[str, object]) -> None:
+    assert list(rules) == filter_params()
+
+
+def test_a_missing_rule_fails_loudly() -> None:
+    rules = dict(duckdb_backend.RULES)
+    del rules["used_percent"]
+    rules["dec"] = rules["status"]
+    with pytest.raises(ImportError, match="no rule for used_percent; rules for parameters "
+                       "that do not filter: dec"):  # fmt: skip
+        ordered_rules("test", rules)
+
+
+def test_parameters_without_effect_change_nothing() -> None:
+    with Inventory.open(load_store()) as inv:
+        for engine in ("polars", "duckdb"):
+            other = inv.using(engine)
+            plain = other.query("sort=name:asc&limit=20").ids
+            flagged = other.query("sort=name:asc&limit=20&dec=true&show_replication=false").ids
+            assert plain == flagged
+
+
+@pytest.fixture(scope="module")
+def golden() -> Inventory:
+    return Inventory.open(load_store(), engine="duckdb")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"line{c.line}" for c in CASES])
+def test_duckdb_matches_golden(golden: Inventory, case: Case) -> None:
+    assert engine_answer(golden, case) == case.expected
+
+
+@settings(max_examples=settings.default.max_examples)
+@given(scenarios())
+def test_duckdb_equals_reference(scenario: tuple[Generated, list[tuple[str, str | None]]]) -> None:
+    generated, queries = scenario
+    with tempfile.TemporaryDirectory() as tmp:
+        for opened in (load, load_two_ingests):  # in memory; a store with superseded rows
+            folder = Path(tmp) / opened.__name__
+            folder.mkdir()
+            with opened(generated, folder) as inv:
+                duck = inv.using("duckdb")
+                for query, project in queries:
+                    note(f"{opened.__name__}: query={query!r} project={project!r}")
+                    assert engine_summary(duck, query, project) == reference_summary(
+                        generated, query, project
+                    )
+
+
+def test_shared_without_member_data_is_every_foreign_backup(tmp_path: Path) -> None:
+    """The drift once found in the benchmark's SQL: no members, own_type=shared."""
+    record = {"id": "b", "project_id": "other", "created_at": "2026-01-01T00:00:00Z"}
+    (tmp_path / "b.json").write_text(json.dumps({"count": 1, "backups": [record]}))
+    query = "own_type=shared"
+    want = answer([record], [], [], query, project="mine")
+    assert [b["id"] for b in want["backups"]] == ["b"]
+    with Inventory.from_dumps(tmp_path) as inv:
+        for engine in ("polars", "duckdb"):
+            got = inv.using(engine).query(query, project="mine").to_dict()
+            assert summary(got) == summary(want), engine
+    (tmp_path / "store").mkdir()
+    from engine.api import ingest
+
+    ingest([str(tmp_path / "b.json")], tmp_path / "store")
+    with Inventory.open(tmp_path / "store", engine="duckdb") as inv:
+        assert inv.query(query, project="mine").ids == ["b"]
+
+
+def test_explain_prints_sql_that_duckdb_runs_as_is(tmp_path: Path) -> None:
+    store = load_store()
+    query = "status=available&status=error&used_percent=50&sort=name:asc&limit=7"
+    args = [sys.executable, "-m", "engine.cli"]
+    text = subprocess.run(
+        [*args, "explain", query, "--store", str(store), "--engine", "duckdb"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    sql = text.split("duckdb plan:\n", 1)[1]
+    rows = duckdb.sql(sql).fetchall()
+    with Inventory.open(store) as inv:
+        expected = inv.query(query)
+    assert [r[0] for r in rows] == expected.ids and rows[0][1] == expected.count
+
+
+def test_query_and_count_take_an_engine_on_the_command_line() -> None:
+    store = str(load_store())
+    args = [sys.executable, "-m", "engine.cli"]
+    query = "status=error&sort=name:asc&limit=4"
+    outputs = []
+    for engine in ("polars", "duckdb"):
+        done = subprocess.run(
+            [*args, "query", query, "--store", store, "--engine", engine, "-f", "json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    counted = subprocess.run(
+        [*args, "count", "status=error", "--store", store, "--engine", "duckdb"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert int(counted) == json.loads(outputs[0])["count"]
+
+
+def test_an_unknown_engine_names_the_allowed_ones() -> None:
+    with Inventory.open(load_store()) as inv, pytest.raises(ValueError, match="allowed: polars"):
+        inv.using("duckbd")
+    assert ENGINES == ("polars", "duckdb", "spark")
