@@ -7,6 +7,7 @@
     │   └── RecordError            one record in it is bad (field and value known)
     ├── StoreError                 the inventory on disk is missing or damaged (CLI exit 1)
     ├── QueryError (ValueError)    bad query parameters, all of them (HTTP 400, CLI exit 2)
+    ├── MissingExtra               an optional dependency is not installed (CLI exit 2)
     └── NotFoundError              unknown backup or vault on a show call (HTTP 404)
 
 Every error knows how to say itself in one message that names the file,
@@ -92,6 +93,20 @@ def _as_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+class MissingExtra(CbrqError):
+    """What was asked needs an optional dependency that is not installed (CLI exit 2).
+
+    Example: ``raise MissingExtra("--engine duckdb", "duckdb", "duckdb")``.
+    """
+
+    exit_status = 2
+
+    def __init__(self, what: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{what} needs {module}, which is not installed: pip install 'cbrq[{extra}]'"
+        )
 
 
 class StoreError(CbrqError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any, Final
 import polars as pl
 
 from engine.compile import RID, Tables, compile_query, rules, sort_keys
+from engine.errors import MissingExtra
 from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
     INTERNAL_COLUMNS,
@@ -116,6 +118,9 @@ class Inventory:
             raise ValueError(f"unknown engine {engine!r} (allowed: {', '.join(ENGINES)}){hint}")
         if engine == self.engine and spark is None:
             return self
+        needed = {"duckdb": "duckdb", "spark": "pyspark"}.get(engine)
+        if needed is not None and importlib.util.find_spec(needed) is None:
+            raise MissingExtra(f"--engine {engine}", needed, engine)
         copy = Inventory.__new__(Inventory)
         copy.__dict__.update(self.__dict__)
         copy.engine, copy.spark = engine, spark
@@ -374,8 +379,6 @@ class Inventory:
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
         if self.engine != "polars":
-            import importlib
-
             backend = importlib.import_module(f"engine.backends.{self.engine}")
             extra = {"spark": self.spark} if self.engine == "spark" else {}
             answer: Result = backend.answer(query, self, columns, **extra)
@@ -425,8 +428,6 @@ class Inventory:
         if self.engine == "polars":
             lines += ["polars plan:", compile_query(parsed, self.tables).explain()]
         else:
-            import importlib
-
             backend = importlib.import_module(f"engine.backends.{self.engine}")
             lines += [f"{self.engine} plan:", str(backend.plan(parsed, self))]
         return "\n".join(lines)

@@ -155,3 +155,17 @@ def test_an_unknown_engine_names_the_allowed_ones() -> None:
     with Inventory.open(load_store()) as inv, pytest.raises(ValueError, match="allowed: polars"):
         inv.using("duckbd")
     assert ENGINES == ("polars", "duckdb", "spark")
+
+
+def test_an_engine_without_its_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from engine.errors import MissingExtra
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "duckdb" else found(name, *a)
+    )
+    with Inventory.open(load_store()) as inv, pytest.raises(MissingExtra) as caught:
+        inv.using("duckdb")
+    assert "pip install 'cbrq[duckdb]'" in str(caught.value) and caught.value.exit_status == 2
