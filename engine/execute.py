@@ -131,14 +131,33 @@ def execute(
             raise marker_error(query.marker)
         total = order.height
         page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
+    return Result(
+        total, query.offset, query.limit, records(tables, backups_files, page[RID], columns)
+    )
+
+
+def records(
+    tables: Tables,
+    backups_files: Sequence[Path],
+    rids: pl.Series,
+    columns: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """The records of rows ``rids`` (``_rid`` numbers), in that order, payloads in API form.
+
+    From memory when ``tables`` holds the records, else from the row groups
+    of the store's files that hold them (:func:`fetch`). Every backend reads
+    its page's records this way.
+
+    Example: ``records(tables, files, pl.Series([3, 1]), ["id", "_payload"])``.
+    """
     if tables.records is not None:
         held = tables.records if columns is None else tables.records.select(columns)
-        rows = held[page[RID]]
+        rows = held[rids]
     else:
-        rows = fetch(backups_files, page[RID], columns)
+        rows = fetch(backups_files, rids, columns)
     if PAYLOAD in rows.columns:
         rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
-    return Result(total, query.offset, query.limit, rows)
+    return rows
 
 
 def marker_error(marker: str) -> QueryError:

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from engine.backends import ordered_rules
-from engine.compile import sort_keys
-from engine.execute import Result, marker_error
-from engine.manifest import INTERNAL_COLUMNS, PAYLOAD, duckdb_sql
-from engine.payload import canonical_payloads
+from engine.compile import RID, sort_keys
+from engine.execute import Result, marker_error, records
+from engine.manifest import duckdb_sql, table_files
 from engine.query import BackupQuery
 
 if TYPE_CHECKING:
@@ -342,27 +341,27 @@ def answer(
     con, tables = connect(inventory)
     if query.marker is not None and not _scalar(con, _marker_sql(query, tables)):
         raise marker_error(query.marker)
-    wanted = list(columns) if columns is not None else _record_columns(con)
-    select = ", ".join(_quoted(c) for c in wanted)
-    page = pl.from_arrow(con.sql(page_sql(query, tables, select)).to_arrow_table())
-    assert isinstance(page, pl.DataFrame)
+    # DuckDB orders and counts over the narrow columns; the page's records are
+    # then read by row, as every backend does (engine.execute.records): carrying
+    # the records through DuckDB's sort, or looking them up by id, cost 2-4 s at 1M.
+    ids = pl.from_arrow(con.sql(page_sql(query, tables, "id")).to_arrow_table())
+    assert isinstance(ids, pl.DataFrame)
     # An empty page says nothing of the count.
-    total = int(page["_total"][0]) if page.height else _scalar(con, count_sql(query, tables))
-    rows = page.drop("_total")
-    if PAYLOAD in rows.columns:
-        rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
-    return Result(total, query.offset, query.limit, rows)
+    total = int(ids["_total"][0]) if ids.height else _scalar(con, count_sql(query, tables))
+    return Result(total, query.offset, query.limit, _records(inventory, ids["id"], columns))
+
+
+def _records(inventory: Inventory, ids: pl.Series, columns: Sequence[str] | None) -> pl.DataFrame:
+    """The records of ``ids`` in that order: their rows found by id, then read by row."""
+    wanted = pl.DataFrame({"id": ids, "_at": pl.int_range(ids.len(), eager=True)})
+    tables = inventory.tables
+    found = tables.backups.select(RID, "id").join(wanted.lazy(), on="id").sort("_at").collect()
+    paths = (
+        [] if inventory.root is None else table_files(inventory.root, inventory.manifest, "backups")
+    )
+    return records(tables, paths, found[RID], columns)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     """The one number a query gives (fetched whole, so the connection is free after)."""
     return int(con.sql(sql).fetchall()[0][0])
-
-
-def _record_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    names = [row[0] for row in con.sql("DESCRIBE backups").fetchall()]
-    return [n for n in names if n not in INTERNAL_COLUMNS or n == PAYLOAD]
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
