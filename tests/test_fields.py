@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
@@ -62,6 +62,7 @@ def typed_records(folder: str, query: str) -> list[dict[str, Any]]:
     return [as_json_value(row) for row in frame.to_dicts()]
 
 
+@settings(max_examples=max(5, settings.default.max_examples // 4))  # six CLI runs an example
 @given(
     inventories(max_backups=6),
     st.lists(st.sampled_from(PATHS), min_size=1, max_size=4, unique=True),
