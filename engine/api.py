@@ -249,6 +249,12 @@ def _read(
     done_files = 0
     pipeline = _Pipeline(sink, lenient)
 
+    def tick(in_batch: int, phase: str = "reading") -> None:
+        # Records read: those of batches handed on (summed once absorbed) and this one's.
+        if progress is not None:
+            records = sum(summary.records.values()) + in_batch
+            progress(Tick(done_files, len(refs), summary.bytes_read, total_bytes, records, phase))
+
     def flush() -> None:
         # Records set aside keep input order: the previous batch's, then this
         # batch's unreadable files, then (later) this batch's records.
@@ -282,30 +288,10 @@ def _read(
             batch_bytes += len(source.data)
             if batch_bytes >= BATCH_BYTES:
                 flush()
-            if progress is not None:
-                progress(
-                    Tick(
-                        done_files,
-                        len(refs),
-                        summary.bytes_read,
-                        total_bytes,
-                        sum(summary.records.values()) + sum(len(c.records) for _, c in batch),
-                    )
-                )
+            tick(sum(len(c.records) for _, c in batch))
         in_batch = sum(len(c.records) for _, c in batch)
         flush()
-        if progress is not None:
-            records = sum(summary.records.values()) + in_batch
-            progress(
-                Tick(
-                    done_files,
-                    len(refs),
-                    summary.bytes_read,
-                    total_bytes,
-                    records,
-                    "typing records",
-                )
-            )
+        tick(in_batch, "typing records")
         for kind, result in pipeline.wait():
             _absorb(result, kind, summary, rejected, small)
     finally:

@@ -18,7 +18,7 @@ from typing import Final
 
 import polars as pl
 
-from engine.backends import ordered_rules
+from engine.backends import ordered_rules, setting
 from engine.query import BackupQuery, SortKey
 from engine.spec import DEFAULT_SORT, TIE_BREAKER
 
@@ -193,15 +193,8 @@ def _incremental(q: BackupQuery, _t: Tables) -> list[Rule]:
 #: One rule per filtering parameter of :data:`engine.params.PARAMS`
 #: (checked at import); rules apply, and are explained, in that table's order.
 RULES: Final[dict[str, Handler]] = {
-    "checkpoint_id": _equals("checkpoint_id"),
-    "parent_id": _equals("parent_id"),
-    "resource_id": _equals("resource_id"),
-    "resource_az": _equals("resource_az"),
-    "vault_id": _equals("vault_id"),
-    "name": _contains("name"),
-    "resource_name": _contains("resource_name"),
-    "image_type": _equals("image_type"),
-    "resource_type": _equals("resource_type"),
+    **{name: _equals(name) for name in setting("equals")},
+    **{name: _contains(name) for name in setting("contains")},
     "status": _statuses,
     "start_time": _start_time,
     "end_time": _end_time,

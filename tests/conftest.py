@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -62,3 +64,33 @@ def write(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return _write
+
+
+def on_terminal(command: list[str], stream: str = "stdout", **options: Any) -> tuple[int, str, str]:
+    """Run ``command`` with ``stream`` (stdout or stderr) on a new pseudo-terminal.
+
+    Returns the exit status, what the terminal showed (line ends as ``\\n``)
+    and what the other stream wrote to its pipe. ``options`` go to Popen.
+    """
+    leader, follower = os.openpty()
+    other = "stderr" if stream == "stdout" else "stdout"
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, **{stream: follower, other: subprocess.PIPE},
+            **options,
+        )  # fmt: skip
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: every writer has exited
+                break
+            if not chunk:
+                break
+            shown += chunk
+        piped = getattr(process, other).read()
+        status = process.wait(timeout=300)
+    finally:
+        os.close(leader)
+    return status, shown.decode().replace("\r\n", "\n"), piped.decode()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from engine.api import Tick, ingest
 from engine.cli import _Bar
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, on_terminal
 from tests.records import backup, page
 
 
@@ -59,24 +57,8 @@ def test_the_bar_never_finishes_so_its_clock_runs_after_reading() -> None:
 
 
 def test_the_bar_shows_on_a_terminal(tmp_path: Path) -> None:
-    leader, follower = os.openpty()
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "ingest", str(SAMPLE), "--store",
-             str(tmp_path / "store")],
-            stdout=subprocess.PIPE, stderr=follower, text=True, timeout=120,
-        )  # fmt: skip
-        os.close(follower)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
-    assert done.returncode == 0
-    assert b"ingest: reading" in seen and b"files: " in seen  # the bar, then the summary
+    command = [sys.executable, "-m", "engine.cli", "ingest", str(SAMPLE), "--store",
+               str(tmp_path / "store")]  # fmt: skip
+    status, shown, _ = on_terminal(command, "stderr")
+    assert status == 0
+    assert "ingest: reading" in shown and "files: " in shown  # the bar, then the summary

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SAMPLE
+from tests.conftest import REPO, SAMPLE, on_terminal
 
 README = REPO / "README.md"
 
@@ -121,28 +121,10 @@ def run_on_terminal(command: str, cwd: Path) -> tuple[int, str]:
 
     Standard error is a pipe, so no progress bar is drawn into what is compared.
     """
-    leader, follower = os.openpty()
-    try:
-        process = subprocess.Popen(
-            ["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=shell_env(),
-            stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        os.close(follower)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed: every writer has exited
-                break
-            if not chunk:
-                break
-            seen += chunk
-        assert process.stderr is not None
-        errors = process.stderr.read().decode()
-        status = process.wait(timeout=300)
-    finally:
-        os.close(leader)
-    return status, seen.decode().replace("\r\n", "\n") + errors
+    status, shown, errors = on_terminal(
+        ["bash", "-o", "pipefail", "-c", command], "stdout", cwd=cwd, env=shell_env()
+    )
+    return status, shown + errors
 
 
 def masked(text: str, folder: Path) -> str:

@@ -42,6 +42,17 @@ def filter_params() -> list[str]:
     return [p.name for p in PARAMS if p.effect == "filter"]
 
 
+def setting(field: str) -> list[str]:
+    """The filtering parameters whose value goes to the ``BackupQuery`` field ``field``.
+
+    The ``equals`` and ``contains`` parameters share one rule shape, so
+    backends make their rules from this list.
+
+    Example: ``setting("contains")`` -> ``["name", "resource_name"]``.
+    """
+    return [p.name for p in PARAMS if p.effect == "filter" and p.field == field]
+
+
 def ordered_rules(backend: str, rules: Mapping[str, R]) -> tuple[R, ...]:
     """A backend's rules in table order; raises ImportError if one is missing or unknown.
 

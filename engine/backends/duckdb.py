@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from engine.backends import ordered_rules
+from engine.backends import ordered_rules, setting
 from engine.compile import RID, sort_keys
 from engine.execute import Result, marker_error, records
 from engine.manifest import duckdb_sql, table_files
@@ -192,15 +192,8 @@ def _incremental(q: BackupQuery, _t: SqlTables) -> list[Condition]:
 
 #: One rule per filtering parameter of :data:`engine.params.PARAMS` (checked at import).
 RULES: Final[dict[str, SqlRule]] = {
-    "checkpoint_id": _equals("checkpoint_id"),
-    "parent_id": _equals("parent_id"),
-    "resource_id": _equals("resource_id"),
-    "resource_az": _equals("resource_az"),
-    "vault_id": _equals("vault_id"),
-    "name": _contains("name"),
-    "resource_name": _contains("resource_name"),
-    "image_type": _equals("image_type"),
-    "resource_type": _equals("resource_type"),
+    **{name: _equals(name) for name in setting("equals")},
+    **{name: _contains(name) for name in setting("contains")},
     "status": _statuses,
     "start_time": _start_time,
     "end_time": _end_time,
