@@ -28,21 +28,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 import matplotlib
 import numpy as np
 import polars as pl
+from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from engine.instants import format_instant
+from engine.params import QueryParams
+from engine.spec import DEFAULT_MAX_AGE, DEFAULT_MIN_DAYS, DEFAULT_STUCK_HOURS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.typing import RcKeyType
 
     from engine.analyses import Analysis
-    from engine.inventory import Inventory
+    from engine.inventory import Inventory, QuerySource
+    from engine.query import Semantics
 
 #: Rows of each analysis table shown in the page; the rest are counted.
 TABLE_ROWS: Final[int] = 25
@@ -57,7 +62,7 @@ FIGURE_SIZE: Final[tuple[float, float]] = (9.0, 3.4)
 PNG_DPI: Final[int] = 100
 #: matplotlib settings for every chart: text as SVG text (no font file, no
 #: glyph paths), no date in the file, a fixed look whatever the user's matplotlibrc.
-RC: Final[dict[str, Any]] = {
+RC: Final[dict[RcKeyType, Any]] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],
@@ -103,14 +108,42 @@ SECTIONS: Final[tuple[tuple[str, str], ...]] = (
 class ReportOptions:
     """What a report is about: the filter, the instant and each analysis' threshold.
 
+    ``filter``, ``project`` and ``semantics`` mean what they mean to
+    :meth:`~engine.inventory.Inventory.query`; ``at`` and the thresholds what
+    they mean to the analyses (``at=None``: the inventory's default).
+
     Example: ``ReportOptions("vault_id=v1", at="now", max_age="7d")``.
     """
 
-    filter: str | None = None
+    filter: QuerySource = None
     at: str | datetime | None = None
-    max_age: str | timedelta = "24h"
-    min_days: int = 35
-    stuck_hours: float = 24
+    max_age: str | timedelta = DEFAULT_MAX_AGE
+    min_days: int = DEFAULT_MIN_DAYS
+    stuck_hours: float = DEFAULT_STUCK_HOURS
+    project: str | None = None
+    semantics: Semantics | None = None
+
+    @property
+    def filter_text(self) -> str:
+        """The filter as a query string (empty when there is none)."""
+        return "&".join(f"{k}={v}" for k, v in QueryParams.of(self.filter).pairs)
+
+    @property
+    def max_age_text(self) -> str:
+        """``max_age`` as written: ``90m``, ``24h``, ``7d``."""
+        return self.max_age if isinstance(self.max_age, str) else duration_text(self.max_age)
+
+
+def duration_text(value: timedelta) -> str:
+    """A duration in the largest of d, h, m that writes it whole (``36h``, ``7d``, ``90m``).
+
+    Example: ``duration_text(timedelta(hours=36)) == "36h"``.
+    """
+    minutes = int(value.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
 
 
 @dataclass(frozen=True)
@@ -179,26 +212,38 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
     from engine.analyses import parse_duration, parse_filter
     from engine.compile import compile_filter
 
-    flt = options.filter
+    flt, project, semantics = options.filter, options.project, options.semantics
     max_age = parse_duration(options.max_age, "max_age")
-    status = inv.stats(flt, by=("status",), at=options.at)
+    status = inv.stats(flt, by=("status",), at=options.at, project=project, semantics=semantics)
     at = status.at  # "now" read once: every part of the page measures to the same instant
-    backups = compile_filter(parse_filter(flt, inv.parse), inv.tables)
+    scope = _Scope(at=at, project=project, semantics=semantics)
+    query = parse_filter(
+        QueryParams.of(flt), lambda params: inv.parse(params, project=project, semantics=semantics)
+    )
+    backups = compile_filter(query, inv.tables)
     replication, kept = pl.collect_all([_replication_plan(backups), _retention_plan(backups)])
     return ReportData(
         label=inv.label,
         options=options,
         max_age_seconds=max_age.total_seconds(),
         status=status,
-        daily=inv.stats(flt, by=("day", "status"), at=at).frame,
-        types=inv.stats(flt, by=("resource_type",), at=at).frame,
-        rpo=inv.rpo(flt, max_age=max_age, at=at),
+        daily=inv.stats(flt, by=("day", "status"), **scope).frame,
+        types=inv.stats(flt, by=("resource_type",), **scope).frame,
+        rpo=inv.rpo(flt, max_age=max_age, **scope),
         replication=replication,
-        retention=inv.retention(flt, min_days=options.min_days, at=at),
+        retention=inv.retention(flt, min_days=options.min_days, **scope),
         retention_days=kept["days"].to_numpy(),
-        capacity=inv.capacity(flt, at=at),
-        hygiene=inv.hygiene(flt, stuck_hours=options.stuck_hours, at=at),
+        capacity=inv.capacity(flt, **scope),
+        hygiene=inv.hygiene(flt, stuck_hours=options.stuck_hours, **scope),
     )
+
+
+class _Scope(TypedDict):
+    """The arguments every analysis of one report shares."""
+
+    at: datetime | None
+    project: str | None
+    semantics: Semantics | None
 
 
 def _replication_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
@@ -288,15 +333,28 @@ def _daily_chart(data: ReportData) -> Chart:
     for status in _statuses(daily):
         counts = wide[status].to_numpy().astype(float)
         drawn = counts > 0  # no zero-height bars: they would only weigh on the file
-        ax.bar(x[drawn], counts[drawn], bottom=bottom[drawn], width=0.85, color=_colour(status),
-               label=status)
+        ax.bar(
+            x[drawn],
+            counts[drawn],
+            bottom=bottom[drawn],
+            width=0.85,
+            color=_colour(status),
+            label=status,
+        )
         bottom = bottom + counts
     naive = newest.replace(tzinfo=None)
-    ax.set_xlim(naive - timedelta(days=DAILY_DAYS), naive + timedelta(days=1))
+    ax.set_xlim(
+        _day_number(naive - timedelta(days=DAILY_DAYS)), _day_number(naive + timedelta(days=1))
+    )
     ax.set_ylabel("backups")
     ax.set_ylim(bottom=0)
     ax.legend(ncols=4, loc="upper left")
     return Chart("backups_per_day", "Backups per day by status", caption, figure)
+
+
+def _day_number(day: datetime) -> float:
+    """matplotlib's number for a date (its stubs leave ``date2num`` untyped)."""
+    return float(date2num(day))  # type: ignore[no-untyped-call]
 
 
 def _every_week(frame: pl.DataFrame) -> pl.DataFrame:
@@ -304,16 +362,26 @@ def _every_week(frame: pl.DataFrame) -> pl.DataFrame:
     each week without backups (a gap in the line)."""
     if frame.height == 0:
         return frame
-    newest = frame["week"].max()
-    assert isinstance(newest, datetime)
-    oldest = max(frame["week"].min(), newest - timedelta(weeks=WEEKLY_WEEKS - 1))  # type: ignore[type-var]
+    newest, oldest = frame["week"].max(), frame["week"].min()
+    assert isinstance(newest, datetime) and isinstance(oldest, datetime)
+    oldest = max(oldest, newest - timedelta(weeks=WEEKLY_WEEKS - 1))
     weeks = pl.datetime_range(oldest, newest, "1w", eager=True)
     return pl.DataFrame({"week": weeks}).join(frame, on="week", how="left")
 
 
 #: Tick marks of the log-scale time axes (in hours): readable steps from minutes to years.
 TIME_TICKS_HOURS: Final[tuple[float, ...]] = (
-    0.25, 1, 6, 24, 72, 168, 720, 2160, 8760, 26280, 87600
+    0.25,
+    1,
+    6,
+    24,
+    72,
+    168,
+    720,
+    2160,
+    8760,
+    26280,
+    87600,
 )
 
 
@@ -367,7 +435,7 @@ def _error_rate_chart(data: ReportData) -> Chart:
         return Chart("error_rate_per_week", "Error rate per week", caption, figure)
     x = weekly["week"].dt.replace_time_zone(None).to_numpy()
     ax.plot(x, weekly["rate"].to_numpy(), color=WARN, lw=1.2, marker="o", ms=2.5)
-    overall = weekly["errors"].sum() / max(weekly["backups"].sum(), 1) * 100
+    overall = float(weekly["errors"].sum()) / max(float(weekly["backups"].sum()), 1) * 100
     ax.axhline(overall, color=OTHER_COLOUR, ls="--", lw=1, label=f"overall {overall:.1f} %")
     ax.set_ylabel("error %")
     ax.set_ylim(bottom=0)
@@ -402,7 +470,7 @@ def _rpo_chart(data: ReportData) -> Chart:
     never = frame.filter(pl.col("verdict") == "never").height
     caption = (
         f"How old each resource's newest good backup (available, image_type backup) is at "
-        f"'at', in hours on a log scale; the red line is --max-age ({_duration(data)}). "
+        f"'at', on a log scale; the red line is --max-age ({_duration(data)}). "
         f"{never:,} resource(s) have no good backup at all and are not drawn."
     )
     if ages.size == 0:
@@ -423,8 +491,7 @@ def _rpo_chart(data: ReportData) -> Chart:
 
 
 def _duration(data: ReportData) -> str:
-    value = data.options.max_age
-    return value if isinstance(value, str) else f"{value.total_seconds() / 3600:g}h"
+    return data.options.max_age_text
 
 
 def _replication_chart(data: ReportData) -> Chart:
@@ -490,11 +557,15 @@ def _capacity_chart(data: ReportData) -> Chart:
     )
     hidden = data.capacity.frame.height - frame.height
     if hidden:
-        caption += f" {hidden} vault(s) without a size or beyond the first {CHART_VAULTS} not drawn."
+        caption += (
+            f" {hidden} vault(s) without a size or beyond the first {CHART_VAULTS} not drawn."
+        )
     if frame.height == 0:
         _empty(ax, "no vault with a size")
         return Chart("vault_fill", "Vault fill", caption, figure)
-    names = [str(n if n is not None else i) for n, i in zip(frame["name"], frame["id"], strict=True)]
+    names = [
+        str(n if n is not None else i) for n, i in zip(frame["name"], frame["id"], strict=True)
+    ]
     y = np.arange(frame.height)[::-1]
     used = frame["used_percent"].to_numpy()
     colours = [WARN if full else ACCENT for full in frame["full"].to_list()]
@@ -526,9 +597,9 @@ def _hygiene_chart(data: ReportData) -> Chart:
     left = np.zeros(len(findings))
     for status in _statuses(counts):
         part = counts.filter(pl.col("status") == status)
-        width = [part.filter(pl.col("finding") == f)["len"].sum() for f in findings]
+        width = [float(part.filter(pl.col("finding") == f)["len"].sum()) for f in findings]
         ax.barh(findings, width, left=left, color=_colour(status), label=status, height=0.6)
-        left = left + np.asarray(width, dtype=float)
+        left = left + np.asarray(width)
     ax.invert_yaxis()
     ax.set_xlabel("backups")
     ax.grid(axis="y", visible=False)
@@ -545,7 +616,7 @@ def svg(chart: Chart) -> str:
     Example: ``"<svg" in svg(draw(data)[0])``.
     """
     buffer = io.StringIO()
-    settings = {**RC, "svg.hashsalt": f"cbrq-{chart.name}"}
+    settings: dict[RcKeyType, Any] = {**RC, "svg.hashsalt": f"cbrq-{chart.name}"}
     with matplotlib.rc_context(settings):
         chart.figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
@@ -605,7 +676,7 @@ def page(data: ReportData, charts: Sequence[Chart]) -> str:
     ]
     title = f"cbrq report: {data.label}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
@@ -626,12 +697,12 @@ def _header(data: ReportData) -> str:
     options = data.options
     words = [
         f"inventory <code>{_e(data.label)}</code>",
-        f"filter <code>{_e(options.filter or '(none)')}</code>",
+        f"filter <code>{_e(options.filter_text or '(none)')}</code>",
         f"at <code>{_e(_when(data.at))} UTC</code>",
     ]
     return (
         "<header>\n<h1>CBR backup report</h1>\n"
-        f"<p class=\"meta\">{' · '.join(words)}</p>\n<nav>{nav}</nav>\n</header>"
+        f'<p class="meta">{" · ".join(words)}</p>\n<nav>{nav}</nav>\n</header>'
     )
 
 
@@ -741,16 +812,22 @@ def _replication_body(data: ReportData, charts: dict[str, Chart]) -> str:
 
 def _retention_body(data: ReportData, charts: dict[str, Chart]) -> str:
     command = f"cbrq retention --min-days {data.options.min_days}"
-    return "\n".join([_figure_html(charts["retention_days"]), _table(data.retention.frame, command)])
+    return "\n".join(
+        [_figure_html(charts["retention_days"]), _table(data.retention.frame, command)]
+    )
 
 
 def _capacity_body(data: ReportData, charts: dict[str, Chart]) -> str:
-    return "\n".join([_figure_html(charts["vault_fill"]), _table(data.capacity.frame, "cbrq capacity")])
+    return "\n".join(
+        [_figure_html(charts["vault_fill"]), _table(data.capacity.frame, "cbrq capacity")]
+    )
 
 
 def _hygiene_body(data: ReportData, charts: dict[str, Chart]) -> str:
     command = f"cbrq hygiene --stuck-hours {data.options.stuck_hours:g}"
-    return "\n".join([_figure_html(charts["hygiene_findings"]), _table(data.hygiene.frame, command)])
+    return "\n".join(
+        [_figure_html(charts["hygiene_findings"]), _table(data.hygiene.frame, command)]
+    )
 
 
 def _table(frame: pl.DataFrame, command: str) -> str:
