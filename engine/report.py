@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from engine.instants import format_instant
 from engine.params import QueryParams
@@ -135,15 +135,14 @@ class ReportOptions:
 
 
 def duration_text(value: timedelta) -> str:
-    """A duration in the largest of d, h, m that writes it whole (``36h``, ``7d``, ``90m``).
+    """A duration as people write it: whole days from 2 days on, else whole hours, else minutes.
 
-    Example: ``duration_text(timedelta(hours=36)) == "36h"``.
+    Example: ``duration_text(timedelta(hours=24)) == "24h"``; ``7d``, ``90m``.
     """
     minutes = int(value.total_seconds() // 60)
-    for unit, size in (("d", 1440), ("h", 60)):
-        if minutes and minutes % size == 0:
-            return f"{minutes // size}{unit}"
-    return f"{minutes}m"
+    if minutes >= 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes and minutes % 60 == 0 else f"{minutes}m"
 
 
 @dataclass(frozen=True)
@@ -312,13 +311,18 @@ def _colour(status: str) -> str:
     return STATUS_COLOURS.get(status, OTHER_COLOUR)
 
 
+def _legend_above(ax: Axes) -> None:
+    """The legend in one row above the plot, where it hides no bar."""
+    ax.legend(ncols=8, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0.3)
+
+
 def _daily_chart(data: ReportData) -> Chart:
     figure, ax = _figure()
     daily = data.daily.filter(pl.col("day").is_not_null())
     caption = (
         f"Backups created per day (UTC) over the last {DAILY_DAYS} days up to the newest "
         "backup, stacked by status: a gap is a day without backups, red a day of failures. "
-        "The weekly charts below cover the whole inventory."
+        f"The weekly charts below cover the last {WEEKLY_WEEKS} weeks."
     )
     if daily.height == 0:
         _empty(ax)
@@ -348,7 +352,8 @@ def _daily_chart(data: ReportData) -> Chart:
     )
     ax.set_ylabel("backups")
     ax.set_ylim(bottom=0)
-    ax.legend(ncols=4, loc="upper left")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
     return Chart("backups_per_day", "Backups per day by status", caption, figure)
 
 
@@ -603,7 +608,8 @@ def _hygiene_chart(data: ReportData) -> Chart:
     ax.invert_yaxis()
     ax.set_xlabel("backups")
     ax.grid(axis="y", visible=False)
-    ax.legend(ncols=4, loc="lower right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
     return Chart("hygiene_findings", "Hygiene findings", caption, figure)
 
 
@@ -719,7 +725,7 @@ def _summary(data: ReportData) -> str:
         ("backups", f"{total:,}", "live top-level backups matching the filter"),
         ("error backups", f"{errors:,}", "status error"),
         ("resources", f"{data.rpo.frame.height:,}", "listed by a vault or named by a backup"),
-        ("rpo breaches", _verdicts(data.rpo.frame), "never / breach"),
+        _rpo_card(data),
         ("vaults", f"{data.capacity.frame.height:,}", f"{_full(data):,} full"),
         ("retention findings", f"{data.retention.frame.height:,}", "short or overdue"),
         ("hygiene findings", f"{data.hygiene.frame.height:,}", "orphan, stuck, error"),
@@ -749,10 +755,12 @@ def _count(frame: pl.DataFrame, key: str, value: str, column: str) -> int:
     return int(frame.filter(pl.col(key) == value)[column].sum()) if frame.height else 0
 
 
-def _verdicts(frame: pl.DataFrame) -> str:
-    never = frame.filter(pl.col("verdict") == "never").height
-    breach = frame.filter(pl.col("verdict") == "breach").height
-    return f"{never:,} / {breach:,}"
+def _rpo_card(data: ReportData) -> tuple[str, str, str]:
+    """Resources without a good backup within --max-age: the card's label, value and note."""
+    verdicts = data.rpo.frame["verdict"]
+    never, breach = int((verdicts == "never").sum()), int((verdicts == "breach").sum())
+    note = f"{never:,} never backed up, {breach:,} older than {_duration(data)}"
+    return ("rpo breaches", f"{never + breach:,}", note)
 
 
 def _full(data: ReportData) -> int:
