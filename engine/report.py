@@ -312,8 +312,10 @@ def _colour(status: str) -> str:
 
 
 def _legend_above(ax: Axes) -> None:
-    """The legend in one row above the plot, where it hides no bar."""
-    ax.legend(ncols=8, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0.3)
+    """The legend above the plot, where it hides nothing: one row, two beyond six entries."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    columns = entries if entries <= 6 else (entries + 1) // 2
+    ax.legend(ncols=max(columns, 1), loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0.3)
 
 
 def _daily_chart(data: ReportData) -> Chart:
@@ -329,27 +331,21 @@ def _daily_chart(data: ReportData) -> Chart:
         return Chart("backups_per_day", "Backups per day by status", caption, figure)
     newest = daily["day"].max()
     assert isinstance(newest, datetime)
-    daily = daily.filter(pl.col("day") > newest - timedelta(days=DAILY_DAYS))
+    first = newest - timedelta(days=DAILY_DAYS - 1)
+    daily = daily.filter(pl.col("day") >= first)
     wide = daily.pivot(on="status", index="day", values="backups", aggregate_function="sum")
-    wide = wide.fill_null(0).sort("day")
-    x = wide["day"].dt.replace_time_zone(None).to_numpy()
+    days = pl.DataFrame({"day": pl.datetime_range(first, newest, "1d", eager=True)})
+    wide = days.join(wide, on="day", how="left").fill_null(0)
+    start = _day_number(first.replace(tzinfo=None))
+    edges = start + np.arange(wide.height + 1, dtype=float)
     bottom = np.zeros(wide.height)
+    # One filled step outline per status (not a bar per day): small and fast at any size.
     for status in _statuses(daily):
-        counts = wide[status].to_numpy().astype(float)
-        drawn = counts > 0  # no zero-height bars: they would only weigh on the file
-        ax.bar(
-            x[drawn],
-            counts[drawn],
-            bottom=bottom[drawn],
-            width=0.85,
-            color=_colour(status),
-            label=status,
-        )
-        bottom = bottom + counts
-    naive = newest.replace(tzinfo=None)
-    ax.set_xlim(
-        _day_number(naive - timedelta(days=DAILY_DAYS)), _day_number(naive + timedelta(days=1))
-    )
+        top = bottom + wide[status].to_numpy()
+        ax.stairs(top, edges, baseline=bottom, fill=True, color=_colour(status), label=status)
+        bottom = top
+    ax.xaxis_date()
+    ax.set_xlim(edges[0], edges[-1])
     ax.set_ylabel("backups")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
