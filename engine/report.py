@@ -700,7 +700,7 @@ def _header(data: ReportData) -> str:
     words = [
         f"inventory <code>{_e(data.label)}</code>",
         f"filter <code>{_e(options.filter_text or '(none)')}</code>",
-        f"at <code>{_e(_when(data.at))} UTC</code>",
+        f"at <code>{_e(_when(data.at))}{' UTC' if data.at else ''}</code>",
     ]
     return (
         "<header>\n<h1>CBR backup report</h1>\n"
