@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from engine.compile import RID
 from engine.errors import Problem, QueryError
 from engine.instants import ALLOWED as TIME_ALLOWED
 from engine.instants import canonical_expr, format_instant, parse_instant
@@ -296,6 +297,11 @@ def narrow_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.DataFrame:
     return vaults.filter(pl.col("id").is_in(wanted)) if wanted else vaults
 
 
+def _lists_resources(vaults: pl.DataFrame) -> bool:
+    """Whether any of ``vaults`` lists a resource."""
+    return vaults.height > 0 and bool((vaults["resources"].list.len() > 0).any())
+
+
 def _listed(vaults: pl.DataFrame) -> pl.LazyFrame:
     """One row per (vault, listed resource with an id): ``vault_id, rid, rname, rtype``."""
     items = vaults.lazy().select(pl.col("id").alias("vault_id"), "resources").explode("resources")
@@ -341,29 +347,37 @@ def rpo(
     query: BackupQuery,
     at: datetime | None,
     max_age: timedelta,
+    *,
+    ordered: bool = False,
 ) -> Analysis:
     """The newest good backup of every resource and its age against ``max_age`` (SPEC §5 rpo).
 
-    ``vaults``: :func:`narrow_vaults` of :func:`vault_table`.
+    ``vaults``: :func:`narrow_vaults` of :func:`vault_table`; ``ordered``:
+    the backups' ``_rid`` follows ``created_at`` then ``id`` (see :func:`_with_order`).
 
     Example: ``rpo(inv.lazy(), vault_table(inv.raw("vaults")), BackupQuery(), at, timedelta(1))``.
     """
-    joined = _from_backups(backups, at).join(
-        _from_vaults(vaults, query), on="resource_id", how="full", coalesce=True
-    )
+    joined = _from_backups(backups, at, ordered)
+    if _lists_resources(vaults):
+        listed = _from_vaults(vaults, query)
+        joined = joined.join(listed, on="resource_id", how="full", coalesce=True)
+    else:  # nothing to join: a full join on a million ids costs a hash table of them
+        empty = [pl.lit(None, pl.String).alias(f"listed_{c}") for c in ("vault", "name", "type")]
+        joined = joined.with_columns(empty)
     age = (
         pl.lit(None, pl.Float64)
         if at is None
         else (pl.lit(at, INSTANT) - pl.col("last_good")).dt.total_microseconds() / 1_000_000
     )
-    verdict = (
+    # Sorted by a number (the verdict's place in RPO_VERDICTS), named after.
+    rank = (
         pl.when(pl.col("last_good").is_null())
-        .then(pl.lit("never"))
+        .then(pl.lit(0, pl.Int8))
         .when(pl.col("age_seconds") > max_age.total_seconds())
-        .then(pl.lit("breach"))
-        .otherwise(pl.lit("ok"))
+        .then(pl.lit(1, pl.Int8))
+        .otherwise(pl.lit(2, pl.Int8))
     )
-    rank = pl.col("verdict").replace_strict(list(RPO_VERDICTS), list(range(len(RPO_VERDICTS))))
+    verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
     frame = (
         joined.select(
             "resource_id",
@@ -374,12 +388,13 @@ def rpo(
             "last_good",
         )
         .with_columns(age.alias("age_seconds"))
-        .with_columns(verdict.alias("verdict"))
+        .with_columns(rank.alias("_rank"))
         .sort(
-            [rank, pl.col("age_seconds"), pl.col("resource_id")],
+            ["_rank", "age_seconds", "resource_id"],
             descending=[False, True, False],
             nulls_last=True,
         )
+        .with_columns(verdict=pl.lit(verdicts).get(pl.col("_rank")))
         .select(RPO_COLUMNS)
         .collect()
     )
@@ -393,23 +408,42 @@ def _prefer(what: str) -> pl.Expr:
     return chosen.alias(f"resource_{what}")
 
 
-def _from_backups(backups: pl.LazyFrame, at: datetime | None) -> pl.LazyFrame:
-    """Per resource id of the backups: count, newest backup's name/type/vault, last good."""
+def _from_backups(backups: pl.LazyFrame, at: datetime | None, ordered: bool) -> pl.LazyFrame:
+    """Per resource id of the backups: count, last good, newest backup's name/type/vault.
+
+    Aggregates numbers only (strings per group are slow at a million
+    resources), then fetches the newest backup's strings by its order number.
+    """
     good = (pl.col("status") == "available") & (pl.col("image_type") == "backup")
     if at is not None:
         good = good & (pl.col("created_at") <= at)
-    newest = ["created_at", "id"]  # a null created_at sorts first: the oldest
-    return (
-        backups.filter(pl.col("resource_id").is_not_null())
-        .group_by("resource_id")
-        .agg(
-            pl.len().cast(pl.Int64).alias("backups"),
-            pl.col("resource_name").sort_by(newest).last().alias("newest_name"),
-            pl.col("resource_type").sort_by(newest).last().alias("newest_type"),
-            pl.col("vault_id").sort_by(newest).last().alias("newest_vault"),
-            pl.col("created_at").filter(good).max().alias("last_good"),
-        )
+    named = _with_order(backups.filter(pl.col("resource_id").is_not_null()), ordered)
+    per = named.group_by("resource_id").agg(
+        pl.len().cast(pl.Int64).alias("backups"),
+        pl.when(good).then(pl.col("created_at")).max().alias("last_good"),
+        pl.col("_order").max(),
     )
+    details = named.select(
+        "_order",
+        pl.col("resource_name").alias("newest_name"),
+        pl.col("resource_type").alias("newest_type"),
+        pl.col("vault_id").alias("newest_vault"),
+    )
+    return per.join(details, on="_order", how="left").drop("_order")
+
+
+def _with_order(backups: pl.LazyFrame, ordered: bool) -> pl.LazyFrame:
+    """``backups`` with ``_order``: distinct integers, larger for newer (``created_at``, a
+    null one oldest, then ``id``).
+
+    ``ordered``: the rows' ``_rid`` already follows ``created_at`` (nulls
+    last) then ``id`` (:class:`engine.compile.Tables`), so no sort is needed.
+    """
+    if ordered:
+        dated = pl.col("created_at").is_not_null().cast(pl.Int64) * 2**40
+        return backups.with_columns(_order=pl.col(RID).cast(pl.Int64) + dated)
+    newest_last = backups.sort(["created_at", "id"], nulls_last=False)
+    return newest_last.with_row_index("_order").with_columns(pl.col("_order").cast(pl.Int64))
 
 
 def _from_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.LazyFrame:
@@ -430,19 +464,20 @@ def _from_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.LazyFrame:
     )
 
 
-def _findings(parts: list[tuple[str, pl.LazyFrame]]) -> pl.LazyFrame:
-    """One row per (backup, finding) from each (finding, matching backups), in SPEC order."""
-    frames = [
-        frame.select(
-            "id",
-            pl.lit(finding).alias("finding"),
-            *FINDING_COLUMNS[2:],
-        )
-        for finding, frame in parts
-    ]
-    if not frames:
-        return pl.LazyFrame(schema={c: pl.String for c in FINDING_COLUMNS[:4]})
-    return pl.concat(frames).sort(["id", "finding"])
+def _findings(backups: pl.LazyFrame, tests: dict[str, pl.Expr]) -> pl.LazyFrame:
+    """One row per (backup, finding) whose test is true, ordered by id then finding.
+
+    One pass: each backup gets the list of its findings (in alphabetical
+    order), the backups with any are sorted by id, and the lists exploded.
+    """
+    flags = {name: test.fill_null(False) for name, test in sorted(tests.items())}
+    findings = pl.concat_list([pl.when(f).then(pl.lit(n)) for n, f in flags.items()])
+    return (
+        backups.filter(pl.any_horizontal(list(flags.values())))
+        .select("id", findings.list.drop_nulls().alias("finding"), *FINDING_COLUMNS[2:])
+        .sort("id")
+        .explode("finding")
+    )
 
 
 def retention(backups: pl.LazyFrame, at: datetime | None, min_days: float) -> Analysis:
@@ -450,12 +485,12 @@ def retention(backups: pl.LazyFrame, at: datetime | None, min_days: float) -> An
 
     Example: ``retention(inv.lazy(), at, 35).frame``.
     """
-    kept = backups.filter(pl.col("status") == "available")
     kept_for = pl.col("expired_at") - pl.col("created_at")
-    parts = [("short", kept.filter(kept_for < timedelta(days=min_days)))]
+    tests = {"short": kept_for < timedelta(days=min_days)}
     if at is not None:
-        parts.append(("overdue", kept.filter(pl.col("expired_at") < at)))
-    return Analysis("retention", at, _findings(parts).collect())
+        tests["overdue"] = pl.col("expired_at") < at
+    kept = backups.filter(pl.col("status") == "available")
+    return Analysis("retention", at, _findings(kept, tests).collect())
 
 
 def hygiene(
@@ -465,16 +500,16 @@ def hygiene(
 
     Example: ``hygiene(inv.lazy(), vault_table(inv.raw("vaults")), at, 24).frame``.
     """
-    parts = [("error", backups.filter(pl.col("status") == "error"))]
-    listed = _listed(vaults).select(pl.col("rid").alias("resource_id")).unique()
-    if vaults.height and bool((vaults["resources"].list.len() > 0).any()):
-        lonely = backups.join(listed, on="resource_id", how="anti", nulls_equal=False)
-        parts.append(("orphan", lonely))
+    tests = {"error": pl.col("status") == "error"}
+    if _lists_resources(vaults):
+        listed = _listed(vaults).select(pl.col("rid").alias("resource_id"), _listed=pl.lit(True))
+        backups = backups.join(listed.unique(), on="resource_id", how="left")
+        tests["orphan"] = pl.col("_listed").is_null()
     if at is not None:
         limit = at - timedelta(hours=stuck_hours)
-        stuck = pl.col("status").is_in(list(STUCK_STATUSES)) & (pl.col("updated_at") < limit)
-        parts.append(("stuck", backups.filter(stuck)))
-    return Analysis("hygiene", at, _findings(parts).collect())
+        passing = pl.col("status").is_in(list(STUCK_STATUSES))
+        tests["stuck"] = passing & (pl.col("updated_at") < limit)
+    return Analysis("hygiene", at, _findings(backups, tests).collect())
 
 
 def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -> Analysis:

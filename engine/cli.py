@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from engine.cli_analyses import COMMANDS as ANALYSIS_COMMANDS
 from engine.errors import CbrqError
 
 if TYPE_CHECKING:
@@ -772,6 +773,9 @@ def generate(out: str, count: int, seed: int, page_size: int, gzipped: bool) -> 
         err=True,
     )
 
+
+for _command in ANALYSIS_COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

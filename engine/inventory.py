@@ -430,7 +430,8 @@ class Inventory:
         limit = analyses.parse_duration(max_age, "max_age")
         query, backups = self._scope(filter, project, semantics)
         vaults = analyses.narrow_vaults(self._vaults, query)
-        return analyses.rpo(backups, vaults, query, self._at(at), limit)
+        at_ = self._at(at)
+        return analyses.rpo(backups, vaults, query, at_, limit, ordered=self.tables.ordered)
 
     def retention(
         self,
