@@ -357,17 +357,16 @@ def rpo(
 
     Example: ``rpo(inv.lazy(), vault_table(inv.raw("vaults")), BackupQuery(), at, timedelta(1))``.
     """
-    joined = _from_backups(backups, at, ordered)
-    if _lists_resources(vaults):
+    named = _with_order(backups.filter(pl.col("resource_id").is_not_null()), ordered)
+    resources = _per_resource(named, at)
+    listing = _lists_resources(vaults)
+    if listing:
         listed = _from_vaults(vaults, query)
-        joined = joined.join(listed, on="resource_id", how="full", coalesce=True)
-    else:  # nothing to join: a full join on a million ids costs a hash table of them
-        empty = [pl.lit(None, pl.String).alias(f"listed_{c}") for c in ("vault", "name", "type")]
-        joined = joined.with_columns(empty)
+        resources = resources.join(listed, on="resource_id", how="full", coalesce=True)
     age = (
         pl.lit(None, pl.Float64)
         if at is None
-        else (pl.lit(at, INSTANT) - pl.col("last_good")).dt.total_microseconds() / 1_000_000
+        else _seconds((pl.lit(at, INSTANT) - pl.col("last_good")).dt.total_microseconds())
     )
     # Sorted by a number (the verdict's place in RPO_VERDICTS), named after.
     rank = (
@@ -377,59 +376,81 @@ def rpo(
         .then(pl.lit(1, pl.Int8))
         .otherwise(pl.lit(2, pl.Int8))
     )
-    verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
-    frame = (
-        joined.select(
-            "resource_id",
-            pl.coalesce("listed_vault", "newest_vault").alias("vault_id"),
-            _prefer("name"),
-            _prefer("type"),
-            pl.col("backups").fill_null(0),
-            "last_good",
-        )
-        .with_columns(age.alias("age_seconds"))
+    ranked = (
+        resources.with_columns(age.alias("age_seconds"))
         .with_columns(rank.alias("_rank"))
         .sort(
             ["_rank", "age_seconds", "resource_id"],
             descending=[False, True, False],
             nulls_last=True,
         )
-        .with_columns(verdict=pl.lit(verdicts).get(pl.col("_rank")))
-        .select(RPO_COLUMNS)
+    )
+    # The newest backup's strings are fetched once, for the sorted rows.
+    details = named.select(
+        "_order",
+        pl.col("vault_id").alias("newest_vault"),
+        pl.col("resource_name").alias("newest_name"),
+        pl.col("resource_type").alias("newest_type"),
+    )
+    verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
+    frame = (
+        ranked.join(details, on="_order", how="left", maintain_order="left")
+        .select(
+            "resource_id",
+            *(_prefer(what) if listing else _newest(what) for what in ("vault", "name", "type")),
+            pl.col("backups").fill_null(0),
+            "last_good",
+            "age_seconds",
+            pl.lit(verdicts).get(pl.col("_rank")).alias("verdict"),
+        )
         .collect()
     )
     return Analysis("rpo", at, frame)
 
 
+def _seconds(micros: pl.Expr) -> pl.Expr:
+    """Microseconds as seconds, rounded once, as Python's ``timedelta.total_seconds()``.
+
+    Divided by a column, not a scalar: polars divides by a scalar through its
+    reciprocal, which is off by one unit in the last place for a third of
+    values (1800065135 us gave 1800.0651349999998 s, 2026-12-02).
+    """
+    exact = micros.cast(pl.Float64)
+    return exact / (exact * 0 + 1_000_000)
+
+
+def _newest(what: str) -> pl.Expr:
+    """The newest backup's vault id, resource name or type."""
+    return pl.col(f"newest_{what}").alias("vault_id" if what == "vault" else f"resource_{what}")
+
+
 def _prefer(what: str) -> pl.Expr:
-    """The newest backup's resource name/type if the resource has a backup, else the vault's."""
+    """A vault's id, or a resource's name or type, as SPEC §5 rpo picks it.
+
+    The vault: the smallest vault listing the resource, else the newest
+    backup's. Name and type: the newest backup's if the resource has a
+    backup, else the listing vault item's.
+    """
+    if what == "vault":
+        return pl.coalesce("listed_vault", "newest_vault").alias("vault_id")
     has_backup = pl.col("backups").is_not_null()
     chosen = pl.when(has_backup).then(pl.col(f"newest_{what}")).otherwise(pl.col(f"listed_{what}"))
     return chosen.alias(f"resource_{what}")
 
 
-def _from_backups(backups: pl.LazyFrame, at: datetime | None, ordered: bool) -> pl.LazyFrame:
-    """Per resource id of the backups: count, last good, newest backup's name/type/vault.
+def _per_resource(named: pl.LazyFrame, at: datetime | None) -> pl.LazyFrame:
+    """Per resource id of the backups (with ``_order``): count, last good, newest ``_order``.
 
-    Aggregates numbers only (strings per group are slow at a million
-    resources), then fetches the newest backup's strings by its order number.
+    Numbers only: aggregating strings per group is slow at a million resources.
     """
     good = (pl.col("status") == "available") & (pl.col("image_type") == "backup")
     if at is not None:
         good = good & (pl.col("created_at") <= at)
-    named = _with_order(backups.filter(pl.col("resource_id").is_not_null()), ordered)
-    per = named.group_by("resource_id").agg(
+    return named.group_by("resource_id").agg(
         pl.len().cast(pl.Int64).alias("backups"),
         pl.when(good).then(pl.col("created_at")).max().alias("last_good"),
         pl.col("_order").max(),
     )
-    details = named.select(
-        "_order",
-        pl.col("resource_name").alias("newest_name"),
-        pl.col("resource_type").alias("newest_type"),
-        pl.col("vault_id").alias("newest_vault"),
-    )
-    return per.join(details, on="_order", how="left").drop("_order")
 
 
 def _with_order(backups: pl.LazyFrame, ordered: bool) -> pl.LazyFrame:
