@@ -39,7 +39,12 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from engine.instants import format_instant
 from engine.params import QueryParams
-from engine.spec import DEFAULT_MAX_AGE, DEFAULT_MIN_DAYS, DEFAULT_STUCK_HOURS
+from engine.spec import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_STUCK_HOURS,
+    REPLICATED_STATUS,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -247,7 +252,7 @@ class _Scope(TypedDict):
 
 def _replication_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
     """Available backups, and those with a ``success`` replication record, per week and vault."""
-    success = pl.element().struct.field("status") == "success"
+    success = pl.element().struct.field("status") == REPLICATED_STATUS
     replicated = pl.col("replication_records").list.eval(success).list.any().fill_null(False)
     return (
         backups.filter(pl.col("status") == "available")

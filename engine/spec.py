@@ -195,3 +195,11 @@ ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort
 #: (``1 == 1.0``; ``true`` is not ``1``; key order does not matter).
 #: ``used_mb_delta`` is B - A of ``billing.used`` for a changed vault, null
 #: for added and removed ones (and when either side has none).
+
+# --- the HTML report (cbrq report) -----------------------------------------
+
+#: Decision: the report's replication coverage is the share of the filtered
+#: ``available`` backups that have at least one ``replication_records`` entry
+#: in this status (a copy that exists); ``replicating``, ``waiting_replicate``,
+#: ``fail`` and ``skip`` do not count, and a backup with no records is not covered.
+REPLICATED_STATUS: Final[str] = "success"
