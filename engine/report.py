@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -578,7 +579,7 @@ def _capacity_chart(data: ReportData) -> Chart:
     ax.barh(y, np.minimum(used, 100), color=colours, height=0.6)
     ax.scatter(frame["threshold"].to_numpy(), y, marker="|", s=260, color="black", zorder=3)
     for row, value in zip(y, used, strict=True):
-        ax.text(min(value, 100) + 1, row, f"{value:.1f} %", va="center", fontsize=8)
+        ax.text(min(value, 100) + 1, row, f"{_percent(value)} %", va="center", fontsize=8)
     ax.set_yticks(y, names)
     ax.set_xlim(0, 112)
     ax.set_xlabel("% used")
@@ -595,6 +596,8 @@ def _hygiene_chart(data: ReportData) -> Chart:
         f"resource), stuck (in a transitional status for over {data.options.stuck_hours:g} h), "
         "error."
     )
+    if not (frame["finding"] == "orphan").any() and data.capacity.frame["resources"].sum() == 0:
+        caption += " The vaults list no resources, so no backup is called an orphan."
     if counts.height == 0:
         _empty(ax, "no findings")
         return Chart("hygiene_findings", "Hygiene findings", caption, figure)
@@ -878,11 +881,18 @@ def _shown(column: str, value: object) -> str:
         return _when(value)
     if column == "age_seconds" and isinstance(value, float):
         return _age(value)
+    if column == "used_percent" and isinstance(value, float):
+        return _percent(value)
     if isinstance(value, float):
         return f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _percent(value: float) -> str:
+    """A fill percentage to 0.1, rounded down: 79.99993 reads 79.9, never the 80.0 of full."""
+    return f"{math.floor(value * 10) / 10:.1f}"
 
 
 def _age(seconds: float) -> str:
