@@ -100,8 +100,9 @@ def report(
         import matplotlib  # noqa: F401
     except ImportError:
         raise click.UsageError(MISSING_MATPLOTLIB) from None
+    from engine.charts import write_pngs
     from engine.query import Semantics
-    from engine.report import ReportOptions, build, write_pngs
+    from engine.report import ReportOptions, build
 
     settings = ReportOptions(
         filter=_filter(options["filter_string"], options["params"]),
