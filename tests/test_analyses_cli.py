@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from tests.conftest import SAMPLE
+from tests.conftest import REPO, SAMPLE
 from tests.golden.cases import load_store
 
 #: The newest updated_at of sample_data: the default ``at``.
@@ -380,3 +382,30 @@ def test_diff_of_a_missing_side_exits_1(tmp_path: Path) -> None:
     code, _, err = run("diff", str(SAMPLE), str(tmp_path / "gone"))
     assert code == 1
     assert "gone" in err
+
+
+# --- the README ---------------------------------------------------------------
+
+
+def readme_examples() -> list[tuple[str, str]]:
+    """(command, output) of each unpiped example of the README's analysis commands."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Analysing an inventory", 1)[1].split("### `cbrq report", 1)[0]
+    found = []
+    for block in re.findall(r"```console\n(.*?)```", section, re.S):
+        for example in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            command, _, output = example.partition("\n")
+            if "|" not in command and ";" not in command:
+                found.append((command, output))
+    return found
+
+
+@pytest.mark.parametrize(("command", "output"), readme_examples())
+def test_readme_example_output_is_real(store: str, command: str, output: str) -> None:
+    args = shlex.split(command)[1:]
+    args = [store if a == "inv" else a for a in args]
+    if "-f" not in args:
+        args += ["-f", "table"]  # what a terminal gets; CliRunner's stdout is a pipe
+    code, out, _ = run(*args)
+    assert code == 0
+    assert out == output
