@@ -205,7 +205,6 @@ def _retention_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
         backups.filter(pl.col("status") == "available")
         .select(kept.alias("days"))
         .drop_nulls()
-        .sort("days")
     )
 
 
