@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,10 @@ ATS = (
     | timestamps(days=EXPIRY_DAYS)
     | st.datetimes(datetime(2020, 2, 20), datetime(2020, 4, 1), timezones=st.just(UTC))
 )
-DURATIONS = st.builds("{}{}".format, st.integers(1, 400), st.sampled_from("mhd")) | st.sampled_from(
-    ["24h", "72h", "216h", "9d", "3d"]
+DURATIONS = (
+    st.builds("{}{}".format, st.integers(1, 400), st.sampled_from("mhd"))
+    | st.sampled_from(["24h", "72h", "216h", "9d", "3d"])
+    | st.timedeltas(timedelta(minutes=1), timedelta(days=400))
 )
 OPTIONS: dict[str, st.SearchStrategy[Record]] = {
     "stats": st.fixed_dictionaries(
@@ -167,3 +169,23 @@ def test_paging_or_sort_in_the_filter_is_an_error(tmp_path: Path, name: str, bad
         got = engine_answer(inv, name, filter, {})
     want = analysis(name, backups, [], [], filter)
     assert got == want == {"error": [bad.partition("=")[0]]}
+
+
+@pytest.mark.parametrize("name", ["rpo", "retention", "hygiene"])
+def test_at_now_is_read_once_and_stated(tmp_path: Path, name: str) -> None:
+    """``at="now"``: the output states the instant used, and the rows are measured against it."""
+    case = golden(name)[0]
+    before = datetime.now(UTC)
+    with load(tmp_path, case.get("backups", []), case.get("vaults", [])) as inv:
+        got = engine_answer(inv, name, case.get("filter"), {**case["options"], "at": "now"})
+    after = datetime.now(UTC)
+    stated = datetime.fromisoformat(got["at"]).replace(tzinfo=UTC)
+    assert before <= stated <= after
+    options = {**case["options"], "at": stated}
+    assert_same(
+        got,
+        analysis(
+            name, case.get("backups", []), case.get("vaults", []), [], case.get("filter"), **options
+        ),
+        name,
+    )
