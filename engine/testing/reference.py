@@ -1,14 +1,17 @@
-"""A naive reference model of ListBackups (SPEC §2), for differential tests.
+"""A naive reference model of ListBackups (SPEC §2) and the analyses (SPEC §5).
 
 Plain Python only: records are the dicts of a dump (as ``cbrq export`` gives
 them back), the query is a query string, and the answer is the API response
-dict or ``{"error": [bad parameter names]}``. It reads the written decisions
-of :mod:`engine.spec` but none of the engine's code paths, so that the engine
-and this model can disagree. Short on purpose: read it in one sitting.
+dict or ``{"error": [bad parameter names]}``. :func:`analysis` and
+:func:`diff` answer SPEC §5 with the JSON of ``cbrq <analysis> -f json``. It
+reads the written decisions of :mod:`engine.spec` (restated here where §5 needs
+them) but none of the engine's code paths, so that the engine and this model
+can disagree. Short on purpose: read it in one sitting.
 
 Example::
 
     answer(backups, vaults, members, "status=available,error&sort=name:asc&limit=10")
+    analysis("hygiene", backups, vaults, members, "vault_id=v1", stuck_hours=12)
 """
 
 from __future__ import annotations
@@ -324,6 +327,7 @@ ANALYSIS_COLUMNS: dict[str, tuple[str, ...]] = {
     "diff": ("kind", "change", "id", "fields", "used_mb_delta"),
 }
 ANALYSIS_COLUMNS["hygiene"] = ANALYSIS_COLUMNS["retention"]
+# Restated from SPEC §5 rather than read from engine.spec, so that a wrong constant there shows.
 STATS_FIELDS = (
     "status",
     "resource_type",
