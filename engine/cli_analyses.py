@@ -23,6 +23,8 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
+from engine.spec import ANALYSIS_AT_KEY
+
 if TYPE_CHECKING:
     from engine.analyses import Analysis
     from engine.inventory import Inventory
@@ -221,7 +223,10 @@ def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = Fals
     elif fmt == "ndjson":
         at = analysis.at_text()
         rows = analysis.to_json()["rows"]
-        out.write("".join(json.dumps({"at": at, **row}) + "\n" for row in rows).encode())
+        lines = (
+            json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
+        )
+        out.write("".join(lines).encode())
     elif fmt in ("csv", "tsv"):
         separator = "," if fmt == "csv" else "\t"
         out.write(render.flat(analysis.frame).write_csv(separator=separator).encode())

@@ -203,3 +203,8 @@ ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort
 #: in this status (a copy that exists); ``replicating``, ``waiting_replicate``,
 #: ``fail`` and ``skip`` do not count, and a backup with no records is not covered.
 REPLICATED_STATUS: Final[str] = "success"
+#: Decision (output): every analysis output states ``at`` under this key: the
+#: json object ``{"at", "rows"}``; in ndjson, the first key of every line (each
+#: line stands alone: grep, split and cat keep it); a table's footer line.
+#: csv, tsv and parquet hold the rows only (their columns are the rows').
+ANALYSIS_AT_KEY: Final[str] = "at"
