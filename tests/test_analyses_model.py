@@ -15,13 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from engine.api import ingest
 from engine.errors import QueryError
 from engine.inventory import Inventory
 from engine.testing.reference import ANALYSIS_COLUMNS, STATS_FIELDS, STATS_PERIODS, analysis
-from engine.testing.strategies import EXPIRY_DAYS, inventories, query_strings, timestamps
+from engine.testing.strategies import (
+    EXPIRY_DAYS,
+    backups,
+    inventories,
+    query_strings,
+    timestamps,
+)
 from engine.testing.strategies import Inventory as Generated
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "analyses"
@@ -30,12 +37,17 @@ PAGING = ("marker", "offset", "limit", "sort")
 Record = dict[str, Any]
 
 
-def load(folder: Path, backups: Sequence[Record], vaults: Sequence[Record]) -> Inventory:
-    """The records written as dump files and read the way a user does (``--from``)."""
+def write(folder: Path, backups: Sequence[Record], vaults: Sequence[Record]) -> Path:
+    """The records written as dump files in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "b.json").write_text(json.dumps({"count": len(backups), "backups": list(backups)}))
     (folder / "v.json").write_text(json.dumps({"vaults": list(vaults)}))
-    return Inventory.from_dumps([str(folder)])
+    return folder
+
+
+def load(folder: Path, backups: Sequence[Record], vaults: Sequence[Record]) -> Inventory:
+    """The records written as dump files and read the way a user does (``--from``)."""
+    return Inventory.from_dumps([str(write(folder, backups, vaults))])
 
 
 def engine_answer(inv: Inventory, name: str, filter: str | None, options: Record) -> Record:
@@ -158,6 +170,38 @@ def test_engine_equals_model(
     want = model_answer(name, generated, filter, options)
     note(f"engine={got}\nmodel={want}")
     assert_same(got, want, name)
+
+
+@st.composite
+def superseded(draw: st.DrawFn) -> tuple[Generated, list[Record], list[Record]]:
+    """An inventory, and older copies of its records (other values, no ``updated_at``)."""
+    generated = draw(inventories())
+    stale = []
+    chosen = st.lists(st.sampled_from(generated.backups), unique_by=lambda r: r["id"])
+    for record in draw(chosen) if generated.backups else []:
+        copy = draw(backups(record["id"]))
+        copy.pop("updated_at", None)  # older than any copy with one; else the later ingest wins
+        stale.append(copy)
+    old_vaults = [{**v, "resources": [{"id": "r-gone"}], "threshold": 1} for v in generated.vaults]
+    return generated, stale, old_vaults
+
+
+@settings(max_examples=max(5, settings.default.max_examples // 3))  # two ingests per example
+@given(superseded(), st.data())
+def test_a_store_analyses_its_live_records_only(
+    case: tuple[Generated, list[Record], list[Record]], data: st.DataObject
+) -> None:
+    """Superseded copies in a store (SPEC §2 dedup) are no part of any analysis."""
+    generated, stale, old_vaults = case
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store"
+        ingest([str(write(Path(tmp) / "old", stale, old_vaults))], store)
+        ingest([str(write(Path(tmp) / "new", *records(generated)))], store)
+        with Inventory.open(store) as inv:
+            for name in ANALYSES:
+                options = data.draw(OPTIONS[name], label=name)
+                got = engine_answer(inv, name, None, options)
+                assert_same(got, model_answer(name, generated, None, options), name)
 
 
 @pytest.mark.parametrize("name", ANALYSES)
