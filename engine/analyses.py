@@ -525,9 +525,9 @@ def hygiene(
     """
     tests = {"error": pl.col("status") == "error"}
     if _lists_resources(vaults):
-        listed = _listed(vaults).select(pl.col("rid").alias("resource_id"), _listed=pl.lit(True))
-        backups = backups.join(listed.unique(), on="resource_id", how="left")
-        tests["orphan"] = pl.col("_listed").is_null()
+        listed = _listed(vaults).select("rid").unique().collect()["rid"]  # vaults: few
+        resource = pl.col("resource_id")
+        tests["orphan"] = resource.is_null() | ~resource.is_in(listed.implode())
     if at is not None:
         limit = at - timedelta(hours=stuck_hours)
         passing = pl.col("status").is_in(list(STUCK_STATUSES))
