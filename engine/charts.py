@@ -283,6 +283,7 @@ def _types_chart(data: ReportData) -> Chart:
     bars = ax.barh(names[::-1], types["size_gb"].to_list()[::-1], color=ACCENT, height=0.6)
     ax.bar_label(bars, labels=[f"{n:,} backups" for n in types["backups"].to_list()[::-1]])
     ax.set_xlabel("GB")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.grid(axis="y", visible=False)
     ax.margins(x=0.15)
     return Chart("size_by_resource_type", "Size by resource type", caption, figure)
@@ -335,9 +336,12 @@ def _replication_chart(data: ReportData) -> Chart:
         _empty(ax)
         return Chart("replication_coverage", "Replication coverage per week", caption, figure)
     x = weekly["week"].dt.replace_time_zone(None).to_numpy()
-    ax.fill_between(x, 0, weekly["share"].to_numpy(), step="mid", color=ACCENT, alpha=0.35, lw=0)
-    ax.step(x, weekly["share"].to_numpy(), where="mid", color=ACCENT, lw=1.2)
-    ax.set_ylim(0, 100)
+    share = weekly["share"].to_numpy()
+    ax.fill_between(x, 0, share, step="mid", color=ACCENT, alpha=0.35, lw=0)
+    ax.step(x, share, where="mid", color=ACCENT, lw=1.2)
+    # Room above the highest week, not always up to 100 %: a low coverage stays readable.
+    top = float(np.nanmax(share)) if np.isfinite(share).any() else 0.0
+    ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
     ax.set_ylabel("% replicated")
     return Chart("replication_coverage", "Replication coverage per week", caption, figure)
 
