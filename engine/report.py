@@ -79,12 +79,18 @@ class ReportOptions:
 
     @property
     def filter_text(self) -> str:
-        """The filter as a query string (empty when there is none)."""
+        """The filter as a query string (empty when there is none).
+
+        Example: ``ReportOptions({"status": ["error", "available"]}).filter_text``.
+        """
         return "&".join(f"{k}={v}" for k, v in QueryParams.of(self.filter).pairs)
 
     @property
     def max_age_text(self) -> str:
-        """``max_age`` as written: ``90m``, ``24h``, ``7d``."""
+        """``max_age`` as written: ``90m``, ``24h``, ``7d``.
+
+        Example: ``ReportOptions(max_age=timedelta(hours=36)).max_age_text == "36h"``.
+        """
         return self.max_age if isinstance(self.max_age, str) else duration_text(self.max_age)
 
 
@@ -126,7 +132,10 @@ class ReportData:
 
     @property
     def at(self) -> datetime | None:
-        """The instant every analysis measured against."""
+        """The instant every analysis measured against (``None``: no ``updated_at`` at all).
+
+        Example: ``gather(inv, ReportOptions(at="now")).at``.
+        """
         return self.status.at
 
 
@@ -201,11 +210,7 @@ def _replication_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
 def _retention_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
     """The kept period (days) of every available backup that has both times."""
     kept = (pl.col("expired_at") - pl.col("created_at")).dt.total_microseconds() / 86_400e6
-    return (
-        backups.filter(pl.col("status") == "available")
-        .select(kept.alias("days"))
-        .drop_nulls()
-    )
+    return backups.filter(pl.col("status") == "available").select(kept.alias("days")).drop_nulls()
 
 
 # --- page: HTML text --------------------------------------------------------------
