@@ -22,8 +22,10 @@ Usage (the one command)::
 It also measures an append of 1,000 backups to the store just made (whole
 process), a one-shot ``cbrq query --from`` next to DuckDB over the raw JSON,
 and the ten queries on a store fragmented by appends next to the same store
-compacted. ``--ingest-only`` leaves out the query tables. ``--smoke`` runs a
-tiny N once, checking answers only (the test suite does).
+compacted, and the analyses of SPEC §5 (``cbrq stats`` ... ``diff``) in process
+next to DuckDB SQL doing the same ``stats`` group-bys (``--analyses-only STORE``:
+that table alone, on an existing store). ``--ingest-only`` leaves out the query
+tables. ``--smoke`` runs a tiny N once, checking answers only (the test suite does).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -483,6 +485,89 @@ def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: b
     return lines
 
 
+#: The analyses of SPEC §5 as the benchmark runs them (in process, on the store).
+ANALYSES: list[tuple[str, Callable[[Inventory], Any]]] = [
+    ("stats --by status", lambda inv: inv.stats(by="status")),
+    ("stats --by status,resource_type,day", lambda inv: inv.stats(by="status,resource_type,day")),
+    ("rpo --max-age 24h", lambda inv: inv.rpo(max_age="24h")),
+    ("rpo 'resource_type=OS::Nova::Server'", lambda inv: inv.rpo("resource_type=OS::Nova::Server")),
+    ("retention --min-days 35", lambda inv: inv.retention(min_days=35)),
+    ("capacity", lambda inv: inv.capacity()),
+    ("hygiene --stuck-hours 24", lambda inv: inv.hygiene(stuck_hours=24)),
+    ("diff (the store with itself)", lambda inv: inv.diff(inv)),
+]
+#: DuckDB doing what ``cbrq stats`` does, over the store's Parquet (view ``b``).
+STATS_SQL = {
+    "stats --by status": (
+        "SELECT status, count(*) AS backups, coalesce(sum(resource_size), 0) AS size_gb "
+        "FROM b GROUP BY status ORDER BY backups DESC, status NULLS LAST"
+    ),
+    "stats --by status,resource_type,day": (
+        "SELECT status, resource_type, date_trunc('day', created_at) AS day, count(*) AS backups, "
+        "coalesce(sum(resource_size), 0) AS size_gb FROM b GROUP BY ALL "
+        "ORDER BY backups DESC, status NULLS LAST, resource_type NULLS LAST, day NULLS LAST"
+    ),
+}
+
+
+def bench_analyses(store: Path, runs: int) -> list[str]:
+    """Each analysis in process (median of ``runs``), and DuckDB's SQL for the stats group-bys."""
+    import duckdb
+
+    from engine.manifest import duckdb_sql, read_manifest
+
+    inv = Inventory.open(store)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW b AS {duckdb_sql(store, read_manifest(store), 'backups')}")
+    rows = []
+    for label, analyse in ANALYSES:
+        seconds, result = [], None
+        for _ in range(runs + 1):  # the first call warms the file cache
+            started = time.perf_counter()
+            result = analyse(inv)
+            seconds.append(time.perf_counter() - started)
+        mine = statistics.median(seconds[1:])
+        peer, same = "", ""
+        if label in STATS_SQL:
+            took, answer = [], []
+            for _ in range(runs + 1):
+                started = time.perf_counter()
+                answer = con.execute(STATS_SQL[label]).fetchall()
+                took.append(time.perf_counter() - started)
+            same = "yes" if _same_groups(result.frame, answer) else "**FAIL**"
+            peer = f"{statistics.median(took[1:]) * 1000:,.0f}"
+        print(f"{label}: {mine * 1000:,.0f} ms", file=sys.stderr, flush=True)
+        rows.append(f"| {label} | {result.frame.height:,} | {mine * 1000:,.0f} | {peer} | {same} |")
+    con.close()
+    inv.close()
+    return [
+        f"Analyses over {inv.manifest.counts['backups']:,} backups, in process: median ms of "
+        f"{runs} runs after a warm-up. DuckDB runs the same group-by as `cbrq stats` over the "
+        "store's Parquet files (`cbrq info --sql`):",
+        "",
+        "| analysis | rows | cbrq | DuckDB SQL | same groups |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _same_groups(frame: Any, answer: list[tuple[Any, ...]]) -> bool:
+    """Whether DuckDB's (keys..., backups, size_gb) rows are cbrq's, in the same order."""
+    keys = [c for c in frame.columns if c not in ("backups", "size_gb", "first", "last")]
+    ours = [_naive(row) for row in frame.select(*keys, "backups", "size_gb").rows()]
+    return ours == [_naive(row) for row in answer]
+
+
+def _naive(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row with its instants zone-less (both sides are UTC)."""
+    return tuple(v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row)
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 def main() -> None:
     """Run the harness and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -496,7 +581,18 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny N, one run")
+    parser.add_argument(
+        "--analyses-only",
+        type=Path,
+        metavar="STORE",
+        help="only the analyses table, on this existing store (read, never written)",
+    )
     args = parser.parse_args()
+    if args.analyses_only:
+        lines = bench_analyses(args.analyses_only, args.runs)
+        print(f"Machine: {_machine()}; date {date.today()}.\n")
+        print("\n".join(lines))
+        raise SystemExit(1 if any("FAIL" in line for line in lines) else 0)
     if args.smoke:
         args.n, args.runs, args.ingest_runs = min(args.n, 3000), 1, 1
     data = args.data or HERE / ".data" / f"n{args.n}"
@@ -529,11 +625,9 @@ def main() -> None:
         if not args.ingest_only:
             query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
             more.append(bench_fragmented(store, fragmented, args.runs))
+            more.append(bench_analyses(store, args.runs))
     print(f"# cbrq benchmarks, {args.n:,} backups\n")
-    print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; date {date.today()}.\n"
-    )
+    print(f"Machine: {_machine()}; date {date.today()}.\n")
     print("\n".join(ingest_lines))
     for lines in [more[0], more[1], query_lines, *more[2:]]:
         if lines:

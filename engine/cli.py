@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from engine.cli_analyses import COMMANDS as ANALYSIS_COMMANDS
+from engine.cli_report import report
 from engine.errors import CbrqError
 
 if TYPE_CHECKING:
@@ -836,6 +838,10 @@ def generate(out: str, count: int, seed: int, page_size: int, gzipped: bool) -> 
         err=True,
     )
 
+
+for _command in ANALYSIS_COMMANDS:
+    main.add_command(_command)
+main.add_command(report)
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,10 @@ The data has what real dumps have: several projects, both timestamp forms
 and ``+08:00`` offsets, nulls, server backups with child volume backups,
 replication records (``extra_info`` as string and as object), unknown keys,
 vaults used from 0 to 100 %, share members in every state, and about 1 % of
-backups repeated in a later page with a newer ``updated_at``.
+backups repeated in a later page with a newer ``updated_at``. For the
+analyses: about 30 backups per resource, vaults listing their resources
+(one each with no backup yet, ~2 % of resources listed by none), and
+retention from a week to a year or none.
 
 Example::
 
@@ -31,6 +34,13 @@ from engine import spec
 EPOCH: Final = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN_SECONDS: Final[int] = 640 * 86400
 STATUS_WEIGHTS: Final[tuple[int, ...]] = (80, 4, 2, 2, 8, 2, 1, 1)
+#: Backups per protected resource, on average (the pool is ``count`` / this).
+BACKUPS_PER_RESOURCE: Final[int] = 30
+#: Share of resources with backups that no vault lists (hygiene: orphan).
+ORPHANS: Final[float] = 0.02
+#: Retention periods in days (None: kept forever) and how often each is set.
+RETENTION_DAYS: Final[tuple[int | None, ...]] = (7, 30, 90, 365, None)
+RETENTION_WEIGHTS: Final[tuple[int, ...]] = (10, 30, 40, 15, 5)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,12 @@ def _uid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def _expiry(rng: random.Random, created: datetime) -> str | None:
+    """Retention as policies set it: a week to a year, or kept forever (null)."""
+    days = rng.choices(RETENTION_DAYS, RETENTION_WEIGHTS)[0]
+    return None if days is None else _stamp(rng, created + timedelta(days=days))
+
+
 def _stamp(rng: random.Random, moment: datetime) -> str:
     form = rng.random()
     if form < 0.70:
@@ -66,7 +82,13 @@ def _stamp(rng: random.Random, moment: datetime) -> str:
 class _World:
     """Projects, vaults and the record factory, all from one seeded RNG."""
 
-    def __init__(self, rng: random.Random, projects: int = 3, vaults_per_project: int = 4) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        projects: int = 3,
+        vaults_per_project: int = 4,
+        resources: int = 1000,
+    ) -> None:
         self.rng = rng
         self.projects = [f"{rng.getrandbits(128):032x}" for _ in range(projects)]
         self.vaults: list[dict[str, Any]] = []
@@ -97,15 +119,34 @@ class _World:
                         "resources": [],
                     }
                 )
+        self.resources = [self._resource(number) for number in range(resources)]
+        for vault in self.vaults:  # protected, but not one backup yet (rpo: never)
+            self._resource(len(self.resources), vault)
+
+    def _resource(self, number: int, vault: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A protected resource in a vault, listed by it unless it is one of the ~2 % orphans."""
+        rng = self.rng
+        server = rng.random() < 0.4
+        resource: dict[str, Any] = {
+            "id": _uid(rng),
+            "name": f"{'ecs' if server else 'evs'}-{number:05d}",
+            "type": "OS::Nova::Server" if server else "OS::Cinder::Volume",
+            "vault": vault if vault is not None else rng.choice(self.vaults),
+        }
+        if vault is not None or rng.random() >= ORPHANS:
+            item = {k: resource[k] for k in ("id", "name", "type")}
+            resource["vault"]["resources"].append(item)
+        return resource
 
     def backup(self, number: int) -> dict[str, Any]:
         rng = self.rng
-        vault = rng.choice(self.vaults)
+        resource = rng.choice(self.resources)
+        vault = resource["vault"]
         created = EPOCH + timedelta(
             seconds=rng.randrange(SPAN_SECONDS), microseconds=rng.randrange(1_000_000)
         )
         updated = created + timedelta(seconds=rng.randrange(1, 3600))
-        server = rng.random() < 0.4
+        server = resource["type"] == "OS::Nova::Server"
         backup_id = _uid(rng)
         record: dict[str, Any] = {
             "provider_id": "0daac4c5-6707-4851-97ba-169e36266b66",
@@ -115,7 +156,7 @@ class _World:
             "id": backup_id,
             "resource_az": rng.choice(["cn-north-4a", "cn-north-4b", "cn-east-3a"]),
             "image_type": "replication" if rng.random() < 0.05 else "backup",
-            "resource_id": _uid(rng),
+            "resource_id": resource["id"],
             "resource_size": rng.choice([10, 20, 40, 100, 250, 500]),
             "children": [],
             "extend_info": {
@@ -128,9 +169,9 @@ class _World:
             },
             "project_id": vault["project_id"],
             "status": rng.choices(spec.STATUSES, STATUS_WEIGHTS)[0],
-            "resource_name": f"{'ecs' if server else 'evs'}-{number % 5000:04d}",
+            "resource_name": resource["name"],
             "description": "" if rng.random() < 0.9 else None,
-            "expired_at": _stamp(rng, created + timedelta(days=90)),
+            "expired_at": _expiry(rng, created),
             "replication_records": [],
             "name": f"{'autobk' if rng.random() < 0.85 else 'manualbk'}_{number % 65536:04x}",
             "created_at": _stamp(rng, created),
@@ -219,7 +260,7 @@ def write_dumps(
     Example: ``write_dumps(Path("demo"), 10_000, seed=1, gzipped=True)``.
     """
     rng = random.Random(seed)
-    world = _World(rng)
+    world = _World(rng, resources=max(1, count // BACKUPS_PER_RESOURCE))
     (out / "backups").mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     repeated: list[dict[str, Any]] = []

@@ -21,13 +21,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
-from engine.compile import RID, Tables, compile_query, rules, sort_keys
+from engine import analyses
+from engine.analyses import Analysis
+from engine.compile import RID, Tables, compile_filter, compile_query, rules, sort_keys
 from engine.errors import MissingExtra
 from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
@@ -44,7 +47,13 @@ from engine.manifest import (
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
-from engine.spec import RECORD_KINDS
+from engine.spec import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_STATS_BY,
+    DEFAULT_STUCK_HOURS,
+    RECORD_KINDS,
+)
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 
@@ -431,3 +440,126 @@ class Inventory:
             backend = importlib.import_module(f"engine.backends.{self.engine}")
             lines += [f"{self.engine} plan:", str(backend.plan(parsed, self))]
         return "\n".join(lines)
+
+    # --- analyses (SPEC §5) ---------------------------------------------------
+
+    def _scope(
+        self, query: QuerySource, project: str | None, semantics: Semantics | None
+    ) -> tuple[BackupQuery, pl.LazyFrame]:
+        """A filter of an analysis parsed (paging refused) and the live backups it keeps."""
+        parsed = analyses.parse_filter(
+            QueryParams.of(query),
+            lambda params: self.parse(params, project=project, semantics=semantics),
+        )
+        return parsed, compile_filter(parsed, self.tables)
+
+    def _at(self, at: str | datetime | None) -> datetime | None:
+        return analyses.resolve_at(at, lambda: analyses.default_at(self.tables.backups))
+
+    @cached_property
+    def _vaults(self) -> pl.DataFrame:
+        return analyses.vault_table(self.raw("vaults"))
+
+    def stats(
+        self,
+        filter: QuerySource = None,
+        *,
+        by: str | Sequence[str] = DEFAULT_STATS_BY,
+        at: str | datetime | None = None,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Backups, size and first/last ``created_at`` per group (SPEC §5 stats).
+
+        ``by``: keys among status, resource_type, image_type, vault_id,
+        project_id, enterprise_project_id, resource_az, day, week, month.
+
+        Example: ``inv.stats("status=error", by="resource_type,week").frame``.
+        """
+        keys = analyses.parse_by(by)
+        _, backups = self._scope(filter, project, semantics)
+        return analyses.stats(backups, keys, self._at(at))
+
+    def rpo(
+        self,
+        filter: QuerySource = None,
+        *,
+        max_age: str | timedelta = DEFAULT_MAX_AGE,
+        at: str | datetime | None = None,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Every resource's newest good backup, its age and verdict never/breach/ok (SPEC §5 rpo).
+
+        Example: ``inv.rpo(max_age="24h", at="now").frame.filter(pl.col("verdict") != "ok")``.
+        """
+        limit = analyses.parse_duration(max_age, "max_age")
+        query, backups = self._scope(filter, project, semantics)
+        vaults = analyses.narrow_vaults(self._vaults, query)
+        at_ = self._at(at)
+        return analyses.rpo(backups, vaults, query, at_, limit, ordered=self.tables.ordered)
+
+    def retention(
+        self,
+        filter: QuerySource = None,
+        *,
+        min_days: int = DEFAULT_MIN_DAYS,
+        at: str | datetime | None = None,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Available backups kept fewer than ``min_days`` days (short) or past expiry (overdue).
+
+        Example: ``inv.retention(min_days=35).frame``.
+        """
+        days = analyses.parse_count(min_days, "min_days")
+        _, backups = self._scope(filter, project, semantics)
+        return analyses.retention(backups, self._at(at), days)
+
+    def capacity(
+        self,
+        filter: QuerySource = None,
+        *,
+        at: str | datetime | None = None,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Per vault: size, use, fill against its threshold, backups, resources (SPEC §5).
+
+        Example: ``inv.capacity().frame.filter("full")``.
+        """
+        query, backups = self._scope(filter, project, semantics)
+        vaults = analyses.narrow_vaults(self._vaults, query)
+        return analyses.capacity(backups, vaults, self._at(at))
+
+    def hygiene(
+        self,
+        filter: QuerySource = None,
+        *,
+        stuck_hours: float = DEFAULT_STUCK_HOURS,
+        at: str | datetime | None = None,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Backups that are orphaned, stuck in a passing status, or in error (SPEC §5 hygiene).
+
+        Example: ``inv.hygiene(stuck_hours=12).frame``.
+        """
+        hours = analyses.parse_count(stuck_hours, "stuck_hours")
+        _, backups = self._scope(filter, project, semantics)
+        return analyses.hygiene(backups, self._vaults, self._at(at), hours)
+
+    def diff(self, other: Inventory, *, at: str | datetime | None = None) -> Analysis:
+        """Backups and vaults added, removed or changed from this inventory (A) to ``other`` (B).
+
+        ``at`` defaults to B's default (its newest ``updated_at``).
+
+        Example: ``Inventory.open("last-week").diff(Inventory.open("today")).frame``.
+        """
+        return analyses.diff(
+            self.raw("backups"),
+            other.raw("backups"),
+            self._vaults,
+            other._vaults,
+            other._at(at),
+        )

@@ -121,3 +121,90 @@ BOOLEANS: Final[dict[str, bool]] = {"true": True, "false": False}
 #: so combine it with ``own_type=shared`` or ``all_granted``.
 #: Decision: a backup without ``project_id`` is owned by no project: never
 #: private, and foreign for ``own_type=shared``.
+
+# --- analyses (SPEC §5) -----------------------------------------------------
+
+#: Keys ``stats`` may group by: record fields, then ``created_at`` truncated
+#: (UTC) to a day, an ISO week (starting Monday) or a month.
+STATS_FIELDS: Final[tuple[str, ...]] = (
+    "status",
+    "resource_type",
+    "image_type",
+    "vault_id",
+    "project_id",
+    "enterprise_project_id",
+    "resource_az",
+)
+STATS_PERIODS: Final[dict[str, str]] = {"day": "1d", "week": "1w", "month": "1mo"}
+STATS_KEYS: Final[tuple[str, ...]] = (*STATS_FIELDS, *STATS_PERIODS)
+#: Decision: ``stats`` needs at least one group key (no "one total row" case);
+#: a key given twice is an error. Group keys sort ascending with nulls last.
+DEFAULT_STATS_BY: Final[tuple[str, ...]] = ("status",)
+#: Durations are a whole number and a unit (``90m``, ``24h``, ``7d``).
+DURATION_UNITS: Final[dict[str, str]] = {"m": "minutes", "h": "hours", "d": "days"}
+DEFAULT_MAX_AGE: Final[str] = "24h"
+DEFAULT_MIN_DAYS: Final[int] = 35
+DEFAULT_STUCK_HOURS: Final[int] = 24
+#: A vault without its own ``threshold`` is full at this usage (percent).
+DEFAULT_THRESHOLD: Final[int] = 80
+#: Statuses a backup should only pass through: past ``--stuck-hours`` it is stuck.
+STUCK_STATUSES: Final[tuple[str, ...]] = (
+    "protecting",
+    "deleting",
+    "restoring",
+    "waiting_protect",
+    "waiting_delete",
+    "waiting_restore",
+)
+#: rpo verdicts and retention/hygiene findings, in the order rows are listed.
+RPO_VERDICTS: Final[tuple[str, ...]] = ("never", "breach", "ok")
+DIFF_KINDS: Final[tuple[str, ...]] = ("backup", "vault")
+DIFF_CHANGES: Final[tuple[str, ...]] = ("added", "removed", "changed")
+#: Paging and sort have no meaning for an analysis: in its filter they are errors.
+ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort")
+
+#: Decision: the default ``at`` is the newest ``updated_at`` over ALL live
+#: (top-level, deduplicated) backups of the inventory, not only the filtered
+#: ones; ``null`` when there is none. With a null ``at`` no age-based finding
+#: is made: rpo takes ``last_good`` with no ``<= at`` bound, ``age_seconds``
+#: is null and the verdict is ``ok`` when a good backup exists (else
+#: ``never``); retention makes no ``overdue`` and hygiene no ``stuck`` rows.
+#: ``diff`` uses B's default ``at``. ``now`` is read once, to the microsecond.
+#: Decision: children are never analysed; a filter narrows the backups, and
+#: the vaults only through a ``vault_id`` in it (capacity lists only that
+#: vault, rpo takes listed resources only from it). rpo also drops a listed
+#: resource when the filter has ``resource_type`` (or ``resource_id``) and
+#: the item's ``type`` (``id``) differs.
+#: Decision (rpo): a resource id is a non-null ``resource_id`` or
+#: ``resources[].id``. ``resource_name``/``resource_type`` come from the
+#: resource's newest filtered backup (``created_at``, a null one oldest; ties
+#: to the larger ``id``), else from the listing vault's item (``name``,
+#: ``type``; the smallest vault id), else null. ``backups`` counts filtered
+#: backups of the resource, any status. Rows: never, breach, ok; then
+#: ``age_seconds`` descending; then resource id.
+#: Decision (retention, hygiene): one row per (backup, finding), ordered by
+#: ``id`` then ``finding`` (alphabetical). ``short`` needs ``created_at`` and
+#: ``expired_at``; ``overdue`` needs ``expired_at``; ``stuck`` needs
+#: ``updated_at``. ``orphan`` applies only when some vault (of the whole
+#: inventory) lists a resource; a null ``resource_id`` is then an orphan.
+#: Decision (capacity): ``resources`` is the length of the vault's
+#: ``resources`` list (0 when absent); ``full`` is false when
+#: ``used_percent`` is null; ``backups`` counts filtered live backups.
+#: Decision (diff): an absent key equals a JSON null (at any depth); values of
+#: :data:`TIMESTAMP_KEYS` compare as instants; other values as parsed JSON
+#: (``1 == 1.0``; ``true`` is not ``1``; key order does not matter).
+#: ``used_mb_delta`` is B - A of ``billing.used`` for a changed vault, null
+#: for added and removed ones (and when either side has none).
+
+# --- the HTML report (cbrq report) -----------------------------------------
+
+#: Decision: the report's replication coverage is the share of the filtered
+#: ``available`` backups that have at least one ``replication_records`` entry
+#: in this status (a copy that exists); ``replicating``, ``waiting_replicate``,
+#: ``fail`` and ``skip`` do not count, and a backup with no records is not covered.
+REPLICATED_STATUS: Final[str] = "success"
+#: Decision (output): every analysis output states ``at`` under this key: the
+#: json object ``{"at", "rows"}``; in ndjson, the first key of every line (each
+#: line stands alone: grep, split and cat keep it); a table's footer line.
+#: csv, tsv and parquet hold the rows only (their columns are the rows').
+ANALYSIS_AT_KEY: Final[str] = "at"

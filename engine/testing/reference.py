@@ -1,20 +1,23 @@
-"""A naive reference model of ListBackups (SPEC §2), for differential tests.
+"""A naive reference model of ListBackups (SPEC §2) and the analyses (SPEC §5).
 
 Plain Python only: records are the dicts of a dump (as ``cbrq export`` gives
 them back), the query is a query string, and the answer is the API response
-dict or ``{"error": [bad parameter names]}``. It reads the written decisions
-of :mod:`engine.spec` but none of the engine's code paths, so that the engine
-and this model can disagree. Short on purpose: read it in one sitting.
+dict or ``{"error": [bad parameter names]}``. :func:`analysis` and
+:func:`diff` answer SPEC §5 with the JSON of ``cbrq <analysis> -f json``. It
+reads the written decisions of :mod:`engine.spec` (restated here where §5 needs
+them) but none of the engine's code paths, so that the engine and this model
+can disagree. Short on purpose: read it in one sitting.
 
 Example::
 
     answer(backups, vaults, members, "status=available,error&sort=name:asc&limit=10")
+    analysis("hygiene", backups, vaults, members, "vault_id=v1", stuck_hours=12)
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from engine import spec
@@ -283,3 +286,380 @@ def summary(response: dict[str, Any]) -> dict[str, Any]:
         "offset": response["offset"],
         "limit": response["limit"],
     }
+
+
+# --- SPEC §5: analyses beyond ListBackups ------------------------------------
+
+#: Row keys of each analysis, in SPEC §5's order (stats rows start with the ``by`` keys).
+ANALYSIS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "stats": ("backups", "size_gb", "first", "last"),
+    "rpo": (
+        "resource_id",
+        "vault_id",
+        "resource_name",
+        "resource_type",
+        "backups",
+        "last_good",
+        "age_seconds",
+        "verdict",
+    ),
+    "retention": (
+        "id",
+        "finding",
+        "name",
+        "status",
+        "created_at",
+        "expired_at",
+        "updated_at",
+        "resource_id",
+    ),
+    "capacity": (
+        "id",
+        "name",
+        "size_gb",
+        "used_mb",
+        "used_percent",
+        "threshold",
+        "full",
+        "backups",
+        "resources",
+    ),
+    "diff": ("kind", "change", "id", "fields", "used_mb_delta"),
+}
+ANALYSIS_COLUMNS["hygiene"] = ANALYSIS_COLUMNS["retention"]
+# Restated from SPEC §5 rather than read from engine.spec, so that a wrong constant there shows.
+STATS_FIELDS = (
+    "status",
+    "resource_type",
+    "image_type",
+    "vault_id",
+    "project_id",
+    "enterprise_project_id",
+    "resource_az",
+)
+STATS_PERIODS = ("day", "week", "month")
+STUCK_STATUSES = (
+    "protecting",
+    "deleting",
+    "restoring",
+    "waiting_protect",
+    "waiting_delete",
+    "waiting_restore",
+)
+VERDICTS = ("never", "breach", "ok")
+DEFAULT_THRESHOLD = 80
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_FORBIDDEN = ("marker", "offset", "limit", "sort")
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _api(when: datetime | None) -> str | None:
+    """An instant in the API's form (UTC, no zone, microseconds), or None."""
+    return None if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _at(at: str | datetime | None, backups: list[Record]) -> datetime | None:
+    """The instant ages are measured against: given, ``now``, or the newest ``updated_at``."""
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValueError(f"at: {at!r} has no time zone")
+        return at.astimezone(UTC)
+    if at == "now":
+        return datetime.now(UTC)
+    if at is not None:
+        when = _instant(at)
+        if when is None:
+            raise ValueError(f"at: {at!r} is not a SPEC §1 timestamp or 'now'")
+        return when
+    updated = [u for u in (_instant(b.get("updated_at")) for b in backups) if u is not None]
+    return max(updated, default=None)
+
+
+def _duration(value: str | timedelta) -> timedelta:
+    """``90m``, ``24h``, ``7d`` (a whole number and a unit) or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    number, unit = value[:-1], value[-1:]
+    if not (number.isascii() and number.isdigit()) or unit not in _UNITS:
+        raise ValueError(f"max_age: {value!r} is not a duration like 90m, 24h or 7d")
+    return timedelta(**{_UNITS[unit]: int(number)})
+
+
+def _nulls_last(values: list[Any]) -> list[tuple[bool, Any]]:
+    """A sort key: ascending, None after every value."""
+    return [(v is None, "" if v is None else v) for v in values]
+
+
+def _period(when: datetime | None, unit: str) -> str | None:
+    """``created_at`` truncated to its UTC day, ISO week (Monday) or month, in API form."""
+    if when is None:
+        return None
+    day = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "week":
+        day -= timedelta(days=day.weekday())
+    elif unit == "month":
+        day = day.replace(day=1)
+    return _api(day)
+
+
+def _stats(rows: list[Record], by: tuple[str, ...]) -> list[Record]:
+    groups: dict[tuple[Any, ...], list[Record]] = {}
+    for b in rows:
+        created = _instant(b.get("created_at"))
+        key = tuple(_period(created, k) if k in STATS_PERIODS else b.get(k) for k in by)
+        groups.setdefault(key, []).append(b)
+    out = []
+    for key, group in groups.items():
+        stamps = [c for c in (_instant(b.get("created_at")) for b in group) if c is not None]
+        row: Record = dict(zip(by, key, strict=True))
+        row["backups"] = len(group)
+        row["size_gb"] = sum(b.get("resource_size") or 0 for b in group)
+        row["first"] = _api(min(stamps, default=None))
+        row["last"] = _api(max(stamps, default=None))
+        out.append(row)
+    out.sort(key=lambda r: _nulls_last([r[k] for k in by]))
+    out.sort(key=lambda r: -r["backups"])  # stable: count descending, then the keys
+    return out
+
+
+def _newest(rows: list[Record]) -> Record:
+    """The newest backup by ``created_at`` (a null one is oldest), ties to the larger id."""
+    return max(rows, key=lambda b: (_instant(b.get("created_at")) or _OLDEST, b["id"]))
+
+
+def _items(vaults: list[Record], p: dict[str, str]) -> list[tuple[str, Record]]:
+    """(vault id, resources item) pairs the filter keeps (only vault_id/resource_* narrow them)."""
+    pairs = []
+    for v in vaults:
+        if "vault_id" in p and v["id"] != p["vault_id"]:
+            continue
+        for item in v.get("resources") or []:
+            if item.get("id") is None:
+                continue
+            if "resource_type" in p and item.get("type") != p["resource_type"]:
+                continue
+            if "resource_id" in p and item["id"] != p["resource_id"]:
+                continue
+            pairs.append((v["id"], item))
+    return pairs
+
+
+def _rpo(
+    rows: list[Record], items: list[tuple[str, Record]], at: datetime | None, max_age: timedelta
+) -> list[Record]:
+    listed: dict[str, list[tuple[str, Record]]] = {}
+    for vid, item in sorted(items, key=lambda pair: pair[0]):
+        listed.setdefault(item["id"], []).append((vid, item))
+    ids = set(listed) | {b["resource_id"] for b in rows if b.get("resource_id") is not None}
+    out: list[Record] = []
+    for rid in ids:
+        mine = [b for b in rows if b.get("resource_id") == rid]
+        good = [
+            _instant(b.get("created_at"))
+            for b in mine
+            if b.get("status") == "available" and b.get("image_type") == "backup"
+        ]
+        last_good = max(
+            (g for g in good if g is not None and (at is None or g <= at)), default=None
+        )
+        age = None if last_good is None or at is None else at - last_good
+        verdict = (
+            "never"
+            if last_good is None
+            else "breach"
+            if age is not None and age > max_age
+            else "ok"
+        )
+        newest = _newest(mine) if mine else None
+        source = newest or {
+            "resource_name": listed[rid][0][1].get("name"),
+            "resource_type": listed[rid][0][1].get("type"),
+        }
+        vault_id: Any = listed[rid][0][0] if rid in listed else source.get("vault_id")
+        out.append(
+            {
+                "resource_id": rid,
+                "vault_id": vault_id,
+                "resource_name": source.get("resource_name"),
+                "resource_type": source.get("resource_type"),
+                "backups": len(mine),
+                "last_good": _api(last_good),
+                "age_seconds": None if age is None else age.total_seconds(),
+                "verdict": verdict,
+            }
+        )
+    out.sort(key=lambda r: r["resource_id"])
+    out.sort(key=lambda r: (r["age_seconds"] is None, -(r["age_seconds"] or 0)))
+    out.sort(key=lambda r: VERDICTS.index(r["verdict"]))
+    return out
+
+
+def _finding(b: Record, finding: str) -> Record:
+    row = {"id": b["id"], "finding": finding, "name": b.get("name"), "status": b.get("status")}
+    for key in ("created_at", "expired_at", "updated_at"):
+        row[key] = _api(_instant(b.get(key)))
+    row["resource_id"] = b.get("resource_id")
+    return row
+
+
+def _retention(rows: list[Record], at: datetime | None, min_days: int) -> list[Record]:
+    out = []
+    for b in rows:
+        if b.get("status") != "available":
+            continue
+        created, expired = _instant(b.get("created_at")), _instant(b.get("expired_at"))
+        if created and expired and expired - created < timedelta(days=min_days):
+            out.append(_finding(b, "short"))
+        if expired and at and expired < at:
+            out.append(_finding(b, "overdue"))
+    return sorted(out, key=lambda r: (r["id"], r["finding"]))
+
+
+def _capacity(rows: list[Record], vaults: list[Record]) -> list[Record]:
+    out = []
+    for v in vaults:
+        billing = v.get("billing") or {}
+        size, used = billing.get("size"), billing.get("used")
+        percent = float(used) / (float(size) * 1024) * 100 if size and used is not None else None
+        threshold = v.get("threshold")
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        out.append(
+            {
+                "id": v["id"],
+                "name": v.get("name"),
+                "size_gb": None if size is None else float(size),
+                "used_mb": None if used is None else float(used),
+                "used_percent": percent,
+                "threshold": threshold,
+                "full": percent is not None and percent >= threshold,
+                "backups": sum(1 for b in rows if b.get("vault_id") == v["id"]),
+                "resources": len(v.get("resources") or []),
+            }
+        )
+    out.sort(key=lambda r: r["id"])
+    out.sort(key=lambda r: (r["used_percent"] is None, -(r["used_percent"] or 0)))
+    return out
+
+
+def _hygiene(
+    rows: list[Record], vaults: list[Record], at: datetime | None, stuck_hours: float
+) -> list[Record]:
+    listed = {i.get("id") for v in vaults for i in v.get("resources") or []}
+    orphans_apply = any(v.get("resources") for v in vaults)
+    out = []
+    for b in rows:
+        if orphans_apply and (b.get("resource_id") is None or b.get("resource_id") not in listed):
+            out.append(_finding(b, "orphan"))
+        updated = _instant(b.get("updated_at"))
+        late = updated and at and updated < at - timedelta(hours=stuck_hours)
+        if b.get("status") in STUCK_STATUSES and late:
+            out.append(_finding(b, "stuck"))
+        if b.get("status") == "error":
+            out.append(_finding(b, "error"))
+    return sorted(out, key=lambda r: (r["id"], r["finding"]))
+
+
+def analysis(
+    name: str,
+    backups: list[Record],
+    vaults: list[Record],
+    members: list[Record],
+    filter: str | None = None,
+    *,
+    at: str | datetime | None = None,
+    by: tuple[str, ...] = ("status",),
+    max_age: str | timedelta = timedelta(hours=24),
+    min_days: int = 35,
+    stuck_hours: float = 24,
+) -> dict[str, Any]:
+    """The SPEC §5 answer ``{"at": ..., "rows": [...]}`` of analysis ``name``.
+
+    ``backups`` are the live backups (one record per id), ``filter`` a
+    ListBackups query string narrowing them (paging and sort in it are
+    errors). A bad filter gives ``{"error": [bad parameter names]}``; a bad
+    ``by``, ``at`` or ``max_age`` raises ValueError.
+
+    Example: ``analysis("rpo", backups, vaults, [], "vault_id=v1", max_age="7d")["rows"]``.
+    """
+    if name not in ("stats", "rpo", "retention", "capacity", "hygiene"):
+        raise ValueError(f"analysis: {name!r} is not stats, rpo, retention, capacity or hygiene")
+    unknown = [k for k in by if k not in (*STATS_FIELDS, *STATS_PERIODS)]
+    if name == "stats" and (not by or unknown or len(set(by)) != len(by)):
+        raise ValueError(f"by: {by!r} must name distinct keys of {STATS_FIELDS + STATS_PERIODS}")
+    query = filter or ""
+    params = {k: v for k, v in parse_qsl(query, keep_blank_values=True)}
+    response = answer(backups, vaults, members, query)
+    bad = [k for k in params if k in _FORBIDDEN] + response.get("error", [])
+    if bad:
+        return {"error": sorted(set(bad))}
+    rows: list[Record] = response["backups"]
+    when = _at(at, backups)
+    narrowed = [v for v in vaults if "vault_id" not in params or v["id"] == params["vault_id"]]
+    result = {
+        "stats": lambda: _stats(rows, by),
+        "rpo": lambda: _rpo(rows, _items(vaults, params), when, _duration(max_age)),
+        "retention": lambda: _retention(rows, when, min_days),
+        "capacity": lambda: _capacity(rows, narrowed),
+        "hygiene": lambda: _hygiene(rows, vaults, when, stuck_hours),
+    }[name]()
+    return {"at": _api(when), "rows": result}
+
+
+class Records(Protocol):
+    """What :func:`diff` reads of an inventory: its live backups and its vaults."""
+
+    @property
+    def backups(self) -> list[Record]: ...
+
+    @property
+    def vaults(self) -> list[Record]: ...
+
+
+def _json(value: Any, key: str | None = None) -> Any:
+    """A value in a form whose ``==`` is SPEC §5's diff equality."""
+    if key in spec.TIMESTAMP_KEYS and isinstance(value, str) and _instant(value) is not None:
+        return ("instant", _instant(value))
+    if isinstance(value, dict):
+        return {k: _json(v, k) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, bool):
+        return ("bool", value)  # true is not 1
+    if isinstance(value, int | float):
+        return ("number", value)  # 1 == 1.0
+    return value
+
+
+def _changes(kind: str, old: list[Record], new: list[Record]) -> list[Record]:
+    a, b = {r["id"]: r for r in old}, {r["id"]: r for r in new}
+    rows = []
+    for change, ids in (("added", b.keys() - a.keys()), ("removed", a.keys() - b.keys())):
+        rows += [
+            {"kind": kind, "change": change, "id": i, "fields": None, "used_mb_delta": None}
+            for i in sorted(ids)
+        ]
+    for i in sorted(a.keys() & b.keys()):
+        left, right = _json(a[i]), _json(b[i])
+        fields = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+        if not fields:
+            continue
+        delta = None
+        if kind == "vault":
+            was, now = ((r.get("billing") or {}).get("used") for r in (a[i], b[i]))
+            delta = None if was is None or now is None else float(now) - float(was)
+        rows.append(
+            {"kind": kind, "change": "changed", "id": i, "fields": fields, "used_mb_delta": delta}
+        )
+    return rows
+
+
+def diff(a: Records, b: Records, *, at: str | datetime | None = None) -> dict[str, Any]:
+    """SPEC §5's ``diff A B``: ``{"at": B's default at, "rows": [...]}``.
+
+    Backups and vaults are matched by ``id``; an absent key equals null,
+    timestamps compare as instants and numbers as numbers.
+
+    Example: ``diff(before, after)["rows"]`` where each has ``.backups`` and ``.vaults``.
+    """
+    rows = _changes("backup", a.backups, b.backups) + _changes("vault", a.vaults, b.vaults)
+    return {"at": _api(_at(at, b.backups)), "rows": rows}

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -27,25 +28,39 @@ PROJECTS = ("p1", "p2", "p3")
 VAULTS = ("v0", "v1", "v2", "v3", "v4")
 NAMES = st.text(alphabet="abAB_数", min_size=0, max_size=4)
 SECONDS = st.integers(0, 7)
+RESOURCES = ("r1", "r2", "r3")
+#: Instants fall on a few days after BASE: a Friday, the next Monday (a new ISO
+#: week) and a Sunday in March (a new month), half of them on the first day.
+BASE = datetime(2020, 2, 21, 7, 0, tzinfo=UTC)
+DAYS = (0, 3, 9)
+#: ``expired_at`` days: before, on and after the others, 35 days (the default
+#: minimum retention) after the first day, and far later.
+EXPIRY_DAYS = (0, 3, 9, 35, 44, 400)
 UNKNOWN_KEYS = st.sampled_from(["x_tag", "note", "ünï", 'q"k'])
 
 Record = dict[str, Any]
 
 
 @st.composite
-def timestamps(draw: st.DrawFn) -> str:
-    """A timestamp in one of the forms dumps use (SPEC §1), on a few instants."""
-    second = draw(SECONDS)
-    minute = draw(st.sampled_from([0, 30]))
+def timestamps(draw: st.DrawFn, days: tuple[int, ...] = DAYS) -> str:
+    """A timestamp in one of the forms dumps use (SPEC §1), on a few instants.
+
+    Example: ``timestamps(days=EXPIRY_DAYS)`` for ``expired_at`` values.
+    """
+    day = draw(st.sampled_from(days)) if draw(st.booleans()) else days[0]
+    when = BASE + timedelta(days=day, minutes=draw(st.sampled_from([0, 30])), seconds=draw(SECONDS))
     form = draw(st.sampled_from(["api", "ms+00", "+08", "Z", "bare", "nanos-01:30"]))
-    base = f"2020-02-21T07:{minute:02d}:{second:02d}"
+
+    def local(hours: float) -> str:
+        return (when + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
+
     return {
-        "api": f"{base}.065135",
-        "ms+00": f"{base}.065+00:00",
-        "+08": f"2020-02-21T15:{minute:02d}:{second:02d}.065135+08:00",
-        "Z": f"{base}.065135Z",
-        "bare": base,
-        "nanos-01:30": f"2020-02-21T05:{minute:02d}:{second:02d}.065135999-01:30",
+        "api": f"{local(0)}.065135",
+        "ms+00": f"{local(0)}.065+00:00",
+        "+08": f"{local(8)}.065135+08:00",
+        "Z": f"{local(0)}.065135Z",
+        "bare": local(0),
+        "nanos-01:30": f"{local(-1.5)}.065135999-01:30",
     }[form]
 
 
@@ -60,20 +75,20 @@ def backups(draw: st.DrawFn, backup_id: str, children: bool = True) -> Record:
     fields: dict[str, st.SearchStrategy[Any]] = {
         "name": _maybe(NAMES),
         "resource_name": _maybe(NAMES),
-        "status": st.sampled_from(spec.STATUSES[:5]),
+        "status": st.just("available") | st.sampled_from(spec.STATUSES),  # half available
         "created_at": _maybe(timestamps()),
         "updated_at": _maybe(timestamps()),
         "protected_at": _maybe(timestamps()),
-        "expired_at": _maybe(timestamps()),
+        "expired_at": _maybe(timestamps(days=EXPIRY_DAYS)),
         "project_id": _maybe(st.sampled_from(PROJECTS)),
         "vault_id": _maybe(st.sampled_from([*VAULTS, "v-unknown"])),
         "checkpoint_id": st.sampled_from(["c1", "c2"]),
         "parent_id": _maybe(st.sampled_from(["b0", "b1"])),
-        "resource_id": st.sampled_from(["r1", "r2", "r3"]),
+        "resource_id": st.sampled_from(RESOURCES),
         "resource_az": st.sampled_from(["az1", "az2"]),
         "resource_type": st.sampled_from([*spec.RESOURCE_TYPES[:3], "OS::New::Thing"]),
         "resource_size": st.integers(0, 2000),
-        "image_type": st.sampled_from(spec.IMAGE_TYPES),
+        "image_type": st.just("backup") | st.sampled_from(spec.IMAGE_TYPES),
         "enterprise_project_id": st.sampled_from(["0", "eps1"]),
         "incremental": _maybe(st.booleans()),
         "description": st.text(max_size=5),
@@ -105,22 +120,43 @@ def backups(draw: st.DrawFn, backup_id: str, children: bool = True) -> Record:
     return record
 
 
+#: What vaults list as protected resources: some of the backups' and one no backup names.
+LISTED = st.fixed_dictionaries(
+    {"id": st.sampled_from([*RESOURCES, "r4"])},
+    optional={
+        "name": NAMES,
+        "type": st.sampled_from([*spec.RESOURCE_TYPES[:2], "OS::New::Thing"]),
+    },
+)
+
+
 @st.composite
 def vaults(draw: st.DrawFn) -> list[Record]:
-    """Vault records for some of :data:`VAULTS`, usage anywhere from empty to over full."""
+    """Vault records for some of :data:`VAULTS`, usage anywhere from empty to over full.
+
+    Some have a ``name``, a ``threshold``, a null ``billing.size``, and a
+    ``resources`` list (a resource may be listed by two vaults).
+    """
     found = []
     for vault_id in draw(st.lists(st.sampled_from(VAULTS), unique=True, max_size=len(VAULTS))):
         size = draw(st.sampled_from([0, 1, 10, 100]))
         used = draw(st.integers(0, 110 * 1024)) if size else 0
         if size and draw(st.booleans()):
             used = size * 1024 * draw(st.integers(0, 100)) // 100  # exact percentages
-        found.append(
-            {
-                "id": vault_id,
-                "project_id": draw(st.sampled_from(PROJECTS)),
-                "billing": {"size": size, "used": used, "allocated": size},
-            }
-        )
+        vault: Record = {
+            "id": vault_id,
+            "project_id": draw(st.sampled_from(PROJECTS)),
+            "billing": {"size": size, "used": used, "allocated": size},
+        }
+        if draw(st.integers(0, 5)) == 0:
+            vault["billing"]["size"] = None  # unknown size: no usage percentage
+        if draw(st.booleans()):
+            vault["name"] = draw(NAMES)
+        if draw(st.integers(0, 2)) == 0:
+            vault["threshold"] = draw(st.sampled_from([1, 50, 80, 100]))
+        if draw(st.booleans()):
+            vault["resources"] = draw(st.lists(LISTED, max_size=3, unique_by=lambda i: i["id"]))
+        found.append(vault)
     return found
 
 

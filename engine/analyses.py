@@ -1,0 +1,674 @@
+"""Phase: inventory tables -> the analyses of SPEC §5 (stats, rpo, ..., diff).
+
+Each analysis is one lazy polars plan over the narrow columns of the live
+backups (already narrowed by a ListBackups filter, :func:`engine.compile.compile_filter`)
+and the small vault table, collected once into an :class:`Analysis`: the
+rows in SPEC §5's order, with exactly SPEC's column names, and the ``at``
+instant they were measured against. The decisions SPEC §5 leaves open are
+written in :mod:`engine.spec` (section "analyses").
+
+The parsers of this module (filter, duration, ``at``, ``--by``) raise
+:class:`~engine.errors.QueryError` naming the parameter, like every bad
+query. Only :func:`diff` decodes JSON per record, and only for the records
+whose text differs between the two inventories.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import polars as pl
+
+from engine.compile import RID
+from engine.errors import Problem, QueryError
+from engine.instants import ALLOWED as TIME_ALLOWED
+from engine.instants import canonical_expr, format_instant, parse_instant
+from engine.params import QueryParams
+from engine.query import BackupQuery
+from engine.spec import (
+    ANALYSIS_FORBIDDEN,
+    DEFAULT_THRESHOLD,
+    DIFF_CHANGES,
+    DIFF_KINDS,
+    DURATION_UNITS,
+    RPO_VERDICTS,
+    STATS_KEYS,
+    STATS_PERIODS,
+    STUCK_STATUSES,
+    TIMESTAMP_KEYS,
+)
+
+INSTANT: Final = pl.Datetime("us", "UTC")
+#: The part of a vault's payload the analyses read that has no typed column.
+RESOURCES_TYPE: Final = pl.List(pl.Struct({"id": pl.String, "name": pl.String, "type": pl.String}))
+#: Row columns (SPEC §5 JSON keys, in order).
+RPO_COLUMNS: Final[tuple[str, ...]] = (
+    "resource_id",
+    "vault_id",
+    "resource_name",
+    "resource_type",
+    "backups",
+    "last_good",
+    "age_seconds",
+    "verdict",
+)
+FINDING_COLUMNS: Final[tuple[str, ...]] = (
+    "id",
+    "finding",
+    "name",
+    "status",
+    "created_at",
+    "expired_at",
+    "updated_at",
+    "resource_id",
+)
+CAPACITY_COLUMNS: Final[tuple[str, ...]] = (
+    "id",
+    "name",
+    "size_gb",
+    "used_mb",
+    "used_percent",
+    "threshold",
+    "full",
+    "backups",
+    "resources",
+)
+DIFF_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "kind": pl.String(),
+    "change": pl.String(),
+    "id": pl.String(),
+    "fields": pl.List(pl.String),
+    "used_mb_delta": pl.Float64(),
+}
+#: Records decoded at a time by ``diff`` (their texts as Python strings).
+DECODE_CHUNK: Final[int] = 50_000
+#: The verdicts an exit status can be asked for (``--fail-on``), per analysis and column.
+FAIL_ON: Final[dict[str, tuple[str, str]]] = {
+    "rpo": ("verdict", "breach"),
+    "retention": ("finding", "short"),
+    "capacity": ("full", "full"),
+}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The rows of one analysis and the instant ``at`` they were measured against.
+
+    ``frame`` has exactly SPEC §5's JSON row keys as columns, in SPEC's
+    order, instants as ``Datetime("us", "UTC")``; ``at`` is aware UTC, or
+    ``None`` when the inventory has no backup with an ``updated_at``.
+
+    Example::
+
+        result = Inventory.open("inv").rpo(max_age="24h")
+        result.frame.filter(pl.col("verdict") == "breach")
+        json.dumps(result.to_json())
+    """
+
+    name: str
+    at: datetime | None
+    frame: pl.DataFrame
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"at": "<API form>", "rows": [...]}`` with instants in the API's form.
+
+        Example: ``inv.capacity().to_json()["rows"][0]["used_percent"]``.
+        """
+        return {"at": self.at_text(), "rows": json_rows(self.frame)}
+
+    def at_text(self) -> str | None:
+        """``at`` in the API's form, or ``None``.
+
+        Example: ``inv.stats().at_text()`` -> ``'2026-11-30T23:58:01.000000'``.
+        """
+        return None if self.at is None else format_instant(self.at)
+
+    def fails(self, verdict: str) -> bool:
+        """Whether a row has ``verdict`` (``breach``, ``short``, ``full``): for ``--fail-on``.
+
+        Example: ``inv.rpo().fails("breach")``.
+        """
+        column, wanted = FAIL_ON[self.name]
+        if wanted != verdict:
+            raise ValueError(f"{self.name} has no verdict {verdict!r} (allowed: {wanted})")
+        values = self.frame[column]
+        return bool((values == wanted).any()) if values.dtype == pl.String else bool(values.any())
+
+
+def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as JSON-ready dicts, instants in the API's form.
+
+    Example: ``json_rows(inv.stats().frame)[0]``.
+    """
+    instants = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+    return frame.with_columns(canonical_expr(pl.col(c)).alias(c) for c in instants).to_dicts()
+
+
+# --- parameters ---------------------------------------------------------------
+
+_DURATION: Final = re.compile(r"([0-9]{1,9})([" + "".join(DURATION_UNITS) + "])")
+DURATION_ALLOWED: Final[str] = (
+    "a whole number and a unit: m (minutes), h (hours), d (days), e.g. 90m, 24h, 7d"
+)
+
+
+def parse_duration(value: str | timedelta, name: str = "max_age") -> timedelta:
+    """A duration written ``90m``, ``24h`` or ``7d`` (or a timedelta, checked >= 0).
+
+    Raises :class:`QueryError` naming ``name``.
+
+    Example: ``parse_duration("36h") == timedelta(hours=36)``.
+    """
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise QueryError([Problem(name, str(value), "negative duration", DURATION_ALLOWED)])
+        return value
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise QueryError([Problem(name, value, "not a duration", DURATION_ALLOWED)])
+    return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
+
+
+def parse_at(value: str | datetime, name: str = "at") -> datetime:
+    """``now``, a SPEC timestamp (zone-less means UTC) or a datetime, as aware UTC.
+
+    Raises :class:`QueryError` naming ``name``.
+
+    Example: ``parse_at("2026-01-01T00:00:00+08:00")`` -> 2025-12-31 16:00 UTC.
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value == "now":
+        return datetime.now(UTC)
+    instant = parse_instant(value)
+    if instant is None:
+        allowed = f"now, or {TIME_ALLOWED}"
+        raise QueryError([Problem(name, value, "not a timestamp", allowed)])
+    return instant
+
+
+def parse_count(value: float, name: str) -> float:
+    """A number of days or hours, checked to be >= 0 (a bool is not a number).
+
+    Raises :class:`QueryError` naming ``name``.
+
+    Example: ``parse_count(35, "min_days") == 35``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise QueryError([Problem(name, str(value), "not a number >= 0", "a number >= 0")])
+    return value
+
+
+def resolve_at(
+    value: str | datetime | None, default: Callable[[], datetime | None], name: str = "at"
+) -> datetime | None:
+    """The ``at`` of an analysis: ``value`` parsed, or ``default()`` when ``None``.
+
+    Example: ``resolve_at(None, lambda: None)`` is ``None``.
+    """
+    return default() if value is None else parse_at(value, name)
+
+
+def parse_by(value: str | Sequence[str], name: str = "by") -> tuple[str, ...]:
+    """The group keys of ``stats``: a comma list or a sequence of :data:`STATS_KEYS`.
+
+    Example: ``parse_by("status,week") == ("status", "week")``.
+    """
+    keys = [k.strip() for k in value.split(",")] if isinstance(value, str) else list(value)
+    shown = ",".join(keys)
+    allowed = ", ".join(STATS_KEYS)
+    problems = [
+        Problem(name, shown, f"unknown key {k!r}", allowed) for k in keys if k not in STATS_KEYS
+    ]
+    if not keys or keys == [""]:
+        problems.append(Problem(name, shown, "no group key", allowed))
+    problems += [
+        Problem(name, shown, f"key {k!r} given twice") for k in set(keys) if keys.count(k) > 1
+    ]
+    if problems:
+        raise QueryError(problems)
+    return tuple(keys)
+
+
+def parse_filter(
+    source: str | QueryParams | None, parse: Callable[[QueryParams], BackupQuery]
+) -> BackupQuery:
+    """A ListBackups filter for an analysis: ``parse`` it, refusing paging and ``sort``.
+
+    Every problem (a paging parameter and the parser's own) is reported in one QueryError.
+
+    Example: ``parse_filter("status=error", inv.parse)``.
+    """
+    params = QueryParams.of(source)
+    problems = [
+        Problem(
+            n,
+            params.get_list(n)[-1],
+            "not allowed in an analysis filter (rows have a fixed order and are all returned)",
+        )
+        for n in params.names()
+        if n in ANALYSIS_FORBIDDEN
+    ]
+    rest = QueryParams([(k, v) for k, v in params.pairs if k not in ANALYSIS_FORBIDDEN])
+    try:
+        query = parse(rest)
+    except QueryError as err:
+        raise QueryError(problems + err.problems) from None
+    if problems:
+        raise QueryError(problems)
+    return query
+
+
+def default_at(backups: pl.LazyFrame) -> datetime | None:
+    """The newest ``updated_at`` of ``backups`` (all live ones), or ``None``.
+
+    Example: ``default_at(inv.lazy())``.
+    """
+    value = backups.select(pl.col("updated_at").max()).collect().item()
+    return value if isinstance(value, datetime) else None
+
+
+def vault_table(raw: pl.LazyFrame) -> pl.DataFrame:
+    """The vaults (few) with ``resources`` decoded from their payload: the analyses' vault side.
+
+    Columns: ``id, name, threshold, billing, resources, _payload``.
+
+    Example: ``vault_table(inv.raw("vaults"))``.
+    """
+    resources = pl.col("_payload").str.json_decode(pl.Struct({"resources": RESOURCES_TYPE}))
+    return raw.select(
+        "id", "name", "threshold", "billing", resources.struct.field("resources"), "_payload"
+    ).collect()
+
+
+def _equal_values(query: BackupQuery, name: str) -> list[str]:
+    return [value for key, value in query.equals if key == name]
+
+
+def narrow_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.DataFrame:
+    """The vaults a filter keeps: only through a ``vault_id`` in it (SPEC §5 decision).
+
+    Example: ``narrow_vaults(vault_table(inv.raw("vaults")), inv.parse("vault_id=v1"))``.
+    """
+    wanted = _equal_values(query, "vault_id")
+    return vaults.filter(pl.col("id").is_in(wanted)) if wanted else vaults
+
+
+def _lists_resources(vaults: pl.DataFrame) -> bool:
+    """Whether any of ``vaults`` lists a resource."""
+    return vaults.height > 0 and bool((vaults["resources"].list.len() > 0).any())
+
+
+def _listed(vaults: pl.DataFrame) -> pl.LazyFrame:
+    """One row per (vault, listed resource with an id): ``vault_id, rid, rname, rtype``."""
+    items = vaults.lazy().select(pl.col("id").alias("vault_id"), "resources").explode("resources")
+    return items.select(
+        "vault_id",
+        pl.col("resources").struct.field("id").alias("rid"),
+        pl.col("resources").struct.field("name").alias("rname"),
+        pl.col("resources").struct.field("type").alias("rtype"),
+    ).filter(pl.col("rid").is_not_null())
+
+
+# --- the analyses -------------------------------------------------------------
+
+
+def stats(backups: pl.LazyFrame, by: Sequence[str], at: datetime | None) -> Analysis:
+    """Counts, sizes and first/last ``created_at`` per group of ``by`` (SPEC §5 stats).
+
+    Example: ``stats(inv.lazy(), ("status", "month"), None).frame``.
+    """
+    keys = [
+        pl.col("created_at").dt.truncate(STATS_PERIODS[k]).alias(k)
+        if k in STATS_PERIODS
+        else pl.col(k)
+        for k in by
+    ]
+    frame = (
+        backups.group_by(keys)
+        .agg(
+            pl.len().cast(pl.Int64).alias("backups"),
+            pl.col("resource_size").fill_null(0).sum().cast(pl.Int64).alias("size_gb"),
+            pl.col("created_at").min().alias("first"),
+            pl.col("created_at").max().alias("last"),
+        )
+        .sort(["backups", *by], descending=[True] + [False] * len(by), nulls_last=True)
+        .collect()
+    )
+    return Analysis("stats", at, frame)
+
+
+def rpo(
+    backups: pl.LazyFrame,
+    vaults: pl.DataFrame,
+    query: BackupQuery,
+    at: datetime | None,
+    max_age: timedelta,
+    *,
+    ordered: bool = False,
+) -> Analysis:
+    """The newest good backup of every resource and its age against ``max_age`` (SPEC §5 rpo).
+
+    ``vaults``: :func:`narrow_vaults` of :func:`vault_table`; ``ordered``:
+    the backups' ``_rid`` follows ``created_at`` then ``id`` (see :func:`_with_order`).
+
+    Example: ``rpo(inv.lazy(), vault_table(inv.raw("vaults")), BackupQuery(), at, timedelta(1))``.
+    """
+    named = _with_order(backups.filter(pl.col("resource_id").is_not_null()), ordered)
+    resources = _per_resource(named, at)
+    listing = _lists_resources(vaults)
+    if listing:
+        listed = _from_vaults(vaults, query)
+        resources = resources.join(listed, on="resource_id", how="full", coalesce=True)
+    age = (
+        pl.lit(None, pl.Float64)
+        if at is None
+        else _seconds((pl.lit(at, INSTANT) - pl.col("last_good")).dt.total_microseconds())
+    )
+    # Sorted by a number (the verdict's place in RPO_VERDICTS), named after.
+    rank = (
+        pl.when(pl.col("last_good").is_null())
+        .then(pl.lit(0, pl.Int8))
+        .when(pl.col("age_seconds") > max_age.total_seconds())
+        .then(pl.lit(1, pl.Int8))
+        .otherwise(pl.lit(2, pl.Int8))
+    )
+    ranked = (
+        resources.with_columns(age.alias("age_seconds"))
+        .with_columns(rank.alias("_rank"))
+        .sort(
+            ["_rank", "age_seconds", "resource_id"],
+            descending=[False, True, False],
+            nulls_last=True,
+        )
+    )
+    # The newest backup's strings are fetched once, for the sorted rows.
+    details = named.select(
+        "_order",
+        pl.col("vault_id").alias("newest_vault"),
+        pl.col("resource_name").alias("newest_name"),
+        pl.col("resource_type").alias("newest_type"),
+    )
+    verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
+    frame = (
+        ranked.join(details, on="_order", how="left", maintain_order="left")
+        .select(
+            "resource_id",
+            *(_prefer(what) if listing else _newest(what) for what in ("vault", "name", "type")),
+            pl.col("backups").fill_null(0),
+            "last_good",
+            "age_seconds",
+            pl.lit(verdicts).get(pl.col("_rank")).alias("verdict"),
+        )
+        .collect()
+    )
+    return Analysis("rpo", at, frame)
+
+
+def _seconds(micros: pl.Expr) -> pl.Expr:
+    """Microseconds as seconds, rounded once, as Python's ``timedelta.total_seconds()``.
+
+    Divided by a column, not a scalar: polars divides by a scalar through its
+    reciprocal, which is off by one unit in the last place for a third of
+    values (1800065135 us gave 1800.0651349999998 s, 2026-12-02).
+    """
+    exact = micros.cast(pl.Float64)
+    return exact / (exact * 0 + 1_000_000)
+
+
+def _newest(what: str) -> pl.Expr:
+    """The newest backup's vault id, resource name or type."""
+    return pl.col(f"newest_{what}").alias("vault_id" if what == "vault" else f"resource_{what}")
+
+
+def _prefer(what: str) -> pl.Expr:
+    """A vault's id, or a resource's name or type, as SPEC §5 rpo picks it.
+
+    The vault: the smallest vault listing the resource, else the newest
+    backup's. Name and type: the newest backup's if the resource has a
+    backup, else the listing vault item's.
+    """
+    if what == "vault":
+        return pl.coalesce("listed_vault", "newest_vault").alias("vault_id")
+    has_backup = pl.col("backups").is_not_null()
+    chosen = pl.when(has_backup).then(pl.col(f"newest_{what}")).otherwise(pl.col(f"listed_{what}"))
+    return chosen.alias(f"resource_{what}")
+
+
+def _per_resource(named: pl.LazyFrame, at: datetime | None) -> pl.LazyFrame:
+    """Per resource id of the backups (with ``_order``): count, last good, newest ``_order``.
+
+    Numbers only: aggregating strings per group is slow at a million resources.
+    """
+    good = (pl.col("status") == "available") & (pl.col("image_type") == "backup")
+    if at is not None:
+        good = good & (pl.col("created_at") <= at)
+    return named.group_by("resource_id").agg(
+        pl.len().cast(pl.Int64).alias("backups"),
+        pl.when(good).then(pl.col("created_at")).max().alias("last_good"),
+        pl.col("_order").max(),
+    )
+
+
+def _with_order(backups: pl.LazyFrame, ordered: bool) -> pl.LazyFrame:
+    """``backups`` with ``_order``: distinct integers, larger for newer (``created_at``, a
+    null one oldest, then ``id``).
+
+    ``ordered``: the rows' ``_rid`` already follows ``created_at`` (nulls
+    last) then ``id`` (:class:`engine.compile.Tables`), so no sort is needed.
+    """
+    if ordered:
+        dated = pl.col("created_at").is_not_null().cast(pl.Int64) * 2**40
+        return backups.with_columns(_order=pl.col(RID).cast(pl.Int64) + dated)
+    newest_last = backups.sort(["created_at", "id"], nulls_last=False)
+    return newest_last.with_row_index("_order").with_columns(pl.col("_order").cast(pl.Int64))
+
+
+def _from_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.LazyFrame:
+    """Per resource id listed by a vault: the smallest listing vault and its item's name/type."""
+    items = _listed(vaults)
+    for field, column in (("resource_type", "rtype"), ("resource_id", "rid")):
+        for value in _equal_values(query, field):
+            items = items.filter(pl.col(column) == value)
+    return (
+        items.sort("vault_id", maintain_order=True)
+        .group_by("rid")
+        .agg(
+            pl.col("vault_id").first().alias("listed_vault"),
+            pl.col("rname").first().alias("listed_name"),
+            pl.col("rtype").first().alias("listed_type"),
+        )
+        .rename({"rid": "resource_id"})
+    )
+
+
+def _findings(backups: pl.LazyFrame, tests: dict[str, pl.Expr]) -> pl.LazyFrame:
+    """One row per (backup, finding) whose test is true, ordered by id then finding.
+
+    One pass: each backup gets the list of its findings (in alphabetical
+    order), the backups with any are sorted by id, and the lists exploded.
+    """
+    flags = {name: test.fill_null(False) for name, test in sorted(tests.items())}
+    findings = pl.concat_list([pl.when(f).then(pl.lit(n)) for n, f in flags.items()])
+    return (
+        backups.filter(pl.any_horizontal(list(flags.values())))
+        .select("id", findings.list.drop_nulls().alias("finding"), *FINDING_COLUMNS[2:])
+        .sort("id")
+        .explode("finding")
+    )
+
+
+def retention(backups: pl.LazyFrame, at: datetime | None, min_days: float) -> Analysis:
+    """Available backups kept fewer than ``min_days`` (``short``) or past expiry (``overdue``).
+
+    Example: ``retention(inv.lazy(), at, 35).frame``.
+    """
+    kept_for = pl.col("expired_at") - pl.col("created_at")
+    tests = {"short": kept_for < timedelta(days=min_days)}
+    if at is not None:
+        tests["overdue"] = pl.col("expired_at") < at
+    kept = backups.filter(pl.col("status") == "available")
+    return Analysis("retention", at, _findings(kept, tests).collect())
+
+
+def hygiene(
+    backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None, stuck_hours: float
+) -> Analysis:
+    """Orphaned, stuck and failed backups (SPEC §5 hygiene); ``vaults``: every vault.
+
+    Example: ``hygiene(inv.lazy(), vault_table(inv.raw("vaults")), at, 24).frame``.
+    """
+    tests = {"error": pl.col("status") == "error"}
+    if _lists_resources(vaults):
+        listed = _listed(vaults).select("rid").unique().collect()["rid"]  # vaults: few
+        resource = pl.col("resource_id")
+        tests["orphan"] = resource.is_null() | ~resource.is_in(listed.implode())
+    if at is not None:
+        limit = at - timedelta(hours=stuck_hours)
+        passing = pl.col("status").is_in(list(STUCK_STATUSES))
+        tests["stuck"] = passing & (pl.col("updated_at") < limit)
+    return Analysis("hygiene", at, _findings(backups, tests).collect())
+
+
+def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -> Analysis:
+    """Per vault: size, use, fill against its threshold, backups and resources (SPEC §5 capacity).
+
+    ``vaults``: :func:`narrow_vaults` of :func:`vault_table`.
+
+    Example: ``capacity(inv.lazy(), vault_table(inv.raw("vaults")), at).frame``.
+    """
+    size = pl.col("billing").struct.field("size")
+    used = pl.col("billing").struct.field("used")
+    percent = pl.when(size > 0).then(used / (size * 1024) * 100)
+    counts = backups.group_by("vault_id").agg(pl.len().cast(pl.Int64).alias("backups"))
+    frame = (
+        vaults.lazy()
+        .select(
+            "id",
+            "name",
+            size.cast(pl.Float64).alias("size_gb"),
+            used.cast(pl.Float64).alias("used_mb"),
+            percent.cast(pl.Float64).alias("used_percent"),
+            pl.col("threshold").fill_null(DEFAULT_THRESHOLD).cast(pl.Int64).alias("threshold"),
+            pl.col("resources").list.len().fill_null(0).cast(pl.Int64).alias("resources"),
+        )
+        .with_columns(full=(pl.col("used_percent") >= pl.col("threshold")).fill_null(False))
+        .join(counts, left_on="id", right_on="vault_id", how="left")
+        .with_columns(pl.col("backups").fill_null(0))
+        .sort(["used_percent", "id"], descending=[True, False], nulls_last=True)
+        .select(CAPACITY_COLUMNS)
+        .collect()
+    )
+    return Analysis("capacity", at, frame)
+
+
+# --- diff ---------------------------------------------------------------------
+
+
+def diff(
+    a_backups: pl.LazyFrame,
+    b_backups: pl.LazyFrame,
+    a_vaults: pl.DataFrame,
+    b_vaults: pl.DataFrame,
+    at: datetime | None,
+) -> Analysis:
+    """What changed from inventory A to B: backups and vaults added, removed, changed (SPEC §5).
+
+    ``*_backups``: ``id, _payload`` of the live backups; ``*_vaults``: :func:`vault_table`.
+    Records whose text is equal are unchanged without being decoded.
+
+    Example::
+
+        diff(a.raw(), b.raw(), vault_table(a.raw("vaults")), vault_table(b.raw("vaults")), t)
+    """
+    backups = _diff_rows("backup", _differing(a_backups, b_backups))
+    vaults = _diff_rows("vault", _differing(a_vaults.lazy(), b_vaults.lazy()))
+    used = _used(a_vaults).join(_used(b_vaults), on="id", how="inner", suffix="_b")
+    delta = used.select("id", (pl.col("used_b") - pl.col("used")).alias("delta"))
+    vaults = vaults.join(delta, on="id", how="left").with_columns(
+        used_mb_delta=pl.when(pl.col("change") == "changed").then(pl.col("delta"))
+    )
+    frame = pl.concat([backups, vaults.select(list(DIFF_SCHEMA))])
+    rank_kind = pl.col("kind").replace_strict(list(DIFF_KINDS), list(range(len(DIFF_KINDS))))
+    rank_change = pl.col("change").replace_strict(
+        list(DIFF_CHANGES), list(range(len(DIFF_CHANGES)))
+    )
+    return Analysis("diff", at, frame.sort([rank_kind, rank_change, pl.col("id")]))
+
+
+def _used(vaults: pl.DataFrame) -> pl.DataFrame:
+    return vaults.select(
+        "id", pl.col("billing").struct.field("used").cast(pl.Float64).alias("used")
+    )
+
+
+def _differing(a: pl.LazyFrame, b: pl.LazyFrame) -> pl.DataFrame:
+    """Ids only in A, only in B, or in both with different payload text (with both texts)."""
+    left = a.select("id", pl.col("_payload").alias("a"))
+    right = b.select("id", pl.col("_payload").alias("b"))
+    both = left.join(right, on="id", how="full", coalesce=True)
+    return both.filter(
+        pl.col("a").is_null() | pl.col("b").is_null() | (pl.col("a") != pl.col("b"))
+    ).collect()
+
+
+def _diff_rows(kind: str, found: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``kind`` from :func:`_differing`: added, removed, and the truly changed."""
+    fields: list[list[str] | None] = []
+    for start in range(0, found.height, DECODE_CHUNK):  # bounded Python memory
+        part = found.slice(start, DECODE_CHUNK)
+        pairs = zip(part["a"].to_list(), part["b"].to_list(), strict=True)
+        fields += [None if a is None or b is None else changed_fields(a, b) for a, b in pairs]
+    change = (
+        pl.when(pl.col("a").is_null())
+        .then(pl.lit("added"))
+        .when(pl.col("b").is_null())
+        .then(pl.lit("removed"))
+        .otherwise(pl.lit("changed"))
+    )
+    rows = found.select(
+        pl.lit(kind).alias("kind"),
+        change.alias("change"),
+        "id",
+        pl.Series("fields", fields, pl.List(pl.String)),
+        pl.lit(None, pl.Float64).alias("used_mb_delta"),
+    )
+    return rows.filter((pl.col("change") != "changed") | (pl.col("fields").list.len() > 0))
+
+
+def changed_fields(a_text: str, b_text: str) -> list[str]:
+    """The sorted top-level keys whose values differ between two records' JSON texts.
+
+    Absent and null are equal; timestamps compare as instants; numbers as numbers.
+
+    Example: ``changed_fields('{"a":1,"b":null}', '{"a":1.0,"c":2}') == ["c"]``.
+    """
+    a, b = json.loads(a_text), json.loads(b_text)
+    return sorted(k for k in a.keys() | b.keys() if not _equal(a.get(k), b.get(k), k))
+
+
+def _equal(x: Any, y: Any, key: str) -> bool:
+    """SPEC §5's equality of two decoded values of ``key``, cheap when they are identical."""
+    # Python's == takes true for 1 inside containers; their text does not.
+    if x == y and type(x) is type(y) and (not isinstance(x, dict | list) or repr(x) == repr(y)):
+        return True
+    return bool(_normal(x, key) == _normal(y, key))
+
+
+def _normal(value: Any, key: str | None = None) -> Any:
+    """``value`` in a form where ``==`` is SPEC §5's equality (see :func:`changed_fields`)."""
+    if isinstance(value, dict):
+        return {k: _normal(v, k) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, bool):
+        return ("bool", value)  # JSON true is not the number 1
+    if isinstance(value, str) and key in TIMESTAMP_KEYS:
+        instant = parse_instant(value)
+        return value if instant is None else ("instant", instant)
+    return value

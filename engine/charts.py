@@ -1,0 +1,482 @@
+"""Phase: the report's data -> charts, drawn with matplotlib, as inline SVG or PNG.
+
+Pure drawing: every chart reads the small frames of a
+:class:`~engine.report.ReportData` (never the inventory) and draws aggregates
+only (a step outline per status, histogram bins, a bar per vault), so a chart
+costs the same at any inventory size. Figures are plain
+:class:`matplotlib.figure.Figure` objects (no pyplot, no display, no global
+figure state), drawn under one fixed set of rcParams (:data:`RC`).
+
+Guarantees of :func:`svg`: no ``http://`` or ``https://`` in the text (the
+doctype, XML namespaces and metadata matplotlib writes are removed), text as
+SVG text in the reader's sans-serif font (no font file, no glyph paths), and
+the same bytes for the same data (a fixed hash salt per chart, no date, every
+id prefixed with the chart's name so that charts can share one page).
+
+Needs the ``report`` extra (matplotlib): ``pip install 'cbrq[report]'``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import matplotlib
+import numpy as np
+import polars as pl
+from matplotlib.dates import date2num
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.typing import RcKeyType
+
+    from engine.report import ReportData
+
+#: Vault bars drawn at most (the fullest first).
+CHART_VAULTS: Final[int] = 30
+#: Days drawn by the backups-per-day chart (up to the newest backup's day).
+DAILY_DAYS: Final[int] = 180
+#: Weeks drawn by the weekly charts (up to the newest backup's week).
+WEEKLY_WEEKS: Final[int] = 104
+#: Chart size in inches; PNGs are drawn at :data:`PNG_DPI` (900 px wide).
+FIGURE_SIZE: Final[tuple[float, float]] = (9.0, 3.4)
+PNG_DPI: Final[int] = 100
+#: matplotlib settings for every chart: text as SVG text (no font file, no
+#: glyph paths), no date in the file, a fixed look whatever the user's matplotlibrc.
+RC: Final[dict[RcKeyType, Any]] = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "font.size": 9.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e3e6ea",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#8a939c",
+    "axes.titlesize": 10.0,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+    "legend.fontsize": 8.0,
+}
+#: One colour per backup status, the same in every chart.
+STATUS_COLOURS: Final[dict[str, str]] = {
+    "available": "#2e9d5b",
+    "error": "#d64545",
+    "protecting": "#3b7dd8",
+    "restoring": "#8e5bd0",
+    "deleting": "#e0892b",
+    "waiting_protect": "#7fb2f0",
+    "waiting_restore": "#c3a6ee",
+    "waiting_delete": "#f2c28b",
+}
+OTHER_COLOUR: Final[str] = "#9aa3ab"
+ACCENT: Final[str] = "#3b7dd8"
+WARN: Final[str] = "#d64545"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One drawn chart: its file stem, title, a sentence on what it shows, the figure.
+
+    Example: ``Chart("capacity", "Vault fill", "Each bar ...", figure)``.
+    """
+
+    name: str
+    title: str
+    caption: str
+    figure: Figure
+
+
+def draw(data: ReportData) -> tuple[Chart, ...]:
+    """Every chart of the report, in page order.
+
+    Example: ``[chart.name for chart in draw(gather(inv, ReportOptions()))]``.
+    """
+    makers: tuple[Callable[[ReportData], Chart], ...] = (
+        _daily_chart,
+        _error_rate_chart,
+        _types_chart,
+        _rpo_chart,
+        _replication_chart,
+        _retention_chart,
+        _capacity_chart,
+        _hygiene_chart,
+    )
+    with matplotlib.rc_context(RC):
+        return tuple(make(data) for make in makers)
+
+
+def _figure(height: float = FIGURE_SIZE[1]) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(FIGURE_SIZE[0], height), layout="constrained")
+    return figure, figure.subplots()
+
+
+def _empty(ax: Axes, text: str = "no data") -> None:
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", color=OTHER_COLOUR, fontsize=11)
+
+
+def _statuses(frame: pl.DataFrame) -> list[str]:
+    """Statuses present, in the fixed order of :data:`STATUS_COLOURS`, unknown ones last."""
+    present = set(frame["status"].drop_nulls().to_list()) if frame.height else set()
+    known = [s for s in STATUS_COLOURS if s in present]
+    return known + sorted(present - set(known))
+
+
+def _colour(status: str) -> str:
+    return STATUS_COLOURS.get(status, OTHER_COLOUR)
+
+
+def _legend_above(ax: Axes) -> None:
+    """The legend above the plot, where it hides nothing: one row, two beyond six entries."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    columns = entries if entries <= 6 else (entries + 1) // 2
+    ax.legend(ncols=max(columns, 1), loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0.3)
+
+
+def _daily_chart(data: ReportData) -> Chart:
+    figure, ax = _figure()
+    daily = data.daily.filter(pl.col("day").is_not_null())
+    caption = (
+        f"Backups created per day (UTC) over the last {DAILY_DAYS} days up to the newest "
+        "backup, stacked by status: a gap is a day without backups, red a day of failures. "
+        f"The weekly charts below cover the last {WEEKLY_WEEKS} weeks."
+    )
+    if daily.height == 0:
+        _empty(ax)
+        return Chart("backups_per_day", "Backups per day by status", caption, figure)
+    newest = daily["day"].max()
+    assert isinstance(newest, datetime)
+    first = newest - timedelta(days=DAILY_DAYS - 1)
+    daily = daily.filter(pl.col("day") >= first)
+    wide = daily.pivot(on="status", index="day", values="backups", aggregate_function="sum")
+    days = pl.DataFrame({"day": pl.datetime_range(first, newest, "1d", eager=True)})
+    wide = days.join(wide, on="day", how="left").fill_null(0)
+    start = _day_number(first.replace(tzinfo=None))
+    edges = start + np.arange(wide.height + 1, dtype=float)
+    bottom = np.zeros(wide.height)
+    # One filled step outline per status (not a bar per day): small and fast at any size.
+    for status in _statuses(daily):
+        top = bottom + wide[status].to_numpy()
+        ax.stairs(top, edges, baseline=bottom, fill=True, color=_colour(status), label=status)
+        bottom = top
+    ax.xaxis_date()
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylabel("backups")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
+    return Chart("backups_per_day", "Backups per day by status", caption, figure)
+
+
+def _day_number(day: datetime) -> float:
+    """matplotlib's number for a date (its stubs leave ``date2num`` untyped)."""
+    return float(date2num(day))  # type: ignore[no-untyped-call]
+
+
+def _every_week(frame: pl.DataFrame) -> pl.DataFrame:
+    """The last :data:`WEEKLY_WEEKS` weeks of ``frame`` (a row per ``week``), a null row for
+    each week without backups (a gap in the line)."""
+    if frame.height == 0:
+        return frame
+    newest, oldest = frame["week"].max(), frame["week"].min()
+    assert isinstance(newest, datetime) and isinstance(oldest, datetime)
+    oldest = max(oldest, newest - timedelta(weeks=WEEKLY_WEEKS - 1))
+    weeks = pl.datetime_range(oldest, newest, "1w", eager=True)
+    return pl.DataFrame({"week": weeks}).join(frame, on="week", how="left")
+
+
+#: Tick marks of the log-scale time axes (in hours): readable steps from minutes to years.
+TIME_TICKS_HOURS: Final[tuple[float, ...]] = (
+    0.25,
+    1,
+    6,
+    24,
+    72,
+    168,
+    720,
+    2160,
+    8760,
+    26280,
+    87600,
+)
+
+
+def _time_label(hours: float, _position: object = None) -> str:
+    """A tick label for a number of hours: ``15m``, ``6h``, ``3d``, ``1y``."""
+    if hours < 1:
+        return f"{hours * 60:.0f}m"
+    if hours < 24:
+        return f"{hours:.0f}h"
+    return f"{hours / 8760:.0f}y" if hours >= 8760 else f"{hours / 24:.0f}d"
+
+
+def _log_time_axis(ax: Axes, scale: float) -> None:
+    """A log x axis in units of ``scale`` hours, ticked at :data:`TIME_TICKS_HOURS`.
+
+    Plain labels: matplotlib's ``10^n`` needs its mathtext parser (slow) and reads worse.
+    """
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [t / scale for t in TIME_TICKS_HOURS if low <= t / scale <= high]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: _time_label(v * scale, p)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _weekly(daily: pl.DataFrame) -> pl.DataFrame:
+    """Backups and errors per ISO week (Monday) from the per-day counts."""
+    return (
+        daily.filter(pl.col("day").is_not_null())
+        .group_by(pl.col("day").dt.truncate("1w").alias("week"))
+        .agg(
+            pl.col("backups").sum().alias("backups"),
+            pl.col("backups").filter(pl.col("status") == "error").sum().alias("errors"),
+        )
+        .with_columns((pl.col("errors") / pl.col("backups") * 100).alias("rate"))
+        .sort("week")
+        .pipe(_every_week)
+    )
+
+
+def _error_rate_chart(data: ReportData) -> Chart:
+    figure, ax = _figure(3.0)
+    weekly = _weekly(data.daily)
+    caption = (
+        "Share of the backups created each ISO week (Monday to Sunday, UTC) that are in "
+        f"status error, over the last {WEEKLY_WEEKS} weeks up to the newest backup; the dashed "
+        "line is the rate over those weeks."
+    )
+    if weekly.height == 0:
+        _empty(ax)
+        return Chart("error_rate_per_week", "Error rate per week", caption, figure)
+    x = weekly["week"].dt.replace_time_zone(None).to_numpy()
+    ax.plot(x, weekly["rate"].to_numpy(), color=WARN, lw=1.2, marker="o", ms=2.5)
+    overall = float(weekly["errors"].sum()) / max(float(weekly["backups"].sum()), 1) * 100
+    ax.axhline(overall, color=OTHER_COLOUR, ls="--", lw=1, label=f"overall {overall:.1f} %")
+    ax.set_ylabel("error %")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left")
+    return Chart("error_rate_per_week", "Error rate per week", caption, figure)
+
+
+def _types_chart(data: ReportData) -> Chart:
+    types = data.types.sort("size_gb", "resource_type", descending=[True, False], nulls_last=True)
+    figure, ax = _figure(max(1.6, 0.45 * types.height + 0.9))
+    caption = (
+        "Total resource_size (GB) of the backups of each resource type, with the number "
+        "of backups at the end of each bar."
+    )
+    if types.height == 0:
+        _empty(ax)
+        return Chart("size_by_resource_type", "Size by resource type", caption, figure)
+    names = [str(t) if t is not None else "(none)" for t in types["resource_type"].to_list()]
+    bars = ax.barh(names[::-1], types["size_gb"].to_list()[::-1], color=ACCENT, height=0.6)
+    ax.bar_label(bars, labels=[f"{n:,} backups" for n in types["backups"].to_list()[::-1]])
+    ax.set_xlabel("GB")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.grid(axis="y", visible=False)
+    ax.margins(x=0.15)
+    return Chart("size_by_resource_type", "Size by resource type", caption, figure)
+
+
+def _rpo_chart(data: ReportData) -> Chart:
+    figure, ax = _figure()
+    frame = data.rpo.frame
+    limit = data.max_age_seconds / 3600
+    ages = frame["age_seconds"].drop_nulls().to_numpy() / 3600
+    never = frame.filter(pl.col("verdict") == "never").height
+    caption = (
+        f"How old each resource's newest good backup (available, image_type backup) is at "
+        f"'at', on a log scale; the red line is --max-age ({data.options.max_age_text}). "
+        f"{never:,} resource(s) have no good backup at all and are not drawn."
+    )
+    if ages.size == 0:
+        _empty(ax, "no resource has a good backup")
+        return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
+    low = max(min(float(ages.min()), limit) / 2, 1 / 60)
+    high = max(float(ages.max()), limit) * 2
+    edges = np.geomspace(low, high, 40)
+    counts, _ = np.histogram(np.clip(ages, low, high), bins=edges)
+    colours = [WARN if left >= limit else "#2e9d5b" for left in edges[:-1]]
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colours)
+    _log_time_axis(ax, 1)
+    ax.axvline(limit, color=WARN, lw=1.5, label=f"max age {data.options.max_age_text}")
+    ax.set_xlabel("time since the last good backup")
+    ax.set_ylabel("resources")
+    ax.legend(loc="upper right")
+    return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
+
+
+def _replication_chart(data: ReportData) -> Chart:
+    figure, ax = _figure(3.0)
+    weekly = (
+        data.replication.filter(pl.col("week").is_not_null())
+        .group_by("week")
+        .agg(pl.col("available").sum(), pl.col("replicated").sum())
+        .with_columns((pl.col("replicated") / pl.col("available") * 100).alias("share"))
+        .sort("week")
+        .pipe(_every_week)
+    )
+    caption = (
+        "Share of the available backups created each ISO week that have at least one "
+        "replication record in status success (a copy in another region or vault), over "
+        f"the last {WEEKLY_WEEKS} weeks up to the newest backup."
+    )
+    if weekly.height == 0:
+        _empty(ax)
+        return Chart("replication_coverage", "Replication coverage per week", caption, figure)
+    x = weekly["week"].dt.replace_time_zone(None).to_numpy()
+    share = weekly["share"].to_numpy()
+    ax.fill_between(x, 0, share, step="mid", color=ACCENT, alpha=0.35, lw=0)
+    ax.step(x, share, where="mid", color=ACCENT, lw=1.2)
+    # Room above the highest week, not always up to 100 %: a low coverage stays readable.
+    top = float(np.nanmax(share)) if np.isfinite(share).any() else 0.0
+    ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
+    ax.set_ylabel("% replicated")
+    return Chart("replication_coverage", "Replication coverage per week", caption, figure)
+
+
+def _retention_chart(data: ReportData) -> Chart:
+    figure, ax = _figure()
+    days = data.retention_days
+    minimum = data.options.min_days
+    caption = (
+        f"How long available backups are kept (expired_at - created_at, days, log scale); "
+        f"bars left of the red line (--min-days {minimum}) are the 'short' findings. Backups "
+        "without expired_at are kept forever and not drawn."
+    )
+    positive = days[days > 0]
+    if positive.size == 0:
+        _empty(ax, "no available backup has an expiry")
+        return Chart("retention_days", "Retention period", caption, figure)
+    low = min(float(positive.min()), float(minimum)) / 1.5
+    high = max(float(positive.max()), float(minimum)) * 1.5
+    edges = np.geomspace(low, high, 40)
+    counts, _ = np.histogram(np.clip(positive, low, high), bins=edges)
+    colours = [WARN if right <= minimum else "#2e9d5b" for right in edges[1:]]
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colours)
+    _log_time_axis(ax, 24)
+    ax.axvline(minimum, color=WARN, lw=1.5, label=f"min days {minimum}")
+    ax.set_xlabel("days kept")
+    ax.set_ylabel("backups")
+    ax.legend(loc="upper right")
+    return Chart("retention_days", "Retention period", caption, figure)
+
+
+def _capacity_chart(data: ReportData) -> Chart:
+    frame = data.capacity.frame.filter(pl.col("used_percent").is_not_null()).head(CHART_VAULTS)
+    figure, ax = _figure(max(1.6, 0.32 * frame.height + 1.0))
+    caption = (
+        "Used share of each vault (billing.used / billing.size), fullest first; the black "
+        "tick on each bar is that vault's threshold (80 % unless the vault sets one), and a "
+        "red bar is a full vault."
+    )
+    hidden = data.capacity.frame.height - frame.height
+    if hidden:
+        caption += (
+            f" {hidden} vault(s) without a size or beyond the first {CHART_VAULTS} not drawn."
+        )
+    if frame.height == 0:
+        _empty(ax, "no vault with a size")
+        return Chart("vault_fill", "Vault fill", caption, figure)
+    names = [
+        str(n if n is not None else i) for n, i in zip(frame["name"], frame["id"], strict=True)
+    ]
+    y = np.arange(frame.height)[::-1]
+    used = frame["used_percent"].to_numpy()
+    colours = [WARN if full else ACCENT for full in frame["full"].to_list()]
+    ax.barh(y, np.minimum(used, 100), color=colours, height=0.6)
+    ax.scatter(frame["threshold"].to_numpy(), y, marker="|", s=260, color="black", zorder=3)
+    for row, value in zip(y, used, strict=True):
+        ax.text(min(value, 100) + 1, row, f"{percent_text(value)} %", va="center", fontsize=8)
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, 112)
+    ax.set_xlabel("% used")
+    ax.grid(axis="y", visible=False)
+    return Chart("vault_fill", "Vault fill", caption, figure)
+
+
+def _hygiene_chart(data: ReportData) -> Chart:
+    frame = data.hygiene.frame
+    counts = frame.group_by("finding", "status").len().sort("finding", "status")
+    figure, ax = _figure(2.4)
+    caption = (
+        "Hygiene findings by kind, split by the backup's status: orphan (no vault lists its "
+        f"resource), stuck (in a transitional status for over {data.options.stuck_hours:g} h), "
+        "error."
+    )
+    if not (frame["finding"] == "orphan").any() and data.capacity.frame["resources"].sum() == 0:
+        caption += " The vaults list no resources, so no backup is called an orphan."
+    if counts.height == 0:
+        _empty(ax, "no findings")
+        return Chart("hygiene_findings", "Hygiene findings", caption, figure)
+    findings = ["error", "orphan", "stuck"]
+    findings += sorted(set(counts["finding"].to_list()) - set(findings))
+    left = np.zeros(len(findings))
+    for status in _statuses(counts):
+        part = counts.filter(pl.col("status") == status)
+        width = [float(part.filter(pl.col("finding") == f)["len"].sum()) for f in findings]
+        ax.barh(findings, width, left=left, color=_colour(status), label=status, height=0.6)
+        left = left + np.asarray(width)
+    ax.invert_yaxis()
+    ax.set_xlabel("backups")
+    ax.grid(axis="y", visible=False)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
+    return Chart("hygiene_findings", "Hygiene findings", caption, figure)
+
+
+# --- files: SVG text and PNG ------------------------------------------------
+
+
+def svg(chart: Chart) -> str:
+    """The chart as inline SVG: no doctype, namespaces, metadata or address; ids prefixed.
+
+    Example: ``"<svg" in svg(draw(data)[0])``.
+    """
+    buffer = io.StringIO()
+    settings: dict[RcKeyType, Any] = {**RC, "svg.hashsalt": f"cbrq-{chart.name}"}
+    with matplotlib.rc_context(settings):
+        chart.figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = text.replace("xlink:href=", "href=")
+    prefix = chart.name.replace("_", "-")
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', text)
+    text = re.sub(r'(href="#|url\(#)', rf"\1{prefix}-", text)
+    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg role="img"', text, count=1)
+
+
+def write_pngs(charts: Sequence[Chart], folder: Path) -> list[Path]:
+    """Write each chart as ``folder/NAME.png`` (the folder is created); the paths written.
+
+    Example: ``write_pngs(report.charts, Path("charts"))``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with matplotlib.rc_context(RC):
+        for chart in charts:
+            path = folder / f"{chart.name}.png"
+            chart.figure.savefig(path, format="png", dpi=PNG_DPI, metadata={"Software": None})
+            written.append(path)
+    return written
+
+
+def percent_text(value: float) -> str:
+    """A fill percentage to 0.1, rounded down: 79.99993 reads 79.9, never the 80.0 of full.
+
+    Example: ``percent_text(79.99993) == "79.9"``.
+    """
+    return f"{math.floor(value * 10) / 10:.1f}"

@@ -1,0 +1,435 @@
+"""The analysis commands of ``cbrq``: stats, rpo, retention, capacity, hygiene, diff.
+
+A thin shell over the :class:`~engine.inventory.Inventory` methods of
+:mod:`engine.analyses`: each command parses its options, calls one method and
+renders the :class:`~engine.analyses.Analysis` it returns. Registered on the
+``cbrq`` group by :mod:`engine.cli` (:data:`COMMANDS`); this module imports
+nothing of ``engine.cli`` (no import cycle) and polars only when a command
+runs. Errors are turned into messages and exit statuses by the group, as for
+every command.
+
+Every output states ``at``: a footer line under a table; ``{"at", "rows"}``
+in json; an ``"at"`` key first in every ndjson line. csv, tsv and parquet
+hold the rows only (ask ``-f json`` for ``at``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
+
+import click
+
+from engine.spec import ANALYSIS_AT_KEY
+
+if TYPE_CHECKING:
+    from engine.analyses import Analysis
+    from engine.inventory import Inventory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STORE_HELP: Final[str] = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
+FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
+#: Columns of each analysis' table that are never cut (ids people copy).
+WHOLE: Final[dict[str, tuple[str, ...]]] = {
+    "stats": ("vault_id", "project_id", "first", "last"),
+    "rpo": ("resource_id", "vault_id", "last_good"),
+    "retention": ("id", "created_at", "expired_at"),
+    "capacity": ("id",),
+    "hygiene": ("id", "updated_at"),
+    "diff": ("id",),
+}
+#: Columns that go first when a terminal is too narrow for a table.
+DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
+    "rpo": ("resource_type", "vault_id", "last_good", "resource_name"),
+    "retention": ("updated_at", "resource_id", "status", "name"),
+    "hygiene": ("expired_at", "resource_id", "created_at", "name"),
+    "capacity": ("resources", "size_gb", "used_mb"),
+}
+
+
+def _source_options(command: F) -> F:
+    """Where the data is, whose it is, and the filter's options (as ``cbrq query``)."""
+    options = [
+        click.argument("filter_string", metavar="[FILTER]", required=False),
+        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
+        click.option(
+            "--from",
+            "dumps",
+            multiple=True,
+            metavar="PATH",
+            help="Analyse dump files directly: parsed into memory, nothing written (repeatable).",
+        ),
+        click.option(
+            "--project",
+            help="The caller's project ID; enables own_type (default private) and "
+            "member_status in FILTER.",
+        ),
+        click.option(
+            "--param",
+            "-p",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A filter parameter (repeatable); merged with FILTER.",
+        ),
+        click.option(
+            "--exact-names",
+            is_flag=True,
+            help="name/resource_name in FILTER must match exactly (default: substring).",
+        ),
+        click.option(
+            "--time-field",
+            type=click.Choice(["created_at", "protected_at"]),
+            default="created_at",
+            show_default=True,
+            help="The time start_time/end_time in FILTER bound.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from engine.analyses import parse_at
+
+    return None if value is None else parse_at(value, "--at")
+
+
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    from engine.analyses import parse_duration
+
+    return parse_duration(value, "--max-age")
+
+
+def _check_by(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    from engine.analyses import parse_by
+
+    return parse_by(value, "--by")
+
+
+def _output_options(command: F) -> F:
+    """``--at``, ``-f`` and ``-o``, shared by every analysis command."""
+    options = [
+        click.option(
+            "--at",
+            callback=_check_at,
+            metavar="TIME",
+            help="The instant ages are measured against: 'now' or a timestamp "
+            "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
+            "[default: the newest updated_at of the inventory].",
+        ),
+        click.option(
+            "--format",
+            "-f",
+            "fmt",
+            type=click.Choice(FORMATS),
+            help="Output format [default: table on a terminal, else json].",
+        ),
+        click.option(
+            "--output",
+            "-o",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write here instead of standard output.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _fail_on(verdict: str, what: str) -> Callable[[F], F]:
+    """``--fail-on VERDICT``: exit status 3 when a row has it (for cron jobs and CI)."""
+    return click.option(
+        "--fail-on",
+        type=click.Choice([verdict]),
+        help=f"Exit with status 3 when {what} (after writing the output).",
+    )
+
+
+def _open(store: str | None, dumps: tuple[str, ...]) -> Inventory:
+    from engine.inventory import Inventory
+
+    if dumps and store:
+        raise click.UsageError("give --store or --from, not both")
+    return Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+
+
+def _filter(filter_string: str | None, params: tuple[str, ...]) -> Any:
+    from engine.params import QueryParams
+
+    pairs = []
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
+        pairs.append((key, value))
+    return QueryParams.parse(filter_string or "").merged(QueryParams(pairs))
+
+
+def _run(name: str, options: dict[str, Any], **arguments: Any) -> Analysis:
+    """Open the inventory of the source options and run analysis ``name`` on the filter."""
+    from engine.query import Semantics
+
+    semantics = Semantics("exact" if options["exact_names"] else "substring", options["time_field"])
+    with _open(options["store"], options["dumps"]) as inventory:
+        analyse = getattr(inventory, name)
+        result: Analysis = analyse(
+            _filter(options["filter_string"], options["params"]),
+            project=options["project"],
+            semantics=semantics,
+            at=options["at"],
+            **arguments,
+        )
+    return result
+
+
+def _terminal(output: str | None) -> bool:
+    return output is None and sys.stdout.isatty()
+
+
+def _format(fmt: str | None, output: str | None) -> str:
+    """The chosen format: table on a terminal, else json; parquet never to a terminal."""
+    chosen = fmt or ("table" if _terminal(output) else "json")
+    if chosen == "parquet" and _terminal(output):
+        raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
+    return chosen
+
+
+def _emit(analysis: Analysis, fmt: str | None, output: str | None, fail_on: str | None) -> None:
+    """Write ``analysis`` in the chosen format; exit 3 if a row has the ``fail_on`` verdict."""
+    chosen = _format(fmt, output)
+    with click.open_file(output or "-", "wb") as out:
+        write(analysis, chosen, out, terminal=_terminal(output))
+    if fail_on is not None and analysis.fails(fail_on):
+        sys.exit(3)
+
+
+def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
+    """Write ``analysis`` to ``out`` as ``fmt`` (table, json, ndjson, csv, tsv, parquet).
+
+    Example: ``write(inv.rpo(), "ndjson", sys.stdout.buffer)``.
+    """
+    import io
+
+    from engine import render
+
+    if fmt == "json":
+        out.write(json.dumps(analysis.to_json(), ensure_ascii=False).encode() + b"\n")
+    elif fmt == "ndjson":
+        at = analysis.at_text()
+        rows = analysis.to_json()["rows"]
+        lines = (
+            json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
+        )
+        out.write("".join(lines).encode())
+    elif fmt in ("csv", "tsv"):
+        separator = "," if fmt == "csv" else "\t"
+        out.write(render.flat(analysis.frame).write_csv(separator=separator).encode())
+    elif fmt == "parquet":
+        buffer = io.BytesIO()
+        analysis.frame.write_parquet(buffer)
+        out.write(buffer.getvalue())
+    else:
+        out.write(table(analysis, terminal=terminal).encode())
+
+
+def table(analysis: Analysis, *, terminal: bool = False) -> str:
+    """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
+
+    ``diff`` shows its counts per kind and change first.
+
+    Example: ``print(table(inv.capacity()))``.
+    """
+    import shutil
+
+    import polars as pl
+
+    from engine import render
+
+    width = shutil.get_terminal_size((120, 24)).columns if terminal else None
+    rows = render.TERMINAL_ROWS if terminal else None
+    at = analysis.at_text() or "none (the inventory has no updated_at)"
+    footer = f"{analysis.frame.height} rows; at {at}"
+    text = ""
+    if analysis.name == "diff":
+        counts = analysis.frame.group_by("kind", "change", maintain_order=True).agg(
+            pl.len().alias("count")
+        )
+        text = render.frame_table(counts, width=width, whole=("kind", "change")) + "\n"
+    return text + render.frame_table(
+        analysis.frame,
+        footer,
+        width=width,
+        max_rows=rows,
+        whole=WHOLE.get(analysis.name, ()),
+        drop_order=DROP_ORDER.get(analysis.name, ()),
+    )
+
+
+@click.command()
+@_source_options
+@click.option(
+    "--by",
+    default="status",
+    show_default=True,
+    callback=_check_by,
+    help="Group keys, comma-separated: status, resource_type, image_type, vault_id, "
+    "project_id, enterprise_project_id, resource_az, and day, week (ISO, Monday) or "
+    "month of created_at (UTC).",
+)
+@_output_options
+def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: Any) -> None:
+    """Count backups and sum their size per group, with the first and last created_at.
+
+    Rows: the --by keys, then backups, size_gb (sum of resource_size),
+    first and last (created_at); most backups first. FILTER is any
+    ListBackups filter (paging and sort are errors).
+
+    \b
+    Example:
+      cbrq stats --store inv --by status,resource_type
+      cbrq stats 'status=error' --store inv --by vault_id,week -f csv -o errors.csv
+    """
+    _emit(_run("stats", options, by=by), fmt, output, None)
+
+
+@click.command()
+@_source_options
+@click.option(
+    "--max-age",
+    default="24h",
+    show_default=True,
+    callback=_check_duration,
+    help="Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).",
+)
+@_fail_on("breach", "a resource's newest good backup is older than --max-age")
+@_output_options
+def rpo(
+    max_age: Any, fail_on: str | None, fmt: str | None, output: str | None, **options: Any
+) -> None:
+    """List every resource's newest good backup, its age, and a verdict: never, breach or ok.
+
+    Resources are those vaults list and those backups name; a good backup
+    is available, of image_type backup and created at or before --at.
+    Rows: never first, then breach, then ok, oldest first.
+
+    \b
+    Example:
+      cbrq rpo --store inv --max-age 24h
+      cbrq rpo --store inv --max-age 36h --at now --fail-on breach -f json -o rpo.json
+    """
+    _emit(_run("rpo", options, max_age=max_age), fmt, output, fail_on)
+
+
+@click.command()
+@_source_options
+@click.option(
+    "--min-days",
+    default=35,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Shortest acceptable retention (expired_at - created_at), in days.",
+)
+@_fail_on("short", "an available backup is kept fewer than --min-days")
+@_output_options
+def retention(
+    min_days: int, fail_on: str | None, fmt: str | None, output: str | None, **options: Any
+) -> None:
+    """Find available backups kept too briefly (short) or past their expiry (overdue).
+
+    A backup with no expired_at is kept forever and never flagged. One row
+    per backup and finding, by id.
+
+    \b
+    Example:
+      cbrq retention --store inv --min-days 35
+      cbrq retention 'vault_id=VAULT' --store inv --fail-on short -f csv -o short.csv
+    """
+    _emit(_run("retention", options, min_days=min_days), fmt, output, fail_on)
+
+
+@click.command()
+@_source_options
+@_fail_on("full", "a vault is at or above its threshold")
+@_output_options
+def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options: Any) -> None:
+    """Show each vault's size, use and fill against its threshold, with its backups and resources.
+
+    used_percent = billing.used / (billing.size x 1024) x 100; full when it
+    reaches the vault's threshold (80 if it has none). Fullest first. A
+    vault_id in FILTER lists that vault only; the rest of FILTER narrows the
+    backups counted.
+
+    \b
+    Example:
+      cbrq capacity --store inv
+      cbrq capacity --store inv --fail-on full -f json -o capacity.json
+    """
+    _emit(_run("capacity", options), fmt, output, fail_on)
+
+
+@click.command()
+@_source_options
+@click.option(
+    "--stuck-hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="A backup in a passing status (protecting, deleting, ...) not updated for this "
+    "many hours before --at is stuck.",
+)
+@_output_options
+def hygiene(stuck_hours: int, fmt: str | None, output: str | None, **options: Any) -> None:
+    """Find orphaned backups (no vault lists their resource), stuck ones and failed ones.
+
+    Findings: orphan (only when some vault lists resources), stuck, error.
+    One row per backup and finding, by id.
+
+    \b
+    Example:
+      cbrq hygiene --store inv
+      cbrq hygiene --store inv --stuck-hours 12 --at now -f ndjson
+    """
+    _emit(_run("hygiene", options, stuck_hours=stuck_hours), fmt, output, None)
+
+
+def _side(path: str) -> Inventory:
+    """An inventory from a store directory (it has a manifest) or from dump paths."""
+    from engine.inventory import Inventory
+    from engine.manifest import MANIFEST
+
+    if (Path(path) / MANIFEST).is_file():
+        return Inventory.open(path)
+    return Inventory.from_dumps(path)
+
+
+@click.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@_output_options
+def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None) -> None:
+    """Show the backups and vaults added, removed or changed from inventory A to B.
+
+    A and B are each a store directory or a dump file or directory. A
+    changed row names the fields that differ (timestamps compared as
+    instants, absent equal to null); vaults also give the change of
+    billing.used (MB). On a terminal the counts come first; -f json gives
+    every row. --at defaults to B's newest updated_at.
+
+    \b
+    Example:
+      cbrq diff last-week-store today-store
+      cbrq diff dumps/2026-11-01 dumps/2026-11-08 -f json -o changes.json
+    """
+    with _side(a) as before, _side(b) as after:
+        result = before.diff(after, at=at)
+    _emit(result, fmt, output, None)
+
+
+#: The commands :mod:`engine.cli` adds to the ``cbrq`` group.
+COMMANDS: Final[tuple[click.Command, ...]] = (stats, rpo, retention, capacity, hygiene, diff)

@@ -1,0 +1,127 @@
+"""The ``cbrq report`` command: every analysis of an inventory as one HTML page.
+
+A thin shell over :mod:`engine.report`: parse the options, build, write. It
+takes its source and filter options from the analysis commands
+(:mod:`engine.cli_analyses`), so FILTER, --store, --from, --project and -p
+mean the same everywhere. Registered on the ``cbrq`` group by :mod:`engine.cli`;
+it imports nothing of ``engine.cli`` (no import cycle), and matplotlib only when
+run, so that a missing ``report`` extra is one clear message, not a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import click
+
+from engine.cli_analyses import _check_at, _check_duration, _filter, _open, _source_options
+
+MISSING_MATPLOTLIB: Final[str] = (
+    "cbrq report draws its charts with matplotlib, which is not installed: "
+    "pip install 'cbrq[report]'"
+)
+
+
+@click.command()
+@_source_options
+@click.option(
+    "--output",
+    "-o",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    help="The HTML file to write (- for standard output).",
+)
+@click.option(
+    "--at",
+    callback=_check_at,
+    metavar="TIME",
+    help="The instant ages are measured against: 'now' or a timestamp "
+    "[default: the newest updated_at of the inventory].",
+)
+@click.option(
+    "--max-age",
+    default="24h",
+    show_default=True,
+    callback=_check_duration,
+    help="rpo: oldest acceptable good backup (90m, 24h, 7d).",
+)
+@click.option(
+    "--min-days",
+    default=35,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="retention: shortest acceptable retention, in days.",
+)
+@click.option(
+    "--stuck-hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="hygiene: hours a backup may stay in a passing status (protecting, ...).",
+)
+@click.option(
+    "--png",
+    "png_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also write each chart as DIR/NAME.png.",
+)
+def report(
+    output: str,
+    at: datetime | None,
+    max_age: timedelta,
+    min_days: int,
+    stuck_hours: int,
+    png_dir: str | None,
+    **options: Any,
+) -> None:
+    """Write one self-contained HTML report of the inventory: every analysis, with charts.
+
+    A summary (counts, oldest and newest backup, the 'at' used), then a
+    section per analysis (stats, rpo, replication, retention, capacity,
+    hygiene), each with its table and charts: backups per day by status,
+    error rate per week, size by resource type, RPO age distribution,
+    replication coverage, retention periods, vault fill against thresholds,
+    hygiene findings. FILTER is a ListBackups filter narrowing the backups
+    (no marker, offset, limit or sort). The file loads nothing from the
+    network, and the same inventory and --at give the same bytes. Needs the
+    report extra: pip install 'cbrq[report]'.
+
+    \b
+    Example:
+      cbrq report --store inv -o report.html
+      cbrq report 'resource_type=OS::Nova::Server' --store inv --max-age 7d -o servers.html
+      cbrq report --from sample_data --at 2026-11-01T00:00:00Z --png charts -o sample.html
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.UsageError(MISSING_MATPLOTLIB) from None
+    from engine.charts import write_pngs
+    from engine.query import Semantics
+    from engine.report import ReportOptions, build
+
+    settings = ReportOptions(
+        filter=_filter(options["filter_string"], options["params"]),
+        at=at,
+        max_age=max_age,
+        min_days=min_days,
+        stuck_hours=stuck_hours,
+        project=options["project"],
+        semantics=Semantics(
+            "exact" if options["exact_names"] else "substring", options["time_field"]
+        ),
+    )
+    with _open(options["store"], options["dumps"]) as inventory:
+        built = build(inventory, settings)
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        out.write(built.html)
+    if png_dir is not None:
+        write_pngs(built.charts, Path(png_dir))
+    where = "standard output" if output == "-" else output
+    pngs = f", PNGs in {png_dir}" if png_dir else ""
+    size = len(built.html.encode()) // 1024
+    click.echo(f"report: {where} ({size} KB, {len(built.charts)} charts{pngs})", err=True)

@@ -1,0 +1,200 @@
+"""`cbrq report`: one self-contained, deterministic HTML page, as a user runs and opens it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+from engine.report import SECTIONS, sections
+from tests.conftest import REPO, SAMPLE
+from tests.golden.cases import load_store
+
+AT = "2026-11-01T00:00:00Z"
+CHARTS = (
+    "backups_per_day",
+    "error_rate_per_week",
+    "size_by_resource_type",
+    "rpo_age",
+    "replication_coverage",
+    "retention_days",
+    "vault_fill",
+    "hygiene_findings",
+)
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+#: Chromium without these waits on the network (closed here) and on first-run work.
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr
+
+
+@pytest.fixture(scope="module")
+def store() -> str:
+    return str(load_store())
+
+
+@pytest.fixture(scope="module")
+def built(store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of sample_data at a fixed instant, with its charts as PNGs."""
+    folder = tmp_path_factory.mktemp("report")
+    code, err = run(
+        "report", "--store", store, "--at", AT, "-o", str(folder / "report.html"),
+        "--png", str(folder / "png"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "report.html" in err
+    return folder
+
+
+def test_the_file_names_no_network_address(built: Path) -> None:
+    text = (built / "report.html").read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    assert not re.search(r"<(script|link|img|iframe|object|embed)\b", text, re.I)
+    assert "@import" not in text and "xlink" not in text
+    # The only references are to ids inside the file itself.
+    assert set(re.findall(r"url\((.)", text)) <= {"#"}
+    assert set(re.findall(r'href="(.)', text)) <= {"#"}
+
+
+def test_every_section_has_its_chart_and_table(built: Path) -> None:
+    text = (built / "report.html").read_text(encoding="utf-8")
+    assert list(sections(text)) == [anchor for anchor, _ in SECTIONS]
+    for name in CHARTS:
+        figure = text.split(f'<figure id="chart-{name}">', 1)[1].split("</figure>", 1)[0]
+        assert "<svg" in figure and "<figcaption>" in figure
+    for anchor, _ in SECTIONS[1:]:
+        part = text.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]
+        assert "<table>" in part or "No rows." in part, anchor
+    assert f"{AT[:10]} 00:00:00 UTC" in text  # the at used is stated
+
+
+def test_summary_counts_and_capped_tables(built: Path) -> None:
+    text = (built / "report.html").read_text(encoding="utf-8")
+    summary = text.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert re.search(r'backups</div><div class="value">302</div>', summary)
+    assert "2020-02-21 07:00:34" in summary  # the oldest backup of sample_data
+    retention = text.split('<section id="retention">', 1)[1].split("</section>", 1)[0]
+    assert retention.count("<tr>") == 1 + 25  # header and the first 25 rows
+    assert re.search(r"[\d,]+ more rows not shown", retention)
+
+
+def test_same_inventory_and_at_give_the_same_bytes(built: Path, store: str, tmp_path: Path) -> None:
+    # Another process with another hash seed: no set or dict order may leak into the file.
+    again = tmp_path / "again.html"
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO)}
+    command = ["report", "--store", store, "--at", AT, "-o", str(again)]
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *command],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert again.read_bytes() == (built / "report.html").read_bytes()
+    later = tmp_path / "later.html"
+    assert run("report", "--store", store, "--at", "2026-12-01T00:00:00Z", "-o", str(later))[0] == 0
+    assert later.read_bytes() != again.read_bytes()
+
+
+def test_a_filter_narrows_the_report(store: str, tmp_path: Path) -> None:
+    out = tmp_path / "errors.html"
+    assert run("report", "status=error", "--store", store, "--at", AT, "-o", str(out))[0] == 0
+    summary = out.read_text().split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert re.search(r'backups</div><div class="value">22</div>', summary)
+
+
+def test_a_filter_matching_nothing_still_writes_every_section(store: str, tmp_path: Path) -> None:
+    out = tmp_path / "none.html"
+    assert run("report", "name=no-such-backup", "--store", store, "-o", str(out))[0] == 0
+    text = out.read_text()
+    assert list(sections(text)) == [anchor for anchor, _ in SECTIONS]
+    assert text.count("<svg") == len(CHARTS) and "No rows." in text
+
+
+def test_bad_options_are_usage_errors(store: str, tmp_path: Path) -> None:
+    out = tmp_path / "never.html"
+    code, err = run("report", "limit=3", "--store", store, "-o", str(out))
+    assert code == 2 and "limit" in err and err.startswith("cbrq: error:")
+    code, err = run("report", "--store", store, "--max-age", "3 weeks", "-o", str(out))
+    assert code == 2 and "--max-age" in err
+    assert not out.exists()
+
+
+def test_png_writes_every_chart(built: Path) -> None:
+    from PIL import Image
+
+    written = sorted(p.name for p in (built / "png").iterdir())
+    assert written == sorted(f"{name}.png" for name in CHARTS)
+    for name in written:
+        with Image.open(built / "png" / name) as image:
+            assert image.format == "PNG" and image.width >= 800
+
+
+def test_without_matplotlib_the_extra_is_named(tmp_path: Path) -> None:
+    fake = tmp_path / "fake" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
+    out = tmp_path / "never.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "report", "--from", str(SAMPLE), "-o", str(out)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'cbrq[report]'" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
+def _browser() -> str | None:
+    """A headless-capable Chromium on PATH; Debian's installed when root with apt (CI)."""
+    for name in BROWSERS:
+        if found := shutil.which(name):
+            return found
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+            subprocess.run(command, capture_output=True, timeout=900, check=False)
+        return shutil.which("chromium")
+    return None
+
+
+def test_chromium_renders_the_report(built: Path, tmp_path: Path) -> None:
+    browser = _browser()
+    if browser is None:
+        pytest.skip(
+            "no chromium, chromium-browser or google-chrome on PATH, and not root with "
+            "apt-get to install Debian's chromium (.ci/run installs it on CI)"
+        )
+    from PIL import Image
+
+    shot = tmp_path / "shot.png"
+    page = (built / "report.html").resolve().as_uri()
+    done = subprocess.run(
+        [browser, *BROWSER_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={shot}", "--window-size=1200,3000", page],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    with Image.open(shot) as image:
+        rgb = image.convert("RGB")
+        colours = rgb.getcolors(maxcolors=1 << 20) or []
+    assert rgb.size == (1200, 3000)
+    # A blank or unstyled page has a handful of colours; charts and cards bring hundreds.
+    assert len(colours) > 200
+    assert max(count for count, _ in colours) < 0.9 * rgb.width * rgb.height
