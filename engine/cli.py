@@ -18,6 +18,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from engine.cli_analyses import COMMANDS as ANALYSIS_COMMANDS
+from engine.cli_common import (
+    STORE_HELP,
+    chosen_format,
+    open_inventory,
+    query_params,
+    semantics,
+    source_options,
+    to_terminal,
+)
 from engine.cli_report import report
 from engine.errors import CbrqError
 
@@ -25,8 +34,6 @@ if TYPE_CHECKING:
     from engine.api import IngestSummary, Tick
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STORE_HELP = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
 
 
 class _Group(click.Group):
@@ -385,96 +392,9 @@ def compact(store: str | None) -> None:
 # --- queries ------------------------------------------------------------------
 
 
-def _source_options(command: Any) -> Any:
-    """Options shared by query, count and explain: where the data is, whose it is."""
-    options = [
-        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
-        click.option(
-            "--from",
-            "dumps",
-            multiple=True,
-            metavar="PATH",
-            help="Query dump files directly: parsed into memory, nothing written (repeatable).",
-        ),
-        click.option(
-            "--project",
-            help="The caller's project ID (the API's path {project_id}); "
-            "enables own_type (default private) and member_status.",
-        ),
-        click.option(
-            "--param",
-            "-p",
-            "params",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="A query parameter (repeatable); merged with QUERY_STRING.",
-        ),
-        click.option(
-            "--exact-names",
-            is_flag=True,
-            help="name/resource_name must match exactly (default: substring).",
-        ),
-        click.option(
-            "--time-field",
-            type=click.Choice(["created_at", "protected_at"]),
-            default="created_at",
-            show_default=True,
-            help="The time start_time/end_time bound.",
-        ),
-        click.option(
-            "--engine",
-            type=click.Choice(["polars", "duckdb", "spark"]),
-            default="polars",
-            show_default=True,
-            help="The backend that answers (same answers): polars in process, DuckDB "
-            "SQL over the store's Parquet, or Spark (the spark extra).",
-        ),
-        click.option(
-            "--spark-master",
-            metavar="URL",
-            help="With --engine spark: the master URL (default local mode; "
-            "spark://host:7077 or yarn reach a cluster).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _open(
-    store: str | None, dumps: tuple[str, ...], engine: str = "polars", master: str | None = None
-) -> Any:
-    from engine.inventory import Inventory
-
-    if dumps and store:
-        raise click.UsageError("give --store or --from, not both")
-    if master is not None and engine != "spark":
-        raise click.UsageError("--spark-master needs --engine spark")
-    inventory = Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
-    return inventory.using(engine, spark=master)
-
-
-def _request(query_string: str | None, params: tuple[str, ...]) -> Any:
-    from engine.params import QueryParams
-
-    pairs = []
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
-        pairs.append((key, value))
-    return QueryParams.parse(query_string or "").merged(QueryParams(pairs))
-
-
-def _semantics(exact_names: bool, time_field: str) -> Any:
-    from engine.query import Semantics
-
-    return Semantics("exact" if exact_names else "substring", time_field)
-
-
 @main.command()
 @click.argument("query_string", required=False)
-@_source_options
+@source_options(engines=True)
 @click.option(
     "--format",
     "-f",
@@ -535,27 +455,26 @@ def query(
     from engine import render
     from engine.fields import Fields
 
-    semantics = _semantics(exact_names, time_field)
-    with _open(store, dumps, engine, spark_master) as inventory:
+    chosen_semantics = semantics(exact_names, time_field)
+    with open_inventory(store, dumps, engine, spark_master) as inventory:
         typed = inventory.lazy().collect_schema()
         chosen_fields = None if fields is None else Fields.parse(fields, typed)
         if batch is not None:
-            _run_batch(inventory, batch, project, semantics, output, fmt, chosen_fields)
+            _run_batch(inventory, batch, project, chosen_semantics, output, fmt, chosen_fields)
             return
-        chosen = fmt or ("table" if output is None and sys.stdout.isatty() else "json")
-        if chosen == "parquet" and output is None and sys.stdout.isatty():
-            raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
-        request = _request(query_string, params)
+        chosen = chosen_format(fmt, output)
+        request = query_params(query_string, params)
         columns = render.columns_for(chosen, typed.names(), chosen_fields)
         try:
-            result = inventory.query(request, project=project, semantics=semantics, columns=columns)
+            result = inventory.query(
+                request, project=project, semantics=chosen_semantics, columns=columns
+            )
         except CbrqError as err:
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
             raise
         with click.open_file(output or "-", "wb") as out:
-            terminal = output is None and sys.stdout.isatty()
-            render.render(result, chosen, out, terminal=terminal, fields=chosen_fields)
+            render.render(result, chosen, out, terminal=to_terminal(output), fields=chosen_fields)
 
 
 def _run_batch(
@@ -609,19 +528,21 @@ def _batch_line(raw: bytes, number: int) -> str:
 
 def _ask(what: str, query_string: str | None, options: dict[str, Any]) -> Any:
     """Open the inventory the source options name and call its ``what`` method."""
-    source = _open(options["store"], options["dumps"], options["engine"], options["spark_master"])
+    source = open_inventory(
+        options["store"], options["dumps"], options["engine"], options["spark_master"]
+    )
     with source as inventory:
         ask = getattr(inventory, what)
         return ask(
-            _request(query_string, options["params"]),
+            query_params(query_string, options["params"]),
             project=options["project"],
-            semantics=_semantics(options["exact_names"], options["time_field"]),
+            semantics=semantics(options["exact_names"], options["time_field"]),
         )
 
 
 @main.command()
 @click.argument("query_string", required=False)
-@_source_options
+@source_options(engines=True)
 def count(query_string: str | None, **options: Any) -> None:
     """Print how many backups match the query (paging parameters are validated, then ignored).
 
@@ -634,7 +555,7 @@ def count(query_string: str | None, **options: Any) -> None:
 
 @main.command()
 @click.argument("query_string", required=False)
-@_source_options
+@source_options(engines=True)
 def explain(query_string: str | None, **options: Any) -> None:
     """Print each filter of the query in plain words, the sort and paging, then the plan.
 
@@ -726,7 +647,7 @@ def serve(
         click.echo(f"cbrq: serving {root} on http://{host}:{port} ({workers} workers)", err=True)
         serve_workers(root, host, port, workers, token=required, quiet=quiet)
         return
-    with _open(store, dumps) as inventory:
+    with open_inventory(store, dumps) as inventory:
         app = create_app(inventory, token=required, quiet=quiet)
         click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)
         run(app, host, port)
@@ -779,7 +700,7 @@ def conformance(
         ) from None
     from engine.conformance import check_endpoint
 
-    with _open(store, dumps) as inventory:
+    with open_inventory(store, dumps) as inventory:
         report = check_endpoint(endpoint, project, inventory, examples=examples, seed=seed)
     if report.disagreement is None:
         click.echo(f"conformance: {report.agreed} queries, all answers agree")

@@ -3,10 +3,10 @@
 A thin shell over the :class:`~engine.inventory.Inventory` methods of
 :mod:`engine.analyses`: each command parses its options, calls one method and
 renders the :class:`~engine.analyses.Analysis` it returns. Registered on the
-``cbrq`` group by :mod:`engine.cli` (:data:`COMMANDS`); this module imports
-nothing of ``engine.cli`` (no import cycle) and polars only when a command
-runs. Errors are turned into messages and exit statuses by the group, as for
-every command.
+``cbrq`` group by :mod:`engine.cli` (:data:`COMMANDS`); the options it
+shares with ``cbrq query`` come from :mod:`engine.cli_common`, and polars is
+imported only when a command runs. Errors are turned into messages and exit
+statuses by the group, as for every command.
 
 Every output states ``at``: a footer line under a table; ``{"at", "rows"}``
 in json; an ``"at"`` key first in every ndjson line. csv, tsv and parquet
@@ -23,6 +23,14 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
+from engine.cli_common import (
+    chosen_format,
+    open_inventory,
+    query_params,
+    semantics,
+    source_options,
+    to_terminal,
+)
 from engine.spec import ANALYSIS_AT_KEY
 
 if TYPE_CHECKING:
@@ -31,7 +39,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STORE_HELP: Final[str] = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
 FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
 #: Columns of each analysis' table that are never cut (ids people copy).
 WHOLE: Final[dict[str, tuple[str, ...]]] = {
@@ -51,47 +58,13 @@ DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def _source_options(command: F) -> F:
-    """Where the data is, whose it is, and the filter's options (as ``cbrq query``)."""
-    options = [
-        click.argument("filter_string", metavar="[FILTER]", required=False),
-        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
-        click.option(
-            "--from",
-            "dumps",
-            multiple=True,
-            metavar="PATH",
-            help="Analyse dump files directly: parsed into memory, nothing written (repeatable).",
-        ),
-        click.option(
-            "--project",
-            help="The caller's project ID; enables own_type (default private) and "
-            "member_status in FILTER.",
-        ),
-        click.option(
-            "--param",
-            "-p",
-            "params",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="A filter parameter (repeatable); merged with FILTER.",
-        ),
-        click.option(
-            "--exact-names",
-            is_flag=True,
-            help="name/resource_name in FILTER must match exactly (default: substring).",
-        ),
-        click.option(
-            "--time-field",
-            type=click.Choice(["created_at", "protected_at"]),
-            default="created_at",
-            show_default=True,
-            help="The time start_time/end_time in FILTER bound.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def analysis_source(command: F) -> F:
+    """The ``[FILTER]`` argument and the source options of ``cbrq query`` (no --engine).
+
+    Example: ``@analysis_source`` above an analysis command.
+    """
+    command = source_options("Analyse")(command)
+    return click.argument("filter_string", metavar="[FILTER]", required=False)(command)
 
 
 def _check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -136,6 +109,11 @@ def _output_options(command: F) -> F:
             type=click.Path(dir_okay=False, writable=True),
             help="Write here instead of standard output.",
         ),
+        click.option(
+            "--fields",
+            metavar="A,B",
+            help="Only these columns of the rows, in this order (every format).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -151,61 +129,43 @@ def _fail_on(verdict: str, what: str) -> Callable[[F], F]:
     )
 
 
-def _open(store: str | None, dumps: tuple[str, ...]) -> Inventory:
-    from engine.inventory import Inventory
-
-    if dumps and store:
-        raise click.UsageError("give --store or --from, not both")
-    return Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
-
-
-def _filter(filter_string: str | None, params: tuple[str, ...]) -> Any:
-    from engine.params import QueryParams
-
-    pairs = []
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
-        pairs.append((key, value))
-    return QueryParams.parse(filter_string or "").merged(QueryParams(pairs))
-
-
 def _run(name: str, options: dict[str, Any], **arguments: Any) -> Analysis:
     """Open the inventory of the source options and run analysis ``name`` on the filter."""
-    from engine.query import Semantics
-
-    semantics = Semantics("exact" if options["exact_names"] else "substring", options["time_field"])
-    with _open(options["store"], options["dumps"]) as inventory:
+    with open_inventory(options["store"], options["dumps"]) as inventory:
         analyse = getattr(inventory, name)
         result: Analysis = analyse(
-            _filter(options["filter_string"], options["params"]),
+            query_params(options["filter_string"], options["params"]),
             project=options["project"],
-            semantics=semantics,
+            semantics=semantics(options["exact_names"], options["time_field"]),
             at=options["at"],
             **arguments,
         )
     return result
 
 
-def _terminal(output: str | None) -> bool:
-    return output is None and sys.stdout.isatty()
+def _emit(
+    analysis: Analysis,
+    fmt: str | None,
+    output: str | None,
+    fail_on: str | None,
+    fields: str | None = None,
+) -> None:
+    """Write ``analysis`` (its ``fields`` only, if given) in the chosen format.
 
+    Exits 3 afterwards if a row has the ``fail_on`` verdict (judged on the
+    whole rows, whatever ``fields`` keeps).
+    """
+    failed = fail_on is not None and analysis.fails(fail_on)
+    if fields is not None:
+        from dataclasses import replace
 
-def _format(fmt: str | None, output: str | None) -> str:
-    """The chosen format: table on a terminal, else json; parquet never to a terminal."""
-    chosen = fmt or ("table" if _terminal(output) else "json")
-    if chosen == "parquet" and _terminal(output):
-        raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
-    return chosen
+        from engine.fields import Fields
 
-
-def _emit(analysis: Analysis, fmt: str | None, output: str | None, fail_on: str | None) -> None:
-    """Write ``analysis`` in the chosen format; exit 3 if a row has the ``fail_on`` verdict."""
-    chosen = _format(fmt, output)
+        chosen = Fields.parse(fields, analysis.frame.schema)
+        analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
     with click.open_file(output or "-", "wb") as out:
-        write(analysis, chosen, out, terminal=_terminal(output))
-    if fail_on is not None and analysis.fails(fail_on):
+        write(analysis, chosen_format(fmt, output), out, terminal=to_terminal(output))
+    if failed:
         sys.exit(3)
 
 
@@ -256,7 +216,7 @@ def table(analysis: Analysis, *, terminal: bool = False) -> str:
     at = analysis.at_text() or "none (the inventory has no updated_at)"
     footer = f"{analysis.frame.height} rows; at {at}"
     text = ""
-    if analysis.name == "diff":
+    if analysis.name == "diff" and {"kind", "change"} <= set(analysis.frame.columns):
         counts = analysis.frame.group_by("kind", "change", maintain_order=True).agg(
             pl.len().alias("count")
         )
@@ -272,7 +232,7 @@ def table(analysis: Analysis, *, terminal: bool = False) -> str:
 
 
 @click.command()
-@_source_options
+@analysis_source
 @click.option(
     "--by",
     default="status",
@@ -294,12 +254,13 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
     Example:
       cbrq stats --store inv --by status,resource_type
       cbrq stats 'status=error' --store inv --by vault_id,week -f csv -o errors.csv
+      cbrq stats --store inv --by resource_type --fields resource_type,size_gb
     """
-    _emit(_run("stats", options, by=by), fmt, output, None)
+    _emit(_run("stats", options, by=by), fmt, output, None, options["fields"])
 
 
 @click.command()
-@_source_options
+@analysis_source
 @click.option(
     "--max-age",
     default="24h",
@@ -323,11 +284,11 @@ def rpo(
       cbrq rpo --store inv --max-age 24h
       cbrq rpo --store inv --max-age 36h --at now --fail-on breach -f json -o rpo.json
     """
-    _emit(_run("rpo", options, max_age=max_age), fmt, output, fail_on)
+    _emit(_run("rpo", options, max_age=max_age), fmt, output, fail_on, options["fields"])
 
 
 @click.command()
-@_source_options
+@analysis_source
 @click.option(
     "--min-days",
     default=35,
@@ -350,11 +311,11 @@ def retention(
       cbrq retention --store inv --min-days 35
       cbrq retention 'vault_id=VAULT' --store inv --fail-on short -f csv -o short.csv
     """
-    _emit(_run("retention", options, min_days=min_days), fmt, output, fail_on)
+    _emit(_run("retention", options, min_days=min_days), fmt, output, fail_on, options["fields"])
 
 
 @click.command()
-@_source_options
+@analysis_source
 @_fail_on("full", "a vault is at or above its threshold")
 @_output_options
 def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options: Any) -> None:
@@ -370,11 +331,11 @@ def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options
       cbrq capacity --store inv
       cbrq capacity --store inv --fail-on full -f json -o capacity.json
     """
-    _emit(_run("capacity", options), fmt, output, fail_on)
+    _emit(_run("capacity", options), fmt, output, fail_on, options["fields"])
 
 
 @click.command()
-@_source_options
+@analysis_source
 @click.option(
     "--stuck-hours",
     default=24,
@@ -395,7 +356,7 @@ def hygiene(stuck_hours: int, fmt: str | None, output: str | None, **options: An
       cbrq hygiene --store inv
       cbrq hygiene --store inv --stuck-hours 12 --at now -f ndjson
     """
-    _emit(_run("hygiene", options, stuck_hours=stuck_hours), fmt, output, None)
+    _emit(_run("hygiene", options, stuck_hours=stuck_hours), fmt, output, None, options["fields"])
 
 
 def _side(path: str) -> Inventory:
@@ -412,7 +373,7 @@ def _side(path: str) -> Inventory:
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @_output_options
-def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None) -> None:
+def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None, fields: str | None) -> None:
     """Show the backups and vaults added, removed or changed from inventory A to B.
 
     A and B are each a store directory or a dump file or directory. A
@@ -428,7 +389,7 @@ def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None) -> None:
     """
     with _side(a) as before, _side(b) as after:
         result = before.diff(after, at=at)
-    _emit(result, fmt, output, None)
+    _emit(result, fmt, output, None, fields)
 
 
 #: The commands :mod:`engine.cli` adds to the ``cbrq`` group.

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 import click
 
-from engine.cli_analyses import _check_at, _check_duration, _filter, _open, _source_options
+from engine.cli_analyses import _check_at, _check_duration, analysis_source
+from engine.cli_common import open_inventory, query_params, semantics
 
 MISSING_MATPLOTLIB: Final[str] = (
     "cbrq report draws its charts with matplotlib, which is not installed: "
@@ -25,7 +26,7 @@ MISSING_MATPLOTLIB: Final[str] = (
 
 
 @click.command()
-@_source_options
+@analysis_source
 @click.option(
     "--output",
     "-o",
@@ -101,21 +102,18 @@ def report(
     except ImportError:
         raise click.UsageError(MISSING_MATPLOTLIB) from None
     from engine.charts import write_pngs
-    from engine.query import Semantics
     from engine.report import ReportOptions, build
 
     settings = ReportOptions(
-        filter=_filter(options["filter_string"], options["params"]),
+        filter=query_params(options["filter_string"], options["params"]),
         at=at,
         max_age=max_age,
         min_days=min_days,
         stuck_hours=stuck_hours,
         project=options["project"],
-        semantics=Semantics(
-            "exact" if options["exact_names"] else "substring", options["time_field"]
-        ),
+        semantics=semantics(options["exact_names"], options["time_field"]),
     )
-    with _open(options["store"], options["dumps"]) as inventory:
+    with open_inventory(options["store"], options["dumps"]) as inventory:
         built = build(inventory, settings)
     with click.open_file(output, "w", encoding="utf-8") as out:
         out.write(built.html)

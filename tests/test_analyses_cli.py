@@ -409,3 +409,19 @@ def test_readme_example_output_is_real(store: str, command: str, output: str) ->
     code, out, _ = run(*args)
     assert code == 0
     assert out == output
+
+
+def test_fields_choose_the_columns_of_every_format() -> None:
+    base = ["capacity", "--from", str(SAMPLE / "dumps"), "--fields", "used_percent,id"]
+    runner = CliRunner()
+    rows = json.loads(runner.invoke(main, [*base, "-f", "json"]).output)["rows"]
+    assert rows and all(list(row) == ["used_percent", "id"] for row in rows)
+    assert runner.invoke(main, [*base, "-f", "csv"]).output.splitlines()[0] == "used_percent,id"
+    table = runner.invoke(main, [*base, "-f", "table"]).output
+    assert "used_percent" in table and "threshold" not in table
+    bad = runner.invoke(main, ["capacity", "--from", str(SAMPLE / "dumps"), "--fields", "ful"])
+    assert bad.exit_code == 2 and "did you mean 'full'?" in bad.stderr
+    # --fail-on judges the whole rows, whatever --fields keeps.
+    whole = runner.invoke(main, [*base[:3], "--fail-on", "full", "-f", "json"])
+    cut = runner.invoke(main, [*base, "--fail-on", "full", "-f", "json"])
+    assert cut.exit_code == whole.exit_code == 3

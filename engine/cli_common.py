@@ -1,0 +1,158 @@
+"""What the ``cbrq`` commands share: where the data is, the filter's options, the output format.
+
+:mod:`engine.cli` (ingest, query, serve, ...), :mod:`engine.cli_analyses`
+(stats, rpo, ...) and :mod:`engine.cli_report` all build on this module,
+which imports none of them, so they take the same options with the same
+words and turn them into an inventory, query parameters and a format the
+same way. Imports click only; the engine's modules when a command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from engine.inventory import Inventory
+    from engine.params import QueryParams
+    from engine.query import Semantics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STORE_HELP: Final[str] = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
+
+
+def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F], F]:
+    """``--store``/``--from``, ``--project``, ``-p``, ``--exact-names``, ``--time-field``.
+
+    ``verb`` starts the help of ``--from``; ``engines`` adds ``--engine`` and
+    ``--spark-master`` (the query commands).
+
+    Example: ``@source_options("Analyse")`` above a click command.
+    """
+    options = [
+        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
+        click.option(
+            "--from",
+            "dumps",
+            multiple=True,
+            metavar="PATH",
+            help=f"{verb} dump files directly: parsed into memory, nothing written (repeatable).",
+        ),
+        click.option(
+            "--project",
+            help="The caller's project ID (the API's path {project_id}); "
+            "enables own_type (default private) and member_status.",
+        ),
+        click.option(
+            "--param",
+            "-p",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A query parameter (repeatable); merged with the query string.",
+        ),
+        click.option(
+            "--exact-names",
+            is_flag=True,
+            help="name/resource_name must match exactly (default: substring).",
+        ),
+        click.option(
+            "--time-field",
+            type=click.Choice(["created_at", "protected_at"]),
+            default="created_at",
+            show_default=True,
+            help="The time start_time/end_time bound.",
+        ),
+    ]
+    if engines:
+        options += [
+            click.option(
+                "--engine",
+                type=click.Choice(["polars", "duckdb", "spark"]),
+                default="polars",
+                show_default=True,
+                help="The backend that answers (same answers): polars in process, DuckDB "
+                "SQL over the store's Parquet, or Spark (the spark extra).",
+            ),
+            click.option(
+                "--spark-master",
+                metavar="URL",
+                help="With --engine spark: the master URL (default local mode; "
+                "spark://host:7077 or yarn reach a cluster).",
+            ),
+        ]
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def open_inventory(
+    store: str | None, dumps: tuple[str, ...], engine: str = "polars", master: str | None = None
+) -> Inventory:
+    """The inventory ``--store`` or ``--from`` names, answering with ``engine``.
+
+    Example: ``with open_inventory(None, ("sample_data",)) as inv: ...``.
+    """
+    from engine.inventory import Inventory
+
+    if dumps and store:
+        raise click.UsageError("give --store or --from, not both")
+    if master is not None and engine != "spark":
+        raise click.UsageError("--spark-master needs --engine spark")
+    inventory = Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+    return inventory.using(engine, spark=master)
+
+
+def query_params(query_string: str | None, params: tuple[str, ...]) -> QueryParams:
+    """The query string and the ``-p KEY=VALUE`` options as one multi-map.
+
+    Example: ``query_params("status=error", ("limit=5",)).get_list("limit")`` -> ``["5"]``.
+    """
+    from engine.params import QueryParams
+
+    pairs = []
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-p")
+        pairs.append((key, value))
+    return QueryParams.parse(query_string or "").merged(QueryParams(pairs))
+
+
+def semantics(exact_names: bool, time_field: str) -> Semantics:
+    """The name matching and time field ``--exact-names`` and ``--time-field`` choose.
+
+    Example: ``semantics(True, "created_at").name_match`` -> ``"exact"``.
+    """
+    from engine.query import Semantics
+
+    return Semantics("exact" if exact_names else "substring", time_field)
+
+
+def to_terminal(output: str | None) -> bool:
+    """Whether the output goes to a terminal (no ``-o``, and stdout is one).
+
+    Example: ``to_terminal(None)``.
+    """
+    return output is None and sys.stdout.isatty()
+
+
+def chosen_format(fmt: str | None, output: str | None) -> str:
+    """The format to write: ``fmt``, else table on a terminal and json elsewhere.
+
+    Parquet is binary, so it is refused on a terminal.
+
+    Example: ``chosen_format(None, "out.json")`` -> ``"json"``.
+    """
+    chosen = fmt or ("table" if to_terminal(output) else "json")
+    if chosen == "parquet" and to_terminal(output):
+        raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
+    return chosen
