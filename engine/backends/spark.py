@@ -41,10 +41,11 @@ import contextlib
 import io
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
@@ -249,7 +250,8 @@ def _shared(q: BackupQuery, t: SparkTables) -> tuple[Column, tuple[Lookup, ...],
     if not t.has_members:
         # SPEC §2: with no member data at all, every foreign backup counts as shared.
         return foreign, (), "owned by another project (no share-member data: every such backup)"
-    mine = t.members.where(F.col("dest_project_id").eqNullSafe(q.project))
+    assert q.project is not None  # _own_type calls this only with a project
+    mine = t.members.where(F.col("dest_project_id") == q.project)
     lookup = _lookup("_shared_to_me", "id", mine.select(F.col("backup_id").alias("key")))
     text = f"owned by another project and shared to {q.project!r}"
     shared = foreign & F.coalesce(F.col("_shared_to_me"), F.lit(False))
@@ -433,39 +435,45 @@ def _after(keys: Sequence[SortKey]) -> Column:
     return after
 
 
-def ordered_page(query: BackupQuery, spark_tables: SparkTables) -> tuple[int, DataFrame]:
-    """The count of matches, and the page's ``id`` column in result order (not yet collected).
+def ordered_page(
+    query: BackupQuery, spark_tables: SparkTables, columns: Sequence[str] = ("id",)
+) -> tuple[DataFrame, DataFrame]:
+    """Two plans, not yet run: the tally and the page.
 
-    Raises :class:`~engine.errors.QueryError` for a marker not among the matches.
+    The tally is one row: ``count`` (the matches, before paging) and
+    ``marker_hits`` (how many of them are the marker: 0 is an error). The
+    page holds ``columns`` of the page's backups, in result order.
 
-    Example: ``total, page = ordered_page(inv.parse("limit=5"), tables(inv))``.
+    Example: ``tally, page = ordered_page(inv.parse("limit=5"), tables(inv))``.
     """
     from pyspark.sql import functions as F
 
     keys = sort_keys(query)
-    found = matches(query, spark_tables).select(*dict.fromkeys(["id", *(k.key for k in keys)]))
-    if query.marker is None:
-        total = found.count()
-        frame = found
-    else:
-        # One pass gives the count and whether the marker is among the matches.
-        is_marker = F.col("id") == query.marker
-        row = found.agg(F.count(F.lit(1)), F.sum(F.when(is_marker, 1).otherwise(0))).first()
-        assert row is not None
-        total, hits = int(row[0]), int(row[1] or 0)
-        if hits == 0:
-            raise marker_error(query.marker)
+    found = matches(query, spark_tables)
+    is_marker = F.col("id") == query.marker if query.marker is not None else F.lit(False)
+    tally = found.agg(
+        F.count(F.lit(1)).alias("count"),
+        F.sum(F.when(is_marker, 1).otherwise(0)).alias("marker_hits"),
+    )
+    carried = list(dict.fromkeys([*(k.key for k in keys), *columns]))
+    frame = found.select(*carried)
+    if query.marker is not None:
         mark = found.where(is_marker).select(*[F.col(k.key).alias(_MARK + k.key) for k in keys])
-        frame = found.crossJoin(F.broadcast(mark)).where(_after(keys)).select(*found.columns)
+        frame = frame.crossJoin(F.broadcast(mark)).where(_after(keys)).select(*carried)
     frame = frame.orderBy(*_ordering(keys))
     if query.offset:
         frame = frame.offset(query.offset)
     if query.limit is not None:
         frame = frame.limit(query.limit)
-    return total, frame.select("id")
+    return tally, frame.select(*columns)
 
 
 # --- answer ---------------------------------------------------------------------------------
+
+#: Past this offset a page is sorted on the narrow columns and its records are
+#: fetched by id afterwards: a top-k of whole records that deep holds them all
+#: in memory (offset + limit of them per task).
+DEEP_OFFSET: Final[int] = 10_000
 
 
 def answer(
@@ -479,7 +487,8 @@ def answer(
 
     ``columns`` chooses the columns of the page's records (default: every
     stored column, ``_payload`` included); ``spark`` an existing session
-    (default: the active one, or a new local one, :func:`session`).
+    (default: the active one, or a new local one, :func:`session`). Raises
+    :class:`~engine.errors.QueryError` for a marker not among the matches.
 
     Example::
 
@@ -487,32 +496,46 @@ def answer(
         answer(inv.parse("status=error&sort=name:asc&limit=10"), inv).ids
     """
     spark_tables = tables(inventory, spark)
-    total, page = ordered_page(query, spark_tables)
-    ids = cast(list[str], _to_polars(page)["id"].to_list())
-    rows = _records(spark_tables.backups, ids, columns)
+    wanted = list(columns) if columns is not None else list(spark_tables.backups.columns)
+    deep = query.limit is not None and query.offset > DEEP_OFFSET
+    tally, page = ordered_page(query, spark_tables, ["id"] if deep else wanted)
+    # The two jobs are independent: run them at once (a small query is mostly latency).
+    with ThreadPoolExecutor(2) as pool:
+        counted = pool.submit(tally.first)
+        paged = pool.submit(_to_polars, page)
+        row, rows = counted.result(), paged.result()
+    assert row is not None
+    if query.marker is not None and not row["marker_hits"]:
+        raise marker_error(query.marker)
+    if deep:
+        rows = _records(spark_tables.backups, rows["id"].to_list(), wanted)
+    rows = _typed(rows)
     if PAYLOAD in rows.columns:
         rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
-    return Result(total, query.offset, query.limit, rows)
+    return Result(int(row["count"]), query.offset, query.limit, rows)
 
 
-def _records(backups: DataFrame, ids: list[str], columns: Sequence[str] | None) -> pl.DataFrame:
+def _records(backups: DataFrame, ids: list[str], columns: list[str]) -> pl.DataFrame:
     """The records of ``ids`` (in that order), from Spark, as a polars frame."""
     from pyspark.sql import functions as F
 
     from engine.schema import empty_frame
 
-    wanted = list(columns) if columns is not None else list(backups.columns)
-    shape = empty_frame("backups")
     if not ids:
-        return shape.select([c for c in wanted if c in shape.columns])
-    if wanted == ["id"]:
+        return empty_frame("backups").select(columns)
+    if columns == ["id"]:
         return pl.DataFrame({"id": ids}, schema={"id": pl.String})
-    fetched = _to_polars(backups.where(F.col("id").isin(ids)).select(*wanted))
+    fetched = _to_polars(backups.where(F.col("id").isin(ids)).select(*columns))
     at = {backup_id: n for n, backup_id in enumerate(fetched["id"].to_list())}
-    rows = fetched[[at[backup_id] for backup_id in ids]]
-    # Spark's Arrow types (plain strings, its own int widths) -> the store's polars types.
-    typed = {c: shape.schema[c] for c in rows.columns if c in shape.schema}
-    return rows.cast(typed)  # type: ignore[arg-type]
+    return fetched[[at[backup_id] for backup_id in ids]]
+
+
+def _typed(rows: pl.DataFrame) -> pl.DataFrame:
+    """Spark's Arrow types (plain strings, its own widths) as the store's polars types."""
+    from engine.schema import empty_frame
+
+    shape = empty_frame("backups").schema
+    return rows.cast({c: shape[c] for c in rows.columns if c in shape})
 
 
 def _to_polars(frame: DataFrame) -> pl.DataFrame:

@@ -1,0 +1,183 @@
+"""The Spark backend answers as the polars engine and the reference model do.
+
+The same suites as the polars engine, run against :mod:`engine.backends.spark`
+with ONE SparkSession for the whole test session (starting one takes tens of
+seconds on two cores): the golden table, the differential property test
+against :mod:`engine.testing.reference`, the paging walk, the
+``own_type=shared`` drift case and a store with superseded rows. Property
+tests draw a quarter of the active profile's examples (6 by default, 25 under
+``ci``, 500 under ``nightly``): each Spark query costs a few jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pyspark", reason="pyspark is not installed (pip install '.[spark]')")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip(
+        "no Java runtime for Spark (java not on PATH, JAVA_HOME unset)", allow_module_level=True
+    )
+
+from hypothesis import given, note, settings
+
+from engine.api import ingest
+from engine.backends import spark as backend
+from engine.errors import QueryError
+from engine.inventory import Inventory
+from engine.query import Semantics
+from engine.testing.reference import answer as reference_answer
+from engine.testing.reference import summary as reference_summary
+from engine.testing.strategies import Inventory as Generated
+from tests.golden.cases import SAMPLE, Case, cases, load_store, summary
+from tests.records import backup, page
+from tests.test_differential import (
+    load,
+    scenarios,
+)
+from tests.test_differential import reference_summary as differential_reference
+from tests.test_paging import PagingWalk
+
+#: Property-test examples: a quarter of the active profile's.
+EXAMPLES = max(1, settings.default.max_examples // 4)
+CASES = cases()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one SparkSession of the test session (local[2]), stopped at its end."""
+    session = backend.session()
+    yield session
+    session.stop()
+
+
+def spark_summary(inv: Inventory, query: str, project: str | None, **kwargs: Any) -> dict[str, Any]:
+    """Spark's answer (or error) as the reference model's summary."""
+    try:
+        parsed = inv.parse(query, project=project, **kwargs)
+        result = backend.answer(parsed, inv, ["id", "_payload"])
+    except QueryError as err:
+        return reference_summary({"error": [p.name for p in err.problems]})
+    return reference_summary(result.to_dict())
+
+
+# --- golden table ---------------------------------------------------------------------------
+
+
+def _golden_answer(inventory: Inventory, case: Case) -> str:
+    semantics = Semantics(
+        "exact" if case.options == "exact" else "substring",
+        "protected_at" if case.options == "protected_at" else "created_at",
+    )
+    try:
+        parsed = inventory.parse(case.query, project=case.project, semantics=semantics)
+        result = backend.answer(parsed, inventory, ["id", "_payload"])
+    except QueryError as err:
+        return summary({"error": [p.name for p in err.problems]})
+    return summary(result.to_dict())
+
+
+@pytest.fixture(scope="module")
+def golden_answers(spark: Any) -> dict[int, str]:
+    """Spark's answer to every golden line, asked four at a time (a query is mostly latency)."""
+    inventory = Inventory.open(load_store())
+    with ThreadPoolExecutor(4) as pool:
+        answers = pool.map(lambda case: _golden_answer(inventory, case), CASES)
+        return {case.line: got for case, got in zip(CASES, answers, strict=True)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"line{c.line}" for c in CASES])
+def test_spark_matches_golden(golden_answers: dict[int, str], case: Case) -> None:
+    assert golden_answers[case.line] == case.expected
+
+
+# --- differential ---------------------------------------------------------------------------
+
+
+@settings(max_examples=EXAMPLES)
+@given(scenarios())
+def test_spark_equals_reference(
+    spark: Any, scenario: tuple[Generated, list[tuple[str, str | None]]]
+) -> None:
+    generated, queries = scenario
+    with tempfile.TemporaryDirectory() as tmp, load(generated, Path(tmp)) as inv:
+        for query, project in queries:
+            note(f"query={query!r} project={project!r}")
+            expected = differential_reference(generated, query, project)
+            assert spark_summary(inv, query, project) == expected
+
+
+# --- paging ---------------------------------------------------------------------------------
+
+
+class SparkPagingWalk(PagingWalk):
+    """The paging walk with every page asked of Spark (the unpaged answer is the engine's)."""
+
+    def _page(self, extra: str) -> list[str]:
+        assert self.inv is not None
+        query = "&".join(p for p in [self.query, extra] if p)
+        return backend.answer(self.inv.parse(query), self.inv, ["id"]).ids
+
+
+@pytest.mark.usefixtures("spark")
+class TestSparkPaging(SparkPagingWalk.TestCase):  # type: ignore[name-defined,misc]
+    settings = settings(max_examples=max(1, EXAMPLES // 2), stateful_step_count=6)
+
+
+# --- named cases ----------------------------------------------------------------------------
+
+
+def test_shared_without_member_data_is_every_foreign_backup(spark: Any, tmp_path: Path) -> None:
+    """The drift of benchmarks/sql.py (issue 15): no members, own_type=shared keeps 'b'."""
+    (tmp_path / "b.json").write_text(page(backup("b", project_id="p2")))
+    with Inventory.from_dumps([str(tmp_path / "b.json")]) as inv:
+        query = "own_type=shared"
+        expected = reference_summary(
+            reference_answer([backup("b", project_id="p2")], [], [], query, "p1")
+        )
+        assert expected["ids"] == ["b"]
+        assert spark_summary(inv, query, "p1") == expected
+        assert inv.query(query, project="p1").ids == ["b"]
+
+
+def test_store_with_superseded_rows_shows_live_rows_only(spark: Any, tmp_path: Path) -> None:
+    """Two ingests, the second updating 'b1': Spark sees the newer copy, once."""
+    old = backup("b1", status="error", updated_at="2020-02-21T07:07:25.000000")
+    new = backup("b1", status="available", updated_at="2020-03-01T00:00:00.000000")
+    (tmp_path / "one.json").write_text(page(old, backup("b2")))
+    (tmp_path / "two.json").write_text(page(new))
+    store = tmp_path / "store"
+    ingest([str(tmp_path / "one.json")], store)
+    ingest([str(tmp_path / "two.json")], store)
+    with Inventory.open(store) as inv:
+        assert inv.manifest.superseded.get("backups") == 1
+        result = backend.answer(inv.parse("sort=id:asc"), inv)
+        assert result.ids == ["b1", "b2"]
+        assert result.rows["status"].to_list() == ["available", "available"]
+        assert json.loads(result.payloads[0])["updated_at"] == "2020-03-01T00:00:00.000000"
+        assert backend.answer(inv.parse("status=error"), inv).count == 0
+
+
+def test_records_come_back_whole(spark: Any) -> None:
+    """Nested structs, lists and instants survive Spark: the page equals the engine's."""
+    with Inventory.from_dumps(str(SAMPLE)) as memory:
+        for inv in (Inventory.open(load_store()), memory):
+            query = inv.parse("sort=name:desc,created_at:asc&limit=7&offset=3")
+            assert backend.answer(query, inv).rows.equals(inv.run(query).rows)
+
+
+def test_explain_names_each_filter_and_the_plan(spark: Any) -> None:
+    inv = Inventory.open(load_store())
+    text = backend.explain(inv.parse("status=error&used_percent=80"), inv)
+    assert "status is one of error" in text
+    assert "at least 80 % used" in text
+    assert "spark plan:" in text and "BroadcastHashJoin" in text
