@@ -43,7 +43,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Final
 
@@ -77,6 +77,10 @@ SESSION_CONF: Final[dict[str, str]] = {
     # Local mode needs no network; a cluster's master URL overrides nothing here.
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
+    # A page's records are found by the row groups' created_at statistics
+    # (engine.backends.spark._records): an IN list of up to a page's values
+    # must reach Parquet as values, not widened to one min-max range.
+    "spark.sql.parquet.pushdown.inFilterThreshold": "1000",
 }
 
 
@@ -192,11 +196,13 @@ def _statuses(q: BackupQuery, _t: SparkTables) -> list[Rule]:
 
 
 def _instant(moment: datetime) -> Column:
-    """An instant as a Spark timestamp, through epoch microseconds (no zone involved)."""
+    """An instant as a Spark timestamp literal (Parquet row groups are skipped by it).
+
+    An aware datetime reaches Spark as epoch microseconds, whatever the zone.
+    """
     from pyspark.sql import functions as F
 
-    micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
-    return F.timestamp_micros(F.lit(micros))
+    return F.lit(moment.astimezone(UTC))
 
 
 def _start_time(q: BackupQuery, _t: SparkTables) -> list[Rule]:
@@ -319,9 +325,8 @@ RULES: Final[dict[str, Handler]] = {
     "incremental": _incremental,
 }
 _ORDER: Final[tuple[Handler, ...]] = ordered_rules("spark", RULES)
-_MICROSECOND: Final = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(
-    1970, 1, 1, tzinfo=UTC
-)
+_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final[timedelta] = timedelta(microseconds=1)
 #: Columns of the marker's row in the marker join (``_m_`` + sort key).
 _MARK: Final[str] = "_m_"
 
@@ -470,9 +475,9 @@ def ordered_page(
 
 # --- answer ---------------------------------------------------------------------------------
 
-#: Past this offset a page is sorted on the narrow columns and its records are
-#: fetched by id afterwards: a top-k of whole records that deep holds them all
-#: in memory (offset + limit of them per task).
+#: Past this offset a page of an in-memory inventory is sorted on the narrow
+#: columns too: a top-k of whole records that deep holds them all in memory
+#: (offset + limit of them per task).
 DEEP_OFFSET: Final[int] = 10_000
 
 
@@ -497,8 +502,13 @@ def answer(
     """
     spark_tables = tables(inventory, spark)
     wanted = list(columns) if columns is not None else list(spark_tables.backups.columns)
-    deep = query.limit is not None and query.offset > DEEP_OFFSET
-    tally, page = ordered_page(query, spark_tables, ["id"] if deep else wanted)
+    # A page of a store is sorted on the narrow columns, and its records are
+    # read afterwards from the row groups that hold them (Parquet statistics);
+    # carried through the sort, every matching record would be read and decoded.
+    # With no limit every match is returned anyway, so records go through the sort.
+    stored = inventory.root is not None or query.offset > DEEP_OFFSET
+    narrow = query.limit is not None and stored and wanted != ["id"]
+    tally, page = ordered_page(query, spark_tables, ["id", "created_at"] if narrow else wanted)
     # The two jobs are independent: run them at once (a small query is mostly latency).
     with ThreadPoolExecutor(2) as pool:
         counted = pool.submit(tally.first)
@@ -507,27 +517,48 @@ def answer(
     assert row is not None
     if query.marker is not None and not row["marker_hits"]:
         raise marker_error(query.marker)
-    if deep:
-        rows = _records(spark_tables.backups, rows["id"].to_list(), wanted)
+    if narrow:
+        rows = _records(spark_tables.backups, rows, wanted)
     rows = _typed(rows)
     if PAYLOAD in rows.columns:
         rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
     return Result(int(row["count"]), query.offset, query.limit, rows)
 
 
-def _records(backups: DataFrame, ids: list[str], columns: list[str]) -> pl.DataFrame:
-    """The records of ``ids`` (in that order), from Spark, as a polars frame."""
+def count(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> int:
+    """The number of matches (before paging), without fetching any record.
+
+    Example: ``count(inv.parse("status=error"), inv)``.
+    """
+    from pyspark.sql import functions as F
+
+    row = matches(query, tables(inventory, spark)).agg(F.count(F.lit(1))).first()
+    assert row is not None  # an aggregate without grouping has exactly one row
+    return int(row[0])
+
+
+def _records(backups: DataFrame, page: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The records of the page's ids (``id``, ``created_at``), in that order, from Spark.
+
+    Besides the ids, the page's ``created_at`` values are a filter Parquet
+    can check against each row group's statistics: a store is sorted by
+    ``created_at``, so only the row groups holding the page are read.
+    """
     from pyspark.sql import functions as F
 
     from engine.schema import empty_frame
 
-    if not ids:
+    if page.height == 0:
         return empty_frame("backups").select(columns)
-    if columns == ["id"]:
-        return pl.DataFrame({"id": ids}, schema={"id": pl.String})
-    fetched = _to_polars(backups.where(F.col("id").isin(ids)).select(*columns))
+    ids = page["id"].to_list()
+    micros = page["created_at"].drop_nulls().unique().sort().dt.epoch("us").to_list()
+    at_times = F.col("created_at").isin([_instant(_EPOCH + n * _MICROSECOND) for n in micros])
+    if page["created_at"].null_count():
+        at_times = at_times | F.col("created_at").isNull()
+    chosen = backups.where(F.col("id").isin(ids) & at_times)
+    fetched = _to_polars(chosen.select(*dict.fromkeys(["id", *columns])))
     at = {backup_id: n for n, backup_id in enumerate(fetched["id"].to_list())}
-    return fetched[[at[backup_id] for backup_id in ids]]
+    return fetched[[at[backup_id] for backup_id in ids]].select(columns)
 
 
 def _typed(rows: pl.DataFrame) -> pl.DataFrame:
