@@ -165,12 +165,18 @@ def test_store_with_superseded_rows_shows_live_rows_only(spark: Any, tmp_path: P
         assert paged.count == 2 and paged.rows["status"].to_list() == ["available"]
 
 
-def test_records_come_back_whole(spark: Any) -> None:
-    """Nested structs, lists and instants survive Spark: the page equals the engine's."""
+def test_records_come_back_whole(spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested structs, lists and instants survive Spark: the page equals the engine's.
+
+    Through both paths: records carried through the sort, and read by id
+    afterwards (a store's page; an in-memory one past DEEP_OFFSET, here 0).
+    """
     with Inventory.from_dumps(str(SAMPLE)) as memory:
-        for inv in (Inventory.open(load_store()), memory):
-            query = inv.parse("sort=name:desc,created_at:asc&limit=7&offset=3")
-            assert backend.answer(query, inv).rows.equals(inv.run(query).rows)
+        for deep_offset in (backend.DEEP_OFFSET, 0):
+            monkeypatch.setattr(backend, "DEEP_OFFSET", deep_offset)
+            for inv in (Inventory.open(load_store()), memory):
+                query = inv.parse("sort=name:desc,created_at:asc&limit=7&offset=3")
+                assert backend.answer(query, inv).rows.equals(inv.run(query).rows)
 
 
 def test_explain_names_each_filter_and_the_plan(spark: Any) -> None:

@@ -502,12 +502,13 @@ def answer(
     """
     spark_tables = tables(inventory, spark)
     wanted = list(columns) if columns is not None else list(spark_tables.backups.columns)
-    # A page of a store is sorted on the narrow columns, and its records are
-    # read afterwards from the row groups that hold them (Parquet statistics);
-    # carried through the sort, every matching record would be read and decoded.
-    # With no limit every match is returned anyway, so records go through the sort.
-    stored = inventory.root is not None or query.offset > DEEP_OFFSET
-    narrow = query.limit is not None and stored and wanted != ["id"]
+    # Sort on the narrow columns and read the page's records afterwards, by id:
+    # from a store, only the row groups that hold them are read (Parquet
+    # statistics), where carried through the sort every match would be decoded;
+    # past a deep offset, a top-k of whole records would hold them all. With no
+    # limit every match is returned anyway: then records go through the sort.
+    by_id = inventory.root is not None or query.offset > DEEP_OFFSET
+    narrow = query.limit is not None and by_id and wanted != ["id"]
     tally, page = ordered_page(query, spark_tables, ["id", "created_at"] if narrow else wanted)
     # The two jobs are independent: run them at once (a small query is mostly latency).
     with ThreadPoolExecutor(2) as pool:
