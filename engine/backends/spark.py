@@ -93,6 +93,7 @@ def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) 
 
     Example: ``session().range(3).count() == 3``.
     """
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     if spark is not None:
@@ -100,6 +101,9 @@ def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if SparkContext._active_spark_context is not None:
+        # Started in another thread (the active session is per thread): use it as it is.
+        return SparkSession.builder.getOrCreate()
     builder = SparkSession.builder.master(master).appName("cbrq")
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
