@@ -18,8 +18,10 @@ on the golden table, the differential property test and the paging walk.
 - :func:`answer`: count, then the page in SPEC's total order (sort keys with
   nulls last in either direction, then ``id``; Spark compares strings by
   their UTF-8 bytes, which is code point order, and timestamps by instant),
-  then ``marker``, ``offset``, ``limit``. The sort runs on the narrow
-  columns only; whole records are fetched for the page's ids alone.
+  then ``marker`` (a comparison with the marker's keys, not a row
+  number), ``offset``, ``limit``. Count and page are two Spark jobs run at
+  once. A store's page is sorted on the narrow columns and its records read
+  afterwards by id, from the row groups its ``created_at`` values select.
 
 Example::
 
