@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib.util
 import os
@@ -382,15 +381,25 @@ class Inventory:
         parsed = self.parse(query, project=project, semantics=semantics, **params)
         return self.run(parsed, columns)
 
+    def _backend(self) -> tuple[Any, dict[str, Any]]:
+        """The module of :attr:`engine` (``answer``, ``count``, ``plan``) and its options."""
+        backend = importlib.import_module(f"engine.backends.{self.engine}")
+        if self.engine != "spark":
+            return backend, {}
+        spark = self.spark
+        if spark is None or isinstance(spark, str):  # a master URL: its session, started once
+            spark = self.backend_state.get("spark") or backend.session(spark or "local[2]")
+            self.backend_state["spark"] = spark
+        return backend, {"spark": spark}
+
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
         """Execute an already parsed query (with this inventory's :attr:`engine`).
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
         if self.engine != "polars":
-            backend = importlib.import_module(f"engine.backends.{self.engine}")
-            extra = {"spark": self.spark} if self.engine == "spark" else {}
-            answer: Result = backend.answer(query, self, columns, **extra)
+            backend, options = self._backend()
+            answer: Result = backend.answer(query, self, columns, **options)
             return answer
         paths = [] if self.root is None else table_files(self.root, self.manifest, "backups")
         return execute(query, self.tables, paths, columns)
@@ -408,10 +417,9 @@ class Inventory:
         Example: ``inv.count("status=error")``.
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
-        if self.engine != "polars":  # a page of one id carries the count
-            return self.run(
-                dataclasses.replace(parsed, marker=None, offset=0, limit=1), ["id"]
-            ).count
+        if self.engine != "polars":
+            backend, options = self._backend()
+            return int(backend.count(parsed, self, **options))
         return count(parsed, self.tables)
 
     def explain(
@@ -437,8 +445,8 @@ class Inventory:
         if self.engine == "polars":
             lines += ["polars plan:", compile_query(parsed, self.tables).explain()]
         else:
-            backend = importlib.import_module(f"engine.backends.{self.engine}")
-            lines += [f"{self.engine} plan:", str(backend.plan(parsed, self))]
+            backend, options = self._backend()
+            lines += [f"{self.engine} plan:", str(backend.plan(parsed, self, **options))]
         return "\n".join(lines)
 
     # --- analyses (SPEC §5) ---------------------------------------------------

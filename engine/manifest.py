@@ -26,6 +26,7 @@ pay for them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -258,7 +259,9 @@ class Lease:
             os.close(fd)
 
     def __del__(self) -> None:
-        self.release()
+        # At interpreter exit os.close may already be gone; the OS closes the files then.
+        with contextlib.suppress(Exception):
+            self.release()
 
 
 def _lock_shared(root: Path, names: list[str]) -> list[int] | None:

@@ -320,6 +320,15 @@ def plan(query: BackupQuery, inventory: Inventory) -> str:
     return "WITH " + ",\n     ".join(views) + "\n" + body
 
 
+def count(query: BackupQuery, inventory: Inventory) -> int:
+    """The number of matches before paging, without reading any record.
+
+    Example: ``count(parse_query("status=error"), Inventory.open("inv"))``.
+    """
+    con, tables = connect(inventory)
+    return _scalar(con, count_sql(query, tables))
+
+
 def answer(
     query: BackupQuery, inventory: Inventory, columns: Sequence[str] | None = None
 ) -> Result:

@@ -1,0 +1,593 @@
+"""The Spark backend: ListBackups on Apache Spark, over the same Parquet inventory.
+
+For inventories past one machine (a year of daily exports in a data lake):
+the store's files are plain Parquet, so Spark reads them where they lie and
+answers with the semantics of SPEC §2, the same as the polars engine
+(:mod:`engine.compile`, :mod:`engine.execute`), which the test suite proves
+on the golden table, the differential property test and the paging walk.
+
+- :data:`RULES`: one rule per filtering parameter of
+  :data:`engine.params.PARAMS` (checked at import by
+  :func:`engine.backends.ordered_rules`), each giving pyspark Column
+  predicates in words, and the vault or member lookups they read (joined as
+  broadcast joins: those tables are small next to the backups).
+- :func:`tables`: a store's live rows (its Parquet files less the
+  ``(_seq, _row)`` pairs of its dead file, a left anti join: the rule of
+  :func:`engine.manifest.duckdb_sql`), or an in-memory inventory's polars
+  frames handed to Spark through Arrow.
+- :func:`answer`: count, then the page in SPEC's total order (sort keys with
+  nulls last in either direction, then ``id``; Spark compares strings by
+  their UTF-8 bytes, which is code point order, and timestamps by instant),
+  then ``marker`` (a comparison with the marker's keys, not a row
+  number), ``offset``, ``limit``. Count and page are two Spark jobs run at
+  once. A store's page is sorted on the narrow columns and its records read
+  afterwards by id, from the row groups its ``created_at`` values select.
+
+Example::
+
+    from engine.backends import spark
+    from engine.inventory import Inventory
+
+    inv = Inventory.open("cbrq-store")
+    result = spark.answer(inv.parse("status=error&limit=10"), inv)   # local[2]
+    result.count, result.ids
+
+    # On a cluster: the same call, with a session of your own.
+    session = spark.session("spark://head:7077")
+    spark.answer(inv.parse("used_percent=80"), inv, spark=session)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from engine.backends import ordered_rules
+from engine.compile import sort_keys
+from engine.execute import Result, marker_error
+from engine.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
+from engine.payload import canonical_payloads
+from engine.query import BackupQuery, SortKey
+from engine.spec import RECORD_KINDS
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from engine.inventory import Inventory
+
+#: The master of :func:`session` when none is given: two local cores.
+DEFAULT_MASTER: Final[str] = "local[2]"
+
+#: Settings of a session cbrq starts itself (an existing one is used as it is).
+SESSION_CONF: Final[dict[str, str]] = {
+    # Instants are UTC everywhere in cbrq; a session in another zone would
+    # shift what Spark shows of them (never how it compares them).
+    "spark.sql.session.timeZone": "UTC",
+    # Inventory tables of one machine are small for Spark: few shuffle tasks.
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # Local mode needs no network; a cluster's master URL overrides nothing here.
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    # A page's records are found by the row groups' created_at statistics
+    # (engine.backends.spark._records): an IN list of up to a page's values
+    # must reach Parquet as values, not widened to one min-max range.
+    "spark.sql.parquet.pushdown.inFilterThreshold": "1000",
+}
+
+
+def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) -> SparkSession:
+    """A SparkSession: ``spark`` if given, else the active one, else a new one on ``master``.
+
+    A new session is local with two cores by default (any master URL works
+    unchanged: ``spark://host:7077``, ``yarn``, ``k8s://...``), in UTC, with
+    few shuffle partitions, no web UI and quiet logs.
+
+    Example: ``session().range(3).count() == 3``.
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if spark is not None:
+        return spark
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if SparkContext._active_spark_context is not None:
+        # Started in another thread (the active session is per thread): use it as it is.
+        return SparkSession.builder.getOrCreate()
+    builder = SparkSession.builder.master(master).appName("cbrq")
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    started = builder.getOrCreate()
+    started.sparkContext.setLogLevel("ERROR")
+    return started
+
+
+@dataclass(frozen=True)
+class SparkTables:
+    """The inventory's live tables as Spark DataFrames (every stored column).
+
+    ``has_members`` tells whether any share-member record exists (SPEC §2,
+    ``own_type=shared`` with no member data).
+
+    Example: ``tables(inv, session()).backups.count()``.
+    """
+
+    backups: DataFrame
+    vaults: DataFrame
+    members: DataFrame
+    has_members: bool
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A small DataFrame of ``key`` values, broadcast-joined to the backups as a flag.
+
+    After the join, ``flag`` is true where the backup's ``on`` column is
+    among the keys, and null elsewhere.
+
+    Example: ``Lookup("_vault_full", "vault_id", vaults.select(F.col("id").alias("key")))``.
+    """
+
+    flag: str
+    on: str
+    keys: DataFrame
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One filter: what it means in words, the predicate, and the lookups it reads.
+
+    Example: ``Rule("status is one of error", F.col("status").isin(["error"]))``.
+    """
+
+    text: str
+    predicate: Column
+    lookups: tuple[Lookup, ...] = ()
+
+
+Handler = Callable[[BackupQuery, SparkTables], list[Rule]]
+
+
+def _lookup(flag: str, on: str, keys: DataFrame) -> Lookup:
+    from pyspark.sql import functions as F
+
+    return Lookup(flag, on, keys.select("key").distinct().withColumn(flag, F.lit(True)))
+
+
+def _equals(name: str) -> Handler:
+    def rule(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+        from pyspark.sql import functions as F
+
+        value = dict(q.equals).get(name)
+        return [] if value is None else [Rule(f"{name} equals {value!r}", F.col(name) == value)]
+
+    return rule
+
+
+def _contains(name: str) -> Handler:
+    def rule(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+        from pyspark.sql import functions as F
+
+        value = dict(q.contains).get(name)
+        if value is None:
+            return []
+        if q.semantics.name_match == "exact":
+            return [Rule(f"{name} equals {value!r}", F.col(name) == value)]
+        # Column.contains is a literal, case-sensitive substring test (no pattern).
+        text = f"{name} contains {value!r} (case-sensitive)"
+        return [Rule(text, F.col(name).contains(F.lit(value)))]
+
+    return rule
+
+
+def _statuses(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if not q.statuses:
+        return []
+    text = f"status is one of {', '.join(q.statuses)}"
+    return [Rule(text, F.col("status").isin(list(q.statuses)))]
+
+
+def _instant(moment: datetime) -> Column:
+    """An instant as a Spark timestamp literal (Parquet row groups are skipped by it).
+
+    An aware datetime reaches Spark as epoch microseconds, whatever the zone.
+    """
+    from pyspark.sql import functions as F
+
+    return F.lit(moment.astimezone(UTC))
+
+
+def _start_time(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.start_time is None:
+        return []
+    field = q.semantics.time_field
+    text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Rule(text, F.col(field) >= _instant(q.start_time))]
+
+
+def _end_time(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.end_time is None:
+        return []
+    field = q.semantics.time_field
+    text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
+    return [Rule(text, F.col(field) <= _instant(q.end_time))]
+
+
+def _used_percent(q: BackupQuery, t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.used_percent is None:
+        return []
+    size, used = F.col("billing.size"), F.col("billing.used")
+    # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
+    full = t.vaults.where((size > 0) & (used * 100 >= size * (q.used_percent * 1024)))
+    lookup = _lookup("_vault_full", "vault_id", full.select(F.col("id").alias("key")))
+    text = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
+    return [Rule(text, F.coalesce(F.col("_vault_full"), F.lit(False)), (lookup,))]
+
+
+def _eps(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    value = q.enterprise_project_id
+    if value is None:
+        return []
+    return [
+        Rule(f"enterprise_project_id equals {value!r}", F.col("enterprise_project_id") == value)
+    ]
+
+
+def _shared(q: BackupQuery, t: SparkTables) -> tuple[Column, tuple[Lookup, ...], str]:
+    from pyspark.sql import functions as F
+
+    foreign = F.col("project_id").isNull() | (F.col("project_id") != q.project)
+    if not t.has_members:
+        # SPEC §2: with no member data at all, every foreign backup counts as shared.
+        return foreign, (), "owned by another project (no share-member data: every such backup)"
+    assert q.project is not None  # _own_type calls this only with a project
+    mine = t.members.where(F.col("dest_project_id") == q.project)
+    lookup = _lookup("_shared_to_me", "id", mine.select(F.col("backup_id").alias("key")))
+    text = f"owned by another project and shared to {q.project!r}"
+    shared = foreign & F.coalesce(F.col("_shared_to_me"), F.lit(False))
+    return shared, (lookup,), text
+
+
+def _own_type(q: BackupQuery, t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.own_type is None or q.project is None:
+        return []
+    private = F.col("project_id") == q.project
+    if q.own_type == "private":
+        return [Rule(f"owned by project {q.project!r}", private)]
+    shared, lookups, text = _shared(q, t)
+    if q.own_type == "shared":
+        return [Rule(text, shared, lookups)]
+    # A null project_id makes `private` null; OR with a true `shared` is still true.
+    either = F.coalesce(private, F.lit(False)) | shared
+    return [Rule(f"owned by project {q.project!r}, or {text}", either, lookups)]
+
+
+def _member_status(q: BackupQuery, t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.member_status is None or q.project is None:
+        return []
+    named = t.members.where(
+        (F.col("dest_project_id") == q.project) & (F.col("status") == q.member_status)
+    )
+    lookup = _lookup("_member_match", "id", named.select(F.col("backup_id").alias("key")))
+    text = f"shared to {q.project!r} with member status {q.member_status!r}"
+    return [Rule(text, F.coalesce(F.col("_member_match"), F.lit(False)), (lookup,))]
+
+
+def _incremental(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    if q.incremental is None:
+        return []
+    value = F.coalesce(F.col("incremental"), F.col("extend_info.incremental"))
+    text = f"incremental is {str(q.incremental).lower()} (or extend_info.incremental)"
+    return [Rule(text, value == F.lit(q.incremental))]
+
+
+#: One rule per filtering parameter of :data:`engine.params.PARAMS`
+#: (checked at import); rules apply, and are explained, in that table's order.
+RULES: Final[dict[str, Handler]] = {
+    "checkpoint_id": _equals("checkpoint_id"),
+    "parent_id": _equals("parent_id"),
+    "resource_id": _equals("resource_id"),
+    "resource_az": _equals("resource_az"),
+    "vault_id": _equals("vault_id"),
+    "name": _contains("name"),
+    "resource_name": _contains("resource_name"),
+    "image_type": _equals("image_type"),
+    "resource_type": _equals("resource_type"),
+    "status": _statuses,
+    "start_time": _start_time,
+    "end_time": _end_time,
+    "used_percent": _used_percent,
+    "enterprise_project_id": _eps,
+    "own_type": _own_type,
+    "member_status": _member_status,
+    "incremental": _incremental,
+}
+_ORDER: Final[tuple[Handler, ...]] = ordered_rules("spark", RULES)
+_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final[timedelta] = timedelta(microseconds=1)
+#: Columns of the marker's row in the marker join (``_m_`` + sort key).
+_MARK: Final[str] = "_m_"
+
+
+def rules(query: BackupQuery, spark_tables: SparkTables) -> list[Rule]:
+    """Every filter of ``query``, in words and as Spark predicates.
+
+    Example: ``[r.text for r in rules(inv.parse("status=error"), tables(inv))]``.
+    """
+    return [rule for handler in _ORDER for rule in handler(query, spark_tables)]
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+_TABLES: weakref.WeakKeyDictionary[Inventory, tuple[SparkSession, SparkTables]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def tables(inventory: Inventory, spark: SparkSession | None = None) -> SparkTables:
+    """The live tables of ``inventory`` as Spark DataFrames (made once per inventory and session).
+
+    A store's tables are read from its Parquet files, less the rows its dead
+    file lists; an in-memory inventory's frames go to Spark through Arrow.
+
+    Example: ``tables(Inventory.open("cbrq-store")).backups.where("status = 'error'").count()``.
+    """
+    spark = session(spark=spark)
+    held = _TABLES.get(inventory)
+    if held is not None and held[0] is spark:
+        return held[1]
+    frames = {kind: _table(inventory, kind, spark) for kind in RECORD_KINDS}
+    made = SparkTables(
+        backups=frames["backups"],
+        vaults=frames["vaults"],
+        members=frames["members"],
+        has_members=inventory.manifest.counts.get("members", 0) > 0,
+    )
+    _TABLES[inventory] = (spark, made)
+    return made
+
+
+def _table(inventory: Inventory, kind: str, spark: SparkSession) -> DataFrame:
+    if inventory._frames is not None:
+        return _from_polars(inventory._frames[kind], spark)
+    assert inventory.root is not None
+    files = table_files(inventory.root, inventory.manifest, kind)
+    if not files:
+        from engine.schema import empty_frame
+
+        return _from_polars(empty_frame(kind), spark)
+    frame = spark.read.parquet(*[str(path) for path in files])
+    dead = dead_file(inventory.root, inventory.manifest, kind)
+    if dead is None:
+        return frame
+    # The store's live-row rule: every stored row less the superseded (_seq, _row) pairs.
+    return frame.join(spark.read.parquet(str(dead)).select(SEQ, ROW), [SEQ, ROW], "left_anti")
+
+
+def _from_polars(frame: pl.DataFrame, spark: SparkSession) -> DataFrame:
+    """A polars frame as a Spark DataFrame, through Arrow (nested structs and lists kept)."""
+    # The oldest Arrow layout (large strings, no views): what Spark's Arrow reader takes.
+    return spark.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+def matches(query: BackupQuery, spark_tables: SparkTables) -> DataFrame:
+    """The backups matching every filter of ``query`` (unsorted, every column).
+
+    Example: ``matches(inv.parse("status=error"), tables(inv)).count()``.
+    """
+    from pyspark.sql import functions as F
+
+    found = rules(query, spark_tables)
+    frame = spark_tables.backups
+    for rule in found:
+        for lookup in rule.lookups:
+            keys = F.broadcast(lookup.keys.withColumnRenamed("key", lookup.on))
+            frame = frame.join(keys, lookup.on, "left")
+    if found:
+        frame = frame.where(reduce(lambda a, b: a & b, (rule.predicate for rule in found)))
+    return frame
+
+
+def _ordering(keys: Sequence[SortKey]) -> list[Column]:
+    from pyspark.sql import functions as F
+
+    return [
+        F.col(k.key).desc_nulls_last() if k.descending else F.col(k.key).asc_nulls_last()
+        for k in keys
+    ]
+
+
+def _after(keys: Sequence[SortKey]) -> Column:
+    """True where a row comes after the marker's row (its keys in ``_m_<key>`` columns).
+
+    Lexicographic over the keys with nulls last in either direction; the
+    final ``id`` key makes the order total, so equality never reaches the end.
+    """
+    from pyspark.sql import functions as F
+
+    after = F.lit(False)
+    for k in reversed(keys):
+        mine, theirs = F.col(k.key), F.col(_MARK + k.key)
+        beyond = mine < theirs if k.descending else mine > theirs
+        # A null is after every value; nothing is after a null (nulls tie each other).
+        strictly = theirs.isNotNull() & (mine.isNull() | beyond)
+        after = strictly | (mine.eqNullSafe(theirs) & after)
+    return after
+
+
+def ordered_page(
+    query: BackupQuery, spark_tables: SparkTables, columns: Sequence[str] = ("id",)
+) -> tuple[DataFrame, DataFrame]:
+    """Two plans, not yet run: the tally and the page.
+
+    The tally is one row: ``count`` (the matches, before paging) and
+    ``marker_hits`` (how many of them are the marker: 0 is an error). The
+    page holds ``columns`` of the page's backups, in result order.
+
+    Example: ``tally, page = ordered_page(inv.parse("limit=5"), tables(inv))``.
+    """
+    from pyspark.sql import functions as F
+
+    keys = sort_keys(query)
+    found = matches(query, spark_tables)
+    is_marker = F.col("id") == query.marker if query.marker is not None else F.lit(False)
+    tally = found.agg(
+        F.count(F.lit(1)).alias("count"),
+        F.sum(F.when(is_marker, 1).otherwise(0)).alias("marker_hits"),
+    )
+    carried = list(dict.fromkeys([*(k.key for k in keys), *columns]))
+    frame = found.select(*carried)
+    if query.marker is not None:
+        mark = found.where(is_marker).select(*[F.col(k.key).alias(_MARK + k.key) for k in keys])
+        frame = frame.crossJoin(F.broadcast(mark)).where(_after(keys)).select(*carried)
+    frame = frame.orderBy(*_ordering(keys))
+    if query.offset:
+        frame = frame.offset(query.offset)
+    if query.limit is not None:
+        frame = frame.limit(query.limit)
+    return tally, frame.select(*columns)
+
+
+# --- answer ---------------------------------------------------------------------------------
+
+#: Past this offset a page of an in-memory inventory is sorted on the narrow
+#: columns too: a top-k of whole records that deep holds them all in memory
+#: (offset + limit of them per task).
+DEEP_OFFSET: Final[int] = 10_000
+
+
+def answer(
+    query: BackupQuery,
+    inventory: Inventory,
+    columns: Sequence[str] | None = None,
+    *,
+    spark: SparkSession | None = None,
+) -> Result:
+    """Answer a parsed ListBackups query on Spark: the same Result as the polars engine.
+
+    ``columns`` chooses the columns of the page's records (default: every
+    stored column, ``_payload`` included); ``spark`` an existing session
+    (default: the active one, or a new local one, :func:`session`). Raises
+    :class:`~engine.errors.QueryError` for a marker not among the matches.
+
+    Example::
+
+        inv = Inventory.open("cbrq-store")
+        answer(inv.parse("status=error&sort=name:asc&limit=10"), inv).ids
+    """
+    spark_tables = tables(inventory, spark)
+    wanted = list(columns) if columns is not None else list(spark_tables.backups.columns)
+    # Sort on the narrow columns and read the page's records afterwards, by id:
+    # from a store, only the row groups that hold them are read (Parquet
+    # statistics), where carried through the sort every match would be decoded;
+    # past a deep offset, a top-k of whole records would hold them all. With no
+    # limit every match is returned anyway: then records go through the sort.
+    by_id = inventory.root is not None or query.offset > DEEP_OFFSET
+    narrow = query.limit is not None and by_id and wanted != ["id"]
+    tally, page = ordered_page(query, spark_tables, ["id", "created_at"] if narrow else wanted)
+    # The two jobs are independent: run them at once (a small query is mostly latency).
+    with ThreadPoolExecutor(2) as pool:
+        counted = pool.submit(tally.first)
+        paged = pool.submit(_to_polars, page)
+        row, rows = counted.result(), paged.result()
+    assert row is not None
+    if query.marker is not None and not row["marker_hits"]:
+        raise marker_error(query.marker)
+    if narrow:
+        rows = _records(spark_tables.backups, rows, wanted)
+    rows = _typed(rows)
+    if PAYLOAD in rows.columns:
+        rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
+    return Result(int(row["count"]), query.offset, query.limit, rows)
+
+
+def count(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> int:
+    """The number of matches (before paging), without fetching any record.
+
+    Example: ``count(inv.parse("status=error"), inv)``.
+    """
+    from pyspark.sql import functions as F
+
+    row = matches(query, tables(inventory, spark)).agg(F.count(F.lit(1))).first()
+    assert row is not None  # an aggregate without grouping has exactly one row
+    return int(row[0])
+
+
+def _records(backups: DataFrame, page: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The records of the page's ids (``id``, ``created_at``), in that order, from Spark.
+
+    Besides the ids, the page's ``created_at`` values are a filter Parquet
+    can check against each row group's statistics: a store is sorted by
+    ``created_at``, so only the row groups holding the page are read.
+    """
+    from pyspark.sql import functions as F
+
+    from engine.schema import empty_frame
+
+    if page.height == 0:
+        return empty_frame("backups").select(columns)
+    ids = page["id"].to_list()
+    micros = page["created_at"].drop_nulls().unique().sort().dt.epoch("us").to_list()
+    at_times = F.col("created_at").isin([_instant(_EPOCH + n * _MICROSECOND) for n in micros])
+    if page["created_at"].null_count():
+        at_times = at_times | F.col("created_at").isNull()
+    chosen = backups.where(F.col("id").isin(ids) & at_times)
+    fetched = _to_polars(chosen.select(*dict.fromkeys(["id", *columns])))
+    at = {backup_id: n for n, backup_id in enumerate(fetched["id"].to_list())}
+    return fetched[[at[backup_id] for backup_id in ids]].select(columns)
+
+
+def _typed(rows: pl.DataFrame) -> pl.DataFrame:
+    """Spark's Arrow types (plain strings, its own widths) as the store's polars types."""
+    from engine.schema import empty_frame
+
+    shape = empty_frame("backups").schema
+    return rows.cast({c: shape[c] for c in rows.columns if c in shape})
+
+
+def _to_polars(frame: DataFrame) -> pl.DataFrame:
+    converted = pl.from_arrow(frame.toArrow())
+    assert isinstance(converted, pl.DataFrame)
+    return converted
+
+
+def plan(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> str:
+    """Spark's physical plan of the query's matches (what ``cbrq explain --engine spark`` prints).
+
+    Example: ``print(plan(inv.parse("status=error&used_percent=80"), inv))``.
+    """
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # DataFrame.explain prints; it returns nothing
+        matches(query, tables(inventory, spark)).explain()
+    return printed.getvalue().rstrip()
