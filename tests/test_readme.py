@@ -35,6 +35,13 @@ NOT_RUN = {
     "duckdb -c": "the duckdb program is not a dependency: tests/test_append.py runs the SQL",
     "from huaweicloudsdkcbr": "needs a running server: tests/test_server_sdk.py",
     "import json, pathlib, tempfile": "tests/test_docs.py runs the conformance recipe",
+    # Each starts a JVM (10-30 s on two cores); tests/test_spark.py runs a query on
+    # the command line with --engine spark and Inventory.open(engine="spark", spark=session).
+    "cbrq query 'status=error&sort=created_at:desc&limit=5' --store cbrq-store --engine spark": (
+        "Spark: tests/test_spark.py"
+    ),
+    "cbrq explain 'used_percent=80' --store cbrq-store --engine": "Spark: tests/test_spark.py",
+    "from pyspark.sql import SparkSession": "Spark: tests/test_spark.py",
 }
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\+00:00|Z)")
 
