@@ -24,7 +24,9 @@ process), a one-shot ``cbrq query --from`` next to DuckDB over the raw JSON,
 and the ten queries on a store fragmented by appends next to the same store
 compacted, and the analyses of SPEC §5 (``cbrq stats`` ... ``diff``) in process
 next to DuckDB SQL doing the same ``stats`` group-bys (``--analyses-only STORE``:
-that table alone, on an existing store). ``--ingest-only`` leaves out the query
+that table alone, on an existing store). ``--engines polars,duckdb,spark`` adds
+the ten queries on each backend (:mod:`benchmarks.engines`), answers checked
+across them. ``--ingest-only`` leaves out the query
 tables. ``--smoke`` runs a tiny N once, checking answers only (the test suite does).
 """
 
@@ -582,6 +584,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny N, one run")
     parser.add_argument(
+        "--engines",
+        default=None,
+        metavar="A,B",
+        help="also the ten queries on these backends (polars,duckdb,spark), answers checked",
+    )
+    parser.add_argument(
         "--analyses-only",
         type=Path,
         metavar="STORE",
@@ -626,6 +634,10 @@ def main() -> None:
             query_lines = bench_queries(store, data, args.runs, args.raw_runs, not args.no_raw)
             more.append(bench_fragmented(store, fragmented, args.runs))
             more.append(bench_analyses(store, args.runs))
+            if args.engines:
+                from benchmarks.engines import bench as bench_engines
+
+                more.append(bench_engines(store, args.engines.split(","), args.runs))
     print(f"# cbrq benchmarks, {args.n:,} backups\n")
     print(f"Machine: {_machine()}; date {date.today()}.\n")
     print("\n".join(ingest_lines))
