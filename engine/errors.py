@@ -103,10 +103,9 @@ class MissingExtra(CbrqError):
 
     exit_status = 2
 
-    def __init__(self, what: str, module: str, extra: str) -> None:
-        super().__init__(
-            f"{what} needs {module}, which is not installed: pip install 'cbrq[{extra}]'"
-        )
+    def __init__(self, what: str, module: str, extra: str, *, how: str | None = None) -> None:
+        fix = how or f"pip install 'cbrq[{extra}]'"
+        super().__init__(f"{what} needs {module}, which is not installed: {fix}")
 
 
 class StoreError(CbrqError):

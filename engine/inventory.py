@@ -62,6 +62,15 @@ QuerySource = str | Mapping[str, Any] | QueryParams | None
 MEMORY_PER_BYTE: Final[float] = 2.6
 
 
+def _java() -> str | None:
+    """The Java runtime Spark would start (``$JAVA_HOME/bin/java`` or ``java`` on PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        return str(java) if java.is_file() else None
+    return shutil.which("java")
+
+
 def _physical_memory() -> int:
     """Bytes of memory of this machine."""
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -129,6 +138,9 @@ class Inventory:
         needed = {"duckdb": "duckdb", "spark": "pyspark"}.get(engine)
         if needed is not None and importlib.util.find_spec(needed) is None:
             raise MissingExtra(f"--engine {engine}", needed, engine)
+        if engine == "spark" and (spark is None or isinstance(spark, str)) and _java() is None:
+            how = "install Java 17 or newer, or set JAVA_HOME to one"
+            raise MissingExtra("--engine spark", "a Java runtime", "spark", how=how)
         copy = Inventory.__new__(Inventory)
         copy.__dict__.update(self.__dict__)
         copy.engine, copy.spark = engine, spark
@@ -382,14 +394,16 @@ class Inventory:
         return self.run(parsed, columns)
 
     def _backend(self) -> tuple[Any, dict[str, Any]]:
-        """The module of :attr:`engine` (``answer``, ``count``, ``plan``) and its options."""
+        """The backend module of :attr:`engine` and the options its functions take."""
         backend = importlib.import_module(f"engine.backends.{self.engine}")
         if self.engine != "spark":
             return backend, {}
         spark = self.spark
         if spark is None or isinstance(spark, str):  # a master URL: its session, started once
-            spark = self.backend_state.get("spark") or backend.session(spark or "local[2]")
-            self.backend_state["spark"] = spark
+            held = self.backend_state.get("spark")
+            if held is None:
+                held = self.backend_state["spark"] = backend.Started.on(spark)
+            spark = held.session
         return backend, {"spark": spark}
 
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
@@ -437,8 +451,13 @@ class Inventory:
         Example: ``print(inv.explain("status=error&used_percent=80"))``.
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
+        if self.engine == "polars":
+            words = [rule.text for rule in rules(parsed, self.tables)]
+        else:  # the engine's own rules, in their own words
+            backend, options = self._backend()
+            words = backend.words(parsed, self, **options)
         lines = ["filters:"]
-        lines += [f"  - {rule.text}" for rule in rules(parsed, self.tables)] or ["  (none)"]
+        lines += [f"  - {text}" for text in words] or ["  (none)"]
         lines.append("sort: " + ", ".join(str(k) for k in sort_keys(parsed)) + " (nulls last)")
         paging = f"marker={parsed.marker!r}, offset={parsed.offset}, limit={parsed.limit}"
         lines.append(f"paging: count all matches, then {paging}")

@@ -26,7 +26,6 @@ pay for them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -259,9 +258,12 @@ class Lease:
             os.close(fd)
 
     def __del__(self) -> None:
-        # At interpreter exit os.close may already be gone; the OS closes the files then.
-        with contextlib.suppress(Exception):
+        # Not contextlib.suppress: at interpreter exit module globals (contextlib, os)
+        # may already be None; the OS closes the files then.
+        try:  # noqa: SIM105
             self.release()
+        except Exception:
+            pass
 
 
 def _lock_shared(root: Path, names: list[str]) -> list[int] | None:

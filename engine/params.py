@@ -148,9 +148,10 @@ class Param:
     ``field`` is the :class:`~engine.query.BackupQuery` field its value goes
     to; ``effect`` one of :data:`EFFECTS` (every backend has one rule per
     parameter whose effect is ``filter``; see :mod:`engine.backends`);
-    ``needs`` what it reads besides the backup itself (``project``,
-    ``vaults``, ``members``); ``requires`` the checks that need the whole
-    query or the inventory.
+    ``needs`` what it cannot do without (``project``, ``vaults``,
+    ``members``: :data:`NEEDS` says how each is checked, and a query that
+    lacks one is refused naming it); ``requires`` other checks that need the
+    whole query.
 
     Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals")``.
     """
@@ -303,32 +304,38 @@ def _ordered_times(query: BackupQuery, params: QueryParams, _ctx: QueryContext) 
     return []
 
 
-def _needs_project(name: str) -> Requirement:
-    def check(query: BackupQuery, params: QueryParams, _ctx: QueryContext) -> list[Problem]:
-        if query.project is not None or not params.get_list(name):
-            return []
-        hint = "give the project (path /v3/{project_id} or --project)"
-        return [Problem(name, params.get_list(name)[-1], "needs a project", "", hint)]
+#: What a parameter may need (its row's ``needs``), how to tell it is missing, and the
+#: problem then: (reason, hint).
+NEEDS: Final[dict[str, tuple[Callable[[BackupQuery, QueryContext], bool], str, str]]] = {
+    "project": (
+        lambda q, _c: q.project is None,
+        "needs a project",
+        "give the project (path /v3/{project_id} or --project)",
+    ),
+    "members": (
+        lambda _q, c: not c.has_members,
+        "the inventory has no share-member data",
+        "ingest ShowMembersDetail dumps",
+    ),
+    "vaults": (
+        lambda _q, c: not c.has_vaults,
+        "the inventory has no vault data",
+        "ingest ListVaults dumps",
+    ),
+}
 
-    return check
 
-
-def _member_requirements(
-    query: BackupQuery, params: QueryParams, ctx: QueryContext
+def _missing(
+    param: Param, query: BackupQuery, params: QueryParams, ctx: QueryContext
 ) -> list[Problem]:
-    problems = _needs_project("member_status")(query, params, ctx)
-    if query.member_status is not None and not ctx.has_members:
-        hint = "ingest ShowMembersDetail dumps"
-        reason = "the inventory has no share-member data"
-        problems.append(Problem("member_status", query.member_status, reason, "", hint))
-    return problems
-
-
-def _needs_vaults(query: BackupQuery, _params: QueryParams, ctx: QueryContext) -> list[Problem]:
-    if query.used_percent is not None and not ctx.has_vaults:
-        value, hint = str(query.used_percent), "ingest ListVaults dumps"
-        return [Problem("used_percent", value, "the inventory has no vault data", "", hint)]
-    return []
+    """The problems of a given parameter whose ``needs`` the query or the inventory lack."""
+    value = params.get_list(param.name)[-1]
+    return [
+        Problem(param.name, value, reason, "", hint)
+        for need in param.needs
+        for lacking, reason, hint in [NEEDS[need]]
+        if lacking(query, ctx)
+    ]
 
 
 #: Every query parameter of ListBackups (newest edition), one row each.
@@ -367,18 +374,18 @@ PARAMS: Final[tuple[Param, ...]] = (
         _int("used_percent", *USED_PERCENT_RANGE),
         field="used_percent",
         needs=("vaults",),
-        requires=_needs_vaults,
     ),
     Param(
         "enterprise_project_id", "enterprise project equals", _eps, field="enterprise_project_id"
     ),
+    # own_type reads the member table when there is one; without it, "shared"
+    # means every backup of another project (SPEC §2), so it needs only a project.
     Param(
         "own_type",
         "ownership (private, shared, all_granted)",
         _own_type,
         field="own_type",
-        needs=("project", "members"),
-        requires=_needs_project("own_type"),
+        needs=("project",),
     ),
     Param(
         "member_status",
@@ -386,7 +393,6 @@ PARAMS: Final[tuple[Param, ...]] = (
         _member_status,
         field="member_status",
         needs=("project", "members"),
-        requires=_member_requirements,
     ),
     Param("incremental", "incremental backup equals", _boolean("incremental"), field="incremental"),
     Param(
@@ -497,14 +503,15 @@ def _check_one(name: str, values: list[str]) -> Problem | None:
 
 
 def _cross_checks(query: BackupQuery, params: QueryParams, ctx: QueryContext) -> list[Problem]:
-    """Each given parameter's requirements (its row's ``requires``), in table order."""
+    """Each given parameter's ``needs`` and ``requires`` checks, in table order."""
     given = set(params.names())
-    return [
-        problem
-        for param in PARAMS
-        if param.requires is not None and param.name in given
-        for problem in param.requires(query, params, ctx)
-    ]
+    problems: list[Problem] = []
+    for param in PARAMS:
+        if param.name in given:
+            problems += _missing(param, query, params, ctx)
+            if param.requires is not None:
+                problems += param.requires(query, params, ctx)
+    return problems
 
 
 def describe_params() -> list[tuple[str, str]]:

@@ -169,3 +169,40 @@ def test_an_engine_without_its_package_names_the_extra(monkeypatch: pytest.Monke
     with Inventory.open(load_store()) as inv, pytest.raises(MissingExtra) as caught:
         inv.using("duckdb")
     assert "pip install 'cbrq[duckdb]'" in str(caught.value) and caught.value.exit_status == 2
+
+
+def test_one_inventory_answers_from_several_threads_on_duckdb() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["sort=name:asc&limit=3", "status=error", "used_percent=50", "offset=2&limit=4"] * 10
+    with Inventory.open(load_store()) as inv:
+        expected = [inv.query(q, columns=["id"]).ids for q in queries]
+        duck = inv.using("duckdb")
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda q: duck.query(q, columns=["id"]).ids, queries))
+    assert got == expected
+
+
+def test_explain_gives_each_engines_own_words() -> None:
+    with Inventory.open(load_store(), engine="duckdb") as inv:
+        query = inv.parse("status=error&used_percent=80&own_type=shared", project="p")
+        text = inv.explain("status=error&used_percent=80&own_type=shared", project="p")
+        said = duckdb_backend.words(query, inv)
+    assert len(said) == 3 and all(f"  - {words}\n" in text for words in said)
+
+
+def test_spark_without_java_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import MissingExtra
+
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent-java")
+    with Inventory.open(load_store()) as inv, pytest.raises(MissingExtra) as caught:
+        inv.using("spark")
+    assert "Java" in str(caught.value) and "JAVA_HOME" in str(caught.value)
+
+
+def test_every_filtering_parameter_has_one_spark_rule() -> None:
+    pytest.importorskip("pyspark")  # the module imports pyspark; no JVM is started
+    from engine.backends import spark as spark_backend
+
+    assert sorted(spark_backend.RULES) == sorted(filter_params())

@@ -207,9 +207,3 @@ def test_the_inventory_api_takes_a_session_and_the_cli_a_master(spark: Any) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == expected
-
-
-def test_every_filtering_parameter_has_one_spark_rule() -> None:
-    from engine.backends import filter_params
-
-    assert sorted(backend.RULES) == sorted(filter_params())

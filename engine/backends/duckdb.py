@@ -16,7 +16,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
@@ -50,13 +52,16 @@ class Condition:
 class SqlTables:
     """The relations a query reads (view names), and whether share-member data exists.
 
-    Example: ``SqlTables("backups", "vaults", "members", has_members=False)``.
+    ``has_members`` has no default: with no share-member data ``own_type=shared``
+    means every backup of another project (SPEC §2), so it must come from the data.
+
+    Example: ``SqlTables(has_members=False)``.
     """
 
+    has_members: bool
     backups: str = "backups"
     vaults: str = "vaults"
     members: str = "members"
-    has_members: bool = True
 
 
 SqlRule = Callable[[BackupQuery, SqlTables], list[Condition]]
@@ -209,9 +214,18 @@ _ORDER: Final[tuple[SqlRule, ...]] = ordered_rules("duckdb", RULES)
 def conditions(query: BackupQuery, tables: SqlTables) -> list[Condition]:
     """Every filter of ``query`` as SQL, in table order.
 
-    Example: ``[c.sql for c in conditions(parse_query("status=error"), SqlTables())]``.
+    Example: ``[c.sql for c in conditions(parse_query("status=error"), SqlTables(True))]``.
     """
     return [c for rule in _ORDER for c in rule(query, tables)]
+
+
+def words(query: BackupQuery, inventory: Inventory) -> list[str]:
+    """What each of the query's SQL conditions means, in table order (for ``cbrq explain``).
+
+    Example: ``words(parse_query("status=error"), inv)`` -> ``["status is one of error"]``.
+    """
+    tables = SqlTables(has_members=inventory.manifest.counts.get("members", 0) > 0)
+    return [condition.text for condition in conditions(query, tables)]
 
 
 def _where(query: BackupQuery, tables: SqlTables) -> str:
@@ -233,7 +247,7 @@ def page_sql(query: BackupQuery, tables: SqlTables, select: str = "id") -> str:
     (``_start`` is null when the marker is not among the matches). An empty
     page says nothing of the count: use :func:`count_sql` then.
 
-    Example: ``con.execute(page_sql(parse_query("limit=5"), SqlTables())).fetchall()``.
+    Example: ``con.execute(page_sql(parse_query("limit=5"), SqlTables(True))).fetchall()``.
     """
     where, order = _where(query, tables), _order(query)
     limit = f" LIMIT {query.limit}" if query.limit is not None else ""
@@ -256,7 +270,7 @@ def page_sql(query: BackupQuery, tables: SqlTables, select: str = "id") -> str:
 def count_sql(query: BackupQuery, tables: SqlTables) -> str:
     """SQL counting the matches before paging.
 
-    Example: ``con.sql(count_sql(parse_query("status=error"), SqlTables())).fetchall()``.
+    Example: ``con.sql(count_sql(parse_query("status=error"), SqlTables(True))).fetchall()``.
     """
     return f"SELECT count(*) FROM {tables.backups} WHERE {_where(query, tables)}"
 
@@ -269,22 +283,50 @@ def _marker_sql(query: BackupQuery, tables: SqlTables) -> str:
     )
 
 
-def connect(inventory: Inventory) -> tuple[duckdb.DuckDBPyConnection, SqlTables]:
-    """A DuckDB connection with views ``backups``, ``vaults``, ``members`` of ``inventory``.
+@dataclass
+class Connection:
+    """One inventory's DuckDB connection and the lock that serializes its use.
+
+    A DuckDB connection takes one call at a time, and registered tables
+    belong to it (a cursor would not see them), so threads sharing an
+    inventory take turns.
+
+    Example: ``with connect(inv) as (con, tables): con.sql(count_sql(q, tables))``.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    lock: threading.Lock
+
+    def close(self) -> None:
+        """Close the connection (the inventory's ``close`` calls this)."""
+        with self.lock:
+            self.con.close()
+
+
+_MAKING: Final = threading.Lock()
+
+
+@contextlib.contextmanager
+def connect(inventory: Inventory) -> Iterator[tuple[duckdb.DuckDBPyConnection, SqlTables]]:
+    """The DuckDB connection with views ``backups``, ``vaults``, ``members`` of ``inventory``.
 
     A store's views read its Parquet files less the superseded rows (the
     query of ``cbrq info --sql``); an in-memory inventory's tables are
     registered as they are. The connection is made once per inventory and
-    kept in its ``backend_state`` until the inventory is closed (registered
-    tables belong to one connection, so cursors would not see them).
+    kept in its ``backend_state`` until the inventory is closed; it is held
+    for the duration of the ``with`` block.
 
-    Example: ``con, tables = connect(Inventory.open("inv"))``.
+    Example: ``with connect(Inventory.open("inv")) as (con, tables): ...``.
     """
     tables = SqlTables(has_members=inventory.manifest.counts.get("members", 0) > 0)
-    database = inventory.backend_state.get("duckdb")
-    if database is None:
-        database = inventory.backend_state["duckdb"] = _database(inventory)
-    return database, tables
+    with _MAKING:
+        held = inventory.backend_state.get("duckdb")
+        if held is None:
+            held = inventory.backend_state["duckdb"] = Connection(
+                _database(inventory), threading.Lock()
+            )
+    with held.lock:
+        yield held.con, tables
 
 
 def _database(inventory: Inventory) -> duckdb.DuckDBPyConnection:
@@ -325,8 +367,8 @@ def count(query: BackupQuery, inventory: Inventory) -> int:
 
     Example: ``count(parse_query("status=error"), Inventory.open("inv"))``.
     """
-    con, tables = connect(inventory)
-    return _scalar(con, count_sql(query, tables))
+    with connect(inventory) as (con, tables):
+        return _scalar(con, count_sql(query, tables))
 
 
 def answer(
@@ -340,16 +382,16 @@ def answer(
 
     Example: ``answer(parse_query("status=error&limit=5"), Inventory.open("inv")).ids``.
     """
-    con, tables = connect(inventory)
-    if query.marker is not None and not _scalar(con, _marker_sql(query, tables)):
-        raise marker_error(query.marker)
-    # DuckDB orders and counts over the narrow columns; the page's records are
-    # then read by row, as every backend does (engine.execute.records): carrying
-    # the records through DuckDB's sort, or looking them up by id, cost 2-4 s at 1M.
-    ids = pl.from_arrow(con.sql(page_sql(query, tables, "id")).to_arrow_table())
-    assert isinstance(ids, pl.DataFrame)
-    # An empty page says nothing of the count.
-    total = int(ids["_total"][0]) if ids.height else _scalar(con, count_sql(query, tables))
+    with connect(inventory) as (con, tables):
+        if query.marker is not None and not _scalar(con, _marker_sql(query, tables)):
+            raise marker_error(query.marker)
+        # DuckDB orders and counts over the narrow columns; the page's records are
+        # then read by row, as every backend does (engine.execute.records): carrying
+        # the records through DuckDB's sort, or looking them up by id, cost 2-4 s at 1M.
+        ids = pl.from_arrow(con.sql(page_sql(query, tables, "id")).to_arrow_table())
+        assert isinstance(ids, pl.DataFrame)
+        # An empty page says nothing of the count.
+        total = int(ids["_total"][0]) if ids.height else _scalar(con, count_sql(query, tables))
     return Result(total, query.offset, query.limit, _records(inventory, ids["id"], columns))
 
 

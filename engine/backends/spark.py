@@ -53,6 +53,7 @@ import polars as pl
 
 from engine.backends import ordered_rules
 from engine.compile import sort_keys
+from engine.errors import CbrqError
 from engine.execute import Result, marker_error
 from engine.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
 from engine.payload import canonical_payloads
@@ -112,6 +113,50 @@ def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) 
     started = builder.getOrCreate()
     started.sparkContext.setLogLevel("ERROR")
     return started
+
+
+class SessionError(CbrqError):
+    """A master URL that cannot be honoured: another session runs in this process (exit 2).
+
+    Example: ``raise SessionError("--spark-master local[1]: ...")``.
+    """
+
+    exit_status = 2
+
+
+@dataclass(frozen=True)
+class Started:
+    """The session an inventory answers with when given a master URL (or nothing).
+
+    ``own``: cbrq started it, so the inventory's ``close`` stops it; a
+    session that was already running in this process is used and left running.
+
+    Example: ``Started.on("local[2]").session.range(3).count()``.
+    """
+
+    session: SparkSession
+    own: bool
+
+    @classmethod
+    def on(cls, master: str | None) -> Started:
+        """The active session if there is one (it must be on ``master`` if given), else a new one.
+
+        Example: ``Started.on(None)`` (the active session, or ``local[2]``).
+        """
+        from pyspark import SparkContext
+
+        running = SparkContext._active_spark_context
+        if running is not None and master is not None and running.master != master:
+            raise SessionError(
+                f"--spark-master {master}: this process already runs a Spark session on "
+                f"{running.master}; pass that session (spark=session) or stop it first"
+            )
+        return cls(session(master or DEFAULT_MASTER), own=running is None)
+
+    def close(self) -> None:
+        """Stop the session if cbrq started it (the inventory's ``close`` calls this)."""
+        if self.own:
+            self.session.stop()
 
 
 @dataclass(frozen=True)
@@ -389,7 +434,8 @@ def _table(inventory: Inventory, kind: str, spark: SparkSession) -> DataFrame:
     if dead is None:
         return frame
     # The store's live-row rule: every stored row less the superseded (_seq, _row) pairs.
-    return frame.join(spark.read.parquet(str(dead)).select(SEQ, ROW), [SEQ, ROW], "left_anti")
+    live = frame.join(spark.read.parquet(str(dead)).select(SEQ, ROW), [SEQ, ROW], "left_anti")
+    return live.select(*frame.columns)  # the join put its keys first: the stored order again
 
 
 def _from_polars(frame: pl.DataFrame, spark: SparkSession) -> DataFrame:
@@ -580,6 +626,16 @@ def _to_polars(frame: DataFrame) -> pl.DataFrame:
     converted = pl.from_arrow(frame.toArrow())
     assert isinstance(converted, pl.DataFrame)
     return converted
+
+
+def words(
+    query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None
+) -> list[str]:
+    """What each of the query's Spark rules means, in table order (for ``cbrq explain``).
+
+    Example: ``words(inv.parse("status=error"), inv)`` -> ``["status is one of error"]``.
+    """
+    return [rule.text for rule in rules(query, tables(inventory, spark))]
 
 
 def plan(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> str:
