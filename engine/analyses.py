@@ -36,6 +36,7 @@ from engine.spec import (
     DIFF_CHANGES,
     DIFF_KINDS,
     DURATION_UNITS,
+    LONGEST_SPAN_DAYS,
     RPO_VERDICTS,
     STATS_KEYS,
     STATS_PERIODS,
@@ -164,14 +165,19 @@ def parse_duration(value: str | timedelta, name: str = "max_age") -> timedelta:
 
     Example: ``parse_duration("36h") == timedelta(hours=36)``.
     """
+    longest = timedelta(days=LONGEST_SPAN_DAYS)
     if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise QueryError([Problem(name, str(value), "negative duration", DURATION_ALLOWED)])
+        if not timedelta(0) <= value <= longest:
+            raise QueryError([Problem(name, str(value), "out of range", DURATION_ALLOWED)])
         return value
     match = _DURATION.fullmatch(value.strip())
     if match is None:
         raise QueryError([Problem(name, value, "not a duration", DURATION_ALLOWED)])
-    return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
+    amount = int(match[1]) if len(match[1]) <= 12 else LONGEST_SPAN_DAYS * 86_400 + 1
+    span = timedelta(**{DURATION_UNITS[match[2]]: min(amount, LONGEST_SPAN_DAYS * 86_400 + 1)})
+    if span > longest:
+        raise QueryError([Problem(name, value, "longer than 100 years", DURATION_ALLOWED)])
+    return span
 
 
 def parse_at(value: str | datetime, name: str = "at") -> datetime:
@@ -192,15 +198,16 @@ def parse_at(value: str | datetime, name: str = "at") -> datetime:
     return instant
 
 
-def parse_count(value: float, name: str) -> float:
-    """A number of days or hours, checked to be >= 0 (a bool is not a number).
+def parse_count(value: float, name: str, most: float) -> float:
+    """A number of days or hours, checked to be in 0..``most`` (a bool is not a number).
 
     Raises :class:`QueryError` naming ``name``.
 
-    Example: ``parse_count(35, "min_days") == 35``.
+    Example: ``parse_count(35, "min_days", 36_500) == 35``.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise QueryError([Problem(name, str(value), "not a number >= 0", "a number >= 0")])
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+        allowed = f"a number from 0 to {most:,g}"
+        raise QueryError([Problem(name, str(value), "out of range", allowed)])
     return value
 
 
@@ -516,6 +523,14 @@ def retention(backups: pl.LazyFrame, at: datetime | None, min_days: float) -> An
     return Analysis("retention", at, _findings(kept, tests).collect())
 
 
+def _before(at: datetime, span: timedelta) -> datetime:
+    """``at - span``, or the earliest instant when that is before year 1 (nothing is earlier)."""
+    try:
+        return at - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def hygiene(
     backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None, stuck_hours: float
 ) -> Analysis:
@@ -529,7 +544,7 @@ def hygiene(
         resource = pl.col("resource_id")
         tests["orphan"] = resource.is_null() | ~resource.is_in(listed.implode())
     if at is not None:
-        limit = at - timedelta(hours=stuck_hours)
+        limit = _before(at, timedelta(hours=stuck_hours))
         passing = pl.col("status").is_in(list(STUCK_STATUSES))
         tests["stuck"] = passing & (pl.col("updated_at") < limit)
     return Analysis("hygiene", at, _findings(backups, tests).collect())
@@ -557,7 +572,15 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
             pl.col("threshold").fill_null(DEFAULT_THRESHOLD).cast(pl.Int64).alias("threshold"),
             pl.col("resources").list.len().fill_null(0).cast(pl.Int64).alias("resources"),
         )
-        .with_columns(full=(pl.col("used_percent") >= pl.col("threshold")).fill_null(False))
+        # full: used_percent >= threshold, compared as ListBackups' used_percent is
+        # (SPEC §2: used * 100 >= threshold * size * 1024), without the division's
+        # rounding (25 GB, 14,848 MB is exactly 58 %, which the float makes 57.99...).
+        .with_columns(
+            full=(
+                (pl.col("size_gb") > 0)
+                & (pl.col("used_mb") * 100 >= pl.col("threshold") * pl.col("size_gb") * 1024)
+            ).fill_null(False)
+        )
         .join(counts, left_on="id", right_on="vault_id", how="left")
         .with_columns(pl.col("backups").fill_null(0))
         .sort(["used_percent", "id"], descending=[True, False], nulls_last=True)

@@ -303,8 +303,9 @@ def _rpo_chart(data: ReportData) -> Chart:
     if ages.size == 0:
         _empty(ax, "no resource has a good backup")
         return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
+    # A log axis needs low > 0 and high > low: ages and --max-age may be 0.
     low = max(min(float(ages.min()), limit) / 2, 1 / 60)
-    high = max(float(ages.max()), limit) * 2
+    high = max(float(ages.max()), limit, low) * 2
     edges = np.geomspace(low, high, 40)
     counts, _ = np.histogram(np.clip(ages, low, high), bins=edges)
     colours = [WARN if left >= limit else "#2e9d5b" for left in edges[:-1]]
@@ -359,8 +360,9 @@ def _retention_chart(data: ReportData) -> Chart:
     if positive.size == 0:
         _empty(ax, "no available backup has an expiry")
         return Chart("retention_days", "Retention period", caption, figure)
-    low = min(float(positive.min()), float(minimum)) / 1.5
-    high = max(float(positive.max()), float(minimum)) * 1.5
+    # A log axis needs low > 0 (--min-days may be 0) and high > low.
+    low = min(float(positive.min()), float(minimum or positive.min())) / 1.5
+    high = max(float(positive.max()), float(minimum), low) * 1.5
     edges = np.geomspace(low, high, 40)
     counts, _ = np.histogram(np.clip(positive, low, high), bins=edges)
     colours = [WARN if right <= minimum else "#2e9d5b" for right in edges[1:]]

@@ -31,7 +31,7 @@ from engine.cli_common import (
     source_options,
     to_terminal,
 )
-from engine.spec import ANALYSIS_AT_KEY
+from engine.spec import ANALYSIS_AT_KEY, LONGEST_SPAN_DAYS
 
 if TYPE_CHECKING:
     from engine.analyses import Analysis
@@ -293,7 +293,7 @@ def rpo(
     "--min-days",
     default=35,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, LONGEST_SPAN_DAYS),
     help="Shortest acceptable retention (expired_at - created_at), in days.",
 )
 @_fail_on("short", "an available backup is kept fewer than --min-days")
@@ -340,7 +340,7 @@ def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options
     "--stuck-hours",
     default=24,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, LONGEST_SPAN_DAYS * 24),
     help="A backup in a passing status (protecting, deleting, ...) not updated for this "
     "many hours before --at is stuck.",
 )

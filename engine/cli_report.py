@@ -18,6 +18,7 @@ import click
 
 from engine.cli_analyses import _check_at, _check_duration, analysis_source
 from engine.cli_common import open_inventory, query_params, semantics
+from engine.spec import LONGEST_SPAN_DAYS
 
 MISSING_MATPLOTLIB: Final[str] = (
     "cbrq report draws its charts with matplotlib, which is not installed: "
@@ -53,14 +54,14 @@ MISSING_MATPLOTLIB: Final[str] = (
     "--min-days",
     default=35,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, LONGEST_SPAN_DAYS),
     help="retention: shortest acceptable retention, in days.",
 )
 @click.option(
     "--stuck-hours",
     default=24,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, LONGEST_SPAN_DAYS * 24),
     help="hygiene: hours a backup may stay in a passing status (protecting, ...).",
 )
 @click.option(

@@ -51,6 +51,7 @@ from engine.spec import (
     DEFAULT_MIN_DAYS,
     DEFAULT_STATS_BY,
     DEFAULT_STUCK_HOURS,
+    LONGEST_SPAN_DAYS,
     RECORD_KINDS,
 )
 
@@ -539,7 +540,7 @@ class Inventory:
 
         Example: ``inv.retention(min_days=35).frame``.
         """
-        days = analyses.parse_count(min_days, "min_days")
+        days = analyses.parse_count(min_days, "min_days", LONGEST_SPAN_DAYS)
         _, backups = self._scope(filter, project, semantics)
         return analyses.retention(backups, self._at(at), days)
 
@@ -572,7 +573,7 @@ class Inventory:
 
         Example: ``inv.hygiene(stuck_hours=12).frame``.
         """
-        hours = analyses.parse_count(stuck_hours, "stuck_hours")
+        hours = analyses.parse_count(stuck_hours, "stuck_hours", LONGEST_SPAN_DAYS * 24)
         _, backups = self._scope(filter, project, semantics)
         return analyses.hygiene(backups, self._vaults, self._at(at), hours)
 

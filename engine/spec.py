@@ -143,9 +143,14 @@ DEFAULT_STATS_BY: Final[tuple[str, ...]] = ("status",)
 #: Durations are a whole number and a unit (``90m``, ``24h``, ``7d``).
 DURATION_UNITS: Final[dict[str, str]] = {"m": "minutes", "h": "hours", "d": "days"}
 DEFAULT_MAX_AGE: Final[str] = "24h"
+#: Decision: durations, --min-days and --stuck-hours are at most 100 years (36,500
+#: days): longer ones name no real policy and overflow instant arithmetic.
+LONGEST_SPAN_DAYS: Final[int] = 36_500
 DEFAULT_MIN_DAYS: Final[int] = 35
 DEFAULT_STUCK_HOURS: Final[int] = 24
 #: A vault without its own ``threshold`` is full at this usage (percent).
+#: Decision: ``full`` compares exactly, as ``used_percent=`` does (SPEC §2:
+#: ``used * 100 >= threshold * size * 1024``), not the rounded ``used_percent``.
 DEFAULT_THRESHOLD: Final[int] = 80
 #: Statuses a backup should only pass through: past ``--stuck-hours`` it is stuck.
 STUCK_STATUSES: Final[tuple[str, ...]] = (

@@ -180,7 +180,7 @@ def test_group_keys_come_first_in_the_order_given(store: str) -> None:
     [
         (["capacity"], 3),  # sample vaults are over their threshold
         (["rpo", "--max-age", "1m"], 3),
-        (["rpo", "--max-age", "99999d"], 0),  # nothing that has a good backup is too old
+        (["rpo", "--max-age", "36500d"], 0),  # nothing that has a good backup is too old
         (["retention", "--min-days", "35"], 3),
         (["retention", "--min-days", "0"], 0),
     ],
@@ -425,3 +425,23 @@ def test_fields_choose_the_columns_of_every_format() -> None:
     whole = runner.invoke(main, [*base[:3], "--fail-on", "full", "-f", "json"])
     cut = runner.invoke(main, [*base, "--fail-on", "full", "-f", "json"])
     assert cut.exit_code == whole.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["retention", "--min-days", "1000000000"],
+        ["hygiene", "--stuck-hours", "999999999"],
+        ["rpo", "--max-age", "36501d"],
+    ],
+)
+def test_spans_past_a_century_are_usage_errors(args: list[str]) -> None:
+    result = CliRunner().invoke(main, [*args, "--from", str(SAMPLE / "dumps")])
+    assert result.exit_code == 2 and result.stderr.startswith("cbrq: error: ")
+
+
+def test_an_at_near_year_one_finds_nothing_stuck() -> None:
+    args = ["hygiene", "--from", str(SAMPLE / "dumps"), "--at", "0001-01-01T05:00:00Z"]
+    result = CliRunner().invoke(main, [*args, "--stuck-hours", "10", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert all(row["finding"] != "stuck" for row in json.loads(result.output)["rows"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -198,3 +199,20 @@ def test_chromium_renders_the_report(built: Path, tmp_path: Path) -> None:
     # A blank or unstyled page has a handful of colours; charts and cards bring hundreds.
     assert len(colours) > 200
     assert max(count for count, _ in colours) < 0.9 * rgb.width * rgb.height
+
+
+@pytest.mark.parametrize("options", [["--min-days", "0"], ["--max-age", "0m"]])
+def test_zero_thresholds_and_ages_still_draw(tmp_path: Path, options: list[str]) -> None:
+    """Log axes with a zero --min-days or --max-age, and a backup of age 0, once crashed."""
+    record = {
+        "id": "b1", "status": "available", "image_type": "backup", "resource_id": "r1",
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        "expired_at": "2026-01-11T00:00:00Z",
+    }  # fmt: skip
+    (tmp_path / "b.json").write_text('{"count": 1, "backups": [' + json.dumps(record) + "]}")
+    out = tmp_path / "r.html"
+    done = CliRunner().invoke(
+        main, ["report", "--from", str(tmp_path / "b.json"), *options, "-o", str(out)]
+    )
+    assert done.exit_code == 0, done.output + str(done.exception)
+    assert out.stat().st_size > 0

@@ -531,7 +531,11 @@ def _capacity(rows: list[Record], vaults: list[Record]) -> list[Record]:
                 "used_mb": None if used is None else float(used),
                 "used_percent": percent,
                 "threshold": threshold,
-                "full": percent is not None and percent >= threshold,
+                # Exactly, as used_percent= compares (SPEC §2): no division, no rounding.
+                "full": size is not None
+                and size > 0
+                and used is not None
+                and used * 100 >= threshold * size * 1024,
                 "backups": sum(1 for b in rows if b.get("vault_id") == v["id"]),
                 "resources": len(v.get("resources") or []),
             }
