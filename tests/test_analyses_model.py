@@ -160,6 +160,7 @@ OPTIONS: dict[str, st.SearchStrategy[Record]] = {
 
 
 @pytest.mark.parametrize("name", ANALYSES)
+@settings(max_examples=max(10, settings.default.max_examples // 2))  # five analyses: ci 250
 @given(generated=inventories(), filter=filters(), data=st.data())
 def test_engine_equals_model(
     name: str, generated: Generated, filter: str | None, data: st.DataObject

@@ -145,6 +145,7 @@ def reformatted(value: Any, key: str | None = None) -> Any:
 # --- properties -------------------------------------------------------------------
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(inventories())
 def test_diff_of_an_inventory_with_itself_is_empty(generated: Generated) -> None:
     assert diff(generated, generated)["rows"] == []
@@ -152,6 +153,7 @@ def test_diff_of_an_inventory_with_itself_is_empty(generated: Generated) -> None
         assert engine_diff(inv, inv)["rows"] == []
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(pairs())
 def test_engine_equals_model_and_swapping_swaps(pair: tuple[Generated, Generated]) -> None:
     a, b = pair
@@ -185,6 +187,7 @@ def test_ingesting_b_changes_over_a_leaves_only_removals(pair: tuple[Generated, 
     assert got["rows"] == [r for r in rows if r["change"] == "removed"]
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(inventories())
 def test_same_records_in_two_text_forms_differ_in_nothing(generated: Generated) -> None:
     other = Generated(reformatted(generated.backups), reformatted(generated.vaults), [])

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 
 from engine.instants import format_instant
 from engine.inventory import Inventory
@@ -30,6 +30,7 @@ def as_json_value(value: Any) -> Any:
     return value
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(inventories(max_backups=6))
 def test_nested_cells_are_the_typed_values(generated: Generated) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -49,6 +50,7 @@ def test_nested_cells_are_the_typed_values(generated: Generated) -> None:
             assert written == [as_json_value(v) for v in typed], name
 
 
+@settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(inventories(max_backups=6))
 def test_csv_reads_back_to_the_flat_cells(generated: Generated) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -207,3 +207,12 @@ def test_the_inventory_api_takes_a_session_and_the_cli_a_master(spark: Any) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == expected
+
+
+def test_a_running_session_is_used_and_left_running(spark: Any) -> None:
+    held = backend.Started.on(None)  # nothing asked for: the session already running
+    assert not held.own
+    held.close()  # not cbrq's to stop
+    assert spark.range(2).count() == 2
+    with pytest.raises(backend.SessionError, match="already runs a Spark session"):
+        backend.Started.on("local[7]")  # asked for another master: said, not ignored
