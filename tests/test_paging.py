@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -123,3 +124,5 @@ class DuckdbPagingWalk(PagingWalk):
 TestPaging = PagingWalk.TestCase
 TestResidentPaging = ResidentPagingWalk.TestCase
 TestDuckdbPaging = DuckdbPagingWalk.TestCase
+# A quarter of the profile's walks: each page is a DuckDB query (ci: 41 s at full count).
+TestDuckdbPaging.settings = settings(max_examples=max(5, settings.default.max_examples // 4))
