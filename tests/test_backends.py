@@ -16,8 +16,7 @@ import duckdb
 import pytest
 from hypothesis import given, note, settings
 
-from engine import compile as polars_backend
-from engine.backends import ENGINES, filter_params, ordered_rules
+from engine.backends import ENGINES, ordered_rules
 from engine.backends import duckdb as duckdb_backend
 from engine.inventory import Inventory
 from engine.params import EFFECTS, PARAMS
@@ -44,13 +43,6 @@ def test_every_query_field_is_set_by_a_parameter_of_the_table() -> None:
     assert fields == set_by
     assert {param.effect for param in PARAMS} <= set(EFFECTS)
     assert [p.name for p in PARAMS if p.effect == "none"] == ["dec", "show_replication"]
-
-
-@pytest.mark.parametrize(
-    "rules", [polars_backend.RULES, duckdb_backend.RULES], ids=["polars", "duckdb"]
-)
-def test_every_filtering_parameter_has_exactly_one_rule(rules: dict[str, object]) -> None:
-    assert sorted(rules) == sorted(filter_params()) and len(rules) == len(filter_params())
 
 
 def test_a_missing_rule_fails_loudly() -> None:
@@ -199,10 +191,3 @@ def test_spark_without_java_names_what_to_install(monkeypatch: pytest.MonkeyPatc
     with Inventory.open(load_store()) as inv, pytest.raises(MissingExtra) as caught:
         inv.using("spark")
     assert "Java" in str(caught.value) and "JAVA_HOME" in str(caught.value)
-
-
-def test_every_filtering_parameter_has_one_spark_rule() -> None:
-    pytest.importorskip("pyspark")  # the module imports pyspark; no JVM is started
-    from engine.backends import spark as spark_backend
-
-    assert sorted(spark_backend.RULES) == sorted(filter_params())

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from engine.backends import ordered_rules
+from engine.backends import ordered_rules, setting
 from engine.compile import sort_keys
 from engine.errors import CbrqError
 from engine.execute import Result, marker_error
@@ -357,15 +357,8 @@ def _incremental(q: BackupQuery, _t: SparkTables) -> list[Rule]:
 #: One rule per filtering parameter of :data:`engine.params.PARAMS`
 #: (checked at import); rules apply, and are explained, in that table's order.
 RULES: Final[dict[str, Handler]] = {
-    "checkpoint_id": _equals("checkpoint_id"),
-    "parent_id": _equals("parent_id"),
-    "resource_id": _equals("resource_id"),
-    "resource_az": _equals("resource_az"),
-    "vault_id": _equals("vault_id"),
-    "name": _contains("name"),
-    "resource_name": _contains("resource_name"),
-    "image_type": _equals("image_type"),
-    "resource_type": _equals("resource_type"),
+    **{name: _equals(name) for name in setting("equals")},
+    **{name: _contains(name) for name in setting("contains")},
     "status": _statuses,
     "start_time": _start_time,
     "end_time": _end_time,
