@@ -99,7 +99,10 @@ def format_instant(instant: datetime) -> str:
 def canonical(text: str) -> str | None:
     """The canonical form of a timestamp string, or ``None`` if it does not parse.
 
-    Example: ``canonical("2020-02-21T07:00:54.065+00:00") == "2020-02-21T07:00:54.065000"``.
+    Example::
+
+        >>> canonical("2020-02-21T07:00:54.065+00:00")
+        '2020-02-21T07:00:54.065000'
     """
     instant = parse_instant(text)
     return None if instant is None else format_instant(instant)

@@ -48,8 +48,8 @@ class QueryParams:
 
     Example::
 
-        QueryParams.parse("status=available&status=error&limit=10").get_list("status")
-        # ['available', 'error']
+        >>> QueryParams.parse("status=available&status=error&limit=10").get_list("status")
+        ['available', 'error']
     """
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
@@ -87,7 +87,10 @@ class QueryParams:
     def with_api_defaults(self) -> QueryParams:
         """These parameters as the live API reads them: ``limit`` 1000 unless given.
 
-        Example: ``QueryParams.parse("status=error").with_api_defaults().get_list("limit")``.
+        Example::
+
+            >>> QueryParams.parse("status=error").with_api_defaults().get_list("limit")
+            ['1000']
         """
         if self.get_list("limit"):
             return self
@@ -430,8 +433,9 @@ def parse_query(
 
     Example::
 
-        q = parse_query("status=available,error&sort=name:asc&limit=10", project="p1")
-        assert q.statuses == ("available", "error") and q.own_type == "private"
+        >>> q = parse_query("status=available,error&sort=name:asc&limit=10", project="p1")
+        >>> q.statuses, q.own_type, q.limit
+        (('available', 'error'), 'private', 10)
     """
     params = QueryParams.of(source)
     ctx = context or QueryContext()
@@ -467,7 +471,10 @@ def parse_paging(
     The same rules and errors as ListBackups' own ``offset`` and ``limit``;
     any other parameter is a problem naming ``what``. Raises QueryError.
 
-    Example: ``parse_paging("limit=10&offset=20") == (20, 10)``.
+    Example::
+
+        >>> parse_paging("limit=10&offset=20")
+        (20, 10)
     """
     params = QueryParams.of(source)
     problems: list[Problem] = []
@@ -517,6 +524,9 @@ def _cross_checks(query: BackupQuery, params: QueryParams, ctx: QueryContext) ->
 def describe_params() -> list[tuple[str, str]]:
     """(name, description) of every parameter, for help texts.
 
-    Example: ``dict(describe_params())["limit"] == "page size"``.
+    Example::
+
+        >>> dict(describe_params())["limit"]
+        'page size'
     """
     return [(p.name, p.description) for p in PARAMS]

@@ -20,7 +20,10 @@ class Semantics:
     for ``name`` and ``resource_name``; ``time_field``: ``"created_at"``
     (default) or ``"protected_at"`` for ``start_time``/``end_time``.
 
-    Example: ``Semantics(name_match="exact")``.
+    Example::
+
+        >>> Semantics(name_match="exact").time_field
+        'created_at'
     """
 
     name_match: str = "substring"
@@ -31,7 +34,10 @@ class Semantics:
 class SortKey:
     """One sort key and its direction.
 
-    Example: ``SortKey("created_at", descending=True)``.
+    Example::
+
+        >>> str(SortKey("created_at", descending=True))
+        'created_at:desc'
     """
 
     key: str
@@ -52,7 +58,8 @@ class BackupQuery:
 
     Example::
 
-        BackupQuery(statuses=("available", "error"), limit=100)
+        >>> BackupQuery(statuses=("available", "error"), limit=100).offset
+        0
     """
 
     equals: tuple[tuple[str, str], ...] = ()

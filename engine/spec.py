@@ -4,6 +4,13 @@ Everything the engine decides about the API lives here as plain constants, so
 that the ingester, the query compiler, the server and the reference model read
 one and the same set of facts (``../shared/SPEC.md`` is the prose version).
 Decisions SPEC.md leaves open are written down here, each with its reason.
+
+Example::
+
+    >>> RESPONSE_KEYS["backup"]  # a ShowBackup body holds one backup
+    ('backups', False)
+    >>> TIE_BREAKER, LIMIT_RANGE
+    (('id', 'asc'), (1, 1000))
 """
 
 from __future__ import annotations
