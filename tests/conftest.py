@@ -89,7 +89,8 @@ def on_terminal(command: list[str], stream: str = "stdout", **options: Any) -> t
             if not chunk:
                 break
             shown += chunk
-        piped = getattr(process, other).read()
+        with getattr(process, other) as pipe:
+            piped = pipe.read()
         status = process.wait(timeout=300)
     finally:
         os.close(leader)

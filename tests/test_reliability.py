@@ -211,7 +211,6 @@ def test_batch_reader_across_ingest_and_compaction(tmp_path: Path) -> None:
         assert json.loads(reader.stdout.readline())["count"] == 2  # still its own commit
         assert json.loads(reader.stdout.readline())["backups"][0]["id"] == "a"
     finally:
-        reader.stdin.close()
-        reader.wait(timeout=60)
+        reader.communicate(timeout=60)  # closes stdin, then every pipe
     assert reader.returncode == 0, reader.stderr.read() if reader.stderr else ""
     assert Inventory.open(store).count() == 5
