@@ -184,9 +184,11 @@ def test_workers_share_records_and_follow_new_commits(tmp_path: Path) -> None:
     scratch.mkdir()
     port = _free_port()
     command = [sys.executable, "-m", "engine.cli", "serve", "--store", str(store)]
+    log_path = tmp_path / "serve.log"
+    log_file = log_path.open("w")
     server = subprocess.Popen(
         [*command, "--port", str(port), "--workers", "2", "-q"],
-        stderr=subprocess.PIPE,
+        stderr=log_file,
         text=True,
         env={**os.environ, "TMPDIR": str(scratch), "CBRQ_TOKEN": "t"},
     )
@@ -209,10 +211,15 @@ def test_workers_share_records_and_follow_new_commits(tmp_path: Path) -> None:
         while [get(url, {"X-Auth-Token": "t"})[2]["count"] for _ in range(8)] != [3] * 8:
             assert time.monotonic() < deadline, "the workers never saw the new commit"
             time.sleep(0.2)
+        # Eight answers may all come from one worker: wait for the other's word too.
+        while log_path.read_text().count("now serving generation") < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
     finally:
         server.terminate()
-        _, log = server.communicate(timeout=60)
-    assert log.count("now serving generation") == 2, log
+        server.wait(timeout=60)
+        log_file.close()
+    assert log_path.read_text().count("now serving generation") == 2, log_path.read_text()
     assert list(scratch.iterdir()) == []  # the shared folder went with the server
 
 
