@@ -939,15 +939,16 @@ _held: list[SharedFolder] = []
 _PR_SET_PDEATHSIG: Final[int] = 1
 
 
-def _follow_parent(parent: int) -> None:
+def _follow_parent(parent: int, *, kernel: bool = True) -> None:
     """Make this worker stop (SIGTERM, a graceful exit) when the ``parent`` process dies.
 
     On Linux the kernel sends it (``prctl(PR_SET_PDEATHSIG)``), even when
     the parent is killed with SIGKILL; a thread that looks at the parent
     every :data:`PARENT_POLL` seconds does it elsewhere, and in case the
-    signal was missed. A parent gone already ends the worker at once.
+    signal was missed (``kernel=False``: the thread alone). A parent gone
+    already ends the worker at once.
     """
-    if sys.platform.startswith("linux"):
+    if kernel and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

@@ -299,6 +299,42 @@ def test_workers_exit_and_remove_the_shared_copy_when_the_parent_is_killed(
                 os.kill(pid, signal.SIGKILL)
 
 
+_MIDDLE = """
+import os, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid())])
+print(child.pid, flush=True)
+child.wait()
+"""
+_FOLLOWER = """
+import sys, time
+from engine.server import _follow_parent
+_follow_parent(int(sys.argv[1]), kernel=False)
+print("following", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_without_the_kernel_s_signal_a_worker_still_sees_its_parent_die() -> None:
+    middle = subprocess.Popen(
+        [sys.executable, "-c", _MIDDLE, _FOLLOWER], stdout=subprocess.PIPE, text=True
+    )
+    follower = 0
+    try:
+        assert middle.stdout is not None
+        follower = int(middle.stdout.readline())
+        assert middle.stdout.readline() == "following\n" and _alive(follower)
+        middle.kill()
+        middle.wait(timeout=30)
+        _until("the follower outlived its parent", lambda: not _alive(follower), 30)
+    finally:
+        if follower and _alive(follower):
+            os.kill(follower, signal.SIGKILL)
+        if middle.poll() is None:
+            middle.kill()
+        middle.communicate(timeout=30)
+
+
 _HOLD = """
 import sys, time
 from engine.server import SharedFolder
