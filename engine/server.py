@@ -560,14 +560,16 @@ class _Frame:
             scope = {**scope, "path": path.rstrip("/") or "/"}
         query = scope.get("query_string", b"")
         try:
-            refused = self._refuse(scope, query)
-            if refused is None and _announces_body(scope):
-                # Read (and drop: no route takes a body) before answering, within a bound:
-                # a client that drips its body or never sends it holds no connection.
+            refused = None
+            if _announces_body(scope):
+                # Read (and drop: no route takes a body) before any answer, within a
+                # bound: a client that drips its body or never sends it holds no
+                # connection (after an answer, each piece it sends would keep it open).
                 given, refused = await self._body(receive)
                 if given is None:
                     return  # the client went away: no one to answer
                 receive = given
+            refused = refused or self._refuse(scope, query)
             if refused is not None:
                 await refused(scope, receive, tagged)
             else:

@@ -436,6 +436,18 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_closed(
     }
 
 
+def test_a_refused_request_waits_for_its_body_too() -> None:
+    # Answered at once, the client dripping a body would keep the connection open.
+    inventory = Inventory.from_dumps(str(SAMPLE / "dumps"))
+    app = create_app(inventory, token="t", quiet=True, body_timeout=0.5)
+    with running_asgi(app) as url:
+        response, closed = _exchange(url, [HEAD, *[b"x"] * 200], 0.05)
+        assert closed and _answer(response)[0] == 408
+        ok = HEAD.replace(b"Content-Length: 100", b"Content-Length: 1\r\nConnection: close")
+        response, closed = _exchange(url, [ok + b"x"])
+        assert closed and _answer(response)[0] == 401
+
+
 def test_a_body_that_arrives_is_read_and_the_request_answered(patient: str) -> None:
     head = HEAD.replace(b"Content-Length: 100", b"Content-Length: 3\r\nConnection: close")
     response, closed = _exchange(patient, [head, b"a", b"bc"], 0.05)
