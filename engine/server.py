@@ -923,8 +923,9 @@ def _stop_parent(folder: Path, parent: int, reason: str) -> None:
     it go down as on SIGTERM, rather than see a dead worker and start another.
     """
     staged = folder / f".failed-{os.getpid()}"
-    staged.write_text(reason, encoding="utf-8")
-    os.replace(staged, folder / f"failed-{os.getpid()}")
+    with contextlib.suppress(OSError):  # the folder gone with the serve process: no one to tell
+        staged.write_text(reason, encoding="utf-8")
+        os.replace(staged, folder / f"failed-{os.getpid()}")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(ProcessLookupError):
