@@ -8,6 +8,7 @@ process a test starts is killed by it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -88,14 +89,14 @@ def _port_is_free(port: int) -> bool:
 
 @contextmanager
 def _serve(
-    store: Path, scratch: Path, *options: str
+    store: Path, scratch: Path, *options: str, log: Any = subprocess.PIPE
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """``cbrq serve --store store OPTIONS`` on a free port, temporary files in ``scratch``."""
     port = _free_port()
     command = [sys.executable, "-m", "engine.cli", "serve", "--store", str(store), "-q"]
     server = subprocess.Popen(
         [*command, "--port", str(port), *options],
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env={**os.environ, "TMPDIR": str(scratch)},
     )
@@ -238,6 +239,48 @@ def test_a_running_server_logs_a_damaged_commit_once_and_keeps_answering(
     assert log.count("cannot be loaded") == 1, log
     assert f"{damaged}: damaged (" in log and "Traceback" not in log
     assert "now serving generation 2" in log and "failed tries" in log
+
+
+def test_workers_keep_answering_from_the_old_commit_and_leave_no_half_copy(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    logged = tmp_path / "serve.log"
+    url = ""
+    with logged.open("w") as log, _serve(sample_store, scratch, "--workers", "2", log=log) as (
+        server,
+        port,
+    ):
+        url = f"http://127.0.0.1:{port}/v3/{P1}/backups?limit=1"
+
+        def answering() -> bool:
+            assert server.poll() is None, logged.read_text()
+            try:
+                return get(url)[0] == 200
+            except OSError:
+                return False
+
+        _until("no server", answering)
+        count = get(url)[2]["count"]
+        dump = tmp_path / "more.json"
+        dump.write_text(json.dumps({"backups": [{"id": "new", "project_id": P1}], "count": 1}))
+        _ingest(dump, sample_store)
+        damaged = sample_store / read_manifest(sample_store).tables["backups"][-1]
+        assert damaged.parent.name == "g000002"
+        _damage(damaged)  # each worker's copy of the new commit fails to be written
+        _until("no failed load logged", lambda: "cannot be loaded" in logged.read_text())
+        assert [get(url)[2]["count"] for _ in range(8)] == [count] * 8
+        (folder,) = scratch.glob("cbrq-serve-*")
+        with (folder / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # no worker is writing a copy meanwhile
+            assert sorted(p.name for p in folder.glob("g*")) == ["g000001.arrow"]
+        server.terminate()
+        server.wait(timeout=60)
+    text = logged.read_text()
+    assert f"{damaged}: damaged (" in text and "Traceback" not in text, text
+    assert 1 <= text.count("cannot be loaded") <= 2, text  # once per worker at most
+    assert list(scratch.iterdir()) == []
 
 
 # --- the serve process killed under its workers ------------------------------------
