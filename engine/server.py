@@ -12,9 +12,9 @@ SDK (AK/SK headers) are accepted without checking the signature, and so are
 ``X-Auth-Token`` requests; with a token configured, ``X-Auth-Token`` must
 equal it (compared in constant time; 401 otherwise). Every response is JSON
 and carries ``X-Request-Id``, which the log line of the request repeats
-(with the traceback of a 500). Malformed HTTP, oversized headers and clients
-that do not finish their headers in time get a JSON error and a closed
-connection.
+(with the traceback of a 500). Malformed HTTP, oversized headers, clients
+that do not finish their headers in time and clients that do not send the
+body they announce in time get a JSON error and a closed connection.
 
 The inventory is held in memory (:class:`~engine.resident.Resident`: every
 record; 2.9 GB for the 1M benchmark store, whose payloads alone take 1.4 GB;
@@ -22,7 +22,10 @@ worker processes share one mapped copy): a page is a walk along a
 precomputed order and a gather of rows, never a disk read. A store-backed server looks at the
 store's manifest every few seconds and, when an ingest has committed, loads
 the new commit beside the old one and switches to it between requests
-(saying so in its log); answers never mix two commits.
+(saying so in its log); answers never mix two commits. A commit that cannot
+be loaded (a damaged file) is logged once, named, and tried again less and
+less often while the old commit keeps answering; at start it is an error
+(:class:`~engine.errors.StoreError`), in one process or several.
 
 Example::
 
@@ -33,13 +36,16 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
 import hmac
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -55,6 +61,7 @@ import h11
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -66,9 +73,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from engine.compile import RID
-from engine.errors import CbrqError, NotFoundError, QueryError
+from engine.errors import CbrqError, NotFoundError, QueryError, StoreError
 from engine.inventory import Inventory
-from engine.manifest import MANIFEST, PAYLOAD
+from engine.manifest import MANIFEST, PAYLOAD, Manifest, dead_file, table_files
 from engine.params import QueryParams, parse_paging
 from engine.payload import canonical_payloads
 from engine.resident import Resident
@@ -78,8 +85,26 @@ MAX_QUERY_LENGTH: Final[int] = 8192
 MAX_HEADER_BYTES: Final[int] = 16 * 1024
 #: Seconds a client has to send a complete request head.
 HEADER_TIMEOUT: Final[float] = 10.0
+#: Seconds a client has, once its request head is in, to send the whole body it announced.
+BODY_TIMEOUT: Final[float] = 5.0
 #: Seconds between looks at the store's manifest for a new commit.
 WATCH_SECONDS: Final[float] = 2.0
+#: Longest wait between two tries at a commit that failed to load (the wait doubles up to it).
+RETRY_CAP: Final[float] = 60.0
+#: How a commit on disk fails to load when a file is missing, unreadable or damaged
+#: (a decoder's panic included): data to report, not a bug in cbrq.
+LOAD_ERRORS: Final = (
+    CbrqError,
+    OSError,
+    pl.exceptions.PolarsError,
+    pl.exceptions.PanicException,
+    pa.ArrowException,
+)
+#: The exit status of a worker that could not load its commit (uvicorn's own for a
+#: failed start: a supervisor that knows it stops instead of starting it again).
+WORKER_FAILED: Final[int] = 3
+#: Seconds between a worker's looks at whether the serve process that started it is alive.
+PARENT_POLL: Final[float] = 1.0
 #: All that a ListBackups response needs of each record.
 RESPONSE_COLUMNS: Final[tuple[str, ...]] = ("id", PAYLOAD)
 JSON: Final[str] = "application/json"
@@ -108,6 +133,51 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _reason(err: BaseException) -> str:
+    """The first line of what a reader said, for a one-line log or error message."""
+    text = str(err).strip().splitlines()
+    first = text[0] if text else type(err).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+def unloadable(root: Path, manifest: Manifest | None, err: BaseException) -> CbrqError:
+    """The error to report for a commit of ``root`` that failed to load with ``err``.
+
+    A cbrq error is already phrased; a reader's error (polars, pyarrow, the
+    operating system) rarely names the file, so each file of the commit is
+    decoded on its own (small tables first, in batches) and the first that
+    fails is named. Costs a read of the store, on a failure only.
+
+    Example: ``raise unloadable(inv.root, inv.manifest, err) from err``.
+    """
+    if isinstance(err, CbrqError):
+        return err
+    hint = f"run `cbrq check --store {root}`"
+    files: list[Path] = []
+    if manifest is not None:
+        for kind in ("members", "vaults", "backups"):
+            dead = dead_file(root, manifest, kind)
+            files += [*([dead] if dead is not None else []), *table_files(root, manifest, kind)]
+    for path in files:
+        try:
+            with pq.ParquetFile(path, page_checksum_verification=True) as parquet:
+                for _ in parquet.iter_batches(batch_size=65_536):
+                    pass
+        except (OSError, pa.ArrowException) as bad:
+            return StoreError(f"{path}: damaged ({_reason(bad)}); {hint}")
+    named = getattr(err, "filename", None)
+    where = root / MANIFEST if manifest is None and named is None else (named or root)
+    return StoreError(f"{where}: cannot be loaded ({_reason(err)}); {hint}")
+
+
+def _open(root: Path) -> Inventory:
+    """``Inventory.open(root)``, every failure a cbrq error naming what could not be read."""
+    try:
+        return Inventory.open(root)
+    except LOAD_ERRORS as err:
+        raise unloadable(root, None, err) from err
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One commit of the inventory as the server holds it: backups, vaults, where from.
@@ -134,11 +204,16 @@ class Snapshot:
         manifest's as read before ``inventory`` was opened (``None``: unknown,
         so the first look at the store opens it to compare generations).
         """
-        vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
-        vaults = vaults.with_columns(canonical_payloads(vaults[PAYLOAD]))
-        generation = inventory.manifest.generation
-        rows = None if live is None else live(inventory)
-        return cls(Resident.build(inventory, rows), vaults, generation, stamp)
+        try:
+            vaults = inventory.raw("vaults").select("id", "project_id", PAYLOAD).collect()
+            vaults = vaults.with_columns(canonical_payloads(vaults[PAYLOAD]))
+            rows = None if live is None else live(inventory)
+            resident = Resident.build(inventory, rows)
+        except LOAD_ERRORS as err:
+            if inventory.root is None:
+                raise
+            raise unloadable(inventory.root, inventory.manifest, err) from err
+        return cls(resident, vaults, inventory.manifest.generation, stamp)
 
 
 #: How a server process gets the live backup rows of an inventory's commit.
@@ -163,8 +238,12 @@ def shared_rows(folder: Path) -> LiveRows:
             if not path.exists():
                 numbered = inventory.physical().with_row_index(RID)
                 staged = path.with_suffix(".staged")
-                # Streamed from Parquet to the file: the writer never holds every record.
-                inventory.live(numbered).drop(RID).sink_ipc(staged, compression="uncompressed")
+                try:
+                    # Streamed from Parquet to the file: the writer never holds every record.
+                    inventory.live(numbered).drop(RID).sink_ipc(staged, compression="uncompressed")
+                except BaseException:
+                    staged.unlink(missing_ok=True)  # a damaged store leaves no half copy
+                    raise
                 os.replace(staged, path)
                 for old in folder.glob("g*.arrow"):
                     if old.name < path.name:
@@ -186,11 +265,30 @@ def _stamp(root: Path) -> tuple[int, int] | None:
     return info.st_ino, info.st_mtime_ns
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A newer commit the server could not load: why, how often, when it tries again.
+
+    Example: ``backend.failure.message if backend.failure else "serving the newest commit"``.
+    """
+
+    #: The manifest's stamp when it failed (another commit is tried at once).
+    stamp: tuple[int, int] | None
+    message: str
+    tries: int
+    #: Seconds waited before the next try (doubled after each failure, up to RETRY_CAP).
+    delay: float
+    #: When (on the backend's clock) the next try is due.
+    due: float
+
+
 class Backend:
     """The inventory as the server sees it: queries, shows and vault lists, over one snapshot.
 
     :meth:`refresh` switches to a newer commit of a store-backed inventory;
     a request reads ``self.snapshot`` once, so it never sees two commits.
+    ``retry`` is the first wait after a commit fails to load (then doubled
+    up to :data:`RETRY_CAP`); ``clock`` tells the time those waits are on.
 
     Example: ``Backend(Inventory.open()).list_backups("p1", [("status", "error")])``.
     """
@@ -201,10 +299,16 @@ class Backend:
         *,
         log: Callable[[str], None] = _log,
         live: LiveRows | None = None,
+        retry: float = WATCH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.snapshot = Snapshot.load(inventory, live)
         self._live = live
         self._log = log
+        self._retry = retry
+        self._clock = clock
+        #: The newer commit that failed to load, while it does (``None``: none).
+        self.failure: LoadFailure | None = None
         self._refreshing = threading.Lock()
         self._owned = False  # the first inventory is the caller's to close
 
@@ -245,8 +349,12 @@ class Backend:
     def refresh(self) -> bool:
         """Switch to the store's newest commit if an ingest made one; whether it did.
 
-        The new commit is loaded while the old one keeps answering; a store
-        that cannot be read is logged and the old commit stays.
+        The new commit is loaded while the old one keeps answering. A commit
+        that cannot be loaded is logged once (the damaged file named, no
+        traceback), and the old commit stays; it is tried again after
+        ``retry`` seconds, then after twice as long each time, up to
+        :data:`RETRY_CAP` (a newer commit is tried at once). Recovering is
+        logged too.
 
         Example: ``backend.refresh()`` after ``cbrq ingest`` into the served store.
         """
@@ -255,37 +363,61 @@ class Backend:
         stamp = None if root is None else _stamp(root)
         if root is None or stamp == old.stamp:
             return False
+        failure = self.failure
+        if failure is not None and failure.stamp == stamp and self._clock() < failure.due:
+            return False  # waiting out the backoff: one stat per look, no read
         with self._refreshing:
-            if self.snapshot is not old:
+            if self.snapshot is not old or self.failure is not failure:
                 return False
             started = time.perf_counter()
             # The stamp is read before the store is opened: a commit in between
             # changes the stamp again, and the next look loads that commit too.
             inventory = None
             try:
-                inventory = Inventory.open(root)
+                inventory = _open(root)
                 if inventory.manifest.generation == old.generation:
                     inventory.close()
                     self.snapshot = dataclasses.replace(old, stamp=stamp)
+                    self.failure = None
                     return False
                 fresh = Snapshot.load(inventory, self._live, stamp=stamp)
-            except (CbrqError, OSError) as err:
+            except CbrqError as err:
                 if inventory is not None:
                     inventory.close()
-                self._log(f"cbrq: kept generation {old.generation}: cannot load the new one: {err}")
+                self._failed(stamp, str(err))
                 return False
             self.snapshot = fresh
+            self.failure = None
             if self._owned:
                 old.resident.inventory.close()
             self._owned = True
         seconds = time.perf_counter() - started
         counts = fresh.resident.inventory.manifest.counts
+        after = "" if failure is None else f"; it loads now, after {failure.tries} failed tries"
         self._log(
             f"cbrq: now serving generation {fresh.generation} of {root} "
             f"({counts.get('backups', 0):,} backups; was {old.generation}; "
-            f"loaded in {seconds:.1f} s)"
+            f"loaded in {seconds:.1f} s{after})"
         )
         return True
+
+    def _failed(self, stamp: tuple[int, int] | None, message: str) -> None:
+        """Note a failed load: log it if it is news, and put the next try off."""
+        before = self.failure
+        same = before is not None and before.message == message
+        if before is not None and before.stamp == stamp:
+            delay = min(before.delay * 2, RETRY_CAP)
+        else:
+            delay = self._retry  # a newer commit: its own backoff from the start
+        tries = before.tries + 1 if before is not None else 1
+        self.failure = LoadFailure(stamp, message, tries, delay, self._clock() + delay)
+        if not same:
+            # One line per distinct failure: a damaged file does not flood the log.
+            self._log(
+                f"cbrq: still serving generation {self.snapshot.generation}: the store's "
+                f"new commit cannot be loaded: {message} (trying again in {delay:g} s, "
+                f"then less often, up to every {RETRY_CAP:g} s)"
+            )
 
 
 def create_app(
@@ -295,18 +427,23 @@ def create_app(
     quiet: bool = False,
     watch: float | None = WATCH_SECONDS,
     live: LiveRows | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> ASGIApp:
     """The ASGI application serving ``inventory``.
 
     ``watch``: seconds between looks for a new commit of a store-backed
-    inventory (``None``: never look). Log lines go to stderr unless ``quiet``
-    (a reload and a 500 are logged always). ``live``: see :meth:`Snapshot.load`.
+    inventory (``None``: never look); a commit that fails to load is tried
+    again after as long, then less often. Log lines go to stderr unless
+    ``quiet`` (a reload, a failed load and a 500 are logged always).
+    ``live``: see :meth:`Snapshot.load`. ``body_timeout``: seconds a client
+    has to send the body its head announces (else 408, connection closed).
+    Raises :class:`StoreError` when the inventory cannot be loaded.
 
     Example::
 
         uvicorn.run(create_app(Inventory.open("cbrq-store"), token="t"), port=8080)
     """
-    backend = Backend(inventory, live=live)
+    backend = Backend(inventory, live=live, retry=watch or WATCH_SECONDS)
 
     def handle(work: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -350,12 +487,17 @@ def create_app(
 
     async def watcher() -> None:
         assert watch is not None
+        pause, shown = watch, ""
         while True:
-            await asyncio.sleep(watch)
+            await asyncio.sleep(pause)
             try:
                 await run_in_threadpool(backend.refresh)
+                pause = watch
             except Exception:  # a bug in reloading must not stop the server
-                _log("cbrq: reload failed:\n" + traceback.format_exc().rstrip())
+                text = traceback.format_exc().rstrip()
+                if text != shown:  # the same bug again is not logged again
+                    _log("cbrq: reload failed:\n" + text)
+                shown, pause = text, min(pause * 2, RETRY_CAP)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -376,7 +518,7 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.backend = backend
-    return _Frame(app, token=token, quiet=quiet)
+    return _Frame(app, token=token, quiet=quiet, body_timeout=body_timeout)
 
 
 class _Frame:
@@ -388,11 +530,14 @@ class _Frame:
     traceback under that id.
     """
 
-    def __init__(self, app: Starlette, *, token: str | None, quiet: bool) -> None:
+    def __init__(
+        self, app: Starlette, *, token: str | None, quiet: bool, body_timeout: float
+    ) -> None:
         self.app = app
         self.state = app.state
         self.token = None if token is None else token.encode()
         self.quiet = quiet
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -415,7 +560,16 @@ class _Frame:
             scope = {**scope, "path": path.rstrip("/") or "/"}
         query = scope.get("query_string", b"")
         try:
-            refused = self._refuse(scope, query)
+            refused = None
+            if _announces_body(scope):
+                # Read (and drop: no route takes a body) before any answer, within a
+                # bound: a client that drips its body or never sends it holds no
+                # connection (after an answer, each piece it sends would keep it open).
+                given, refused = await self._body(receive)
+                if given is None:
+                    return  # the client went away: no one to answer
+                receive = given
+            refused = refused or self._refuse(scope, query)
             if refused is not None:
                 await refused(scope, receive, tagged)
             else:
@@ -430,6 +584,38 @@ class _Frame:
                 target = path + ("?" + query.decode("latin-1") if query else "")
                 _log(f"{scope['method']} {target[:2048]} {status} {ms:.1f} ms {request_id}")
 
+    async def _body(self, receive: Receive) -> tuple[Receive | None, Response | None]:
+        """Wait for the request body (at most ``body_timeout`` s in all) and drop it.
+
+        Gives what the application receives instead (an empty body), and the
+        408 to answer when the body did not come in time; ``None`` for a
+        client that went away meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                text = f"request body not complete within {self.body_timeout:g} s"
+                late = _error(408, BAD_REQUEST, text)
+                late.headers["connection"] = "close"
+                return receive, late
+            if message["type"] == "http.disconnect":
+                return None, None
+            if not message.get("more_body", False):
+                break
+        given = False
+
+        async def replay() -> Message:
+            nonlocal given
+            if given:
+                return await receive()
+            given = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        return replay, None
+
     def _refuse(self, scope: Scope, query: bytes) -> Response | None:
         """The error answer for a request refused before routing, or ``None``."""
         if len(query) > MAX_QUERY_LENGTH:
@@ -442,6 +628,14 @@ class _Frame:
             if not hmac.compare_digest(given, self.token):
                 return _error(401, *BAD_TOKEN)
         return None
+
+
+def _announces_body(scope: Scope) -> bool:
+    """Whether the request head says a body follows (a length above 0, or chunks)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
+            return True
+    return False
 
 
 class _Protocol(H11Protocol):
@@ -534,6 +728,83 @@ def serve(app: Any, host: str, port: int) -> None:
     uvicorn.Server(config(app, host=host, port=port)).run()
 
 
+class SharedFolder:
+    """The temporary folder of a multi-process server's shared copy, removed by the last user.
+
+    The serve process and each of its workers hold a shared lock on the
+    folder's ``.users`` file while they live (the kernel lets go of it when
+    a process dies, SIGKILL included); a process that leaves and then gets
+    the lock exclusively is the last one, and removes the folder. Folders
+    whose users all died before anyone could remove them (a serve process
+    killed before its workers started) are removed by the next
+    :meth:`sweep`.
+
+    Example::
+
+        shared = SharedFolder.create()
+        ...  # write into shared.path, start workers that SharedFolder.join(shared.path)
+        shared.leave()
+    """
+
+    PREFIX: Final[str] = "cbrq-serve-"
+    USERS: Final[str] = ".users"
+
+    def __init__(self, path: Path, handle: int) -> None:
+        self.path = path
+        self._handle: int | None = handle
+
+    @classmethod
+    def create(cls, parent: str | None = None) -> SharedFolder:
+        """A new folder (in ``parent``, default the temporary directory) held by this process."""
+        path = Path(tempfile.mkdtemp(prefix=cls.PREFIX, dir=parent))
+        # Locked under another name, then renamed: no sweep ever sees it unlocked.
+        fresh = path / (cls.USERS + ".new")
+        handle = os.open(fresh, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        os.replace(fresh, path / cls.USERS)
+        return cls(path, handle)
+
+    @classmethod
+    def join(cls, path: Path) -> SharedFolder:
+        """Hold the folder another process created (raises OSError if it has gone)."""
+        handle = os.open(path / cls.USERS, os.O_RDWR)
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return cls(path, handle)
+
+    def leave(self) -> bool:
+        """Let go of the folder, removing it if no one else holds it; whether it was removed."""
+        if self._handle is None:
+            return False
+        os.close(self._handle)
+        self._handle = None
+        return self._remove_if_unused(self.path)
+
+    @classmethod
+    def sweep(cls, parent: str | None = None) -> list[Path]:
+        """Remove the folders in ``parent`` that no living process holds; the ones removed."""
+        removed = []
+        for path in sorted(Path(parent or tempfile.gettempdir()).glob(cls.PREFIX + "*")):
+            if (path / cls.USERS).is_file() and cls._remove_if_unused(path):
+                removed.append(path)
+        return removed
+
+    @classmethod
+    def _remove_if_unused(cls, path: Path) -> bool:
+        try:
+            handle = os.open(path / cls.USERS, os.O_RDWR)
+        except OSError:
+            return False  # gone already, or not ours to look at
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # someone still uses it
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            return True
+        finally:
+            os.close(handle)
+
+
 def serve_workers(
     store: Path, host: str, port: int, workers: int, *, token: str | None, quiet: bool
 ) -> None:
@@ -541,17 +812,33 @@ def serve_workers(
 
     Python runs one request at a time per process; several processes answer
     in parallel on several cores. The records are written once per commit
-    as an uncompressed Arrow file in a temporary folder (removed on exit)
-    that every worker maps (:func:`shared_rows`); each worker keeps only its
-    own orders, codes and masks. Each worker follows new commits by itself.
+    as an uncompressed Arrow file in a temporary folder (:class:`SharedFolder`,
+    removed by the last process to go, even when this one is killed) that
+    every worker maps (:func:`shared_rows`); each worker keeps only its own
+    orders, codes and masks. Each worker follows new commits by itself, and
+    stops when this process dies.
+
+    Raises :class:`StoreError` (naming the damaged file) when the store's
+    commit cannot be loaded here or by a worker at its start: the workers
+    are stopped and the port let go of, rather than started again and again.
 
     Example: ``serve_workers(Path("cbrq-store"), "127.0.0.1", 8080, 2, token=None, quiet=True)``.
     """
-    folder = Path(tempfile.mkdtemp(prefix="cbrq-serve-"))
+    SharedFolder.sweep()
+    shared = SharedFolder.create()
     try:
-        with Inventory.open(store) as inventory:
-            shared_rows(folder)(inventory)  # written once, before the workers map it
-        spec = {"store": str(store), "folder": str(folder), "token": token, "quiet": quiet}
+        with _open(store) as inventory:
+            try:
+                shared_rows(shared.path)(inventory)  # written once, before the workers map it
+            except LOAD_ERRORS as err:
+                raise unloadable(store, inventory.manifest, err) from err
+        spec = {
+            "store": str(store),
+            "folder": str(shared.path),
+            "token": token,
+            "quiet": quiet,
+            "parent": os.getpid(),
+        }
         os.environ[WORKER_ENV] = json.dumps(spec)
         uvicorn.run(
             "engine.server:worker_app",
@@ -561,20 +848,126 @@ def serve_workers(
             port=port,
             **_uvicorn_settings(),
         )
+        failures = sorted(shared.path.glob("failed-*"))
+        if failures:
+            reasons = dict.fromkeys(path.read_text(encoding="utf-8") for path in failures)
+            raise StoreError("; ".join(reasons))
     finally:
         os.environ.pop(WORKER_ENV, None)
-        shutil.rmtree(folder, ignore_errors=True)
+        shared.leave()
 
 
 def worker_app() -> ASGIApp:
     """The application of one worker process of :func:`serve_workers` (set up by its environment).
 
+    A worker that cannot load the commit writes why into the shared folder
+    and asks the serve process to stop (it reports the reason and exits
+    non-zero); a worker whose serve process has died stops too.
+
     Example: ``uvicorn.run("engine.server:worker_app", factory=True, workers=2)``.
     """
     spec = json.loads(os.environ[WORKER_ENV])
-    inventory = Inventory.open(spec["store"])
-    live = shared_rows(Path(spec["folder"]))
-    return create_app(inventory, token=spec["token"], quiet=spec["quiet"], live=live)
+    parent = int(spec["parent"])
+    folder = Path(spec["folder"])
+    _follow_parent(parent)
+    try:
+        shared = SharedFolder.join(folder)
+    except OSError:
+        sys.exit(0)  # the server has gone and taken its folder: nothing to serve
+    _held.append(shared)
+    atexit.register(shared.leave)
+    try:
+        inventory = _open(Path(spec["store"]))
+        live = shared_rows(folder)
+        app = create_app(inventory, token=spec["token"], quiet=spec["quiet"], live=live)
+        return _Leaving(app, shared)
+    except Exception as err:
+        if isinstance(err, CbrqError):
+            reason = str(err)
+        else:  # a bug: its traceback helps, and the server must stop all the same
+            _log(f"cbrq: worker {os.getpid()} failed:\n" + traceback.format_exc().rstrip())
+            reason = f"a server worker could not start: {type(err).__name__}: {_reason(err)}"
+        _stop_parent(folder, parent, reason)
+        sys.exit(WORKER_FAILED)
+
+
+class _Leaving:
+    """A worker's application, letting go of the shared folder when the server shuts down.
+
+    At the end of the lifespan, not at exit: uvicorn ends a worker stopped
+    by a signal with that same signal, so no exit handler would run.
+    """
+
+    def __init__(self, app: ASGIApp, shared: SharedFolder) -> None:
+        self.app = app
+        self.shared = shared
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown."):
+                self.shared.leave()
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _stop_parent(folder: Path, parent: int, reason: str) -> None:
+    """Tell the serve process why this worker cannot start, stop it, and wait to be stopped.
+
+    The reason is written first (renamed into place whole), so the serve
+    process finds it when its workers are down; waiting for the stop lets
+    it go down as on SIGTERM, rather than see a dead worker and start another.
+    """
+    staged = folder / f".failed-{os.getpid()}"
+    with contextlib.suppress(OSError):  # the folder gone with the serve process: no one to tell
+        staged.write_text(reason, encoding="utf-8")
+        os.replace(staged, folder / f"failed-{os.getpid()}")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(parent, signal.SIGTERM)
+    for _ in range(100):  # 10 s at most: the serve process may be gone already
+        if stopped.is_set() or os.getppid() != parent:
+            return
+        time.sleep(0.1)
+
+
+#: The shared folder this worker holds (let go of at exit, however it comes).
+_held: list[SharedFolder] = []
+#: prctl(2)'s option that sends a signal to this process when its parent dies.
+_PR_SET_PDEATHSIG: Final[int] = 1
+
+
+def _follow_parent(parent: int, *, kernel: bool = True) -> None:
+    """Make this worker stop (SIGTERM, a graceful exit) when the ``parent`` process dies.
+
+    On Linux the kernel sends it (``prctl(PR_SET_PDEATHSIG)``), even when
+    the parent is killed with SIGKILL; a thread that looks at the parent
+    every :data:`PARENT_POLL` seconds does it elsewhere, and in case the
+    signal was missed (``kernel=False``: the thread alone). A parent gone
+    already ends the worker at once.
+    """
+    if kernel and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit(0)  # died before the line above took effect
+
+    def look() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # uvicorn's graceful exit ends the process well before this
+        for shared in _held:
+            shared.leave()
+        os._exit(1)
+
+    threading.Thread(target=look, name="cbrq-parent", daemon=True).start()
 
 
 def read_token(token: str | None, token_file: str | None) -> str | None:
