@@ -1,10 +1,11 @@
 """Phase: BackupQuery + inventory tables -> a lazy polars plan. Never collects.
 
-The polars backend (:mod:`engine.backends`): one small handler per
-filtering parameter of :data:`engine.params.PARAMS`, in :data:`RULES`; each
-returns :class:`Rule` objects (an English sentence, a polars predicate and,
-for rules that look at the vault or member tables, a lookup to join first),
-so that ``cbrq explain`` and the plan can never disagree. The plan keeps only
+The polars backend (:mod:`engine.backends`): one small handler per node
+type of :mod:`engine.plan`, in :data:`TRANSLATE`; each returns a
+:class:`Rule` (a polars predicate and, for nodes that look at the vault or
+member tables, a lookup to join first). The nodes come from
+:func:`engine.params.filter_plan` and carry the words ``cbrq explain``
+prints, so the plan and its explanation can never disagree. The plan keeps only
 the narrow columns that filtering and sorting need, plus ``_rid`` (the row of
 the backup in the backups table, counted across its files), so that whole
 records are fetched for the returned page only (:mod:`engine.execute`).
@@ -12,13 +13,29 @@ records are fetched for the returned page only (:mod:`engine.execute`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import operator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Final
 
 import polars as pl
 
-from engine.backends import ordered_rules, setting
+from engine.backends import Translator
+from engine.params import filter_plan
+from engine.plan import (
+    AnyOf,
+    AtLeast,
+    AtMost,
+    Contains,
+    Equals,
+    IncrementalIs,
+    MemberStatus,
+    OneOf,
+    OwnedBy,
+    OwnedElsewhere,
+    SharedTo,
+    VaultUsedAtLeast,
+)
 from engine.query import BackupQuery, SortKey
 from engine.spec import DEFAULT_SORT, TIE_BREAKER
 
@@ -66,17 +83,15 @@ class Lookup:
 
 @dataclass(frozen=True)
 class Rule:
-    """One filter: what it means in words, the predicate, and the lookups it reads.
+    """One plan node in polars: the predicate, and the lookups it reads.
 
-    Example: ``Rule("status is one of available, error", pl.col("status").is_in([...]))``.
+    Its words are the node's (:attr:`engine.plan.Equals.text` and the like).
+
+    Example: ``Rule(pl.col("status").is_in(["available", "error"]))``.
     """
 
-    text: str
     predicate: pl.Expr
     lookups: tuple[Lookup, ...] = ()
-
-
-Handler = Callable[[BackupQuery, Tables], list[Rule]]
 
 
 def _lookup(flag: str, on: str, keys: pl.LazyFrame) -> Lookup:
@@ -84,135 +99,97 @@ def _lookup(flag: str, on: str, keys: pl.LazyFrame) -> Lookup:
     return Lookup(flag, on, frame)
 
 
-def _equals(name: str) -> Handler:
-    def rule(q: BackupQuery, _t: Tables) -> list[Rule]:
-        value = dict(q.equals).get(name)
-        return [] if value is None else [Rule(f"{name} equals {value!r}", pl.col(name) == value)]
-
-    return rule
+def _equals(node: Equals, _t: Tables) -> Rule:
+    return Rule(pl.col(node.field) == node.value)
 
 
-def _contains(name: str) -> Handler:
-    def rule(q: BackupQuery, _t: Tables) -> list[Rule]:
-        value = dict(q.contains).get(name)
-        if value is None:
-            return []
-        if q.semantics.name_match == "exact":
-            return [Rule(f"{name} equals {value!r}", pl.col(name) == value)]
-        text = f"{name} contains {value!r} (case-sensitive)"
-        return [Rule(text, pl.col(name).str.contains(value, literal=True))]
-
-    return rule
+def _contains(node: Contains, _t: Tables) -> Rule:
+    return Rule(pl.col(node.field).str.contains(node.value, literal=True))
 
 
-def _statuses(q: BackupQuery, _t: Tables) -> list[Rule]:
-    if not q.statuses:
-        return []
-    text = f"status is one of {', '.join(q.statuses)}"
-    return [Rule(text, pl.col("status").is_in(list(q.statuses)))]
+def _one_of(node: OneOf, _t: Tables) -> Rule:
+    return Rule(pl.col(node.field).is_in(list(node.values)))
 
 
-def _start_time(q: BackupQuery, _t: Tables) -> list[Rule]:
-    if q.start_time is None:
-        return []
-    field = q.semantics.time_field
-    text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Rule(text, pl.col(field) >= q.start_time)]
+def _at_least(node: AtLeast, _t: Tables) -> Rule:
+    return Rule(pl.col(node.field) >= node.instant)
 
 
-def _end_time(q: BackupQuery, _t: Tables) -> list[Rule]:
-    if q.end_time is None:
-        return []
-    field = q.semantics.time_field
-    text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Rule(text, pl.col(field) <= q.end_time)]
+def _at_most(node: AtMost, _t: Tables) -> Rule:
+    return Rule(pl.col(node.field) <= node.instant)
 
 
-def _used_percent(q: BackupQuery, t: Tables) -> list[Rule]:
-    if q.used_percent is None:
-        return []
+def _vault_used(node: VaultUsedAtLeast, t: Tables) -> Rule:
     size = pl.col("billing").struct.field("size")
     used = pl.col("billing").struct.field("used")
     # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
-    full = t.vaults.filter((size > 0) & (used * 100 >= q.used_percent * size * 1024))
+    full = t.vaults.filter((size > 0) & (used * 100 >= node.percent * size * 1024))
     lookup = _lookup("_vault_full", "vault_id", full.select(pl.col("id").alias("key")))
-    text = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
-    return [Rule(text, pl.col("_vault_full").fill_null(False), (lookup,))]
+    return Rule(pl.col("_vault_full").fill_null(False), (lookup,))
 
 
-def _eps(q: BackupQuery, _t: Tables) -> list[Rule]:
-    value = q.enterprise_project_id
-    if value is None:
-        return []
-    return [
-        Rule(f"enterprise_project_id equals {value!r}", pl.col("enterprise_project_id") == value)
-    ]
+def _owned_by(node: OwnedBy, _t: Tables) -> Rule:
+    return Rule(pl.col("project_id") == node.project)
 
 
-def _shared_lookup(q: BackupQuery, t: Tables) -> tuple[pl.Expr, tuple[Lookup, ...], str]:
-    foreign = pl.col("project_id").is_null() | (pl.col("project_id") != q.project)
-    if not t.has_members:
-        return foreign, (), "owned by another project (no share-member data: every such backup)"
-    mine = t.members.filter(pl.col("dest_project_id") == q.project)
+def _owned_elsewhere(node: OwnedElsewhere, _t: Tables) -> Rule:
+    return Rule(pl.col("project_id").is_null() | (pl.col("project_id") != node.project))
+
+
+def _shared_to(node: SharedTo, t: Tables) -> Rule:
+    foreign = _owned_elsewhere(OwnedElsewhere(node.project), t).predicate
+    mine = t.members.filter(pl.col("dest_project_id") == node.project)
     lookup = _lookup("_shared_to_me", "id", mine.select(pl.col("backup_id").alias("key")))
-    text = f"owned by another project and shared to {q.project!r}"
-    return foreign & pl.col("_shared_to_me").fill_null(False), (lookup,), text
+    return Rule(foreign & pl.col("_shared_to_me").fill_null(False), (lookup,))
 
 
-def _own_type(q: BackupQuery, t: Tables) -> list[Rule]:
-    if q.own_type is None or q.project is None:
-        return []
-    private = pl.col("project_id") == q.project
-    if q.own_type == "private":
-        return [Rule(f"owned by project {q.project!r}", private)]
-    shared, lookups, text = _shared_lookup(q, t)
-    if q.own_type == "shared":
-        return [Rule(text, shared, lookups)]
-    return [Rule(f"owned by project {q.project!r}, or {text}", private | shared, lookups)]
-
-
-def _member_status(q: BackupQuery, t: Tables) -> list[Rule]:
-    if q.member_status is None or q.project is None:
-        return []
+def _member_status(node: MemberStatus, t: Tables) -> Rule:
     named = t.members.filter(
-        (pl.col("dest_project_id") == q.project) & (pl.col("status") == q.member_status)
+        (pl.col("dest_project_id") == node.project) & (pl.col("status") == node.status)
     )
     lookup = _lookup("_member_match", "id", named.select(pl.col("backup_id").alias("key")))
-    text = f"shared to {q.project!r} with member status {q.member_status!r}"
-    return [Rule(text, pl.col("_member_match").fill_null(False), (lookup,))]
+    return Rule(pl.col("_member_match").fill_null(False), (lookup,))
 
 
-def _incremental(q: BackupQuery, _t: Tables) -> list[Rule]:
-    if q.incremental is None:
-        return []
+def _incremental(node: IncrementalIs, _t: Tables) -> Rule:
     value = pl.coalesce(pl.col("incremental"), pl.col("extend_info").struct.field("incremental"))
-    text = f"incremental is {str(q.incremental).lower()} (or extend_info.incremental)"
-    return [Rule(text, value == q.incremental)]
+    return Rule(value == node.value)
 
 
-#: One rule per filtering parameter of :data:`engine.params.PARAMS`
-#: (checked at import); rules apply, and are explained, in that table's order.
-RULES: Final[dict[str, Handler]] = {
-    **{name: _equals(name) for name in setting("equals")},
-    **{name: _contains(name) for name in setting("contains")},
-    "status": _statuses,
-    "start_time": _start_time,
-    "end_time": _end_time,
-    "used_percent": _used_percent,
-    "enterprise_project_id": _eps,
-    "own_type": _own_type,
-    "member_status": _member_status,
-    "incremental": _incremental,
-}
-_ORDER: Final[tuple[Handler, ...]] = ordered_rules("polars", RULES)
+def _any_of(node: AnyOf, t: Tables) -> Rule:
+    parts = [TRANSLATE(part, t) for part in node.nodes]
+    either = reduce(operator.or_, (part.predicate for part in parts))
+    return Rule(either, tuple(lookup for part in parts for lookup in part.lookups))
+
+
+#: One rule per node type of :mod:`engine.plan` (checked at import).
+TRANSLATE: Final[Translator[Tables, Rule]] = Translator(
+    "polars",
+    {
+        Equals: _equals,
+        Contains: _contains,
+        OneOf: _one_of,
+        AtLeast: _at_least,
+        AtMost: _at_most,
+        VaultUsedAtLeast: _vault_used,
+        OwnedBy: _owned_by,
+        OwnedElsewhere: _owned_elsewhere,
+        SharedTo: _shared_to,
+        MemberStatus: _member_status,
+        IncrementalIs: _incremental,
+        AnyOf: _any_of,
+    },
+)
 
 
 def rules(query: BackupQuery, tables: Tables) -> list[Rule]:
-    """Every filter of ``query``, in words and as predicates.
+    """Every filter of ``query`` as polars predicates, in the order of its plan.
 
-    Example: ``[r.text for r in rules(parse_query("status=error"), tables)]``.
+    The plan is :func:`engine.params.filter_plan`'s (its nodes hold the words).
+
+    Example: ``[r.predicate for r in rules(parse_query("status=error"), tables)]``.
     """
-    return [rule for handler in _ORDER for rule in handler(query, tables)]
+    return [TRANSLATE(node, tables) for node in filter_plan(query, tables.has_members)]
 
 
 def sort_keys(query: BackupQuery) -> list[SortKey]:

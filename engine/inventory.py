@@ -29,7 +29,7 @@ import polars as pl
 
 from engine import analyses
 from engine.analyses import Analysis
-from engine.compile import RID, Tables, compile_filter, compile_query, rules, sort_keys
+from engine.compile import RID, Tables, compile_filter, compile_query, sort_keys
 from engine.errors import MissingExtra
 from engine.execute import Result, count, execute, fetch
 from engine.manifest import (
@@ -43,7 +43,7 @@ from engine.manifest import (
     scan_physical,
     table_files,
 )
-from engine.params import QueryContext, QueryParams, parse_query
+from engine.params import QueryContext, QueryParams, filter_plan, parse_query
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
 from engine.spec import (
@@ -453,8 +453,8 @@ class Inventory:
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
         if self.engine == "polars":
-            words = [rule.text for rule in rules(parsed, self.tables)]
-        else:  # the engine's own rules, in their own words
+            words = [node.text for node in filter_plan(parsed, self.tables.has_members)]
+        else:  # the plan the engine itself applies (its tables say whether members exist)
             backend, options = self._backend()
             words = backend.words(parsed, self, **options)
         lines = ["filters:"]

@@ -5,9 +5,13 @@ Every input shape is first normalized into one multi-map
 row per API parameter -- parses each value, collecting every problem, and
 raises a single :class:`~engine.errors.QueryError` naming them all.
 
-Adding an API parameter = one row here, one rule per backend
-(:mod:`engine.backends`; a missing one fails at import), one line in the
-reference model and its golden cases.
+A filtering row also says what the parameter means: its ``plan`` builds
+the backend-neutral nodes of :mod:`engine.plan` (each with its sentence), so
+the SPEC interpretation is decided here once and every backend translates
+node types, not parameters (:mod:`engine.backends`). Adding a filter of an
+existing kind = one row here, one line in the reference model and its golden
+cases; a new kind of filter adds a node and one rule per backend (a missing
+one fails at import).
 """
 
 from __future__ import annotations
@@ -22,6 +26,21 @@ from urllib.parse import parse_qsl
 from engine.errors import Problem, QueryError
 from engine.instants import ALLOWED as TIME_ALLOWED
 from engine.instants import parse_instant
+from engine.plan import (
+    AnyOf,
+    AtLeast,
+    AtMost,
+    Contains,
+    Equals,
+    IncrementalIs,
+    MemberStatus,
+    Node,
+    OneOf,
+    OwnedBy,
+    OwnedElsewhere,
+    SharedTo,
+    VaultUsedAtLeast,
+)
 from engine.query import BackupQuery, Semantics, SortKey
 from engine.spec import (
     ALL_GRANTED_EPS,
@@ -138,6 +157,9 @@ class _Bad(Exception):
 Parser = Callable[[list[str], QueryContext], dict[str, Any]]
 #: Problems of a parameter that only the whole query or the inventory reveal.
 Requirement = Callable[[BackupQuery, "QueryParams", QueryContext], list[Problem]]
+#: A filtering parameter's meaning: the plan nodes of its value in a parsed query
+#: (none when it is not given), knowing whether any share-member record exists.
+Builder = Callable[[BackupQuery, bool], tuple[Node, ...]]
 
 #: What a parameter does once parsed: filters the backups, orders them, pages
 #: them, or nothing at all on a dump (validated, no effect).
@@ -149,14 +171,15 @@ class Param:
     """One API parameter: everything cbrq knows of it, in one row.
 
     ``field`` is the :class:`~engine.query.BackupQuery` field its value goes
-    to; ``effect`` one of :data:`EFFECTS` (every backend has one rule per
-    parameter whose effect is ``filter``; see :mod:`engine.backends`);
-    ``needs`` what it cannot do without (``project``, ``vaults``,
-    ``members``: :data:`NEEDS` says how each is checked, and a query that
+    to; ``effect`` one of :data:`EFFECTS`; ``plan`` (given exactly when the
+    effect is ``filter``) what the parameter means, as :mod:`engine.plan`
+    nodes (:func:`filter_plan`); ``needs`` what it cannot do without
+    (``project``, ``vaults``, ``members``: :data:`NEEDS` says how each is checked, and a query that
     lacks one is refused naming it); ``requires`` other checks that need the
     whole query.
 
-    Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals")``.
+    Example: ``Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals",
+    plan=_plan_equals("vault_id"))``.
     """
 
     name: str
@@ -167,6 +190,12 @@ class Param:
     effect: str = "filter"
     needs: tuple[str, ...] = ()
     requires: Requirement | None = None
+    plan: Builder | None = None
+
+    def __post_init__(self) -> None:
+        # A filter without a meaning would be silently left out of every backend.
+        if (self.plan is not None) != (self.effect == "filter"):
+            raise ValueError(f"parameter {self.name}: a plan is given exactly for a filter")
 
 
 def _one(values: list[str]) -> str:
@@ -307,6 +336,78 @@ def _ordered_times(query: BackupQuery, params: QueryParams, _ctx: QueryContext) 
     return []
 
 
+# --- what each filter means: its plan nodes (engine.plan) ----------------------------
+
+
+def _plan_equals(name: str) -> Builder:
+    def build(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+        value = dict(q.equals).get(name)
+        return () if value is None else (Equals(name, value),)
+
+    return build
+
+
+def _plan_contains(name: str) -> Builder:
+    def build(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+        value = dict(q.contains).get(name)
+        if value is None:
+            return ()
+        # --exact-names (Semantics.name_match): the name equals the value instead.
+        return (
+            (Equals(name, value),)
+            if q.semantics.name_match == "exact"
+            else (Contains(name, value),)
+        )
+
+    return build
+
+
+def _plan_statuses(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    return (OneOf("status", q.statuses),) if q.statuses else ()
+
+
+def _plan_start_time(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    # --time-field (Semantics.time_field) chooses the column both bounds apply to.
+    return () if q.start_time is None else (AtLeast(q.semantics.time_field, q.start_time),)
+
+
+def _plan_end_time(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    return () if q.end_time is None else (AtMost(q.semantics.time_field, q.end_time),)
+
+
+def _plan_used_percent(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    return () if q.used_percent is None else (VaultUsedAtLeast(q.used_percent),)
+
+
+def _plan_eps(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    # all_granted_eps was parsed to None: no filter.
+    value = q.enterprise_project_id
+    return () if value is None else (Equals("enterprise_project_id", value),)
+
+
+def _plan_own_type(q: BackupQuery, has_members: bool) -> tuple[Node, ...]:
+    if q.own_type is None or q.project is None:
+        return ()
+    if q.own_type == "private":
+        return (OwnedBy(q.project),)
+    # SPEC §2: with no share-member data at all, every foreign backup counts as shared.
+    shared: Node = SharedTo(q.project) if has_members else OwnedElsewhere(q.project)
+    if q.own_type == "shared":
+        return (shared,)
+    return (AnyOf((OwnedBy(q.project), shared)),)  # all_granted: private or shared
+
+
+def _plan_member_status(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    if q.member_status is None or q.project is None:
+        return ()
+    return (MemberStatus(q.project, q.member_status),)
+
+
+def _plan_incremental(q: BackupQuery, _members: bool) -> tuple[Node, ...]:
+    # The fallback to extend_info.incremental is part of the node's meaning.
+    return () if q.incremental is None else (IncrementalIs(q.incremental),)
+
+
 #: What a parameter may need (its row's ``needs``), how to tell it is missing, and the
 #: problem then: (reason, hint).
 NEEDS: Final[dict[str, tuple[Callable[[BackupQuery, QueryContext], bool], str, str]]] = {
@@ -343,43 +444,106 @@ def _missing(
 
 #: Every query parameter of ListBackups (newest edition), one row each.
 PARAMS: Final[tuple[Param, ...]] = (
-    Param("checkpoint_id", "restore point ID equals", _equals("checkpoint_id"), field="equals"),
-    Param("parent_id", "parent backup ID equals", _equals("parent_id"), field="equals"),
-    Param("resource_id", "resource ID equals", _equals("resource_id"), field="equals"),
-    Param("resource_az", "resource AZ equals", _equals("resource_az"), field="equals"),
-    Param("vault_id", "vault ID equals", _equals("vault_id"), field="equals"),
-    Param("name", "backup name contains (case-sensitive)", _contains("name"), field="contains"),
+    Param(
+        "checkpoint_id",
+        "restore point ID equals",
+        _equals("checkpoint_id"),
+        field="equals",
+        plan=_plan_equals("checkpoint_id"),
+    ),
+    Param(
+        "parent_id",
+        "parent backup ID equals",
+        _equals("parent_id"),
+        field="equals",
+        plan=_plan_equals("parent_id"),
+    ),
+    Param(
+        "resource_id",
+        "resource ID equals",
+        _equals("resource_id"),
+        field="equals",
+        plan=_plan_equals("resource_id"),
+    ),
+    Param(
+        "resource_az",
+        "resource AZ equals",
+        _equals("resource_az"),
+        field="equals",
+        plan=_plan_equals("resource_az"),
+    ),
+    Param(
+        "vault_id",
+        "vault ID equals",
+        _equals("vault_id"),
+        field="equals",
+        plan=_plan_equals("vault_id"),
+    ),
+    Param(
+        "name",
+        "backup name contains (case-sensitive)",
+        _contains("name"),
+        field="contains",
+        plan=_plan_contains("name"),
+    ),
     Param(
         "resource_name",
         "resource name contains (case-sensitive)",
         _contains("resource_name"),
         field="contains",
+        plan=_plan_contains("resource_name"),
     ),
     Param(
         "image_type",
         "backup type equals",
         _enum("image_type", IMAGE_TYPES, "image type"),
         field="equals",
+        plan=_plan_equals("image_type"),
     ),
-    Param("resource_type", "resource type equals", _resource_type, field="equals"),
-    Param("status", "status is one of", _statuses, repeatable=True, field="statuses"),
+    Param(
+        "resource_type",
+        "resource type equals",
+        _resource_type,
+        field="equals",
+        plan=_plan_equals("resource_type"),
+    ),
+    Param(
+        "status",
+        "status is one of",
+        _statuses,
+        repeatable=True,
+        field="statuses",
+        plan=_plan_statuses,
+    ),
     Param(
         "start_time",
         "time at or after",
         _time("start_time"),
         field="start_time",
         requires=_ordered_times,
+        plan=_plan_start_time,
     ),
-    Param("end_time", "time at or before", _time("end_time"), field="end_time"),
+    Param(
+        "end_time",
+        "time at or before",
+        _time("end_time"),
+        field="end_time",
+        plan=_plan_end_time,
+    ),
     Param(
         "used_percent",
         "vault usage at least N %",
         _int("used_percent", *USED_PERCENT_RANGE),
         field="used_percent",
         needs=("vaults",),
+        plan=_plan_used_percent,
     ),
     Param(
-        "enterprise_project_id", "enterprise project equals", _eps, field="enterprise_project_id"
+        "enterprise_project_id",
+        "enterprise project equals",
+        _eps,
+        field="enterprise_project_id",
+        plan=_plan_eps,
     ),
     # own_type reads the member table when there is one; without it, "shared"
     # means every backup of another project (SPEC §2), so it needs only a project.
@@ -389,6 +553,7 @@ PARAMS: Final[tuple[Param, ...]] = (
         _own_type,
         field="own_type",
         needs=("project",),
+        plan=_plan_own_type,
     ),
     Param(
         "member_status",
@@ -396,8 +561,15 @@ PARAMS: Final[tuple[Param, ...]] = (
         _member_status,
         field="member_status",
         needs=("project", "members"),
+        plan=_plan_member_status,
     ),
-    Param("incremental", "incremental backup equals", _boolean("incremental"), field="incremental"),
+    Param(
+        "incremental",
+        "incremental backup equals",
+        _boolean("incremental"),
+        field="incremental",
+        plan=_plan_incremental,
+    ),
     Param(
         "dec", "dedicated cloud (no effect on a dump)", _boolean("dec"), field="dec", effect="none"
     ),
@@ -461,6 +633,29 @@ def parse_query(
     if project is not None and query.own_type is None:
         query = replace(query, own_type=DEFAULT_OWN_TYPE)
     return query
+
+
+def filter_plan(query: BackupQuery, has_members: bool) -> tuple[Node, ...]:
+    """The filters of ``query`` as :mod:`engine.plan` nodes, in :data:`PARAMS` order.
+
+    ``has_members``: whether the inventory holds any share-member record
+    (SPEC §2: without one, ``own_type=shared`` means every foreign backup).
+    Every backend applies, and ``explain`` words, exactly these nodes.
+
+    Example::
+
+        >>> q = parse_query("status=error&own_type=all_granted", project="p1")
+        >>> for node in filter_plan(q, has_members=True):
+        ...     print(node.text)
+        status is one of error
+        owned by project 'p1', or owned by another project and shared to 'p1'
+    """
+    return tuple(
+        node
+        for param in PARAMS
+        if param.plan is not None
+        for node in param.plan(query, has_members)
+    )
 
 
 def parse_paging(

@@ -16,10 +16,11 @@ import duckdb
 import pytest
 from hypothesis import given, note, settings
 
-from engine.backends import ENGINES, ordered_rules
+from engine.backends import ENGINES, Translator
 from engine.backends import duckdb as duckdb_backend
 from engine.inventory import Inventory
 from engine.params import EFFECTS, PARAMS
+from engine.plan import OneOf, VaultUsedAtLeast
 from engine.query import BackupQuery
 from engine.testing.reference import answer, summary
 from engine.testing.strategies import Inventory as Generated
@@ -46,12 +47,12 @@ def test_every_query_field_is_set_by_a_parameter_of_the_table() -> None:
 
 
 def test_a_missing_rule_fails_loudly() -> None:
-    rules = dict(duckdb_backend.RULES)
-    del rules["used_percent"]
-    rules["dec"] = rules["status"]
-    with pytest.raises(ImportError, match="no rule for used_percent; rules for parameters "
-                       "that do not filter: dec"):  # fmt: skip
-        ordered_rules("test", rules)
+    rules = dict(duckdb_backend.TRANSLATE.rules)
+    del rules[VaultUsedAtLeast]
+    rules[str] = rules[OneOf]
+    with pytest.raises(ImportError, match="no rule for VaultUsedAtLeast; rules for types "
+                       "that are not plan nodes: str"):  # fmt: skip
+        Translator("test", rules)
 
 
 def test_parameters_without_effect_change_nothing() -> None:

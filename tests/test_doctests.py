@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 #: Modules whose examples need no store, no files and no optional extra.
-PURE = ("engine.spec", "engine.params", "engine.instants", "engine.query")
+PURE = ("engine.spec", "engine.params", "engine.instants", "engine.query", "engine.plan")
 
 
 @pytest.mark.parametrize("name", PURE)

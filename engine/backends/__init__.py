@@ -1,16 +1,18 @@
 """Query backends: one ListBackups semantics, compiled for polars, DuckDB and Spark.
 
-A parameter is the unit. :data:`engine.params.PARAMS` holds one row per API
-parameter: its parser, its requirements, its words, what it needs from the
-inventory, and its effect. Every parameter whose effect is ``filter`` has
-exactly one rule in every backend, registered by name:
+A parameter's meaning is written once. :data:`engine.params.PARAMS` holds one
+row per API parameter: its parser, its requirements, its words, what it needs
+from the inventory, its effect and, for a filter, its plan: the
+backend-neutral nodes of :mod:`engine.plan`, each with its sentence
+(:func:`engine.params.filter_plan`). Every backend has exactly one rule per
+**node type**, in a :class:`Translator`:
 
-- polars: :data:`engine.compile.RULES` (lazy polars predicates; the default);
-- DuckDB: :data:`engine.backends.duckdb.RULES` (SQL conditions);
-- Spark: :data:`engine.backends.spark.RULES` (pyspark Column predicates).
+- polars: :data:`engine.compile.TRANSLATE` (lazy polars predicates; the default);
+- DuckDB: :data:`engine.backends.duckdb.TRANSLATE` (SQL conditions);
+- Spark: :data:`engine.backends.spark.TRANSLATE` (pyspark Column predicates).
 
-A backend module passes its table to :func:`ordered_rules` when it is
-imported, so a missing or misspelt rule fails at import, not as a filter
+A translator is checked against :data:`engine.plan.NODE_TYPES` when its
+module is imported, so a missing rule fails at import, not as a filter
 silently left out. ``sort`` (``order``) and ``marker``/``offset``/``limit``
 (``page``) are each backend's sort and paging; ``dec`` and
 ``show_replication`` are validated and have no effect on a dump (``none``).
@@ -23,56 +25,62 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final, TypeVar
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
 
-from engine.params import PARAMS
+from engine.plan import NODE_TYPES, Node
 
 #: The backends cbrq has, by the name ``--engine`` takes.
 ENGINES: Final[tuple[str, ...]] = ("polars", "duckdb", "spark")
 
-R = TypeVar("R")
+#: What a backend's rules read (its tables) and what they give (a predicate, a condition).
+C = TypeVar("C")
+T = TypeVar("T")
 
 
-def filter_params() -> list[str]:
-    """The names of the parameters that filter, in :data:`~engine.params.PARAMS` order.
+class Translator(Generic[C, T]):
+    """One backend's rules: one per :mod:`engine.plan` node type, checked complete when made.
 
-    Example: ``"used_percent" in filter_params()``.
+    Calling it translates one node with the backend's tables; a node of a type
+    it has no rule for raises ``TypeError("... no rule for <type>")`` (the base
+    case of ibis' ``translate``). Making one with a rule missing, or with a rule
+    for a type that is not a plan node, raises ImportError: translators are made
+    at module level, so the module fails to import.
+
+    Example::
+
+        TRANSLATE = Translator("duckdb", {Equals: _equals, ...})
+        TRANSLATE(Equals("vault_id", "v1"), SqlTables(True))
     """
-    return [p.name for p in PARAMS if p.effect == "filter"]
 
+    def __init__(self, backend: str, rules: Mapping[type, Callable[[Any, C], T]]) -> None:
+        missing = [kind.__name__ for kind in NODE_TYPES if kind not in rules]
+        unknown = sorted(kind.__name__ for kind in rules if kind not in NODE_TYPES)
+        problems = [
+            *([f"no rule for {', '.join(missing)}"] if missing else []),
+            *(
+                [f"rules for types that are not plan nodes: {', '.join(unknown)}"]
+                if unknown
+                else []
+            ),
+        ]
+        if problems:
+            raise ImportError(f"backend {backend}: " + "; ".join(problems))
+        self.backend = backend
+        self._rules: dict[type, Callable[[Any, C], T]] = dict(rules)
 
-def setting(field: str) -> list[str]:
-    """The filtering parameters whose value goes to the ``BackupQuery`` field ``field``.
+    @property
+    def rules(self) -> Mapping[type, Callable[[Any, C], T]]:
+        """The rule of each node type (read-only).
 
-    The ``equals`` and ``contains`` parameters share one rule shape, so
-    backends make their rules from this list.
+        Example: ``Translator("duckdb", {...}).rules[Equals]``.
+        """
+        return MappingProxyType(self._rules)
 
-    Example: ``setting("contains")`` -> ``["name", "resource_name"]``.
-    """
-    return [p.name for p in PARAMS if p.effect == "filter" and p.field == field]
-
-
-def ordered_rules(backend: str, rules: Mapping[str, R]) -> tuple[R, ...]:
-    """A backend's rules in table order; raises ImportError if one is missing or unknown.
-
-    Example: ``_ORDER = ordered_rules("duckdb", RULES)``.
-    """
-    wanted = filter_params()
-    missing = [name for name in wanted if name not in rules]
-    unknown = sorted(set(rules) - set(wanted))
-    if missing or unknown:
-        raise ImportError(
-            f"backend {backend}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"no rule for {', '.join(missing)}" if missing else "",
-                    f"rules for parameters that do not filter: {', '.join(unknown)}"
-                    if unknown
-                    else "",
-                )
-                if part
-            )
-        )
-    return tuple(rules[name] for name in wanted)
+    def __call__(self, node: Node, tables: C) -> T:
+        """``node`` in this backend's terms."""
+        rule = self._rules.get(type(node))
+        if rule is None:
+            raise TypeError(f"backend {self.backend}: no rule for {type(node).__name__}")
+        return rule(node, tables)

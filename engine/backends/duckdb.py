@@ -1,10 +1,11 @@
 """The DuckDB backend: a ListBackups query as SQL over the store's Parquet files.
 
-One rule per filtering parameter (:data:`RULES`, checked against
-:data:`engine.params.PARAMS` at import), each giving SQL conditions with their
-words. The backups, vaults and members are DuckDB views of the store's live
-rows (the query ``cbrq info --sql`` prints), or of an in-memory inventory's
-tables. :func:`plan` is the whole query as one SQL text a user can paste
+One rule per node type of :mod:`engine.plan` (:data:`TRANSLATE`, checked
+complete at import), each giving a SQL condition; the nodes, and their
+words, are :func:`engine.params.filter_plan`'s. The backups, vaults and
+members are DuckDB views of the store's live rows (the query
+``cbrq info --sql`` prints), or of an in-memory inventory's tables.
+:func:`plan` is the whole query as one SQL text a user can paste
 into their own DuckDB (``cbrq explain --engine duckdb``); :func:`answer` runs
 it and returns the same :class:`~engine.execute.Result` as the polars backend.
 
@@ -18,34 +19,38 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from engine.backends import ordered_rules, setting
+from engine.backends import Translator
 from engine.compile import RID, sort_keys
 from engine.execute import Result, marker_error, records
 from engine.manifest import duckdb_sql, table_files
+from engine.params import filter_plan
+from engine.plan import (
+    AnyOf,
+    AtLeast,
+    AtMost,
+    Contains,
+    Equals,
+    IncrementalIs,
+    MemberStatus,
+    OneOf,
+    OwnedBy,
+    OwnedElsewhere,
+    SharedTo,
+    VaultUsedAtLeast,
+)
 from engine.query import BackupQuery
 
 if TYPE_CHECKING:
     import duckdb
 
     from engine.inventory import Inventory
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One filter as SQL, and what it means in words.
-
-    Example: ``Condition("status is one of error", "status IN ('error')")``.
-    """
-
-    text: str
-    sql: str
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,6 @@ class SqlTables:
     members: str = "members"
 
 
-SqlRule = Callable[[BackupQuery, SqlTables], list[Condition]]
-
-
 def text(value: str) -> str:
     """A SQL string literal.
 
@@ -83,153 +85,105 @@ def instant(value: datetime) -> str:
     return f"TIMESTAMPTZ '{value:%Y-%m-%d %H:%M:%S.%f}+00'"
 
 
-def _equals(name: str) -> SqlRule:
-    def rule(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-        value = dict(q.equals).get(name)
-        return (
-            []
-            if value is None
-            else [Condition(f"{name} equals {value!r}", f"{name} = {text(value)}")]
-        )
-
-    return rule
+def _equals(node: Equals, _t: SqlTables) -> str:
+    return f"{node.field} = {text(node.value)}"
 
 
-def _contains(name: str) -> SqlRule:
-    def rule(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-        value = dict(q.contains).get(name)
-        if value is None:
-            return []
-        if q.semantics.name_match == "exact":
-            return [Condition(f"{name} equals {value!r}", f"{name} = {text(value)}")]
-        words = f"{name} contains {value!r} (case-sensitive)"
-        return [Condition(words, f"strpos({name}, {text(value)}) > 0")]
-
-    return rule
+def _contains(node: Contains, _t: SqlTables) -> str:
+    return f"strpos({node.field}, {text(node.value)}) > 0"
 
 
-def _statuses(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-    if not q.statuses:
-        return []
-    listed = ", ".join(text(s) for s in q.statuses)
-    return [Condition(f"status is one of {', '.join(q.statuses)}", f"status IN ({listed})")]
+def _one_of(node: OneOf, _t: SqlTables) -> str:
+    return f"{node.field} IN ({', '.join(text(v) for v in node.values)})"
 
 
-def _start_time(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-    if q.start_time is None:
-        return []
-    field = q.semantics.time_field
-    words = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Condition(words, f"{field} >= {instant(q.start_time)}")]
+def _at_least(node: AtLeast, _t: SqlTables) -> str:
+    return f"{node.field} >= {instant(node.instant)}"
 
 
-def _end_time(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-    if q.end_time is None:
-        return []
-    field = q.semantics.time_field
-    words = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Condition(words, f"{field} <= {instant(q.end_time)}")]
+def _at_most(node: AtMost, _t: SqlTables) -> str:
+    return f"{node.field} <= {instant(node.instant)}"
 
 
-def _used_percent(q: BackupQuery, t: SqlTables) -> list[Condition]:
-    if q.used_percent is None:
-        return []
+def _vault_used(node: VaultUsedAtLeast, t: SqlTables) -> str:
     # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
     full = (
         f"SELECT id FROM {t.vaults} WHERE billing.size > 0 "
-        f"AND billing.used * 100 >= {q.used_percent} * billing.size * 1024"
+        f"AND billing.used * 100 >= {node.percent} * billing.size * 1024"
     )
-    words = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
-    return [Condition(words, f"vault_id IN ({full})")]
+    return f"vault_id IN ({full})"
 
 
-def _eps(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-    value = q.enterprise_project_id
-    if value is None:
-        return []
-    words = f"enterprise_project_id equals {value!r}"
-    return [Condition(words, f"enterprise_project_id = {text(value)}")]
+def _owned_by(node: OwnedBy, _t: SqlTables) -> str:
+    return f"project_id = {text(node.project)}"
 
 
-def _shared(q: BackupQuery, t: SqlTables) -> Condition:
-    assert q.project is not None
-    foreign = f"(project_id IS NULL OR project_id <> {text(q.project)})"
-    if not t.has_members:  # SPEC §2: no share-member data, every foreign backup
-        return Condition(
-            "owned by another project (no share-member data: every such backup)", foreign
-        )
-    mine = f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(q.project)}"
-    words = f"owned by another project and shared to {q.project!r}"
-    return Condition(words, f"{foreign} AND id IN ({mine})")
+def _owned_elsewhere(node: OwnedElsewhere, _t: SqlTables) -> str:
+    return f"(project_id IS NULL OR project_id <> {text(node.project)})"
 
 
-def _own_type(q: BackupQuery, t: SqlTables) -> list[Condition]:
-    if q.own_type is None or q.project is None:
-        return []
-    private = Condition(f"owned by project {q.project!r}", f"project_id = {text(q.project)}")
-    if q.own_type == "private":
-        return [private]
-    shared = _shared(q, t)
-    if q.own_type == "shared":
-        return [shared]
-    words = f"{private.text}, or {shared.text}"
-    return [Condition(words, f"({private.sql}) OR ({shared.sql})")]
+def _shared_to(node: SharedTo, t: SqlTables) -> str:
+    foreign = _owned_elsewhere(OwnedElsewhere(node.project), t)
+    mine = f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(node.project)}"
+    return f"{foreign} AND id IN ({mine})"
 
 
-def _member_status(q: BackupQuery, t: SqlTables) -> list[Condition]:
-    if q.member_status is None or q.project is None:
-        return []
+def _member_status(node: MemberStatus, t: SqlTables) -> str:
     named = (
-        f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(q.project)} "
-        f"AND status = {text(q.member_status)}"
+        f"SELECT backup_id FROM {t.members} WHERE dest_project_id = {text(node.project)} "
+        f"AND status = {text(node.status)}"
     )
-    words = f"shared to {q.project!r} with member status {q.member_status!r}"
-    return [Condition(words, f"id IN ({named})")]
+    return f"id IN ({named})"
 
 
-def _incremental(q: BackupQuery, _t: SqlTables) -> list[Condition]:
-    if q.incremental is None:
-        return []
-    value = str(q.incremental).lower()
-    words = f"incremental is {value} (or extend_info.incremental)"
-    return [Condition(words, f"coalesce(incremental, extend_info.incremental) = {value}")]
+def _incremental(node: IncrementalIs, _t: SqlTables) -> str:
+    return f"coalesce(incremental, extend_info.incremental) = {str(node.value).lower()}"
 
 
-#: One rule per filtering parameter of :data:`engine.params.PARAMS` (checked at import).
-RULES: Final[dict[str, SqlRule]] = {
-    **{name: _equals(name) for name in setting("equals")},
-    **{name: _contains(name) for name in setting("contains")},
-    "status": _statuses,
-    "start_time": _start_time,
-    "end_time": _end_time,
-    "used_percent": _used_percent,
-    "enterprise_project_id": _eps,
-    "own_type": _own_type,
-    "member_status": _member_status,
-    "incremental": _incremental,
-}
-_ORDER: Final[tuple[SqlRule, ...]] = ordered_rules("duckdb", RULES)
+def _any_of(node: AnyOf, t: SqlTables) -> str:
+    return " OR ".join(f"({TRANSLATE(part, t)})" for part in node.nodes)
 
 
-def conditions(query: BackupQuery, tables: SqlTables) -> list[Condition]:
-    """Every filter of ``query`` as SQL, in table order.
+#: One SQL condition per node type of :mod:`engine.plan` (checked at import).
+TRANSLATE: Final[Translator[SqlTables, str]] = Translator(
+    "duckdb",
+    {
+        Equals: _equals,
+        Contains: _contains,
+        OneOf: _one_of,
+        AtLeast: _at_least,
+        AtMost: _at_most,
+        VaultUsedAtLeast: _vault_used,
+        OwnedBy: _owned_by,
+        OwnedElsewhere: _owned_elsewhere,
+        SharedTo: _shared_to,
+        MemberStatus: _member_status,
+        IncrementalIs: _incremental,
+        AnyOf: _any_of,
+    },
+)
 
-    Example: ``[c.sql for c in conditions(parse_query("status=error"), SqlTables(True))]``.
+
+def conditions(query: BackupQuery, tables: SqlTables) -> list[str]:
+    """Every filter of ``query`` as a SQL condition, in the order of its plan.
+
+    Example: ``conditions(parse_query("status=error"), SqlTables(True))`` ->
+    ``["status IN ('error')"]``.
     """
-    return [c for rule in _ORDER for c in rule(query, tables)]
+    return [TRANSLATE(node, tables) for node in filter_plan(query, tables.has_members)]
 
 
 def words(query: BackupQuery, inventory: Inventory) -> list[str]:
-    """What each of the query's SQL conditions means, in table order (for ``cbrq explain``).
+    """What each of the query's SQL conditions means, in plan order (for ``cbrq explain``).
 
     Example: ``words(parse_query("status=error"), inv)`` -> ``["status is one of error"]``.
     """
     tables = SqlTables(has_members=inventory.manifest.counts.get("members", 0) > 0)
-    return [condition.text for condition in conditions(query, tables)]
+    return [node.text for node in filter_plan(query, tables.has_members)]
 
 
 def _where(query: BackupQuery, tables: SqlTables) -> str:
-    return " AND ".join(f"({c.sql})" for c in conditions(query, tables)) or "true"
+    return " AND ".join(f"({c})" for c in conditions(query, tables)) or "true"
 
 
 def _order(query: BackupQuery) -> str:

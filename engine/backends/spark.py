@@ -6,11 +6,11 @@ answers with the semantics of SPEC §2, the same as the polars engine
 (:mod:`engine.compile`, :mod:`engine.execute`), which the test suite proves
 on the golden table, the differential property test and the paging walk.
 
-- :data:`RULES`: one rule per filtering parameter of
-  :data:`engine.params.PARAMS` (checked at import by
-  :func:`engine.backends.ordered_rules`), each giving pyspark Column
-  predicates in words, and the vault or member lookups they read (joined as
-  broadcast joins: those tables are small next to the backups).
+- :data:`TRANSLATE`: one rule per node type of :mod:`engine.plan` (checked
+  complete at import, :class:`engine.backends.Translator`), each giving a
+  pyspark Column predicate and the vault or member lookups it reads (joined
+  as broadcast joins: those tables are small next to the backups); the
+  nodes, and their words, are :func:`engine.params.filter_plan`'s.
 - :func:`tables`: a store's live rows (its Parquet files less the
   ``(_seq, _row)`` pairs of its dead file, a left anti join: the rule of
   :func:`engine.manifest.duckdb_sql`), or an in-memory inventory's polars
@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import io
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,12 +51,27 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from engine.backends import ordered_rules, setting
+from engine.backends import Translator
 from engine.compile import sort_keys
 from engine.errors import CbrqError
 from engine.execute import Result, marker_error
 from engine.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
+from engine.params import filter_plan
 from engine.payload import canonical_payloads
+from engine.plan import (
+    AnyOf,
+    AtLeast,
+    AtMost,
+    Contains,
+    Equals,
+    IncrementalIs,
+    MemberStatus,
+    OneOf,
+    OwnedBy,
+    OwnedElsewhere,
+    SharedTo,
+    VaultUsedAtLeast,
+)
 from engine.query import BackupQuery, SortKey
 from engine.spec import RECORD_KINDS
 
@@ -192,17 +207,15 @@ class Lookup:
 
 @dataclass(frozen=True)
 class Rule:
-    """One filter: what it means in words, the predicate, and the lookups it reads.
+    """One plan node in Spark: the predicate, and the lookups it reads.
 
-    Example: ``Rule("status is one of error", F.col("status").isin(["error"]))``.
+    Its words are the node's (:attr:`engine.plan.Equals.text` and the like).
+
+    Example: ``Rule(F.col("status").isin(["error"]))``.
     """
 
-    text: str
     predicate: Column
     lookups: tuple[Lookup, ...] = ()
-
-
-Handler = Callable[[BackupQuery, SparkTables], list[Rule]]
 
 
 def _lookup(flag: str, on: str, keys: DataFrame) -> Lookup:
@@ -211,39 +224,23 @@ def _lookup(flag: str, on: str, keys: DataFrame) -> Lookup:
     return Lookup(flag, on, keys.select("key").distinct().withColumn(flag, F.lit(True)))
 
 
-def _equals(name: str) -> Handler:
-    def rule(q: BackupQuery, _t: SparkTables) -> list[Rule]:
-        from pyspark.sql import functions as F
-
-        value = dict(q.equals).get(name)
-        return [] if value is None else [Rule(f"{name} equals {value!r}", F.col(name) == value)]
-
-    return rule
-
-
-def _contains(name: str) -> Handler:
-    def rule(q: BackupQuery, _t: SparkTables) -> list[Rule]:
-        from pyspark.sql import functions as F
-
-        value = dict(q.contains).get(name)
-        if value is None:
-            return []
-        if q.semantics.name_match == "exact":
-            return [Rule(f"{name} equals {value!r}", F.col(name) == value)]
-        # Column.contains is a literal, case-sensitive substring test (no pattern).
-        text = f"{name} contains {value!r} (case-sensitive)"
-        return [Rule(text, F.col(name).contains(F.lit(value)))]
-
-    return rule
-
-
-def _statuses(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+def _equals(node: Equals, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if not q.statuses:
-        return []
-    text = f"status is one of {', '.join(q.statuses)}"
-    return [Rule(text, F.col("status").isin(list(q.statuses)))]
+    return Rule(F.col(node.field) == node.value)
+
+
+def _contains(node: Contains, _t: SparkTables) -> Rule:
+    from pyspark.sql import functions as F
+
+    # Column.contains is a literal, case-sensitive substring test (no pattern).
+    return Rule(F.col(node.field).contains(F.lit(node.value)))
+
+
+def _one_of(node: OneOf, _t: SparkTables) -> Rule:
+    from pyspark.sql import functions as F
+
+    return Rule(F.col(node.field).isin(list(node.values)))
 
 
 def _instant(moment: datetime) -> Column:
@@ -256,119 +253,97 @@ def _instant(moment: datetime) -> Column:
     return F.lit(moment.astimezone(UTC))
 
 
-def _start_time(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+def _at_least(node: AtLeast, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if q.start_time is None:
-        return []
-    field = q.semantics.time_field
-    text = f"{field} at or after {q.start_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Rule(text, F.col(field) >= _instant(q.start_time))]
+    return Rule(F.col(node.field) >= _instant(node.instant))
 
 
-def _end_time(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+def _at_most(node: AtMost, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if q.end_time is None:
-        return []
-    field = q.semantics.time_field
-    text = f"{field} at or before {q.end_time:%Y-%m-%dT%H:%M:%S.%f} UTC"
-    return [Rule(text, F.col(field) <= _instant(q.end_time))]
+    return Rule(F.col(node.field) <= _instant(node.instant))
 
 
-def _used_percent(q: BackupQuery, t: SparkTables) -> list[Rule]:
+def _vault_used(node: VaultUsedAtLeast, t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if q.used_percent is None:
-        return []
     size, used = F.col("billing.size"), F.col("billing.used")
     # used (MB) / (size (GB) * 1024) >= N %, compared without division or rounding.
-    full = t.vaults.where((size > 0) & (used * 100 >= size * (q.used_percent * 1024)))
+    full = t.vaults.where((size > 0) & (used * 100 >= size * (node.percent * 1024)))
     lookup = _lookup("_vault_full", "vault_id", full.select(F.col("id").alias("key")))
-    text = f"the backup's vault is at least {q.used_percent} % used (billing.used / billing.size)"
-    return [Rule(text, F.coalesce(F.col("_vault_full"), F.lit(False)), (lookup,))]
+    return Rule(F.coalesce(F.col("_vault_full"), F.lit(False)), (lookup,))
 
 
-def _eps(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+def _owned_by(node: OwnedBy, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    value = q.enterprise_project_id
-    if value is None:
-        return []
-    return [
-        Rule(f"enterprise_project_id equals {value!r}", F.col("enterprise_project_id") == value)
-    ]
+    return Rule(F.col("project_id") == node.project)
 
 
-def _shared(q: BackupQuery, t: SparkTables) -> tuple[Column, tuple[Lookup, ...], str]:
+def _owned_elsewhere(node: OwnedElsewhere, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    foreign = F.col("project_id").isNull() | (F.col("project_id") != q.project)
-    if not t.has_members:
-        # SPEC §2: with no member data at all, every foreign backup counts as shared.
-        return foreign, (), "owned by another project (no share-member data: every such backup)"
-    assert q.project is not None  # _own_type calls this only with a project
-    mine = t.members.where(F.col("dest_project_id") == q.project)
+    return Rule(F.col("project_id").isNull() | (F.col("project_id") != node.project))
+
+
+def _shared_to(node: SharedTo, t: SparkTables) -> Rule:
+    from pyspark.sql import functions as F
+
+    foreign = _owned_elsewhere(OwnedElsewhere(node.project), t).predicate
+    mine = t.members.where(F.col("dest_project_id") == node.project)
     lookup = _lookup("_shared_to_me", "id", mine.select(F.col("backup_id").alias("key")))
-    text = f"owned by another project and shared to {q.project!r}"
-    shared = foreign & F.coalesce(F.col("_shared_to_me"), F.lit(False))
-    return shared, (lookup,), text
+    return Rule(foreign & F.coalesce(F.col("_shared_to_me"), F.lit(False)), (lookup,))
 
 
-def _own_type(q: BackupQuery, t: SparkTables) -> list[Rule]:
+def _member_status(node: MemberStatus, t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if q.own_type is None or q.project is None:
-        return []
-    private = F.col("project_id") == q.project
-    if q.own_type == "private":
-        return [Rule(f"owned by project {q.project!r}", private)]
-    shared, lookups, text = _shared(q, t)
-    if q.own_type == "shared":
-        return [Rule(text, shared, lookups)]
-    # A null project_id makes `private` null; OR with a true `shared` is still true.
-    either = F.coalesce(private, F.lit(False)) | shared
-    return [Rule(f"owned by project {q.project!r}, or {text}", either, lookups)]
-
-
-def _member_status(q: BackupQuery, t: SparkTables) -> list[Rule]:
-    from pyspark.sql import functions as F
-
-    if q.member_status is None or q.project is None:
-        return []
     named = t.members.where(
-        (F.col("dest_project_id") == q.project) & (F.col("status") == q.member_status)
+        (F.col("dest_project_id") == node.project) & (F.col("status") == node.status)
     )
     lookup = _lookup("_member_match", "id", named.select(F.col("backup_id").alias("key")))
-    text = f"shared to {q.project!r} with member status {q.member_status!r}"
-    return [Rule(text, F.coalesce(F.col("_member_match"), F.lit(False)), (lookup,))]
+    return Rule(F.coalesce(F.col("_member_match"), F.lit(False)), (lookup,))
 
 
-def _incremental(q: BackupQuery, _t: SparkTables) -> list[Rule]:
+def _incremental(node: IncrementalIs, _t: SparkTables) -> Rule:
     from pyspark.sql import functions as F
 
-    if q.incremental is None:
-        return []
     value = F.coalesce(F.col("incremental"), F.col("extend_info.incremental"))
-    text = f"incremental is {str(q.incremental).lower()} (or extend_info.incremental)"
-    return [Rule(text, value == F.lit(q.incremental))]
+    return Rule(value == F.lit(node.value))
 
 
-#: One rule per filtering parameter of :data:`engine.params.PARAMS`
-#: (checked at import); rules apply, and are explained, in that table's order.
-RULES: Final[dict[str, Handler]] = {
-    **{name: _equals(name) for name in setting("equals")},
-    **{name: _contains(name) for name in setting("contains")},
-    "status": _statuses,
-    "start_time": _start_time,
-    "end_time": _end_time,
-    "used_percent": _used_percent,
-    "enterprise_project_id": _eps,
-    "own_type": _own_type,
-    "member_status": _member_status,
-    "incremental": _incremental,
-}
-_ORDER: Final[tuple[Handler, ...]] = ordered_rules("spark", RULES)
+def _any_of(node: AnyOf, t: SparkTables) -> Rule:
+    from pyspark.sql import functions as F
+
+    parts = [TRANSLATE(part, t) for part in node.nodes]
+    # A part may be null (a null project_id makes OwnedBy null): the parts so far
+    # are made false before each OR, so a true part later decides it.
+    either = reduce(
+        lambda so_far, part: F.coalesce(so_far, F.lit(False)) | part,
+        (part.predicate for part in parts),
+    )
+    return Rule(either, tuple(lookup for part in parts for lookup in part.lookups))
+
+
+#: One rule per node type of :mod:`engine.plan` (checked at import).
+TRANSLATE: Final[Translator[SparkTables, Rule]] = Translator(
+    "spark",
+    {
+        Equals: _equals,
+        Contains: _contains,
+        OneOf: _one_of,
+        AtLeast: _at_least,
+        AtMost: _at_most,
+        VaultUsedAtLeast: _vault_used,
+        OwnedBy: _owned_by,
+        OwnedElsewhere: _owned_elsewhere,
+        SharedTo: _shared_to,
+        MemberStatus: _member_status,
+        IncrementalIs: _incremental,
+        AnyOf: _any_of,
+    },
+)
 _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final[timedelta] = timedelta(microseconds=1)
 #: Columns of the marker's row in the marker join (``_m_`` + sort key).
@@ -376,11 +351,13 @@ _MARK: Final[str] = "_m_"
 
 
 def rules(query: BackupQuery, spark_tables: SparkTables) -> list[Rule]:
-    """Every filter of ``query``, in words and as Spark predicates.
+    """Every filter of ``query`` as Spark predicates, in the order of its plan.
 
-    Example: ``[r.text for r in rules(inv.parse("status=error"), tables(inv))]``.
+    The plan is :func:`engine.params.filter_plan`'s (its nodes hold the words).
+
+    Example: ``[r.predicate for r in rules(inv.parse("status=error"), tables(inv))]``.
     """
-    return [rule for handler in _ORDER for rule in handler(query, spark_tables)]
+    return [TRANSLATE(node, spark_tables) for node in filter_plan(query, spark_tables.has_members)]
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -624,11 +601,12 @@ def _to_polars(frame: DataFrame) -> pl.DataFrame:
 def words(
     query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None
 ) -> list[str]:
-    """What each of the query's Spark rules means, in table order (for ``cbrq explain``).
+    """What each of the query's Spark rules means, in plan order (for ``cbrq explain``).
 
     Example: ``words(inv.parse("status=error"), inv)`` -> ``["status is one of error"]``.
     """
-    return [rule.text for rule in rules(query, tables(inventory, spark))]
+    has_members = tables(inventory, spark).has_members
+    return [node.text for node in filter_plan(query, has_members)]
 
 
 def plan(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> str:
