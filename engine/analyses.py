@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -32,11 +32,15 @@ from engine.params import QueryParams
 from engine.query import BackupQuery
 from engine.spec import (
     ANALYSIS_FORBIDDEN,
+    CAPACITY_VERDICTS,
     DEFAULT_THRESHOLD,
     DIFF_CHANGES,
     DIFF_KINDS,
     DURATION_UNITS,
+    FAIL_ON_VERDICTS,
+    HYGIENE_FINDINGS,
     LONGEST_SPAN_DAYS,
+    RETENTION_FINDINGS,
     RPO_VERDICTS,
     STATS_KEYS,
     STATS_PERIODS,
@@ -88,12 +92,17 @@ DIFF_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 #: Records decoded at a time by ``diff`` (their texts as Python strings).
 DECODE_CHUNK: Final[int] = 50_000
-#: The verdicts an exit status can be asked for (``--fail-on``), per analysis and column.
-FAIL_ON: Final[dict[str, tuple[str, str]]] = {
-    "rpo": ("verdict", "breach"),
-    "retention": ("finding", "short"),
-    "capacity": ("full", "full"),
+#: Per analysis, the column holding a row's verdict and the verdicts it can hold
+#: (``--only``); capacity's boolean ``full`` reads ``full`` or ``ok``.
+VERDICTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "rpo": ("verdict", RPO_VERDICTS),
+    "retention": ("finding", RETENTION_FINDINGS),
+    "hygiene": ("finding", HYGIENE_FINDINGS),
+    "capacity": ("full", CAPACITY_VERDICTS),
+    "diff": ("change", DIFF_CHANGES),
 }
+#: The verdicts ``--fail-on`` takes, per analysis, and the row verdicts each fails on.
+FAIL_ON: Final[dict[str, dict[str, tuple[str, ...]]]] = FAIL_ON_VERDICTS
 
 
 @dataclass(frozen=True)
@@ -130,15 +139,63 @@ class Analysis:
         return None if self.at is None else format_instant(self.at)
 
     def fails(self, verdict: str) -> bool:
-        """Whether a row has ``verdict`` (``breach``, ``short``, ``full``): for ``--fail-on``.
+        """Whether a row fails ``--fail-on verdict``: rpo ``breach`` (a row ``breach`` or
+        ``never``), rpo ``never``, retention ``short``, capacity ``full``.
+
+        Raises :class:`ValueError` for a verdict this analysis cannot fail on.
 
         Example: ``inv.rpo().fails("breach")``.
         """
-        column, wanted = FAIL_ON[self.name]
-        if wanted != verdict:
-            raise ValueError(f"{self.name} has no verdict {verdict!r} (allowed: {wanted})")
-        values = self.frame[column]
-        return bool((values == wanted).any()) if values.dtype == pl.String else bool(values.any())
+        choices = FAIL_ON.get(self.name, {})
+        if verdict not in choices:
+            allowed = ", ".join(choices) or "none"
+            raise ValueError(f"{self.name} cannot fail on {verdict!r} (allowed: {allowed})")
+        return bool(self.frame.select(verdict_of(self.name).is_in(choices[verdict]).any()).item())
+
+    def only(self, verdicts: Sequence[str]) -> Analysis:
+        """The analysis with only the rows whose verdict is one of ``verdicts`` (``--only``).
+
+        Raises :class:`QueryError` naming ``only`` for a verdict the analysis has not
+        (see :func:`parse_only`).
+
+        Example: ``inv.rpo(max_age="24h").only(["never", "breach"]).frame``.
+        """
+        wanted = parse_only(self.name, verdicts)
+        return replace(self, frame=self.frame.filter(verdict_of(self.name).is_in(wanted)))
+
+
+def verdict_of(name: str) -> pl.Expr:
+    """The verdict of a row of analysis ``name`` as a string expression (see :data:`VERDICTS`).
+
+    Example: ``inv.capacity().frame.select(verdict_of("capacity"))`` -> ``full`` or ``ok``.
+    """
+    column, _ = VERDICTS[name]
+    if name == "capacity":
+        return pl.when(pl.col(column)).then(pl.lit("full")).otherwise(pl.lit("ok"))
+    return pl.col(column)
+
+
+def parse_only(name: str, value: str | Sequence[str], option: str = "only") -> tuple[str, ...]:
+    """The verdicts of ``--only``: a comma list or a sequence, each one of analysis ``name``'s.
+
+    Raises :class:`QueryError` naming ``option`` and listing the allowed verdicts.
+
+    Example: ``parse_only("rpo", "never,breach") == ("never", "breach")``.
+    """
+    allowed = VERDICTS[name][1] if name in VERDICTS else ()
+    chosen = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    shown = ",".join(chosen)
+    listed = ", ".join(allowed) or f"none: {name} rows have no verdict"
+    problems = [
+        Problem(option, shown, f"{name} has no verdict {v!r}", listed)
+        for v in dict.fromkeys(chosen)
+        if v not in allowed
+    ]
+    if not chosen or chosen == [""]:
+        problems = [Problem(option, shown, "no verdict", listed)]
+    if problems:
+        raise QueryError(problems)
+    return tuple(dict.fromkeys(chosen))
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:

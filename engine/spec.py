@@ -163,6 +163,20 @@ STUCK_STATUSES: Final[tuple[str, ...]] = (
 )
 #: rpo verdicts and retention/hygiene findings, in the order rows are listed.
 RPO_VERDICTS: Final[tuple[str, ...]] = ("never", "breach", "ok")
+#: The verdicts ``--only`` keeps rows by (issue 20): retention's and hygiene's findings,
+#: capacity's ``full`` (``full`` true) or ``ok`` (false), diff's changes.
+RETENTION_FINDINGS: Final[tuple[str, ...]] = ("overdue", "short")
+HYGIENE_FINDINGS: Final[tuple[str, ...]] = ("error", "orphan", "stuck")
+CAPACITY_VERDICTS: Final[tuple[str, ...]] = ("full", "ok")
+#: What ``--fail-on VERDICT`` exits 3 on, per analysis. Decision: ``--fail-on breach``
+#: also fails on ``never`` (no good backup at all is worse than an old one: the cron
+#: mail must not stay silent when every backup failed); ``--fail-on never`` only on it.
+#: It judges every row of the analysis, before ``--only`` and ``--fields`` keep some.
+FAIL_ON_VERDICTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "rpo": {"breach": ("never", "breach"), "never": ("never",)},
+    "retention": {"short": ("short",)},
+    "capacity": {"full": ("full",)},
+}
 DIFF_KINDS: Final[tuple[str, ...]] = ("backup", "vault")
 DIFF_CHANGES: Final[tuple[str, ...]] = ("added", "removed", "changed")
 #: Paging and sort have no meaning for an analysis: in its filter they are errors.
