@@ -50,7 +50,8 @@ from engine.spec import (
 
 INSTANT: Final = pl.Datetime("us", "UTC")
 #: The part of a vault's payload the analyses read that has no typed column.
-RESOURCES_TYPE: Final = pl.List(pl.Struct({"id": pl.String, "name": pl.String, "type": pl.String}))
+RESOURCE_KEYS: Final[tuple[str, ...]] = ("id", "name", "type")
+RESOURCES_TYPE: Final = pl.List(pl.Struct(dict.fromkeys(RESOURCE_KEYS, pl.String)))
 #: Row columns (SPEC §5 JSON keys, in order).
 RPO_COLUMNS: Final[tuple[str, ...]] = (
     "resource_id",
@@ -125,7 +126,7 @@ class Analysis:
     frame: pl.DataFrame
 
     def to_json(self) -> dict[str, Any]:
-        """``{"at": "<API form>", "rows": [...]}`` with instants in the API's form.
+        """``{"at": "<API form>", "rows": [...]}`` with instants in the API's form, no infinity.
 
         Example: ``inv.capacity().to_json()["rows"][0]["used_percent"]``.
         """
@@ -204,7 +205,13 @@ def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     Example: ``json_rows(inv.stats().frame)[0]``.
     """
     instants = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    return frame.with_columns(canonical_expr(pl.col(c)).alias(c) for c in instants).to_dicts()
+    # JSON has no infinity (json.dumps would write the invalid token Infinity): a
+    # number past the float range, such as an overflowing used_percent, is null there.
+    floats = [c for c, t in frame.schema.items() if t in (pl.Float32, pl.Float64)]
+    return frame.with_columns(
+        *(canonical_expr(pl.col(c)).alias(c) for c in instants),
+        *(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats),
+    ).to_dicts()
 
 
 # --- parameters ---------------------------------------------------------------
@@ -339,14 +346,59 @@ def default_at(backups: pl.LazyFrame) -> datetime | None:
 def vault_table(raw: pl.LazyFrame) -> pl.DataFrame:
     """The vaults (few) with ``resources`` decoded from their payload: the analyses' vault side.
 
-    Columns: ``id, name, threshold, billing, resources, _payload``.
+    Columns: ``id, name, threshold, billing, resources, _payload``; ``resources``
+    is :data:`RESOURCES_TYPE`, read as :func:`resources_column` says.
 
     Example: ``vault_table(inv.raw("vaults"))``.
     """
-    resources = pl.col("_payload").str.json_decode(pl.Struct({"resources": RESOURCES_TYPE}))
-    return raw.select(
-        "id", "name", "threshold", "billing", resources.struct.field("resources"), "_payload"
-    ).collect()
+    vaults = raw.select("id", "name", "threshold", "billing", "_payload").collect()
+    return vaults.insert_column(4, resources_column(vaults["_payload"]))
+
+
+def resources_column(payloads: pl.Series) -> pl.Series:
+    """The ``resources`` of each vault payload (JSON text) as the analyses read it (SPEC §5).
+
+    Not a list (absent, null, a string, a number, an object): null, no listed
+    resources. A list keeps one item per element (capacity counts them all), with
+    ``id``, ``name`` and ``type`` kept when they are strings, else null: a
+    non-object element or a non-string ``id`` names no resource.
+
+    ``resources`` has no typed column and dumps hold anything there; polars'
+    decoder, typed or not, fails on the whole column for one odd vault, so each
+    payload is decoded by Python's (vaults are few: a project's quota; backups are
+    never decoded here) into flat columns that polars puts back into lists.
+
+    Example: ``resources_column(pl.Series(['{"resources": [{"id": "r1"}, 5]}', "{}"]))``
+    -> ``[[{"id": "r1", ...}, {"id": None, ...}], None]``.
+    """
+    values: dict[str, list[str | None]] = {key: [] for key in RESOURCE_KEYS}
+    lengths: list[int | None] = []
+    for text in payloads.to_list():
+        listed = json.loads(text).get("resources")
+        if not isinstance(listed, list):
+            lengths.append(None)
+            continue
+        lengths.append(len(listed))
+        for item in listed:
+            is_object = isinstance(item, dict)
+            for key, column in values.items():
+                value = item.get(key) if is_object else None
+                column.append(value if isinstance(value, str) else None)
+    items = pl.DataFrame(values, schema=dict.fromkeys(RESOURCE_KEYS, pl.String))
+    every = items.select(pl.struct(*RESOURCE_KEYS).implode()).to_series()
+    counts = pl.Series("count", lengths, pl.Int64)
+    starts = counts.fill_null(0).cum_sum() - counts.fill_null(0)
+    # Vault i's items are every[starts[i] : starts[i] + counts[i]]; no count: not a list.
+    return (
+        pl.DataFrame({"start": starts, "count": counts})
+        .select(
+            pl.when(pl.col("count").is_not_null())
+            .then(pl.lit(every).list.slice(pl.col("start"), pl.col("count")))
+            .cast(RESOURCES_TYPE)
+            .alias("resources")
+        )
+        .to_series()
+    )
 
 
 def _equal_values(query: BackupQuery, name: str) -> list[str]:
@@ -396,14 +448,27 @@ def stats(backups: pl.LazyFrame, by: Sequence[str], at: datetime | None) -> Anal
         backups.group_by(keys)
         .agg(
             pl.len().cast(pl.Int64).alias("backups"),
-            pl.col("resource_size").fill_null(0).sum().cast(pl.Int64).alias("size_gb"),
+            # Summed in 128 bits: a sum past Int64 is kept exact, never wrapped negative.
+            pl.col("resource_size").fill_null(0).cast(pl.Int128).sum().alias("size_gb"),
             pl.col("created_at").min().alias("first"),
             pl.col("created_at").max().alias("last"),
         )
         .sort(["backups", *by], descending=[True] + [False] * len(by), nulls_last=True)
         .collect()
     )
-    return Analysis("stats", at, frame)
+    return Analysis("stats", at, _narrowest(frame, "size_gb"))
+
+
+def _narrowest(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``frame`` with its Int128 ``column`` as Int64 when every value fits (SPEC §5 decision).
+
+    Sums of real sizes always fit, and stay Int64 in every output; one that does
+    not stays Int128, exact (json and csv write the whole number).
+    """
+    low, high = frame[column].min(), frame[column].max()
+    if isinstance(low, int) and isinstance(high, int) and not -(2**63) <= low <= high < 2**63:
+        return frame
+    return frame.with_columns(pl.col(column).cast(pl.Int64))
 
 
 def rpo(
@@ -613,9 +678,12 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
 
     Example: ``capacity(inv.lazy(), vault_table(inv.raw("vaults")), at).frame``.
     """
-    size = pl.col("billing").struct.field("size")
-    used = pl.col("billing").struct.field("used")
-    percent = pl.when(size > 0).then(used / (size * 1024) * 100)
+    size = pl.col("billing").struct.field("size").cast(pl.Float64)
+    used = pl.col("billing").struct.field("used").cast(pl.Float64)
+    # used / size / 1024 is bit for bit used / (size * 1024) (1024 is a power of two),
+    # without size * 1024 overflowing to infinity (1e308 GB once read 0.0 % and full).
+    # A percentage past the float range is +inf: written null in JSON (it has none).
+    percent = pl.when(size > 0).then(used / size / 1024 * 100)
     counts = backups.group_by("vault_id").agg(pl.len().cast(pl.Int64).alias("backups"))
     frame = (
         vaults.lazy()
@@ -631,12 +699,8 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
         # full: used_percent >= threshold, compared as ListBackups' used_percent is
         # (SPEC §2: used * 100 >= threshold * size * 1024), without the division's
         # rounding (25 GB, 14,848 MB is exactly 58 %, which the float makes 57.99...).
-        .with_columns(
-            full=(
-                (pl.col("size_gb") > 0)
-                & (pl.col("used_mb") * 100 >= pl.col("threshold") * pl.col("size_gb") * 1024)
-            ).fill_null(False)
-        )
+        .with_columns(full=(pl.col("size_gb") > 0) & _at_least(pl.col("threshold")))
+        .with_columns(pl.col("full").fill_null(False))
         .join(counts, left_on="id", right_on="vault_id", how="left")
         .with_columns(pl.col("backups").fill_null(0))
         .sort(["used_percent", "id"], descending=[True, False], nulls_last=True)
@@ -644,6 +708,21 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
         .collect()
     )
     return Analysis("capacity", at, frame)
+
+
+def _at_least(threshold: pl.Expr) -> pl.Expr:
+    """``used_mb * 100 >= threshold * size_gb * 1024`` for a vault, whatever the magnitudes.
+
+    Exact as long as both products are finite floats (every real vault); when one
+    overflows (sizes near 1e308) the same comparison is made on the quotient
+    ``used / size`` against ``threshold * 1024 / 100``, which cannot overflow a
+    finite side: a vault of 1e308 GB holding 1e308 MB is 9.8 % used, not full.
+    """
+    used, size = pl.col("used_mb"), pl.col("size_gb")
+    left, right = used * 100, threshold.cast(pl.Float64) * size * 1024
+    finite = left.is_finite() & right.is_finite()
+    quotient = used / size >= threshold.cast(pl.Float64) * 1024 / 100
+    return pl.when(finite).then(left >= right).otherwise(quotient)
 
 
 # --- diff ---------------------------------------------------------------------

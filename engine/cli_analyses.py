@@ -9,8 +9,9 @@ imported only when a command runs. Errors are turned into messages and exit
 statuses by the group, as for every command.
 
 Every output states ``at``: a footer line under a table; ``{"at", "rows"}``
-in json; an ``"at"`` key first in every ndjson line. csv, tsv and parquet
-hold the rows only (ask ``-f json`` for ``at``).
+in json; an ``"at"`` key first in every ndjson line, and with no rows one
+line ``{"at": ...}`` holding nothing else. csv, tsv and parquet hold the rows
+only (ask ``-f json`` for ``at``).
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = Fals
         out.write(json.dumps(analysis.to_json(), ensure_ascii=False).encode() + b"\n")
     elif fmt == "ndjson":
         at = analysis.at_text()
-        rows = analysis.to_json()["rows"]
+        # No rows: one line holding only "at", so that every output states it (a
+        # line without the row keys is no row; `jq 'select(.id)'` skips it).
+        rows = analysis.to_json()["rows"] or [{}]
         lines = (
             json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
         )
