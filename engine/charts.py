@@ -324,7 +324,9 @@ def _types_chart(data: ReportData) -> Chart:
         _empty(ax)
         return Chart("size_by_resource_type", "Size by resource type", caption, figure)
     names = [_label(t) if t is not None else "(none)" for t in types["resource_type"].to_list()]
-    bars = ax.barh(names[::-1], types["size_gb"].to_list()[::-1], color=ACCENT, height=0.6)
+    # As floats: a size past 64 bits (Int128) is too long for matplotlib's integers.
+    sizes = types["size_gb"].cast(pl.Float64).to_list()
+    bars = ax.barh(names[::-1], sizes[::-1], color=ACCENT, height=0.6)
     ax.bar_label(bars, labels=[f"{n:,} backups" for n in types["backups"].to_list()[::-1]])
     ax.set_xlabel("GB")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
@@ -529,6 +531,10 @@ def write_pngs(charts: Sequence[Chart], folder: Path) -> list[Path]:
 def percent_text(value: float) -> str:
     """A fill percentage to 0.1, rounded down: 79.99993 reads 79.9, never the 80.0 of full.
 
+    A percentage past the float range reads ``inf``.
+
     Example: ``percent_text(79.99993) == "79.9"``.
     """
+    if not math.isfinite(value):
+        return str(value)
     return f"{math.floor(value * 10) / 10:.1f}"

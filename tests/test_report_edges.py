@@ -71,3 +71,18 @@ def test_extreme_dates_are_drawn(tmp_path: Path, dates: tuple[str, ...], at: str
     text = report(tmp_path, records, *(["--at", at] if at else []), names=("vault",))
     assert text.count("<svg") == 8
     assert dates[-1][:10] in text  # the newest backup is named in the summary
+
+
+def test_numbers_past_their_range_are_drawn(tmp_path: Path) -> None:
+    """A size sum past Int64 (stats) and a fill past the float range (capacity)."""
+    records = [backup(f"b{n}", resource_size=2**62, vault_id="v0") for n in range(3)]
+    (tmp_path / "b.json").write_text(page(*records))
+    vaults = [{"id": "v0", "name": "over", "billing": {"size": 1e-300, "used": 1e308}}]
+    (tmp_path / "v.json").write_text(json.dumps({"vaults": vaults}))
+    out = tmp_path / "r.html"
+    args = ["report", "--from", str(tmp_path / "b.json"), "--from", str(tmp_path / "v.json")]
+    done = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    text = out.read_text(encoding="utf-8")
+    assert f"{3 * 2**62:,}" in text  # the exact sum in the stats table
+    assert "inf %" in text  # the vault fill chart
