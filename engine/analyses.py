@@ -32,15 +32,13 @@ from engine.params import QueryParams
 from engine.query import BackupQuery
 from engine.spec import (
     ANALYSIS_FORBIDDEN,
-    CAPACITY_VERDICTS,
+    ANALYSIS_VERDICTS,
     DEFAULT_THRESHOLD,
     DIFF_CHANGES,
     DIFF_KINDS,
     DURATION_UNITS,
     FAIL_ON_VERDICTS,
-    HYGIENE_FINDINGS,
     LONGEST_SPAN_DAYS,
-    RETENTION_FINDINGS,
     RPO_VERDICTS,
     STATS_KEYS,
     STATS_PERIODS,
@@ -96,11 +94,8 @@ DECODE_CHUNK: Final[int] = 50_000
 #: Per analysis, the column holding a row's verdict and the verdicts it can hold
 #: (``--only``); capacity's boolean ``full`` reads ``full`` or ``ok``.
 VERDICTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    "rpo": ("verdict", RPO_VERDICTS),
-    "retention": ("finding", RETENTION_FINDINGS),
-    "hygiene": ("finding", HYGIENE_FINDINGS),
-    "capacity": ("full", CAPACITY_VERDICTS),
-    "diff": ("change", DIFF_CHANGES),
+    name: ({"rpo": "verdict", "capacity": "full", "diff": "change"}.get(name, "finding"), listed)
+    for name, listed in ANALYSIS_VERDICTS.items()
 }
 #: The verdicts ``--fail-on`` takes, per analysis, and the row verdicts each fails on.
 FAIL_ON: Final[dict[str, dict[str, tuple[str, ...]]]] = FAIL_ON_VERDICTS

@@ -34,13 +34,9 @@ from engine.cli_common import (
 )
 from engine.spec import (
     ANALYSIS_AT_KEY,
-    CAPACITY_VERDICTS,
-    DIFF_CHANGES,
+    ANALYSIS_VERDICTS,
     FAIL_ON_VERDICTS,
-    HYGIENE_FINDINGS,
     LONGEST_SPAN_DAYS,
-    RETENTION_FINDINGS,
-    RPO_VERDICTS,
 )
 
 if TYPE_CHECKING:
@@ -142,13 +138,7 @@ def _fail_on(name: str, what: str) -> Callable[[F], F]:
 
 def _only(name: str) -> Callable[[F], F]:
     """``--only VERDICT[,VERDICT...]``: keep only the rows with those verdicts."""
-    verdicts = {
-        "rpo": RPO_VERDICTS,
-        "retention": RETENTION_FINDINGS,
-        "hygiene": HYGIENE_FINDINGS,
-        "capacity": CAPACITY_VERDICTS,
-        "diff": DIFF_CHANGES,
-    }[name]
+    verdicts = ANALYSIS_VERDICTS[name]
 
     def check(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         from engine.analyses import parse_only

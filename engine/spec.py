@@ -179,6 +179,14 @@ FAIL_ON_VERDICTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
 }
 DIFF_KINDS: Final[tuple[str, ...]] = ("backup", "vault")
 DIFF_CHANGES: Final[tuple[str, ...]] = ("added", "removed", "changed")
+#: Per analysis command, the verdicts of its rows (stats has none).
+ANALYSIS_VERDICTS: Final[dict[str, tuple[str, ...]]] = {
+    "rpo": RPO_VERDICTS,
+    "retention": RETENTION_FINDINGS,
+    "hygiene": HYGIENE_FINDINGS,
+    "capacity": CAPACITY_VERDICTS,
+    "diff": DIFF_CHANGES,
+}
 #: Paging and sort have no meaning for an analysis: in its filter they are errors.
 ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort")
 
