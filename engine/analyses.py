@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -32,10 +32,12 @@ from engine.params import QueryParams
 from engine.query import BackupQuery
 from engine.spec import (
     ANALYSIS_FORBIDDEN,
+    ANALYSIS_VERDICTS,
     DEFAULT_THRESHOLD,
     DIFF_CHANGES,
     DIFF_KINDS,
     DURATION_UNITS,
+    FAIL_ON_VERDICTS,
     LONGEST_SPAN_DAYS,
     RPO_VERDICTS,
     STATS_KEYS,
@@ -46,7 +48,8 @@ from engine.spec import (
 
 INSTANT: Final = pl.Datetime("us", "UTC")
 #: The part of a vault's payload the analyses read that has no typed column.
-RESOURCES_TYPE: Final = pl.List(pl.Struct({"id": pl.String, "name": pl.String, "type": pl.String}))
+RESOURCE_KEYS: Final[tuple[str, ...]] = ("id", "name", "type")
+RESOURCES_TYPE: Final = pl.List(pl.Struct(dict.fromkeys(RESOURCE_KEYS, pl.String)))
 #: Row columns (SPEC §5 JSON keys, in order).
 RPO_COLUMNS: Final[tuple[str, ...]] = (
     "resource_id",
@@ -88,12 +91,14 @@ DIFF_SCHEMA: Final[dict[str, pl.DataType]] = {
 }
 #: Records decoded at a time by ``diff`` (their texts as Python strings).
 DECODE_CHUNK: Final[int] = 50_000
-#: The verdicts an exit status can be asked for (``--fail-on``), per analysis and column.
-FAIL_ON: Final[dict[str, tuple[str, str]]] = {
-    "rpo": ("verdict", "breach"),
-    "retention": ("finding", "short"),
-    "capacity": ("full", "full"),
+#: Per analysis, the column holding a row's verdict and the verdicts it can hold
+#: (``--only``); capacity's boolean ``full`` reads ``full`` or ``ok``.
+VERDICTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    name: ({"rpo": "verdict", "capacity": "full", "diff": "change"}.get(name, "finding"), listed)
+    for name, listed in ANALYSIS_VERDICTS.items()
 }
+#: The verdicts ``--fail-on`` takes, per analysis, and the row verdicts each fails on.
+FAIL_ON: Final[dict[str, dict[str, tuple[str, ...]]]] = FAIL_ON_VERDICTS
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class Analysis:
     frame: pl.DataFrame
 
     def to_json(self) -> dict[str, Any]:
-        """``{"at": "<API form>", "rows": [...]}`` with instants in the API's form.
+        """``{"at": "<API form>", "rows": [...]}`` with instants in the API's form, no infinity.
 
         Example: ``inv.capacity().to_json()["rows"][0]["used_percent"]``.
         """
@@ -130,15 +135,63 @@ class Analysis:
         return None if self.at is None else format_instant(self.at)
 
     def fails(self, verdict: str) -> bool:
-        """Whether a row has ``verdict`` (``breach``, ``short``, ``full``): for ``--fail-on``.
+        """Whether a row fails ``--fail-on verdict``: rpo ``breach`` (a row ``breach`` or
+        ``never``), rpo ``never``, retention ``short``, capacity ``full``.
+
+        Raises :class:`ValueError` for a verdict this analysis cannot fail on.
 
         Example: ``inv.rpo().fails("breach")``.
         """
-        column, wanted = FAIL_ON[self.name]
-        if wanted != verdict:
-            raise ValueError(f"{self.name} has no verdict {verdict!r} (allowed: {wanted})")
-        values = self.frame[column]
-        return bool((values == wanted).any()) if values.dtype == pl.String else bool(values.any())
+        choices = FAIL_ON.get(self.name, {})
+        if verdict not in choices:
+            allowed = ", ".join(choices) or "none"
+            raise ValueError(f"{self.name} cannot fail on {verdict!r} (allowed: {allowed})")
+        return bool(self.frame.select(verdict_of(self.name).is_in(choices[verdict]).any()).item())
+
+    def only(self, verdicts: Sequence[str]) -> Analysis:
+        """The analysis with only the rows whose verdict is one of ``verdicts`` (``--only``).
+
+        Raises :class:`QueryError` naming ``only`` for a verdict the analysis has not
+        (see :func:`parse_only`).
+
+        Example: ``inv.rpo(max_age="24h").only(["never", "breach"]).frame``.
+        """
+        wanted = parse_only(self.name, verdicts)
+        return replace(self, frame=self.frame.filter(verdict_of(self.name).is_in(wanted)))
+
+
+def verdict_of(name: str) -> pl.Expr:
+    """The verdict of a row of analysis ``name`` as a string expression (see :data:`VERDICTS`).
+
+    Example: ``inv.capacity().frame.select(verdict_of("capacity"))`` -> ``full`` or ``ok``.
+    """
+    column, _ = VERDICTS[name]
+    if name == "capacity":
+        return pl.when(pl.col(column)).then(pl.lit("full")).otherwise(pl.lit("ok"))
+    return pl.col(column)
+
+
+def parse_only(name: str, value: str | Sequence[str], option: str = "only") -> tuple[str, ...]:
+    """The verdicts of ``--only``: a comma list or a sequence, each one of analysis ``name``'s.
+
+    Raises :class:`QueryError` naming ``option`` and listing the allowed verdicts.
+
+    Example: ``parse_only("rpo", "never,breach") == ("never", "breach")``.
+    """
+    allowed = VERDICTS[name][1] if name in VERDICTS else ()
+    chosen = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    shown = ",".join(chosen)
+    listed = ", ".join(allowed) or f"none: {name} rows have no verdict"
+    problems = [
+        Problem(option, shown, f"{name} has no verdict {v!r}", listed)
+        for v in dict.fromkeys(chosen)
+        if v not in allowed
+    ]
+    if not chosen or chosen == [""]:
+        problems = [Problem(option, shown, "no verdict", listed)]
+    if problems:
+        raise QueryError(problems)
+    return tuple(dict.fromkeys(chosen))
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -147,7 +200,13 @@ def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     Example: ``json_rows(inv.stats().frame)[0]``.
     """
     instants = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    return frame.with_columns(canonical_expr(pl.col(c)).alias(c) for c in instants).to_dicts()
+    # JSON has no infinity (json.dumps would write the invalid token Infinity): a
+    # number past the float range, such as an overflowing used_percent, is null there.
+    floats = [c for c, t in frame.schema.items() if t in (pl.Float32, pl.Float64)]
+    return frame.with_columns(
+        *(canonical_expr(pl.col(c)).alias(c) for c in instants),
+        *(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats),
+    ).to_dicts()
 
 
 # --- parameters ---------------------------------------------------------------
@@ -282,14 +341,59 @@ def default_at(backups: pl.LazyFrame) -> datetime | None:
 def vault_table(raw: pl.LazyFrame) -> pl.DataFrame:
     """The vaults (few) with ``resources`` decoded from their payload: the analyses' vault side.
 
-    Columns: ``id, name, threshold, billing, resources, _payload``.
+    Columns: ``id, name, threshold, billing, resources, _payload``; ``resources``
+    is :data:`RESOURCES_TYPE`, read as :func:`resources_column` says.
 
     Example: ``vault_table(inv.raw("vaults"))``.
     """
-    resources = pl.col("_payload").str.json_decode(pl.Struct({"resources": RESOURCES_TYPE}))
-    return raw.select(
-        "id", "name", "threshold", "billing", resources.struct.field("resources"), "_payload"
-    ).collect()
+    vaults = raw.select("id", "name", "threshold", "billing", "_payload").collect()
+    return vaults.insert_column(4, resources_column(vaults["_payload"]))
+
+
+def resources_column(payloads: pl.Series) -> pl.Series:
+    """The ``resources`` of each vault payload (JSON text) as the analyses read it (SPEC §5).
+
+    Not a list (absent, null, a string, a number, an object): null, no listed
+    resources. A list keeps one item per element (capacity counts them all), with
+    ``id``, ``name`` and ``type`` kept when they are strings, else null: a
+    non-object element or a non-string ``id`` names no resource.
+
+    ``resources`` has no typed column and dumps hold anything there; polars'
+    decoder, typed or not, fails on the whole column for one odd vault, so each
+    payload is decoded by Python's (vaults are few: a project's quota; backups are
+    never decoded here) into flat columns that polars puts back into lists.
+
+    Example: ``resources_column(pl.Series(['{"resources": [{"id": "r1"}, 5]}', "{}"]))``
+    -> ``[[{"id": "r1", ...}, {"id": None, ...}], None]``.
+    """
+    values: dict[str, list[str | None]] = {key: [] for key in RESOURCE_KEYS}
+    lengths: list[int | None] = []
+    for text in payloads.to_list():
+        listed = json.loads(text).get("resources")
+        if not isinstance(listed, list):
+            lengths.append(None)
+            continue
+        lengths.append(len(listed))
+        for item in listed:
+            is_object = isinstance(item, dict)
+            for key, column in values.items():
+                value = item.get(key) if is_object else None
+                column.append(value if isinstance(value, str) else None)
+    items = pl.DataFrame(values, schema=dict.fromkeys(RESOURCE_KEYS, pl.String))
+    every = items.select(pl.struct(*RESOURCE_KEYS).implode()).to_series()
+    counts = pl.Series("count", lengths, pl.Int64)
+    starts = counts.fill_null(0).cum_sum() - counts.fill_null(0)
+    # Vault i's items are every[starts[i] : starts[i] + counts[i]]; no count: not a list.
+    return (
+        pl.DataFrame({"start": starts, "count": counts})
+        .select(
+            pl.when(pl.col("count").is_not_null())
+            .then(pl.lit(every).list.slice(pl.col("start"), pl.col("count")))
+            .cast(RESOURCES_TYPE)
+            .alias("resources")
+        )
+        .to_series()
+    )
 
 
 def _equal_values(query: BackupQuery, name: str) -> list[str]:
@@ -339,14 +443,27 @@ def stats(backups: pl.LazyFrame, by: Sequence[str], at: datetime | None) -> Anal
         backups.group_by(keys)
         .agg(
             pl.len().cast(pl.Int64).alias("backups"),
-            pl.col("resource_size").fill_null(0).sum().cast(pl.Int64).alias("size_gb"),
+            # Summed in 128 bits: a sum past Int64 is kept exact, never wrapped negative.
+            pl.col("resource_size").fill_null(0).cast(pl.Int128).sum().alias("size_gb"),
             pl.col("created_at").min().alias("first"),
             pl.col("created_at").max().alias("last"),
         )
         .sort(["backups", *by], descending=[True] + [False] * len(by), nulls_last=True)
         .collect()
     )
-    return Analysis("stats", at, frame)
+    return Analysis("stats", at, _narrowest(frame, "size_gb"))
+
+
+def _narrowest(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``frame`` with its Int128 ``column`` as Int64 when every value fits (SPEC §5 decision).
+
+    Sums of real sizes always fit, and stay Int64 in every output; one that does
+    not stays Int128, exact (json and csv write the whole number).
+    """
+    low, high = frame[column].min(), frame[column].max()
+    if isinstance(low, int) and isinstance(high, int) and not -(2**63) <= low <= high < 2**63:
+        return frame
+    return frame.with_columns(pl.col(column).cast(pl.Int64))
 
 
 def rpo(
@@ -556,9 +673,12 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
 
     Example: ``capacity(inv.lazy(), vault_table(inv.raw("vaults")), at).frame``.
     """
-    size = pl.col("billing").struct.field("size")
-    used = pl.col("billing").struct.field("used")
-    percent = pl.when(size > 0).then(used / (size * 1024) * 100)
+    size = pl.col("billing").struct.field("size").cast(pl.Float64)
+    used = pl.col("billing").struct.field("used").cast(pl.Float64)
+    # used / size / 1024 is bit for bit used / (size * 1024) (1024 is a power of two),
+    # without size * 1024 overflowing to infinity (1e308 GB once read 0.0 % and full).
+    # A percentage past the float range is +inf: written null in JSON (it has none).
+    percent = pl.when(size > 0).then(used / size / 1024 * 100)
     counts = backups.group_by("vault_id").agg(pl.len().cast(pl.Int64).alias("backups"))
     frame = (
         vaults.lazy()
@@ -574,12 +694,8 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
         # full: used_percent >= threshold, compared as ListBackups' used_percent is
         # (SPEC §2: used * 100 >= threshold * size * 1024), without the division's
         # rounding (25 GB, 14,848 MB is exactly 58 %, which the float makes 57.99...).
-        .with_columns(
-            full=(
-                (pl.col("size_gb") > 0)
-                & (pl.col("used_mb") * 100 >= pl.col("threshold") * pl.col("size_gb") * 1024)
-            ).fill_null(False)
-        )
+        .with_columns(full=(pl.col("size_gb") > 0) & _at_least(pl.col("threshold")))
+        .with_columns(pl.col("full").fill_null(False))
         .join(counts, left_on="id", right_on="vault_id", how="left")
         .with_columns(pl.col("backups").fill_null(0))
         .sort(["used_percent", "id"], descending=[True, False], nulls_last=True)
@@ -587,6 +703,21 @@ def capacity(backups: pl.LazyFrame, vaults: pl.DataFrame, at: datetime | None) -
         .collect()
     )
     return Analysis("capacity", at, frame)
+
+
+def _at_least(threshold: pl.Expr) -> pl.Expr:
+    """``used_mb * 100 >= threshold * size_gb * 1024`` for a vault, whatever the magnitudes.
+
+    Exact as long as both products are finite floats (every real vault); when one
+    overflows (sizes near 1e308) the same comparison is made on the quotient
+    ``used / size`` against ``threshold * 1024 / 100``, which cannot overflow a
+    finite side: a vault of 1e308 GB holding 1e308 MB is 9.8 % used, not full.
+    """
+    used, size = pl.col("used_mb"), pl.col("size_gb")
+    left, right = used * 100, threshold.cast(pl.Float64) * size * 1024
+    finite = left.is_finite() & right.is_finite()
+    quotient = used / size >= threshold.cast(pl.Float64) * 1024 / 100
+    return pl.when(finite).then(left >= right).otherwise(quotient)
 
 
 # --- diff ---------------------------------------------------------------------

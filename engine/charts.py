@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ import polars as pl
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+
+from engine.render import visible
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -52,6 +55,9 @@ PNG_DPI: Final[int] = 100
 #: matplotlib settings for every chart: text as SVG text (no font file, no
 #: glyph paths), no date in the file, a fixed look whatever the user's matplotlibrc.
 RC: Final[dict[RcKeyType, Any]] = {
+    # Text is drawn literally: a vault named "$$" or "$x^2$" is a name, not mathtext
+    # (which fails to parse the first and typesets the second).
+    "text.parse_math": False,
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],
@@ -156,7 +162,7 @@ def _daily_chart(data: ReportData) -> Chart:
         return Chart("backups_per_day", "Backups per day by status", caption, figure)
     newest = daily["day"].max()
     assert isinstance(newest, datetime)
-    first = newest - timedelta(days=DAILY_DAYS - 1)
+    first = _earlier(newest, timedelta(days=DAILY_DAYS - 1))
     daily = daily.filter(pl.col("day") >= first)
     wide = daily.pivot(on="status", index="day", values="backups", aggregate_function="sum")
     days = pl.DataFrame({"day": pl.datetime_range(first, newest, "1d", eager=True)})
@@ -167,15 +173,52 @@ def _daily_chart(data: ReportData) -> Chart:
     # One filled step outline per status (not a bar per day): small and fast at any size.
     for status in _statuses(daily):
         top = bottom + wide[status].to_numpy()
-        ax.stairs(top, edges, baseline=bottom, fill=True, color=_colour(status), label=status)
+        ax.stairs(
+            top, edges, baseline=bottom, fill=True, color=_colour(status), label=_label(status)
+        )
         bottom = top
     ax.xaxis_date()
     ax.set_xlim(edges[0], edges[-1])
+    _dates_in_range(ax)
     ax.set_ylabel("backups")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _legend_above(ax)
     return Chart("backups_per_day", "Backups per day by status", caption, figure)
+
+
+#: Characters of a name a chart shows (tick labels, legends); longer names end in an ellipsis.
+LABEL_CHARACTERS: Final[int] = 40
+
+
+def _label(text: str) -> str:
+    """A name as a chart shows it: control characters escaped, cut to :data:`LABEL_CHARACTERS`.
+
+    A 3,000-character vault name would squeeze the plot to nothing.
+    """
+    shown = visible(text)
+    return shown if len(shown) <= LABEL_CHARACTERS else shown[: LABEL_CHARACTERS - 1] + "…"
+
+
+def _earlier(when: datetime, span: timedelta) -> datetime:
+    """``when - span``, or the earliest instant when that is before year 1 (a backup of 0001)."""
+    try:
+        return when - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=when.tzinfo)
+
+
+def _dates_in_range(ax: Axes) -> None:
+    """Keep a date axis' view within the years matplotlib can name (1 to 9999).
+
+    A backup dated 9999-12-31 ends its day's step at 10000-01-01, and the margins
+    around one week reach past either end: matplotlib then fails to draw the ticks.
+    """
+    low, high = ax.get_xlim()
+    first = _day_number(datetime(1, 1, 1))
+    last = _day_number(datetime(9999, 12, 31, 23, 59, 59))
+    if low < first or high > last:
+        ax.set_xlim(max(low, first), min(high, last))
 
 
 def _day_number(day: datetime) -> float:
@@ -190,7 +233,7 @@ def _every_week(frame: pl.DataFrame) -> pl.DataFrame:
         return frame
     newest, oldest = frame["week"].max(), frame["week"].min()
     assert isinstance(newest, datetime) and isinstance(oldest, datetime)
-    oldest = max(oldest, newest - timedelta(weeks=WEEKLY_WEEKS - 1))
+    oldest = max(oldest, _earlier(newest, timedelta(weeks=WEEKLY_WEEKS - 1)))
     weeks = pl.datetime_range(oldest, newest, "1w", eager=True)
     return pl.DataFrame({"week": weeks}).join(frame, on="week", how="left")
 
@@ -265,6 +308,7 @@ def _error_rate_chart(data: ReportData) -> Chart:
     ax.axhline(overall, color=OTHER_COLOUR, ls="--", lw=1, label=f"overall {overall:.1f} %")
     ax.set_ylabel("error %")
     ax.set_ylim(bottom=0)
+    _dates_in_range(ax)
     ax.legend(loc="upper left")
     return Chart("error_rate_per_week", "Error rate per week", caption, figure)
 
@@ -279,8 +323,10 @@ def _types_chart(data: ReportData) -> Chart:
     if types.height == 0:
         _empty(ax)
         return Chart("size_by_resource_type", "Size by resource type", caption, figure)
-    names = [str(t) if t is not None else "(none)" for t in types["resource_type"].to_list()]
-    bars = ax.barh(names[::-1], types["size_gb"].to_list()[::-1], color=ACCENT, height=0.6)
+    names = [_label(t) if t is not None else "(none)" for t in types["resource_type"].to_list()]
+    # As floats: a size past 64 bits (Int128) is too long for matplotlib's integers.
+    sizes = types["size_gb"].cast(pl.Float64).to_list()
+    bars = ax.barh(names[::-1], sizes[::-1], color=ACCENT, height=0.6)
     ax.bar_label(bars, labels=[f"{n:,} backups" for n in types["backups"].to_list()[::-1]])
     ax.set_xlabel("GB")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
@@ -344,6 +390,7 @@ def _replication_chart(data: ReportData) -> Chart:
     top = float(np.nanmax(share)) if np.isfinite(share).any() else 0.0
     ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
     ax.set_ylabel("% replicated")
+    _dates_in_range(ax)
     return Chart("replication_coverage", "Replication coverage per week", caption, figure)
 
 
@@ -392,7 +439,8 @@ def _capacity_chart(data: ReportData) -> Chart:
         _empty(ax, "no vault with a size")
         return Chart("vault_fill", "Vault fill", caption, figure)
     names = [
-        str(n if n is not None else i) for n, i in zip(frame["name"], frame["id"], strict=True)
+        _label(str(n if n is not None else i))
+        for n, i in zip(frame["name"], frame["id"], strict=True)
     ]
     y = np.arange(frame.height)[::-1]
     used = frame["used_percent"].to_numpy()
@@ -428,7 +476,9 @@ def _hygiene_chart(data: ReportData) -> Chart:
     for status in _statuses(counts):
         part = counts.filter(pl.col("status") == status)
         width = [float(part.filter(pl.col("finding") == f)["len"].sum()) for f in findings]
-        ax.barh(findings, width, left=left, color=_colour(status), label=status, height=0.6)
+        ax.barh(
+            findings, width, left=left, color=_colour(status), label=_label(status), height=0.6
+        )
         left = left + np.asarray(width)
     ax.invert_yaxis()
     ax.set_xlabel("backups")
@@ -448,7 +498,9 @@ def svg(chart: Chart) -> str:
     """
     buffer = io.StringIO()
     settings: dict[RcKeyType, Any] = {**RC, "svg.hashsalt": f"cbrq-{chart.name}"}
-    with matplotlib.rc_context(settings):
+    with matplotlib.rc_context(settings), warnings.catch_warnings():
+        # SVG text is drawn by the reader's fonts: a glyph DejaVu Sans lacks (CJK) is no fault.
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
         chart.figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
@@ -479,6 +531,10 @@ def write_pngs(charts: Sequence[Chart], folder: Path) -> list[Path]:
 def percent_text(value: float) -> str:
     """A fill percentage to 0.1, rounded down: 79.99993 reads 79.9, never the 80.0 of full.
 
+    A percentage past the float range reads ``inf``.
+
     Example: ``percent_text(79.99993) == "79.9"``.
     """
+    if not math.isfinite(value):
+        return str(value)
     return f"{math.floor(value * 10) / 10:.1f}"

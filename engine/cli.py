@@ -318,6 +318,7 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, ki
 
     from engine import api
     from engine.manifest import duckdb_sql, require_manifest, resolve_store
+    from engine.render import visible
 
     state = api.store_info(store)
     if sql:
@@ -330,7 +331,8 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, ki
     elif ingested and fmt == "text":
         for entry in state["files"]:
             counts = ", ".join(f"{n} {k}" for k, n in (entry["records"] or {}).items() if n)
-            click.echo(f"{entry['ingested_at']}  {counts or 'no'} read  {entry['source']}")
+            source = visible(entry["source"])  # a file name from an export: shown, not obeyed
+            click.echo(f"{entry['ingested_at']}  {counts or 'no'} read  {source}")
     elif fmt == "json":
         click.echo(json.dumps(state, indent=2))
     else:

@@ -9,8 +9,9 @@ imported only when a command runs. Errors are turned into messages and exit
 statuses by the group, as for every command.
 
 Every output states ``at``: a footer line under a table; ``{"at", "rows"}``
-in json; an ``"at"`` key first in every ndjson line. csv, tsv and parquet
-hold the rows only (ask ``-f json`` for ``at``).
+in json; an ``"at"`` key first in every ndjson line, and with no rows one
+line ``{"at": ...}`` holding nothing else. csv, tsv and parquet hold the rows
+only (ask ``-f json`` for ``at``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from engine.cli_common import (
     source_options,
     to_terminal,
 )
-from engine.spec import ANALYSIS_AT_KEY, LONGEST_SPAN_DAYS
+from engine.spec import (
+    ANALYSIS_AT_KEY,
+    ANALYSIS_VERDICTS,
+    FAIL_ON_VERDICTS,
+    LONGEST_SPAN_DAYS,
+)
 
 if TYPE_CHECKING:
     from engine.analyses import Analysis
@@ -120,12 +126,30 @@ def _output_options(command: F) -> F:
     return command
 
 
-def _fail_on(verdict: str, what: str) -> Callable[[F], F]:
-    """``--fail-on VERDICT``: exit status 3 when a row has it (for cron jobs and CI)."""
+def _fail_on(name: str, what: str) -> Callable[[F], F]:
+    """``--fail-on VERDICT``: exit status 3 when a row fails it (for cron jobs and CI)."""
     return click.option(
         "--fail-on",
-        type=click.Choice([verdict]),
-        help=f"Exit with status 3 when {what} (after writing the output).",
+        type=click.Choice(list(FAIL_ON_VERDICTS[name])),
+        help=f"Exit with status 3 when {what} (judged on every row, before --only; "
+        "after writing the output).",
+    )
+
+
+def _only(name: str) -> Callable[[F], F]:
+    """``--only VERDICT[,VERDICT...]``: keep only the rows with those verdicts."""
+    verdicts = ANALYSIS_VERDICTS[name]
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        from engine.analyses import parse_only
+
+        return None if value is None else parse_only(name, value, "--only")
+
+    return click.option(
+        "--only",
+        callback=check,
+        metavar="VERDICT[,VERDICT...]",
+        help=f"Keep only the rows with these verdicts ({', '.join(verdicts)}), comma-separated.",
     )
 
 
@@ -149,13 +173,17 @@ def _emit(
     output: str | None,
     fail_on: str | None,
     fields: str | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> None:
-    """Write ``analysis`` (its ``fields`` only, if given) in the chosen format.
+    """Write ``analysis`` (the rows of the ``only`` verdicts, its ``fields``) in the chosen format.
 
-    Exits 3 afterwards if a row has the ``fail_on`` verdict (judged on the
-    whole rows, whatever ``fields`` keeps).
+    Exits 3 afterwards if a row fails ``fail_on`` (judged on every row,
+    whatever ``only`` and ``fields`` keep: the mail lists the problems, the
+    status says there is one).
     """
     failed = fail_on is not None and analysis.fails(fail_on)
+    if only is not None:
+        analysis = analysis.only(only)
     if fields is not None:
         from dataclasses import replace
 
@@ -182,7 +210,9 @@ def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = Fals
         out.write(json.dumps(analysis.to_json(), ensure_ascii=False).encode() + b"\n")
     elif fmt == "ndjson":
         at = analysis.at_text()
-        rows = analysis.to_json()["rows"]
+        # No rows: one line holding only "at", so that every output states it (a
+        # line without the row keys is no row; `jq 'select(.id)'` skips it).
+        rows = analysis.to_json()["rows"] or [{}]
         lines = (
             json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
         )
@@ -268,10 +298,16 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
     callback=_check_duration,
     help="Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).",
 )
-@_fail_on("breach", "a resource's newest good backup is older than --max-age")
+@_fail_on("rpo", "a resource has no good backup (never), or, with breach, one older than --max-age")
+@_only("rpo")
 @_output_options
 def rpo(
-    max_age: Any, fail_on: str | None, fmt: str | None, output: str | None, **options: Any
+    max_age: Any,
+    fail_on: str | None,
+    only: tuple[str, ...] | None,
+    fmt: str | None,
+    output: str | None,
+    **options: Any,
 ) -> None:
     """List every resource's newest good backup, its age, and a verdict: never, breach or ok.
 
@@ -283,8 +319,10 @@ def rpo(
     Example:
       cbrq rpo --store inv --max-age 24h
       cbrq rpo --store inv --max-age 36h --at now --fail-on breach -f json -o rpo.json
+      cbrq rpo --store inv --at now --fail-on breach --only never,breach -f csv
     """
-    _emit(_run("rpo", options, max_age=max_age), fmt, output, fail_on, options["fields"])
+    result = _run("rpo", options, max_age=max_age)
+    _emit(result, fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
@@ -296,10 +334,16 @@ def rpo(
     type=click.IntRange(0, LONGEST_SPAN_DAYS),
     help="Shortest acceptable retention (expired_at - created_at), in days.",
 )
-@_fail_on("short", "an available backup is kept fewer than --min-days")
+@_fail_on("retention", "an available backup is kept fewer than --min-days")
+@_only("retention")
 @_output_options
 def retention(
-    min_days: int, fail_on: str | None, fmt: str | None, output: str | None, **options: Any
+    min_days: int,
+    fail_on: str | None,
+    only: tuple[str, ...] | None,
+    fmt: str | None,
+    output: str | None,
+    **options: Any,
 ) -> None:
     """Find available backups kept too briefly (short) or past their expiry (overdue).
 
@@ -311,14 +355,22 @@ def retention(
       cbrq retention --store inv --min-days 35
       cbrq retention 'vault_id=VAULT' --store inv --fail-on short -f csv -o short.csv
     """
-    _emit(_run("retention", options, min_days=min_days), fmt, output, fail_on, options["fields"])
+    result = _run("retention", options, min_days=min_days)
+    _emit(result, fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
 @analysis_source
-@_fail_on("full", "a vault is at or above its threshold")
+@_fail_on("capacity", "a vault is at or above its threshold")
+@_only("capacity")
 @_output_options
-def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options: Any) -> None:
+def capacity(
+    fail_on: str | None,
+    only: tuple[str, ...] | None,
+    fmt: str | None,
+    output: str | None,
+    **options: Any,
+) -> None:
     """Show each vault's size, use and fill against its threshold, with its backups and resources.
 
     used_percent = billing.used / (billing.size x 1024) x 100; full when it
@@ -331,7 +383,7 @@ def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options
       cbrq capacity --store inv
       cbrq capacity --store inv --fail-on full -f json -o capacity.json
     """
-    _emit(_run("capacity", options), fmt, output, fail_on, options["fields"])
+    _emit(_run("capacity", options), fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
@@ -344,8 +396,15 @@ def capacity(fail_on: str | None, fmt: str | None, output: str | None, **options
     help="A backup in a passing status (protecting, deleting, ...) not updated for this "
     "many hours before --at is stuck.",
 )
+@_only("hygiene")
 @_output_options
-def hygiene(stuck_hours: int, fmt: str | None, output: str | None, **options: Any) -> None:
+def hygiene(
+    stuck_hours: int,
+    only: tuple[str, ...] | None,
+    fmt: str | None,
+    output: str | None,
+    **options: Any,
+) -> None:
     """Find orphaned backups (no vault lists their resource), stuck ones and failed ones.
 
     Findings: orphan (only when some vault lists resources), stuck, error.
@@ -356,7 +415,8 @@ def hygiene(stuck_hours: int, fmt: str | None, output: str | None, **options: An
       cbrq hygiene --store inv
       cbrq hygiene --store inv --stuck-hours 12 --at now -f ndjson
     """
-    _emit(_run("hygiene", options, stuck_hours=stuck_hours), fmt, output, None, options["fields"])
+    result = _run("hygiene", options, stuck_hours=stuck_hours)
+    _emit(result, fmt, output, None, options["fields"], only)
 
 
 def _side(path: str) -> Inventory:
@@ -372,8 +432,17 @@ def _side(path: str) -> Inventory:
 @click.command()
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
+@_only("diff")
 @_output_options
-def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None, fields: str | None) -> None:
+def diff(
+    a: str,
+    b: str,
+    only: tuple[str, ...] | None,
+    at: Any,
+    fmt: str | None,
+    output: str | None,
+    fields: str | None,
+) -> None:
     """Show the backups and vaults added, removed or changed from inventory A to B.
 
     A and B are each a store directory or a dump file or directory. A
@@ -389,7 +458,7 @@ def diff(a: str, b: str, at: Any, fmt: str | None, output: str | None, fields: s
     """
     with _side(a) as before, _side(b) as after:
         result = before.diff(after, at=at)
-    _emit(result, fmt, output, None, fields)
+    _emit(result, fmt, output, None, fields, only)
 
 
 #: The commands :mod:`engine.cli` adds to the ``cbrq`` group.

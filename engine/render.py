@@ -37,6 +37,26 @@ DROP_ORDER: Final[tuple[str, ...]] = (
 )
 #: Rows of a table shown on a terminal (the rest are counted and named).
 TERMINAL_ROWS: Final[int] = 50
+#: Characters a table or the HTML report shows escaped, never raw (ranges of code points):
+#: C0 controls, DEL and C1 controls (ESC and CSI start the sequences that clear a screen or
+#: set a window title), and the bidirectional overrides and isolates (they reorder what a
+#: terminal shows, so an id could pass for another).
+CONTROL_RANGES: Final[tuple[tuple[int, int], ...]] = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0x202A, 0x202E),
+    (0x2066, 0x2069),
+)
+#: The same characters as a regular expression (Python's and polars' syntax alike).
+CONTROL_PATTERN: Final[str] = (
+    "[" + "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in CONTROL_RANGES) + "]"
+)
+#: ``str.translate`` table of :func:`visible`: each character as the text of its escape.
+_ESCAPES: Final[dict[int, str]] = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for low, high in CONTROL_RANGES
+    for c in range(low, high + 1)
+}
 TABLE_COLUMNS: Final[tuple[str, ...]] = (
     "id",
     "name",
@@ -46,6 +66,38 @@ TABLE_COLUMNS: Final[tuple[str, ...]] = (
     "created_at",
     "vault_id",
 )
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character (:data:`CONTROL_RANGES`) as visible escape text.
+
+    What a table or a report shows of a string from a dump: an ESC cannot clear
+    the reader's screen or retitle a window, a bidirectional override cannot
+    reorder an id. Other characters (and backslashes) are kept as they are.
+
+    Example: ``visible("a\\x1b[2Jb") == "a\\\\x1b[2Jb"``.
+    """
+    return text.translate(_ESCAPES)
+
+
+def visible_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the control characters of its string columns escaped (:func:`visible`).
+
+    Columnar: a column is rewritten only for the characters it holds (most hold none).
+
+    Example: ``visible_columns(pl.DataFrame({"name": ["a\\x1b"]}))["name"][0] == "a\\\\x1b"``.
+    """
+    rewritten = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String:
+            continue
+        found = frame[name].str.extract_all(CONTROL_PATTERN).explode().drop_nulls().unique()
+        expr = pl.col(name)
+        for character in sorted(found.to_list()):
+            expr = expr.str.replace_all(character, _ESCAPES[ord(character)], literal=True)
+        if found.len():
+            rewritten.append(expr)
+    return frame.with_columns(rewritten) if rewritten else frame
 
 
 def columns_for(fmt: str, typed: Sequence[str], fields: Fields | None = None) -> list[str]:
@@ -222,8 +274,11 @@ def frame_table(
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    view = flat(frame)
+    # Strings from a dump are shown, never obeyed: control characters escaped, and every
+    # cell a rich Text (a name like "[/]" or ":smile:" is not markup or an emoji code).
+    view = visible_columns(flat(frame))
     hidden = 0
     if max_rows is not None and view.height > max_rows:
         hidden = view.height - max_rows
@@ -251,28 +306,30 @@ def frame_table(
             spare -= extra
     grid = Table(show_lines=False, header_style="bold")
     for column in view.columns:
+        header = Text(visible(column))
         if column in whole:  # what people copy: never cut, never folded
-            grid.add_column(column, no_wrap=True, min_width=least[column])
+            grid.add_column(header, no_wrap=True, min_width=least[column])
         else:
             grid.add_column(
-                column,
+                header,
                 no_wrap=True,
                 overflow="ellipsis",
                 min_width=least[column],
                 max_width=most[column] if width is not None else None,
             )
     for row in view.iter_rows():
-        grid.add_row(*("" if v is None else str(v) for v in row))
+        grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     console = Console(file=io.StringIO(), width=width or 100_000, force_terminal=False)
     console.print(grid)
-    if footer:
-        console.print(footer)
+    lines = [footer] if footer else []
     if dropped:
-        console.print(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
+        lines.append(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
     if hidden:
-        console.print(
+        lines.append(
             f"{hidden} more rows not shown here; see them all with -f json, -f csv or -o FILE"
         )
+    for line in lines:
+        console.print(Text(visible(line)))
     assert isinstance(console.file, io.StringIO)
     return console.file.getvalue()
 

@@ -32,6 +32,7 @@ import polars as pl
 from engine.charts import Chart, draw, percent_text, svg
 from engine.instants import format_instant
 from engine.params import QueryParams
+from engine.render import visible
 from engine.spec import (
     DEFAULT_MAX_AGE,
     DEFAULT_MIN_DAYS,
@@ -253,7 +254,12 @@ def page(data: ReportData, charts: Sequence[Chart]) -> str:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text: markup escaped, control characters as visible escapes.
+
+    Control characters are invalid in HTML text (and C1 references are remapped by
+    browsers), so they are shown as ``\\x1b`` the way a table shows them.
+    """
+    return html.escape(visible(str(value)), quote=True)
 
 
 def _when(value: datetime | None) -> str:

@@ -170,8 +170,30 @@ STUCK_STATUSES: Final[tuple[str, ...]] = (
 )
 #: rpo verdicts and retention/hygiene findings, in the order rows are listed.
 RPO_VERDICTS: Final[tuple[str, ...]] = ("never", "breach", "ok")
+#: The verdicts ``--only`` keeps rows by (issue 20): retention's and hygiene's findings,
+#: capacity's ``full`` (``full`` true) or ``ok`` (false), diff's changes.
+RETENTION_FINDINGS: Final[tuple[str, ...]] = ("overdue", "short")
+HYGIENE_FINDINGS: Final[tuple[str, ...]] = ("error", "orphan", "stuck")
+CAPACITY_VERDICTS: Final[tuple[str, ...]] = ("full", "ok")
+#: What ``--fail-on VERDICT`` exits 3 on, per analysis. Decision: ``--fail-on breach``
+#: also fails on ``never`` (no good backup at all is worse than an old one: the cron
+#: mail must not stay silent when every backup failed); ``--fail-on never`` only on it.
+#: It judges every row of the analysis, before ``--only`` and ``--fields`` keep some.
+FAIL_ON_VERDICTS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "rpo": {"breach": ("never", "breach"), "never": ("never",)},
+    "retention": {"short": ("short",)},
+    "capacity": {"full": ("full",)},
+}
 DIFF_KINDS: Final[tuple[str, ...]] = ("backup", "vault")
 DIFF_CHANGES: Final[tuple[str, ...]] = ("added", "removed", "changed")
+#: Per analysis command, the verdicts of its rows (stats has none).
+ANALYSIS_VERDICTS: Final[dict[str, tuple[str, ...]]] = {
+    "rpo": RPO_VERDICTS,
+    "retention": RETENTION_FINDINGS,
+    "hygiene": HYGIENE_FINDINGS,
+    "capacity": CAPACITY_VERDICTS,
+    "diff": DIFF_CHANGES,
+}
 #: Paging and sort have no meaning for an analysis: in its filter they are errors.
 ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort")
 
@@ -202,6 +224,20 @@ ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort
 #: Decision (capacity): ``resources`` is the length of the vault's
 #: ``resources`` list (0 when absent); ``full`` is false when
 #: ``used_percent`` is null; ``backups`` counts filtered live backups.
+#: Decision (vault ``resources``, issue 20): a value that is not a JSON list (a
+#: string, a number, an object, null) lists no resources (capacity counts 0);
+#: in a list every element counts for capacity, and names a resource only when
+#: it is an object whose ``id`` is a string (its ``name``/``type`` are read when
+#: strings, else null). Same for rpo, hygiene, the report and diff's vault side.
+#: Decision (numbers, issue 20): stats sums ``resource_size`` in 128 bits;
+#: ``size_gb`` is Int64 unless a sum does not fit, then Int128 (exact in every
+#: format, never wrapped negative). capacity computes ``used_percent`` as
+#: ``used / size / 1024 * 100`` (the same bits as ``used / (size * 1024) * 100``,
+#: but ``size * 1024`` cannot overflow), and ``full`` exactly while both sides of
+#: ``used * 100 >= threshold * size * 1024`` are finite, else on the quotient
+#: ``used / size``; a percentage past the float range is +inf in the frame (the
+#: fullest; ``inf`` in a table and csv) and null in json and ndjson, which have no
+#: infinity (no analysis writes the invalid token ``Infinity``).
 #: Decision (diff): an absent key equals a JSON null (at any depth); values of
 #: :data:`TIMESTAMP_KEYS` compare as instants; other values as parsed JSON
 #: (``1 == 1.0``; ``true`` is not ``1``; key order does not matter).
@@ -217,6 +253,7 @@ ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort
 REPLICATED_STATUS: Final[str] = "success"
 #: Decision (output): every analysis output states ``at`` under this key: the
 #: json object ``{"at", "rows"}``; in ndjson, the first key of every line (each
-#: line stands alone: grep, split and cat keep it); a table's footer line.
+#: line stands alone: grep, split and cat keep it), and with no rows a single
+#: line ``{"at": ...}`` with no other key (no row has only that key); a table's footer line.
 #: csv, tsv and parquet hold the rows only (their columns are the rows').
 ANALYSIS_AT_KEY: Final[str] = "at"

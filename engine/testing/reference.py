@@ -16,7 +16,9 @@ Example::
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -427,14 +429,27 @@ def _newest(rows: list[Record]) -> Record:
     return max(rows, key=lambda b: (_instant(b.get("created_at")) or _OLDEST, b["id"]))
 
 
+def _resources(vault: Record) -> list[Any]:
+    """A vault's ``resources`` if it is a list, else none (a string, number, object, null)."""
+    listed = vault.get("resources")
+    return listed if isinstance(listed, list) else []
+
+
+def _item(element: Any) -> Record:
+    """A ``resources`` element as read: its string ``id``, ``name``, ``type`` (else None)."""
+    if not isinstance(element, dict):
+        return {"id": None, "name": None, "type": None}
+    return {k: v if isinstance(v := element.get(k), str) else None for k in ("id", "name", "type")}
+
+
 def _items(vaults: list[Record], p: dict[str, str]) -> list[tuple[str, Record]]:
     """(vault id, resources item) pairs the filter keeps (only vault_id/resource_* narrow them)."""
     pairs = []
     for v in vaults:
         if "vault_id" in p and v["id"] != p["vault_id"]:
             continue
-        for item in v.get("resources") or []:
-            if item.get("id") is None:
+        for item in map(_item, _resources(v)):
+            if item["id"] is None:
                 continue
             if "resource_type" in p and item.get("type") != p["resource_type"]:
                 continue
@@ -520,9 +535,17 @@ def _capacity(rows: list[Record], vaults: list[Record]) -> list[Record]:
     for v in vaults:
         billing = v.get("billing") or {}
         size, used = billing.get("size"), billing.get("used")
-        percent = float(used) / (float(size) * 1024) * 100 if size and used is not None else None
         threshold = v.get("threshold")
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        percent, full = None, False
+        if size is not None and size > 0 and used is not None:
+            # used / (size x 1024) x 100, dividing by 1024 apart (a power of two: the same
+            # bits) so that size x 1024 cannot overflow; it may still be past the float
+            # range (inf: the fullest, and null in JSON, see below).
+            percent = float(used) / float(size) / 1024 * 100
+            # Exactly, as used_percent= compares (SPEC §2): no division, no rounding,
+            # no overflow (the numbers as fractions).
+            full = Fraction(used) * 100 >= threshold * Fraction(size) * 1024
         out.append(
             {
                 "id": v["id"],
@@ -531,25 +554,24 @@ def _capacity(rows: list[Record], vaults: list[Record]) -> list[Record]:
                 "used_mb": None if used is None else float(used),
                 "used_percent": percent,
                 "threshold": threshold,
-                # Exactly, as used_percent= compares (SPEC §2): no division, no rounding.
-                "full": size is not None
-                and size > 0
-                and used is not None
-                and used * 100 >= threshold * size * 1024,
+                "full": full,
                 "backups": sum(1 for b in rows if b.get("vault_id") == v["id"]),
-                "resources": len(v.get("resources") or []),
+                "resources": len(_resources(v)),
             }
         )
     out.sort(key=lambda r: r["id"])
     out.sort(key=lambda r: (r["used_percent"] is None, -(r["used_percent"] or 0)))
+    for row in out:  # JSON has no infinity
+        if row["used_percent"] is not None and math.isinf(row["used_percent"]):
+            row["used_percent"] = None
     return out
 
 
 def _hygiene(
     rows: list[Record], vaults: list[Record], at: datetime | None, stuck_hours: float
 ) -> list[Record]:
-    listed = {i.get("id") for v in vaults for i in v.get("resources") or []}
-    orphans_apply = any(v.get("resources") for v in vaults)
+    listed = {_item(i)["id"] for v in vaults for i in _resources(v)} - {None}
+    orphans_apply = any(_resources(v) for v in vaults)
     out = []
     for b in rows:
         if orphans_apply and (b.get("resource_id") is None or b.get("resource_id") not in listed):
