@@ -410,14 +410,19 @@ def duckdb_sql(root: Path, manifest: Manifest, kind: str = "backups") -> str:
     files = table_files(root, manifest, kind)
     if not files:
         return "SELECT NULL AS id WHERE false"
-    listed = ", ".join(_sql_file(path) for path in files)
-    body = f"SELECT * FROM read_parquet([{listed}])"
     dead = dead_file(root, manifest, kind)
-    if dead is None:
+    listed = ", ".join(_sql_file(path) for path in files)
+    superseded = None if dead is None else _sql_file(dead)
+    # DuckDB takes key=value folders for Hive partitions: a store under status=prod/
+    # would get every backup's status replaced by "prod". Said only where needed, so an
+    # ordinary path's SQL stays as it was.
+    hive = ", hive_partitioning = false" if "=" in f"{listed}{superseded}" else ""
+    body = f"SELECT * FROM read_parquet([{listed}]{hive})"
+    if superseded is None:
         return body
     return (
-        f"SELECT t.* FROM read_parquet([{listed}]) AS t "
-        f"ANTI JOIN read_parquet({_sql_file(dead)}) AS dead USING (_seq, _row)"
+        f"SELECT t.* FROM read_parquet([{listed}]{hive}) AS t "
+        f"ANTI JOIN read_parquet({superseded}{hive}) AS dead USING (_seq, _row)"
     )
 
 

@@ -4,10 +4,12 @@ polars, DuckDB and Spark all read file names as patterns unless told not to
 (``*``, ``?``, ``[...]``, and ``{a,b}`` for Spark), so a store at ``st*``
 answered from a sibling store ``stx`` too, an ingest plus a compaction
 copied the sibling's rows in for good, and a store at ``st[x]`` could not be
-ingested into. Every store below sits next to a sibling whose name its
-pattern would match, with other backups (and a vault of the same id with
-other numbers): every answer must come from the named store only. The
-Spark cases are in ``tests/test_spark_paths.py`` (one session for all).
+ingested into; and DuckDB read a ``key=value`` folder in the path as a Hive
+partition column, replacing the stored column of that name. Every store
+below sits next to a sibling whose name its pattern would match, with other
+backups (and a vault of the same id with other numbers): every answer must
+come from the named store only. The Spark cases are in
+``tests/test_spark_paths.py`` (one session for all).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ NAMES: list[tuple[str, str]] = [
     ("o'k*", "o'kx"),
     # DuckDB cannot name this one (its patterns split at backslashes): Arrow reads it.
     ("b\\s*", "b\\sx"),
+    # Not a pattern, a Hive partition to DuckDB: every backup's status would be "error".
+    ("status=error", "status=errorx"),
 ]
 IDS = [name for name, _ in NAMES]
 
@@ -187,8 +191,9 @@ def info_sql(store: Path, kind: str = "backups") -> subprocess.CompletedProcess[
 def test_info_sql_reads_exactly_the_stores_files_in_duckdb(stores: Stores, name: str) -> None:
     shown = info_sql(stores[name])
     assert shown.returncode == 0, shown.stderr
-    rows = duckdb.sql(f"SELECT id, name FROM ({shown.stdout}) ORDER BY id").fetchall()
-    assert rows == [(i, f"autobk_{i}") for i in OWN]
+    rows = duckdb.sql(f"SELECT id, name, status FROM ({shown.stdout}) ORDER BY id").fetchall()
+    statuses = ["available", "error", "available", "available"]
+    assert rows == [(i, f"autobk_{i}", status) for i, status in zip(OWN, statuses, strict=True)]
     vaults = info_sql(stores[name], "vaults")
     used = duckdb.sql(f"SELECT id, billing.used FROM ({vaults.stdout})").fetchall()
     assert used == [("v1", 0.0)]
