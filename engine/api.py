@@ -534,7 +534,8 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 def _rows(root: Path, names: list[str]) -> int:
     if not names:
         return 0
-    return int(pl.scan_parquet([root / n for n in names]).select(pl.len()).collect().item())
+    files = [root / n for n in names]
+    return int(pl.scan_parquet(files, glob=False).select(pl.len()).collect().item())
 
 
 # --- export -------------------------------------------------------------------

@@ -352,7 +352,7 @@ def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl
     for path in files:
         if not path.exists():
             raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
-    return pl.scan_parquet(files)
+    return pl.scan_parquet(files, glob=False)  # names, not patterns (a store may be 'x*')
 
 
 def live(
@@ -372,7 +372,7 @@ def live(
         return frame
     if not dead.exists():
         raise StoreError(f"{dead}: listed in {root / MANIFEST} but missing")
-    positions = pl.read_parquet(dead, columns=[POS])[POS]
+    positions = pl.read_parquet(dead, columns=[POS], glob=False)[POS]
     at = pl.col(position).cast(pl.Int64)
     return frame.filter(~at.is_in(positions.implode()))
 
@@ -410,16 +410,61 @@ def duckdb_sql(root: Path, manifest: Manifest, kind: str = "backups") -> str:
     files = table_files(root, manifest, kind)
     if not files:
         return "SELECT NULL AS id WHERE false"
-    listed = ", ".join(_sql_string(str(path)) for path in files)
-    body = f"SELECT * FROM read_parquet([{listed}])"
     dead = dead_file(root, manifest, kind)
-    if dead is None:
+    listed = ", ".join(_sql_file(path) for path in files)
+    superseded = None if dead is None else _sql_file(dead)
+    # DuckDB takes key=value folders for Hive partitions: a store under status=prod/
+    # would get every backup's status replaced by "prod". Said only where needed, so an
+    # ordinary path's SQL stays as it was.
+    hive = ", hive_partitioning = false" if "=" in f"{listed}{superseded}" else ""
+    body = f"SELECT * FROM read_parquet([{listed}]{hive})"
+    if superseded is None:
         return body
     return (
-        f"SELECT t.* FROM read_parquet([{listed}]) AS t "
-        f"ANTI JOIN read_parquet({_sql_string(str(dead))}) AS dead USING (_seq, _row)"
+        f"SELECT t.* FROM read_parquet([{listed}]{hive}) AS t "
+        f"ANTI JOIN read_parquet({superseded}{hive}) AS dead USING (_seq, _row)"
     )
 
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+#: What DuckDB's file functions take for pattern syntax: ``*``, ``?`` and ``[``
+#: start a pattern; ``]``, ``{``, ``}`` are escaped with them so that no
+#: reading of a bracket or a brace can widen the match.
+_DUCKDB_PATTERN: Final = frozenset("*?[]{}")
+
+
+def duckdb_file(path: Path) -> str | None:
+    """``path`` as DuckDB must be given it to read that one file, or None if it cannot be.
+
+    DuckDB expands ``*``, ``?`` and ``[...]`` in file names, so a store at
+    ``x*`` would read the sibling store ``xy`` too; inside brackets each of
+    those characters matches only itself. A leading ``~`` means the home
+    folder to DuckDB, so such a path is made absolute. A path with a glob
+    character and a backslash cannot be named (DuckDB's pattern matching
+    splits names at backslashes): None. An ordinary path is returned as is.
+
+    Example: ``duckdb_file(Path("x*/g000001/backups-00000.parquet"))`` ->
+    ``"x[*]/g000001/backups-00000.parquet"``.
+    """
+    text = str(path)
+    if text.startswith("~"):
+        text = str(path.absolute())
+    if not _DUCKDB_PATTERN.intersection(text):
+        return text
+    if "\\" in text:
+        return None
+    return "".join(f"[{c}]" if c in _DUCKDB_PATTERN else c for c in text)
+
+
+def _sql_file(path: Path) -> str:
+    """``path`` as a DuckDB string naming exactly that file (see :func:`duckdb_file`)."""
+    name = duckdb_file(path)
+    if name is None:
+        raise StoreError(
+            f"{path}: DuckDB cannot name this file (its path holds a glob character and a "
+            "backslash); rename the store's folder, or read it with cbrq (any --engine)"
+        )
+    return _sql_string(name)

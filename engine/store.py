@@ -501,7 +501,7 @@ def _dead_rows(root: Path, previous: Manifest, kind: str, displaced: pl.DataFram
     pieces = [displaced] if displaced.height else []
     path = dead_file(root, previous, kind)
     if path is not None:
-        pieces.append(pl.read_parquet(path, columns=list(DEAD_SCHEMA)))
+        pieces.append(pl.read_parquet(path, columns=list(DEAD_SCHEMA), glob=False))
     if not pieces:
         return pl.DataFrame(schema=DEAD_SCHEMA)
     return pl.concat([piece.cast(DEAD_SCHEMA) for piece in pieces])
@@ -513,7 +513,7 @@ def _live_masks(files: list[Path], dead: pl.Series) -> tuple[list[Mask], pl.Seri
     found: list[pl.Series] = []
     wanted = dead.implode()
     for path in files:
-        keys = pl.scan_parquet(path).select(dead_key()).collect().to_series()
+        keys = pl.scan_parquet(path, glob=False).select(dead_key()).collect().to_series()
         hit = keys.is_in(wanted)
         masks.append((~hit).to_numpy())
         found.append(keys.filter(hit))
@@ -874,8 +874,8 @@ class _KeyCursor:
 def _scan(path: Path) -> pl.LazyFrame:
     """A lazy frame of a source: a staged Arrow IPC part or run, or a Parquet file."""
     if path.suffix == STAGED:
-        return pl.scan_ipc(path)
-    return pl.scan_parquet(path)
+        return pl.scan_ipc(path, glob=False)  # a name, not a pattern (a store may be 'x*')
+    return pl.scan_parquet(path, glob=False)
 
 
 def _blocks(path: Path, columns: list[str] | None, rows: int) -> Iterator[pl.DataFrame]:

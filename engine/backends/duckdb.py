@@ -29,7 +29,7 @@ import polars as pl
 from engine.backends import Translator
 from engine.compile import RID, sort_keys
 from engine.execute import Result, marker_error, records
-from engine.manifest import duckdb_sql, table_files
+from engine.manifest import dead_file, duckdb_file, duckdb_sql, table_files
 from engine.params import filter_plan
 from engine.plan import (
     AnyOf,
@@ -46,11 +46,15 @@ from engine.plan import (
     VaultUsedAtLeast,
 )
 from engine.query import BackupQuery
+from engine.spec import RECORD_KINDS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
 
     from engine.inventory import Inventory
+    from engine.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -293,10 +297,47 @@ def _database(inventory: Inventory) -> duckdb.DuckDBPyConnection:
             # In memory (or no files of this kind): the table as it is, columns and all.
             con.register(f"_{kind}", inventory.raw(kind).collect().to_arrow())
             con.execute(f"CREATE VIEW {kind} AS SELECT * FROM _{kind}")
-        else:
+        elif _nameable(inventory.root, inventory.manifest, kind):
             live = duckdb_sql(inventory.root, inventory.manifest, kind)
             con.execute(f"CREATE VIEW {kind} AS {live}")
+        else:
+            live = _arrow_view(con, inventory.root, inventory.manifest, kind)
+            con.execute(f"CREATE VIEW {kind} AS {live}")
     return con
+
+
+def _files(root: Path, manifest: Manifest, kind: str) -> list[Path]:
+    """The store's files of ``kind``: its segments, then its dead file if it has one."""
+    dead = dead_file(root, manifest, kind)
+    return [*table_files(root, manifest, kind), *([] if dead is None else [dead])]
+
+
+def _nameable(root: Path, manifest: Manifest, kind: str) -> bool:
+    """Whether DuckDB can be given every file of ``kind`` by name (see ``duckdb_file``)."""
+    return all(duckdb_file(path) is not None for path in _files(root, manifest, kind))
+
+
+def _arrow_view(con: duckdb.DuckDBPyConnection, root: Path, manifest: Manifest, kind: str) -> str:
+    """The live rows of ``kind`` over Arrow datasets of its files (registered on ``con``).
+
+    For a store path DuckDB cannot name (a glob character and a backslash):
+    Arrow opens files by their exact names, and DuckDB scans the datasets
+    with its projections and filters pushed down.
+    """
+    import pyarrow.dataset as ds
+    from pyarrow.fs import LocalFileSystem
+
+    # An explicit file system: the names are never read as URIs or patterns.
+    local = LocalFileSystem()
+    files = [str(path.absolute()) for path in table_files(root, manifest, kind)]
+    con.register(f"_{kind}_files", ds.dataset(files, format="parquet", filesystem=local))
+    dead = dead_file(root, manifest, kind)
+    if dead is None:
+        return f"SELECT * FROM _{kind}_files"
+    con.register(
+        f"_{kind}_dead", ds.dataset([str(dead.absolute())], format="parquet", filesystem=local)
+    )
+    return f"SELECT t.* FROM _{kind}_files AS t ANTI JOIN _{kind}_dead AS dead USING (_seq, _row)"
 
 
 def plan(query: BackupQuery, inventory: Inventory) -> str:
@@ -308,6 +349,12 @@ def plan(query: BackupQuery, inventory: Inventory) -> str:
     body = page_sql(query, tables, "id")
     if inventory.root is None:
         return f"-- backups, vaults, members: the inventory's tables in memory\n{body}"
+    root = inventory.root
+    if not all(_nameable(root, inventory.manifest, kind) for kind in RECORD_KINDS):
+        return (
+            "-- backups, vaults, members: Arrow datasets of the store's files (DuckDB cannot\n"
+            "-- name them: the store's path holds a glob character and a backslash)\n" + body
+        )
     views = []
     for kind in ("backups", "vaults", "members"):
         views.append(f"{kind} AS ({duckdb_sql(inventory.root, inventory.manifest, kind)})")

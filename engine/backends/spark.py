@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,8 @@ from engine.query import BackupQuery, SortKey
 from engine.spec import RECORD_KINDS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from engine.inventory import Inventory
@@ -399,13 +402,33 @@ def _table(inventory: Inventory, kind: str, spark: SparkSession) -> DataFrame:
         from engine.schema import empty_frame
 
         return _from_polars(empty_frame(kind), spark)
-    frame = spark.read.parquet(*[str(path) for path in files])
+    frame = spark.read.parquet(*[hadoop_path(path) for path in files])
     dead = dead_file(inventory.root, inventory.manifest, kind)
     if dead is None:
         return frame
     # The store's live-row rule: every stored row less the superseded (_seq, _row) pairs.
-    live = frame.join(spark.read.parquet(str(dead)).select(SEQ, ROW), [SEQ, ROW], "left_anti")
+    superseded = spark.read.parquet(hadoop_path(dead)).select(SEQ, ROW)
+    live = frame.join(superseded, [SEQ, ROW], "left_anti")
     return live.select(*frame.columns)  # the join put its keys first: the stored order again
+
+
+#: What Hadoop's path globbing reads as pattern syntax (a backslash escapes each).
+_HADOOP_PATTERN: Final = re.compile(r"([\\*?\[\]{}])")
+
+
+def hadoop_path(path: Path) -> str:
+    """``path`` as Spark must be given it to read that one file, not a pattern.
+
+    Spark expands ``*``, ``?``, ``[...]`` and ``{a,b}`` in the paths it reads
+    (Hadoop's globbing), so a store at ``x*`` would read the sibling store
+    ``xy`` too; a backslash before each such character (and before a
+    backslash) makes it stand for itself. The path is made absolute: the JVM
+    resolves a relative one against its own working folder, fixed at its start.
+
+    Example: ``hadoop_path(Path("/data/x*/g000001/backups-00000.parquet"))`` ->
+    ``"/data/x\\*/g000001/backups-00000.parquet"``.
+    """
+    return _HADOOP_PATTERN.sub(r"\\\1", str(path.absolute()))
 
 
 def _from_polars(frame: pl.DataFrame, spark: SparkSession) -> DataFrame:
