@@ -32,6 +32,7 @@ from engine.manifest import (
     Manifest,
     decoding,
     read_manifest,
+    require_files,
     require_manifest,
     resolve_store,
     scan,
@@ -499,6 +500,7 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """
     root = resolve_store(store)
     manifest = require_manifest(root)
+    require_files(root, manifest, manifest.listed())  # a stat each: a lost file is not "clean"
     tables: dict[str, Any] = {}
     for kind in RECORD_KINDS:
         rows = manifest.segment_rows(kind) or [

@@ -339,8 +339,9 @@ def repair(root: Path) -> Repaired:
     newest copy whose every listed file has its recorded size and checksum
     is written back as the manifest (in one rename), if it is newer than the
     current manifest or there is none. A store written before the copies
-    existed is rebuilt only when one generation holds every table (as after
-    ``cbrq compact``); otherwise nothing is changed and the generations are named.
+    existed is rebuilt only when its files leave no doubt (each table's files
+    in one directory, no superseded rows); otherwise nothing is changed and
+    the generations are named.
 
     Example: ``print(repair(Path("inv")).message)``.
     """
@@ -379,74 +380,106 @@ def repair(root: Path) -> Repaired:
             unusable[name] = "; ".join(str(f) for f in findings[:3])
             continue
         _install(root, candidate)
-        lost = ", ".join(f"{n} ({why})" for n, why in unusable.items())
         text = f"restored generation {candidate.generation} from {name}/{COPY}"
-        text += f"; could not use {lost}" if lost else ""
-        return Repaired(name, unusable, text)
+        return Repaired(name, unusable, text + _set_aside(root, unusable))
     if current is not None:
         if unusable:
-            lost = ", ".join(f"{n} ({why})" for n, why in unusable.items())
-            return Repaired(None, unusable, f"{MANIFEST} kept (it verifies); could not use {lost}")
+            text = f"{MANIFEST} kept (it verifies)" + _set_aside(root, unusable)
+            return Repaired(None, unusable, text)
         return Repaired(None, {}, f"nothing to repair: {MANIFEST} verifies")
-    rebuilt = _rebuild_compacted(root, directories)
+    rebuilt, doubt = _rebuild_compacted(root, directories) if directories else (None, "")
     if rebuilt is not None:
         _install(root, rebuilt)
+        homes = sorted({name.split("/", 1)[0] for name in rebuilt.listed()})
         text = (
-            f"rebuilt {MANIFEST} from the files of g{rebuilt.generation:06d} (one generation "
-            "holds every table); the list of ingested files is lost, so files ingested "
-            "before are read again if ingested again"
+            f"rebuilt {MANIFEST} from the files of {', '.join(homes)} (each table's files in "
+            "one generation, no superseded rows); the list of ingested files is lost, so a "
+            "file ingested before is read again if ingested again"
         )
         return Repaired(f"g{rebuilt.generation:06d}", unusable, text)
     detail = ", ".join(f"{n} ({why})" for n, why in unusable.items()) or "no generation directory"
+    doubt = f"; cannot rebuild from the Parquet files alone: {doubt}" if doubt else ""
     raise StoreError(
-        f"{root}: no intact generation to restore a manifest from ({detail}); nothing was "
-        "changed: restore manifest.json from a backup of the store"
+        f"{root}: no intact generation to restore a manifest from ({detail}){doubt}; "
+        "nothing was changed: restore manifest.json from a backup of the store"
     )
 
 
-def _rebuild_compacted(root: Path, directories: list[str]) -> Manifest | None:
-    """A manifest of the newest generation if it alone holds every table and no dead file."""
-    if not directories:
-        return None
+#: Where repair moves the newer generations it could not use (out of the gNNNNNN names).
+ASIDE: Final[str] = "unusable-"
+
+
+def _set_aside(root: Path, unusable: dict[str, str]) -> str:
+    """Move the generations newer than the restored one out of the writers' way; what it says.
+
+    They are renamed, not removed (``unusable-gNNNNNN``): whatever they still
+    hold stays for the user, and writers no longer refuse the store for them.
+    """
+    if not unusable:
+        return ""
+    for name in unusable:
+        os.replace(root / name, root / f"{ASIDE}{name}")
+    lost = ", ".join(f"{n} ({why})" for n, why in unusable.items())
+    moved = ", ".join(f"{ASIDE}{n}" for n in unusable)
+    return f"; could not use {lost}; moved aside to {moved} (remove once not needed)"
+
+
+def _rebuild_compacted(root: Path, directories: list[str]) -> tuple[Manifest | None, str]:
+    """A manifest from the Parquet files alone, when they leave no doubt; else why not.
+
+    That is when no directory has a dead file (no superseded rows to know
+    about) and no two directories hold files of the same table: a store of
+    one ingest, or one whose older generations were all cleaned away. (After
+    ``cbrq compact`` an older directory that still holds the vaults keeps
+    its old backups files too: which segments are live is then not known.)
+    """
     import pyarrow.parquet as pq
 
     from engine.spec import RECORD_KINDS
 
-    name = directories[0]
-    folder = root / name
-    entries = {entry.name for entry in folder.iterdir()}
-    if any(entry.endswith("-dead.parquet") for entry in entries):
-        return None
+    homes: dict[str, list[str]] = {kind: [] for kind in RECORD_KINDS}
+    quarantine: str | None = None
+    for name in sorted(directories):
+        entries = {entry.name for entry in (root / name).iterdir()}
+        if any(entry.endswith("-dead.parquet") for entry in entries):
+            return None, f"{name} has superseded rows (a dead file)"
+        for kind in RECORD_KINDS:
+            if f"{kind}-00000.parquet" in entries:
+                homes[kind].append(name)
+        if "quarantine.ndjson" in entries:
+            quarantine = f"{name}/quarantine.ndjson"  # each commit's holds every run so far
+    for kind, where in homes.items():
+        if len(where) != 1:
+            found = ", ".join(where) or "no generation"
+            return None, f"the {kind} table's files are in {found}"
     tables: dict[str, list[str]] = {}
     rows: dict[str, list[int]] = {}
-    counts: dict[str, int] = {}
     checksums: dict[str, Recorded] = {}
-    for kind in RECORD_KINDS:
-        files = sorted(e for e in entries if re.fullmatch(rf"{kind}-[0-9]{{5}}\.parquet", e))
-        if not files or files != [f"{kind}-{i:05d}.parquet" for i in range(len(files))]:
-            return None
+    for kind, (name,) in homes.items():
+        folder = root / name
+        files: list[str] = []
+        while (folder / f"{kind}-{len(files):05d}.parquet").exists():
+            files.append(f"{kind}-{len(files):05d}.parquet")
         try:
             held = [pq.ParquetFile(folder / f).metadata.num_rows for f in files]
-        except Exception:  # a file that does not decode: nothing to rebuild from
-            return None
+        except Exception as err:  # a file that does not decode: nothing to rebuild from
+            return None, f"{name}/{kind}: does not decode ({err})"
         tables[kind] = [f"{name}/{f}" for f in files]
         rows[kind] = [sum(held)]
-        counts[kind] = sum(held)
         for f in files:
             checksums[f"{name}/{f}"] = record(folder / f)
-    quarantine = f"{name}/quarantine.ndjson" if "quarantine.ndjson" in entries else None
     if quarantine is not None:
         checksums[quarantine] = record(root / quarantine)
     return Manifest(
-        generation=int(name[1:]),
+        generation=max(int(name[1:]) for name in directories),
         tables=tables,
-        counts=counts,
+        counts={kind: counted[0] for kind, counted in rows.items()},
         files=[],
         quarantine=quarantine,
         segments={kind: [len(files)] for kind, files in tables.items()},
         rows=rows,
         checksums=checksums,
-    )
+    ), ""
 
 
 def _install(root: Path, manifest: Manifest) -> None:
@@ -496,8 +529,8 @@ def report(root: Path) -> tuple[list[Finding], list[str]]:
     lines = [f"store: {root} (generation {manifest.generation}, {len(listed)} files)"]
     if unsummed and len(unsummed) == len(listed):
         lines.append(
-            "no checksums recorded (written by an older cbrq): footers, row counts, "
-            "dead-row positions and page checksums (where present) verified"
+            "no checksums recorded (written by an older cbrq): checked footers, row counts, "
+            "dead-row positions, and page checksums where present"
         )
     elif unsummed:
         lines.append(
@@ -505,5 +538,5 @@ def report(root: Path) -> tuple[list[Finding], list[str]]:
             "an older cbrq): decoded in full instead"
         )
     else:
-        lines.append(f"sizes and SHA-256 of all {len(listed)} files verified")
+        lines.append(f"checked: size and SHA-256 of each of the {len(listed)} files")
     return findings, lines

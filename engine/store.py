@@ -299,6 +299,10 @@ class Generation:
         merged = merge_count(sizes, staged, share)
         kept = len(prior) - merged
         rewrite = [self.root / name for files in prior[kept:] for name in files]
+        if rewrite:  # merged segments are rewritten: damage must not be copied into them
+            self._require_intact(
+                kind, [name for files in prior[kept:] for name in files], "not merged"
+            )
         # Every source holds a slice of whole records while the segment is written.
         fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = (
@@ -329,16 +333,19 @@ class Generation:
         The files rewritten are verified first (sizes, checksums, footers, row
         counts): a damaged store is refused, not rewritten.
         """
-        names = list(self.previous.tables.get(kind, []))
+        self._require_intact(kind, list(self.previous.tables.get(kind, [])), "not compacted")
+        with decoding(self.root, self.previous, filesystem=False):
+            return self._compact(kind, sort)
+
+    def _require_intact(self, kind: str, names: list[str], outcome: str) -> None:
+        """Refuse to rewrite ``names`` (and the dead file of ``kind``) unless they verify."""
         if kind in self.previous.dead:
-            names.append(self.previous.dead[kind])
+            names = [*names, self.previous.dead[kind]]
         findings = verify(self.root, self.previous, only=names)
         if findings:
             first = findings[0]
             more = f" (and {len(findings) - 1} more problem(s))" if len(findings) > 1 else ""
-            raise damaged(self.root, first.name, f"{first.problem}{more}; not compacted")
-        with decoding(self.root, self.previous, filesystem=False):
-            return self._compact(kind, sort)
+            raise damaged(self.root, first.name, f"{first.problem}{more}; {outcome}")
 
     def _compact(self, kind: str, sort: list[str]) -> int:
         files = table_files(self.root, self.previous, kind)
