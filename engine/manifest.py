@@ -189,6 +189,10 @@ class Manifest:
         return {name.split("/", 1)[0] for name in names}
 
 
+#: What a damaged manifest's error says to do.
+REPAIR: Final[str] = "; `cbrq check --repair` restores the newest intact copy"
+
+
 def read_manifest(root: Path) -> Manifest:
     """Read the manifest of ``root``; an empty one if the store does not exist yet.
 
@@ -211,7 +215,7 @@ def load_manifest(path: Path) -> Manifest:
     try:
         raw = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as err:
-        raise StoreError(f"{path}: unreadable manifest ({err}); run `cbrq check`") from err
+        raise StoreError(f"{path}: unreadable manifest ({err}){REPAIR}") from err
     return parse_manifest(path, raw)
 
 
@@ -241,7 +245,7 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise StoreError(
                 f"{path}: files[{number}] is {_shown(entry)}; "
-                'allowed: an object with a "sha256" string; run `cbrq check`'
+                'allowed: an object with a "sha256" string' + REPAIR
             )
     quarantine = check.value("quarantine", (str, type(None)), "a file name or null")
     if quarantine is not None:
@@ -276,7 +280,7 @@ class _Keys:
     def _fail(self, key: str, value: Any, allowed: str) -> StoreError:
         shown = "missing" if value is _MISSING else f"{_shown(value)}"
         return StoreError(
-            f"{self._path}: key {key!r} is {shown}; allowed: {allowed}; run `cbrq check`"
+            f"{self._path}: key {key!r} is {shown}; allowed: {allowed}{REPAIR}"
         )
 
     def value(self, key: str, kind: Any, allowed: str, *, required: bool = False) -> Any:
@@ -330,7 +334,7 @@ def _safe_name(path: Path, key: str, name: str) -> None:
     if not name or name.startswith("/") or ".." in parts or "\\" in name or "" in parts:
         raise StoreError(
             f"{path}: {key} is {_shown(name)}; allowed: a file inside the store "
-            "(gNNNNNN/NAME); run `cbrq check`"
+            "(gNNNNNN/NAME)" + REPAIR
         )
 
 
@@ -348,7 +352,7 @@ def _checksums(path: Path, raw: dict[str, Any]) -> dict[str, Recorded]:
         ):
             raise StoreError(
                 f"{path}: checksums.{name} is {_shown(entry)}; allowed: "
-                '{"size": bytes, "sha256": 64 hex digits}; run `cbrq check`'
+                '{"size": bytes, "sha256": 64 hex digits}' + REPAIR
             )
         out[str(name)] = Recorded(size, digest)
     return out
