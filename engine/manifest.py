@@ -463,6 +463,16 @@ def require_manifest(root: Path) -> Manifest:
     Example: ``require_manifest(Path("cbrq-store")).counts["backups"]``.
     """
     if not (root / MANIFEST).exists():
+        generations = _generation_dirs(root)
+        if generations:
+            import shlex
+
+            shown = ", ".join(generations[:3]) + (", ..." if len(generations) > 3 else "")
+            raise StoreError(
+                f"{root}: has no {MANIFEST}, yet holds generation directories ({shown}): "
+                "a lost manifest or a partial restore? run "
+                f"`cbrq check --repair --store {shlex.quote(str(root))}` to restore it"
+            )
         if root.is_dir() and _holds_dumps(root):
             raise StoreError(
                 f"{root}: holds dump files, not an inventory: query them directly "
@@ -471,6 +481,22 @@ def require_manifest(root: Path) -> Manifest:
             )
         raise StoreError(f"{root}: no inventory here (run `cbrq ingest PATH --store {root}`)")
     return read_manifest(root)
+
+
+def _generation_dirs(root: Path) -> list[str]:
+    """The ``gNNNNNN`` directories of ``root`` that hold a table file, newest first."""
+    try:
+        children = list(root.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        (
+            child.name
+            for child in children
+            if GENERATION_DIR.fullmatch(child.name) and any(child.glob("*.parquet"))
+        ),
+        reverse=True,
+    )
 
 
 def _holds_dumps(root: Path) -> bool:

@@ -81,7 +81,9 @@ def test_a_lost_manifest_is_refused_then_repaired(two: Path, tmp_path: Path) -> 
     )
     assert "Traceback" not in error
     assert snapshot(two) == before  # not one file removed or added
-    assert refused(cbrq("compact", "--store", str(two)))  # no manifest: no inventory to compact
+    for command in ("compact", "count", "check"):  # not "no inventory here, run cbrq ingest"
+        refused(cbrq(command, "--store", str(two)), "a lost manifest", "cbrq check --repair")
+    assert snapshot(two) == before
     repaired = cbrq("check", "--repair", "--store", str(two))
     assert repaired.exit_code == 0, repaired.output
     assert "restored generation 2 from g000002/manifest.json" in repaired.stderr
