@@ -11,17 +11,20 @@ Layout of a store directory (default ``./cbrq-store``, or ``$CBRQ_STORE``)::
     g000004/vaults-00000.parquet    vaults and members: one segment, rewritten when
     g000001/members-00000.parquet     an ingest brings records of their kind
     g000004/quarantine.ndjson       records set aside by --lenient (all runs so far)
+    g000004/manifest.json           a copy of the manifest of the commit that made g000004
+                                    (what ``cbrq check --repair`` restores)
 
 An ingest writes only what it adds (a new segment, the superseded-row list,
 sometimes a merge of the newest segments) into a new ``gNNNNNN`` directory
 and then switches ``manifest.json`` in one rename; unchanged files stay
-where an earlier commit wrote them. A table's live rows are the rows of its
-files in order, less the ``(_seq, _row)`` pairs of its dead file: exactly one
-row per backup id. The files are plain Parquet: DuckDB, Spark or pyarrow
-read them without cbrq (:func:`duckdb_sql` writes the query; ``cbrq info
---sql`` prints it). :mod:`engine.store` writes them. This module imports
-neither pyarrow nor numpy, so a query or a count in a fresh process does not
-pay for them.
+where an earlier commit wrote them. The manifest records each file's size
+and SHA-256 (``checksums``); :mod:`engine.integrity` verifies them. A
+table's live rows are the rows of its files in order, less the
+``(_seq, _row)`` pairs of its dead file: exactly one row per backup id. The
+files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
+(:func:`duckdb_sql` writes the query; ``cbrq info --sql`` prints it).
+:mod:`engine.store` writes them. This module imports neither pyarrow nor
+numpy, so a query or a count in a fresh process does not pay for them.
 """
 
 from __future__ import annotations

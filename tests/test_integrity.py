@@ -92,6 +92,33 @@ def test_a_lost_manifest_is_refused_then_repaired(two: Path, tmp_path: Path) -> 
     assert Inventory.open(two).count() == 321
 
 
+def test_a_lost_manifest_of_a_store_without_copies_is_refused(two: Path, tmp_path: Path) -> None:
+    for name in ("g000001", "g000002"):
+        (two / name / "manifest.json").unlink()  # as written by a cbrq before the copies
+    (two / "manifest.json").unlink()
+    before = snapshot(two)
+    dump = tmp_path / "c.json"
+    dump.write_text(page(backup("new")))
+    refused(cbrq("ingest", str(dump), "--store", str(two)), "g000001, g000002 hold committed")
+    assert snapshot(two) == before
+
+
+def test_an_unreadable_manifest_is_refused_then_repaired(two: Path, tmp_path: Path) -> None:
+    (two / "manifest.json").write_bytes(b'{"format": "cbrq-inventory", "vers')  # cut short
+    before = snapshot(two)
+    dump = tmp_path / "c.json"
+    dump.write_text(page(backup("new")))
+    refused(
+        cbrq("ingest", str(dump), "--store", str(two)),
+        "manifest.json: unreadable manifest",
+        "cbrq check --repair",
+    )
+    assert snapshot(two) == before
+    repaired = cbrq("check", "--repair", "--store", str(two))
+    assert "restored generation 2" in repaired.stderr, repaired.output
+    assert Inventory.open(two).count() == 320
+
+
 def test_an_older_manifest_restored_is_refused(two: Path, tmp_path: Path) -> None:
     old = (two / "g000002" / "manifest.json").read_text()
     ingest(two, tmp_path, "c.json", range(320, 330))  # g000003
