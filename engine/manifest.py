@@ -620,7 +620,8 @@ def is_read_failure(err: BaseException) -> bool:
         return False
     if isinstance(err, OSError):
         return not isinstance(err, BrokenPipeError)
-    return type(err).__module__.split(".", 1)[0] in _DECODERS
+    # DuckDB's exceptions live in its C module, ``_duckdb``.
+    return type(err).__module__.split(".", 1)[0].lstrip("_") in _DECODERS
 
 
 @contextlib.contextmanager

@@ -365,6 +365,18 @@ def test_a_file_that_does_not_decode_is_named_not_a_traceback(two: Path) -> None
     assert "Traceback" not in error
 
 
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_a_decoder_failure_is_named_whatever_the_engine(two: Path, engine: str) -> None:
+    older(two)  # no recorded size: the decoder is the first to notice
+    target = two / "g000001" / "backups-00000.parquet"
+    target.write_bytes(target.read_bytes()[:-500])
+    error = refused(
+        cbrq("count", "status=available", "--engine", engine, "--store", str(two)),
+        f"{target}: damaged (does not decode",
+    )
+    assert "Traceback" not in error
+
+
 def test_compact_refuses_to_rewrite_a_damaged_store(two: Path) -> None:
     flip(two / "g000001" / "backups-00000.parquet", count=1)
     before = snapshot(two)
