@@ -355,6 +355,14 @@ class Inventory:
             return self._frames["backups"].lazy()
         return scan_physical(self._root, "backups", self.manifest)
 
+    @_reads
+    def load_physical(self) -> pl.DataFrame:
+        """:meth:`physical` read into memory; a file that does not decode is named.
+
+        Example: ``inv.load_physical().height`` -> stored rows, superseded ones too.
+        """
+        return self.physical().collect()
+
     def live(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` (rows of :meth:`physical`, numbered by ``_rid``) less the superseded rows.
 

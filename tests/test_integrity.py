@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +377,22 @@ def test_a_decoder_failure_is_named_whatever_the_engine(two: Path, engine: str) 
         f"{target}: damaged (does not decode",
     )
     assert "Traceback" not in error
+
+
+def test_serve_of_a_damaged_store_names_the_file(two: Path) -> None:
+    older(two)
+    target = two / "g000001" / "backups-00000.parquet"
+    target.write_bytes(target.read_bytes()[:-500])
+    # It stops before it binds; were it to serve, the timeout stops it (and the test fails).
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--store", str(two), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"cbrq: error: {target}: damaged (does not decode" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_compact_refuses_to_rewrite_a_damaged_store(two: Path) -> None:
