@@ -4,7 +4,12 @@ The layout, and reading it, is :mod:`engine.manifest`. A change writes what
 it adds into a new generation directory, then replaces ``manifest.json`` in
 one rename, then removes the generation directories no commit refers to any
 more: an error or a kill at any moment leaves the previous inventory as it
-was. One writer at a time (an advisory lock).
+was. One writer at a time (an advisory lock). A writer first sorts the
+generation directories against the manifest (:func:`engine.integrity.survey`):
+committed generations the manifest does not know (a lost or older
+``manifest.json``) make it refuse before writing; only directories cbrq wrote
+and no commit uses are ever removed. Each commit records every file's size
+and SHA-256 and leaves a copy of its manifest in its own directory.
 
 Backups are kept as sorted segments (:meth:`Generation.append`): an ingest
 reads only the narrow key columns of the stored rows whose id it brings
