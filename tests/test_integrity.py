@@ -359,6 +359,20 @@ def test_export_catches_a_flipped_bit_by_its_checksum(two: Path) -> None:
     refused(cbrq("export", "--store", str(two)), f"{target}: damaged (checksum mismatch")
 
 
+@pytest.mark.parametrize("at", [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 0.999])
+def test_every_single_bit_flip_stops_an_export(two: Path, at: float) -> None:
+    intact = cbrq("export", "--store", str(two))
+    assert intact.exit_code == 0, intact.output
+    target = two / "g000001" / "backups-00000.parquet"
+    data = bytearray(target.read_bytes())
+    data[int(len(data) * at)] ^= 0x10
+    target.write_bytes(bytes(data))
+    again = cbrq("export", "--store", str(two))
+    # Every flip is caught by the checksum (on main: 2 of these 8 exported other rows).
+    refused(again, f"{target}: damaged (checksum mismatch")
+    assert again.stdout != intact.stdout and not again.stdout
+
+
 def test_a_file_that_does_not_decode_is_named_not_a_traceback(two: Path) -> None:
     older(two)  # no checksum to compare: the decoder's failure is what tells
     target = two / "g000001" / "backups-00000.parquet"
