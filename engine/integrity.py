@@ -353,9 +353,17 @@ def repair(root: Path) -> Repaired:
                 current = None  # damaged: any intact copy is better
     except StoreError:
         current = None
+    # Only committed generations: a write's leftover is the next writer's to remove,
+    # and a directory of the user's own files is none of repair's business.
     directories = (
         sorted(
-            (child.name for child in root.iterdir() if GENERATION_DIR.fullmatch(child.name)),
+            (
+                child.name
+                for child in root.iterdir()
+                if GENERATION_DIR.fullmatch(child.name)
+                and child.is_dir()
+                and committed(entry.name for entry in child.iterdir())
+            ),
             reverse=True,
         )
         if root.is_dir()

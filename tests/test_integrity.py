@@ -151,6 +151,24 @@ def test_repair_names_the_generations_it_could_not_use(two: Path) -> None:
     assert Inventory.open(two).count() == 300  # what generation 1 held
 
 
+def test_repair_leaves_directories_it_did_not_make_where_they_are(
+    two: Path, tmp_path: Path
+) -> None:
+    ingest(two, tmp_path, "c.json", range(320, 330))  # g000003
+    (two / "g000003" / "backups-00000.parquet").write_bytes(b"damaged")
+    mine = two / "g000007"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    (two / "manifest.json").unlink()
+    repaired = cbrq("check", "--repair", "--store", str(two))
+    assert "restored generation 2" in repaired.stderr, repaired.output
+    assert "moved aside to unusable-g000003" in repaired.stderr
+    assert (mine / "notes.txt").read_text() == "kept"  # not moved, not named
+    assert "g000007" not in repaired.stderr
+    assert (two / "unusable-g000003" / "manifest.json").exists()  # kept for the user
+    assert Inventory.open(two).count() == 320
+
+
 def test_repair_of_a_store_without_copies_refuses_rather_than_guess(two: Path) -> None:
     for name in ("g000001", "g000002"):
         (two / name / "manifest.json").unlink()  # as a store of an older cbrq
