@@ -28,12 +28,21 @@ import polars as pl
 
 from engine.errors import InputError
 from engine.ingest import Chunk, SourceRef, expand_paths, read_source, split_source
-from engine.manifest import Manifest, read_manifest, require_manifest, resolve_store, scan
+from engine.manifest import (
+    Manifest,
+    decoding,
+    read_manifest,
+    require_files,
+    require_manifest,
+    resolve_store,
+    scan,
+    verify_read,
+)
 from engine.normalize import Normalized, Rejected, normalize
 from engine.payload import canonical_payloads
 from engine.schema import PAYLOAD, ROW, SEQ, empty_frame
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, locked, newest
+from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, fragmented, locked, newest
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -434,14 +443,14 @@ def compact(store: str | os.PathLike[str] | None = None) -> dict[str, int]:
     Example: ``compact("cbrq-store")`` -> ``{"backups": 1000, "vaults": 12, "members": 3}``.
     """
     root = resolve_store(store)
-    with locked(root):
+    with locked(root, create=False):
         previous = require_manifest(root)
+        if not fragmented(previous):
+            return {kind: previous.counts.get(kind, 0) for kind in RECORD_KINDS}  # nothing to do
         generation = Generation(root, previous)
         try:
-            for kind in RECORD_KINDS:
-                fragmented = len(previous.segment_files(kind)) > 1 or kind in previous.dead
-                if fragmented:
-                    generation.compact(kind, _ordering(kind)[0])
+            for kind in fragmented(previous):
+                generation.compact(kind, _ordering(kind)[0])
             generation.commit(
                 generation.manifest(dict(previous.counts), previous.files, previous.quarantine)
             )
@@ -491,6 +500,7 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """
     root = resolve_store(store)
     manifest = require_manifest(root)
+    require_files(root, manifest, manifest.listed())  # a stat each: a lost file is not "clean"
     tables: dict[str, Any] = {}
     for kind in RECORD_KINDS:
         rows = manifest.segment_rows(kind) or [
@@ -559,10 +569,13 @@ def export_pages(
             print(page)   # {"count":1234,"backups":[...]}
     """
     root = resolve_store(store)
-    frame = scan(root, kind, require_manifest(root))
+    manifest = require_manifest(root)
+    frame = scan(root, kind, manifest)
     if kind == "backups":
         frame = frame.sort(["created_at", "id"], descending=[True, False], nulls_last=True)
-    payloads = frame.select(PAYLOAD).collect()[PAYLOAD]
+    with decoding(root, manifest):  # every file is read: a checksum costs little more
+        verify_read(root, manifest, kind)
+        payloads = frame.select(PAYLOAD).collect()[PAYLOAD]
     total = payloads.len()
     size = page_size or max(total, 1)
     for start in range(0, max(total, 1), size):

@@ -19,11 +19,11 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, wraps
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import polars as pl
 
@@ -37,6 +37,7 @@ from engine.manifest import (
     PAYLOAD,
     Lease,
     Manifest,
+    decoding,
     live,
     resolve_store,
     scan,
@@ -56,6 +57,23 @@ from engine.spec import (
 )
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _reads(method: _Method) -> _Method:
+    """A method that reads the store: a file that does not decode is named (a StoreError).
+
+    The decoders' own errors (polars, pyarrow, DuckDB, Spark) and the
+    filesystem's become ``FILE: damaged (...); run cbrq check``.
+    """
+
+    @wraps(method)
+    def reading(self: Inventory, *args: Any, **kwargs: Any) -> Any:
+        with decoding(self.root, self.manifest):
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, reading)
 
 #: Memory the typed tables of :meth:`Inventory.from_dumps` take per byte of
 #: dump file (pretty-printed JSON: peak RSS 4,759 MB for 1,880 MB at 1M backups,
@@ -254,13 +272,19 @@ class Inventory:
             )
         if self._frames is not None:
             return self._frames[kind].lazy()
-        return scan(self._root, kind, self.manifest)
+        frame = scan(self._root, kind, self.manifest)
+        with decoding(self.root, self.manifest):
+            # A footer that does not decode is named here, not at a caller's collect;
+            # polars keeps the resolved scan, so a later collect reads no footer again.
+            frame.collect_schema()
+        return frame
 
     @property
     def _root(self) -> Path:
         assert self.root is not None, "a store-backed inventory"
         return self.root
 
+    @_reads
     def in_memory(self, records: bool = False) -> Inventory:
         """This inventory with the columns queries filter and sort on held in memory.
 
@@ -287,6 +311,7 @@ class Inventory:
         )
         return copy
 
+    @_reads
     def record(self, backup_id: str) -> str | None:
         """One backup as dumped (JSON text), or ``None`` if the inventory has no such id.
 
@@ -330,6 +355,14 @@ class Inventory:
             return self._frames["backups"].lazy()
         return scan_physical(self._root, "backups", self.manifest)
 
+    @_reads
+    def load_physical(self) -> pl.DataFrame:
+        """:meth:`physical` read into memory; a file that does not decode is named.
+
+        Example: ``inv.load_physical().height`` -> stored rows, superseded ones too.
+        """
+        return self.physical().collect()
+
     def live(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` (rows of :meth:`physical`, numbered by ``_rid``) less the superseded rows.
 
@@ -356,6 +389,7 @@ class Inventory:
             has_members=self.manifest.counts.get("members", 0) > 0,
         )
 
+    @_reads
     def parse(
         self,
         query: QuerySource = None,
@@ -371,6 +405,7 @@ class Inventory:
         merged = QueryParams.of(query).merged(QueryParams.from_mapping(params))
         return parse_query(merged, project=project, semantics=semantics, context=self.context)
 
+    @_reads
     def query(
         self,
         query: QuerySource = None,
@@ -407,6 +442,7 @@ class Inventory:
             spark = held.session
         return backend, {"spark": spark}
 
+    @_reads
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
         """Execute an already parsed query (with this inventory's :attr:`engine`).
 
@@ -419,6 +455,7 @@ class Inventory:
         paths = [] if self.root is None else table_files(self.root, self.manifest, "backups")
         return execute(query, self.tables, paths, columns)
 
+    @_reads
     def count(
         self,
         query: QuerySource = None,
@@ -437,6 +474,7 @@ class Inventory:
             return int(backend.count(parsed, self, **options))
         return count(parsed, self.tables)
 
+    @_reads
     def explain(
         self,
         query: QuerySource = None,
@@ -488,6 +526,7 @@ class Inventory:
     def _vaults(self) -> pl.DataFrame:
         return analyses.vault_table(self.raw("vaults"))
 
+    @_reads
     def stats(
         self,
         filter: QuerySource = None,
@@ -508,6 +547,7 @@ class Inventory:
         _, backups = self._scope(filter, project, semantics)
         return analyses.stats(backups, keys, self._at(at))
 
+    @_reads
     def rpo(
         self,
         filter: QuerySource = None,
@@ -527,6 +567,7 @@ class Inventory:
         at_ = self._at(at)
         return analyses.rpo(backups, vaults, query, at_, limit, ordered=self.tables.ordered)
 
+    @_reads
     def retention(
         self,
         filter: QuerySource = None,
@@ -544,6 +585,7 @@ class Inventory:
         _, backups = self._scope(filter, project, semantics)
         return analyses.retention(backups, self._at(at), days)
 
+    @_reads
     def capacity(
         self,
         filter: QuerySource = None,
@@ -560,6 +602,7 @@ class Inventory:
         vaults = analyses.narrow_vaults(self._vaults, query)
         return analyses.capacity(backups, vaults, self._at(at))
 
+    @_reads
     def hygiene(
         self,
         filter: QuerySource = None,
@@ -577,6 +620,7 @@ class Inventory:
         _, backups = self._scope(filter, project, semantics)
         return analyses.hygiene(backups, self._vaults, self._at(at), hours)
 
+    @_reads
     def diff(self, other: Inventory, *, at: str | datetime | None = None) -> Analysis:
         """Backups and vaults added, removed or changed from this inventory (A) to ``other`` (B).
 

@@ -11,24 +11,29 @@ Layout of a store directory (default ``./cbrq-store``, or ``$CBRQ_STORE``)::
     g000004/vaults-00000.parquet    vaults and members: one segment, rewritten when
     g000001/members-00000.parquet     an ingest brings records of their kind
     g000004/quarantine.ndjson       records set aside by --lenient (all runs so far)
+    g000004/manifest.json           a copy of the manifest of the commit that made g000004
+                                    (what ``cbrq check --repair`` restores)
 
 An ingest writes only what it adds (a new segment, the superseded-row list,
 sometimes a merge of the newest segments) into a new ``gNNNNNN`` directory
 and then switches ``manifest.json`` in one rename; unchanged files stay
-where an earlier commit wrote them. A table's live rows are the rows of its
-files in order, less the ``(_seq, _row)`` pairs of its dead file: exactly one
-row per backup id. The files are plain Parquet: DuckDB, Spark or pyarrow
-read them without cbrq (:func:`duckdb_sql` writes the query; ``cbrq info
---sql`` prints it). :mod:`engine.store` writes them. This module imports
-neither pyarrow nor numpy, so a query or a count in a fresh process does not
-pay for them.
+where an earlier commit wrote them. The manifest records each file's size
+and SHA-256 (``checksums``); :mod:`engine.integrity` verifies them. A
+table's live rows are the rows of its files in order, less the
+``(_seq, _row)`` pairs of its dead file: exactly one row per backup id. The
+files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
+(:func:`duckdb_sql` writes the query; ``cbrq info --sql`` prints it).
+:mod:`engine.store` writes them. This module imports neither pyarrow nor
+numpy, so a query or a count in a fresh process does not pay for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -78,6 +83,21 @@ def resolve_store(path: str | os.PathLike[str] | None) -> Path:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A store file's size and SHA-256 as the commit that wrote it recorded them.
+
+    Example: ``read_manifest(root).checksums["g000001/backups-00000.parquet"].size``.
+    """
+
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        """As written in the manifest's ``checksums``."""
+        return {"size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What ``manifest.json`` says: the current commit, its tables and ingested files.
 
@@ -101,6 +121,8 @@ class Manifest:
     dead: dict[str, str] = field(default_factory=dict)
     superseded: dict[str, int] = field(default_factory=dict)
     rows: dict[str, list[int]] = field(default_factory=dict)
+    #: Size and SHA-256 of each file, by store-relative name (none before checksums existed).
+    checksums: dict[str, Recorded] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object written to disk."""
@@ -117,6 +139,7 @@ class Manifest:
             "counts": self.counts,
             "quarantine": self.quarantine,
             "files": self.files,
+            "checksums": {name: entry.to_json() for name, entry in self.checksums.items()},
         }
 
     @property
@@ -146,6 +169,17 @@ class Manifest:
         rows = self.rows.get(kind)
         return rows if rows is not None and len(rows) == len(self.segment_files(kind)) else None
 
+    def listed(self) -> list[str]:
+        """Every store-relative file this commit reads: tables, dead files, quarantine.
+
+        Example: ``read_manifest(root).listed()`` -> ``["g000001/backups-00000.parquet", ...]``.
+        """
+        names = [n for files in self.tables.values() for n in files]
+        names += list(self.dead.values())
+        if self.quarantine:
+            names.append(self.quarantine)
+        return list(dict.fromkeys(names))
+
     def referenced(self) -> set[str]:
         """The generation directories this commit reads files from.
 
@@ -158,42 +192,173 @@ class Manifest:
         return {name.split("/", 1)[0] for name in names}
 
 
+#: What a damaged manifest's error says to do.
+REPAIR: Final[str] = "; `cbrq check --repair` restores the newest intact copy"
+
+
 def read_manifest(root: Path) -> Manifest:
     """Read the manifest of ``root``; an empty one if the store does not exist yet.
+
+    A manifest that is not JSON, or has a key missing or of the wrong type,
+    is a :class:`StoreError` naming the key (never a ``KeyError``).
 
     Example: ``read_manifest(Path("cbrq-store")).generation``.
     """
     path = root / MANIFEST
     if not path.exists():
         return Manifest()
+    return load_manifest(path)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """The manifest in the file ``path`` (``manifest.json``, or a generation's copy of it).
+
+    Example: ``load_manifest(Path("cbrq-store/g000004/manifest.json")).generation`` -> ``4``.
+    """
     try:
         raw = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as err:
-        raise StoreError(f"{path}: unreadable manifest ({err})") from err
+        raise StoreError(f"{path}: unreadable manifest ({err}){REPAIR}") from err
+    return parse_manifest(path, raw)
+
+
+def parse_manifest(path: Path, raw: Any) -> Manifest:
+    """A manifest from its decoded JSON, every key checked; ``path`` names it in errors.
+
+    Example: ``parse_manifest(Path("m.json"), {"format": "cbrq-inventory", ...})``.
+    """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise StoreError(f"{path}: not a cbrq inventory manifest")
     if raw.get("version") not in (1, 2, VERSION):
         raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
-    tables = {kind: _file_names(path, kind, files) for kind, files in raw["tables"].items()}
-    segments = {kind: [int(n) for n in sizes] for kind, sizes in raw.get("segments", {}).items()}
+    check = _Keys(path, raw)
+    tables = {
+        kind: _file_names(path, kind, files)
+        for kind, files in check.mapping("tables", required=True).items()
+    }
+    segments = check.int_lists("segments")
     for kind, sizes in segments.items():
         if sum(sizes) != len(tables.get(kind, [])) or any(n < 1 for n in sizes):
             raise StoreError(
                 f"{path}: segments.{kind} is {sizes}; allowed: positive file counts "
                 f"adding up to the {len(tables.get(kind, []))} files of tables.{kind}"
             )
+    files = check.value("files", list, "a list of ingested files", required=True)
+    for number, entry in enumerate(files):
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise StoreError(
+                f"{path}: files[{number}] is {_shown(entry)}; "
+                'allowed: an object with a "sha256" string' + REPAIR
+            )
+    quarantine = check.value("quarantine", (str, type(None)), "a file name or null")
+    if quarantine is not None:
+        _safe_name(path, "quarantine", quarantine)
+    dead = check.mapping("dead")
+    for kind, name in dead.items():
+        if not isinstance(name, str):
+            raise StoreError(f"{path}: dead.{kind} is {_shown(name)}; allowed: a file name")
+        _safe_name(path, f"dead.{kind}", name)
     return Manifest(
-        generation=int(raw["generation"]),
+        generation=check.integer("generation", required=True),
         tables=tables,
-        counts=dict(raw.get("counts", {})),
-        files=list(raw["files"]),
-        quarantine=raw.get("quarantine"),
-        updated_at=str(raw.get("updated_at", "")),
+        counts=check.ints("counts"),
+        files=list(files),
+        quarantine=quarantine,
+        updated_at=str(check.value("updated_at", str, "a timestamp string") or ""),
         segments=segments,
-        dead={str(k): str(v) for k, v in (raw.get("dead") or {}).items()},
-        superseded={str(k): int(v) for k, v in (raw.get("superseded") or {}).items()},
-        rows={str(k): [int(n) for n in v] for k, v in (raw.get("rows") or {}).items()},
+        dead=dict(dead),
+        superseded=check.ints("superseded"),
+        rows=check.int_lists("rows"),
+        checksums=_checksums(path, check.mapping("checksums")),
     )
+
+
+class _Keys:
+    """Reads the keys of a manifest's JSON object, each of its type, or says which is wrong."""
+
+    def __init__(self, path: Path, raw: dict[str, Any]) -> None:
+        self._path = path
+        self._raw = raw
+
+    def _fail(self, key: str, value: Any, allowed: str) -> StoreError:
+        shown = "missing" if value is _MISSING else f"{_shown(value)}"
+        return StoreError(
+            f"{self._path}: key {key!r} is {shown}; allowed: {allowed}{REPAIR}"
+        )
+
+    def value(self, key: str, kind: Any, allowed: str, *, required: bool = False) -> Any:
+        value = self._raw.get(key, _MISSING)
+        if value is _MISSING and not required:
+            return None
+        if value is _MISSING or not isinstance(value, kind) or isinstance(value, bool):
+            raise self._fail(key, value, allowed)
+        return value
+
+    def integer(self, key: str, *, required: bool = False) -> int:
+        value = self.value(key, int, "an integer ≥ 0", required=required)
+        if value is None or value < 0:
+            raise self._fail(key, value, "an integer ≥ 0")
+        return int(value)
+
+    def mapping(self, key: str, *, required: bool = False) -> dict[str, Any]:
+        value = self.value(key, (dict, type(None)), "an object", required=required)
+        return {} if value is None else dict(value)
+
+    def ints(self, key: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for name, value in self.mapping(key).items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise self._fail(f"{key}.{name}", value, "an integer ≥ 0")
+            out[str(name)] = value
+        return out
+
+    def int_lists(self, key: str) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for name, value in self.mapping(key).items():
+            if not isinstance(value, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value
+            ):
+                raise self._fail(f"{key}.{name}", value, "a list of integers ≥ 0")
+            out[str(name)] = list(value)
+        return out
+
+
+_MISSING: Final = object()
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def _safe_name(path: Path, key: str, name: str) -> None:
+    """A file name of the manifest must stay inside the store (``gNNNNNN/file``)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or ".." in parts or "\\" in name or "" in parts:
+        raise StoreError(
+            f"{path}: {key} is {_shown(name)}; allowed: a file inside the store "
+            "(gNNNNNN/NAME)" + REPAIR
+        )
+
+
+def _checksums(path: Path, raw: dict[str, Any]) -> dict[str, Recorded]:
+    out: dict[str, Recorded] = {}
+    for name, entry in raw.items():
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(digest, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", digest)
+        ):
+            raise StoreError(
+                f"{path}: checksums.{name} is {_shown(entry)}; allowed: "
+                '{"size": bytes, "sha256": 64 hex digits}' + REPAIR
+            )
+        out[str(name)] = Recorded(size, digest)
+    return out
 
 
 def _file_names(path: Path, kind: str, value: Any) -> list[str]:
@@ -204,6 +369,8 @@ def _file_names(path: Path, kind: str, value: Any) -> list[str]:
             f"{path}: tables.{kind} is {json.dumps(value)}; "
             "allowed: a file name, or a list of file names"
         )
+    for name in names:
+        _safe_name(path, f"tables.{kind}", name)
     return names
 
 
@@ -299,6 +466,16 @@ def require_manifest(root: Path) -> Manifest:
     Example: ``require_manifest(Path("cbrq-store")).counts["backups"]``.
     """
     if not (root / MANIFEST).exists():
+        generations = _generation_dirs(root)
+        if generations:
+            import shlex
+
+            shown = ", ".join(generations[:3]) + (", ..." if len(generations) > 3 else "")
+            raise StoreError(
+                f"{root}: has no {MANIFEST}, yet holds generation directories ({shown}): "
+                "a lost manifest or a partial restore? run "
+                f"`cbrq check --repair --store {shlex.quote(str(root))}` to restore it"
+            )
         if root.is_dir() and _holds_dumps(root):
             raise StoreError(
                 f"{root}: holds dump files, not an inventory: query them directly "
@@ -307,6 +484,22 @@ def require_manifest(root: Path) -> Manifest:
             )
         raise StoreError(f"{root}: no inventory here (run `cbrq ingest PATH --store {root}`)")
     return read_manifest(root)
+
+
+def _generation_dirs(root: Path) -> list[str]:
+    """The ``gNNNNNN`` directories of ``root`` that hold a table file, newest first."""
+    try:
+        children = list(root.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        (
+            child.name
+            for child in children
+            if GENERATION_DIR.fullmatch(child.name) and any(child.glob("*.parquet"))
+        ),
+        reverse=True,
+    )
 
 
 def _holds_dumps(root: Path) -> bool:
@@ -349,10 +542,121 @@ def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl
         from engine.schema import empty_frame  # pyarrow: only for a store without the table
 
         return empty_frame(kind).lazy()
-    for path in files:
-        if not path.exists():
-            raise StoreError(f"{path}: listed in {root / MANIFEST} but missing")
+    require_files(root, manifest, manifest.tables.get(kind, []))
     return pl.scan_parquet(files, glob=False)  # names, not patterns (a store may be 'x*')
+
+
+def damaged(root: Path, name: str, reason: str) -> StoreError:
+    """The error of a store file (``name``, store-relative) that is missing or damaged.
+
+    Example: ``raise damaged(root, "g000001/backups-00000.parquet", "missing")``.
+    """
+    return StoreError(f"{root / name}: damaged ({reason}); {check_hint(root)}")
+
+
+def check_hint(root: Path) -> str:
+    """What to run to learn more about a damaged store at ``root``.
+
+    Example: ``check_hint(Path("inv"))`` -> ``"run `cbrq check --store inv`"``.
+    """
+    import shlex
+
+    return f"run `cbrq check --store {shlex.quote(str(root))}`"
+
+
+def require_files(root: Path, manifest: Manifest, names: list[str]) -> None:
+    """Each of ``names`` exists, of the size the manifest recorded (one ``stat`` each).
+
+    A truncated or missing file is caught before it is read; a bit flip is
+    caught by ``cbrq check`` (checksums) or by the decoder (:func:`decoding`).
+
+    Example: ``require_files(root, m, m.tables["backups"])``.
+    """
+    for name in names:
+        path = root / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise damaged(root, name, f"missing; listed in {root / MANIFEST}") from None
+        except OSError as err:
+            raise damaged(root, name, f"cannot be read: {err.strerror or err}") from err
+        recorded = manifest.checksums.get(name)
+        if recorded is not None and recorded.size != size:
+            raise damaged(root, name, f"{size:,} bytes, the commit wrote {recorded.size:,}")
+
+
+def verify_read(root: Path, manifest: Manifest, kind: str) -> None:
+    """Check the recorded SHA-256 of every file of ``kind`` (and its dead file).
+
+    For a reader that reads the whole table anyway (``cbrq export``):
+    hashing costs a fraction of decoding. A query reads a few row groups and
+    checks only sizes (:func:`require_files`).
+
+    Example: ``verify_read(root, read_manifest(root), "backups")``.
+    """
+    from engine.integrity import file_sha256
+
+    names = [
+        *manifest.tables.get(kind, []),
+        *([manifest.dead[kind]] if kind in manifest.dead else []),
+    ]
+    require_files(root, manifest, names)
+    for name in names:
+        recorded = manifest.checksums.get(name)
+        if recorded is not None and file_sha256(root / name) != recorded.sha256:
+            raise damaged(root, name, "checksum mismatch: not the bytes its commit wrote")
+
+
+#: Modules whose exceptions mean a file could not be decoded (or read).
+_DECODERS: Final[tuple[str, ...]] = ("polars", "pyarrow", "duckdb", "py4j", "pyspark")
+
+
+def is_read_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a decoder's or the filesystem's failure (not cbrq's own error).
+
+    Example: ``is_read_failure(pl.exceptions.ComputeError("zstd error"))`` -> ``True``.
+    """
+    if isinstance(err, StoreError) or not isinstance(err, Exception):
+        return False
+    if isinstance(err, OSError):
+        return not isinstance(err, BrokenPipeError)
+    # DuckDB's exceptions live in its C module, ``_duckdb``.
+    return type(err).__module__.split(".", 1)[0].lstrip("_") in _DECODERS
+
+
+@contextlib.contextmanager
+def decoding(root: Path | None, manifest: Manifest, *, filesystem: bool = True) -> Iterator[None]:
+    """Turn a failure to read the store's files into a :class:`StoreError` naming the file.
+
+    On such a failure (only then) the files of ``manifest`` are looked at
+    (:func:`engine.integrity.locate`: sizes, footers, checksums) to name the
+    damaged one; a failure no file explains is reported with the decoder's words.
+    ``filesystem=False`` (writers): ``OSError`` passes through (a full disk
+    is not a damaged store).
+
+    Example::
+
+        with decoding(root, manifest):
+            frame = scan(root, "backups", manifest).collect()
+    """
+    try:
+        yield
+    except Exception as err:
+        if (
+            root is None
+            or not is_read_failure(err)
+            or (isinstance(err, OSError) and not filesystem)
+        ):
+            raise
+        from engine.integrity import locate
+
+        found = locate(root, manifest)
+        if found is not None:
+            raise damaged(root, found[0], found[1]) from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StoreError(
+            f"{root}: the inventory could not be read ({reason}); {check_hint(root)}"
+        ) from err
 
 
 def live(
@@ -370,9 +674,9 @@ def live(
     dead = dead_file(root, manifest, kind)
     if dead is None:
         return frame
-    if not dead.exists():
-        raise StoreError(f"{dead}: listed in {root / MANIFEST} but missing")
-    positions = pl.read_parquet(dead, columns=[POS], glob=False)[POS]
+    require_files(root, manifest, [manifest.dead[kind]])
+    with decoding(root, manifest):
+        positions = pl.read_parquet(dead, columns=[POS], glob=False)[POS]
     at = pl.col(position).cast(pl.Int64)
     return frame.filter(~at.is_in(positions.implode()))
 

@@ -150,7 +150,7 @@ class Resident:
         """
         records = inventory.tables.records if live is None else live
         if records is None:
-            records = inventory.physical().collect()
+            records = inventory.load_physical()  # a damaged file is named, not a traceback
         heavy = {*INTERNAL_COLUMNS, "children", "replication_records"}
         narrow = [RID, *(c for c in records.columns if c not in heavy)]
         # Selecting columns shares the records' buffers; only superseded rows cost a copy.

@@ -4,7 +4,12 @@ The layout, and reading it, is :mod:`engine.manifest`. A change writes what
 it adds into a new generation directory, then replaces ``manifest.json`` in
 one rename, then removes the generation directories no commit refers to any
 more: an error or a kill at any moment leaves the previous inventory as it
-was. One writer at a time (an advisory lock).
+was. One writer at a time (an advisory lock). A writer first sorts the
+generation directories against the manifest (:func:`engine.integrity.survey`):
+committed generations the manifest does not know (a lost or older
+``manifest.json``) make it refuse before writing; only directories cbrq wrote
+and no commit uses are ever removed. Each commit records every file's size
+and SHA-256 and leaves a copy of its manifest in its own directory.
 
 Backups are kept as sorted segments (:meth:`Generation.append`): an ingest
 reads only the narrow key columns of the stored rows whose id it brings
@@ -21,7 +26,6 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import re
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -40,9 +44,9 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from engine.errors import StoreError
+from engine.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
 from engine.manifest import (
     FILE_ROWS,
-    GENERATION_DIR,
     MANIFEST,
     POS,
     READERS,
@@ -50,8 +54,11 @@ from engine.manifest import (
     ROW_GROUP_ROWS,
     SEQ,
     Manifest,
+    damaged,
     dead_file,
     dead_key,
+    decoding,
+    require_manifest,
     scan_physical,
     table_files,
 )
@@ -89,10 +96,6 @@ MERGE_RATIO: Final[int] = 1
 #: (superseded rows cost every query a filter and the disk their bytes).
 MAX_DEAD_SHARE: Final[float] = 0.25
 
-#: The names a generation directory holds: table files, staging, leases, quarantine.
-_OWN_ENTRY: Final = re.compile(
-    r"(?:backups|vaults|members)-(?:[0-9]{5}|dead)\.parquet|quarantine\.ndjson|\.readers|parts"
-)
 #: A dead file: each superseded row by ``(_seq, _row)`` (for readers without
 #: cbrq) and by its position among the table's stored rows (for cbrq's filter).
 DEAD_SCHEMA: Final = pl.Schema({SEQ: pl.Int64(), ROW: pl.Int64(), POS: pl.Int64()})
@@ -104,11 +107,16 @@ Mask = npt.NDArray[np.bool_]
 
 
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
+def locked(root: Path, *, create: bool = True) -> Iterator[None]:
     """Hold the store's writer lock (another ``cbrq ingest`` waits for it).
+
+    ``create=False`` (compact, repair): a directory that holds no inventory
+    is an error, and nothing (not even the lock file) is made there.
 
     Example: ``with locked(root): ...``.
     """
+    if not create:
+        require_manifest(root)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -145,6 +153,18 @@ def newest(frame: pl.DataFrame, keys: list[str], order: list[str]) -> pl.DataFra
     Example: ``newest(frame, ["id"], ["updated_at", "_seq", "_row"])``.
     """
     return frame.sort(order, nulls_last=False).unique(subset=keys, keep="last")
+
+
+def fragmented(manifest: Manifest) -> list[str]:
+    """The tables of ``manifest`` that ``compact`` would rewrite (several segments, dead rows).
+
+    Example: ``fragmented(read_manifest(root))`` -> ``["backups"]``; ``[]``: nothing to compact.
+    """
+    return [
+        kind
+        for kind in RECORD_KINDS
+        if len(manifest.segment_files(kind)) > 1 or kind in manifest.dead
+    ]
 
 
 def merge_count(sizes: list[int], added: int, dead_share: float) -> int:
@@ -186,11 +206,21 @@ class Generation:
     def __init__(self, root: Path, previous: Manifest) -> None:
         self.root = root
         self.previous = previous
-        self.number = previous.generation + 1
+        # Before anything is written or removed: a store with committed generations
+        # its manifest does not know (a lost or older manifest.json) is refused.
+        found = survey(root, previous)
+        refused = refusal(root, previous, found)
+        if refused is not None:
+            raise refused
+        _remove_stale(root, keep=previous, found=found)
+        number = previous.generation + 1
+        while (root / f"g{number:06d}").exists():
+            number += 1  # a directory cbrq did not make (a user's file in it) is left alone
+        self.number = number
         self.name = f"g{self.number:06d}"
         self.path = root / self.name
-        _remove_stale(root, keep=previous)
         self.path.mkdir(parents=True)
+        (self.path / WRITING).touch()  # until the commit is done: a crash leaves a leftover
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
         self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
@@ -242,8 +272,9 @@ class Generation:
             return 0
         sources = old + self._runs(kind, sources, sort, FAN_IN - len(old))
         keys = list(DEDUP_KEYS[kind])
-        masks, kept = _winners(sources, keys, order, self.path / "parts")
-        files = self._sink_table(kind, sources, masks, sort)
+        with decoding(self.root, self.previous, filesystem=False):
+            masks, kept = _winners(sources, keys, order, self.path / "parts")
+            files = self._sink_table(kind, sources, masks, sort)
         self._set_table(kind, 0, files, kept, 0)
         return kept
 
@@ -260,6 +291,10 @@ class Generation:
            ``sort`` into one new segment (usually just the winners).
         3. The dead file lists the superseded rows not merged away.
         """
+        with decoding(self.root, self.previous, filesystem=False):
+            return self._append(kind, sort, order)
+
+    def _append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
         parts = [(p, PART_ROWS) for p in self._parts[kind]]
@@ -269,6 +304,10 @@ class Generation:
         merged = merge_count(sizes, staged, share)
         kept = len(prior) - merged
         rewrite = [self.root / name for files in prior[kept:] for name in files]
+        if rewrite:  # merged segments are rewritten: damage must not be copied into them
+            self._require_intact(
+                kind, [name for files in prior[kept:] for name in files], "not merged"
+            )
         # Every source holds a slice of whole records while the segment is written.
         fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = (
@@ -294,7 +333,26 @@ class Generation:
         return Appended(added, displaced.height, merged, live)
 
     def compact(self, kind: str, sort: list[str]) -> int:
-        """Merge every segment of ``kind`` into one, without superseded rows; its rows."""
+        """Merge every segment of ``kind`` into one, without superseded rows; its rows.
+
+        The files rewritten are verified first (sizes, checksums, footers, row
+        counts): a damaged store is refused, not rewritten.
+        """
+        self._require_intact(kind, list(self.previous.tables.get(kind, [])), "not compacted")
+        with decoding(self.root, self.previous, filesystem=False):
+            return self._compact(kind, sort)
+
+    def _require_intact(self, kind: str, names: list[str], outcome: str) -> None:
+        """Refuse to rewrite ``names`` (and the dead file of ``kind``) unless they verify."""
+        if kind in self.previous.dead:
+            names = [*names, self.previous.dead[kind]]
+        findings = verify(self.root, self.previous, only=names)
+        if findings:
+            first = findings[0]
+            more = f" (and {len(findings) - 1} more problem(s))" if len(findings) > 1 else ""
+            raise damaged(self.root, first.name, f"{first.problem}{more}; {outcome}")
+
+    def _compact(self, kind: str, sort: list[str]) -> int:
         files = table_files(self.root, self.previous, kind)
         dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
         masks, _ = _live_masks(files, dead.select(dead_key()).to_series())
@@ -311,8 +369,12 @@ class Generation:
             return self.path / f"{kind}-{number:05d}.parquet"
 
         if not sources:
-            empty_frame(kind).lazy().sink_parquet(
-                name(0), row_group_size=ROW_GROUP_ROWS, compression="zstd"
+            pq.write_table(
+                empty_frame(kind).to_arrow(),
+                name(0),
+                row_group_size=ROW_GROUP_ROWS,
+                compression="zstd",
+                write_page_checksum=True,
             )
             return [name(0)]
         return _sink(
@@ -348,7 +410,9 @@ class Generation:
             self._dead.pop(kind, None)
             return
         path = self.path / f"{kind}-dead.parquet"
-        dead.sort(POS).write_parquet(path, compression="zstd", statistics=True)
+        pq.write_table(
+            dead.sort(POS).to_arrow(), path, compression="zstd", write_page_checksum=True
+        )
         self._dead[kind] = f"{self.name}/{path.name}"
 
     def _runs(
@@ -403,27 +467,47 @@ class Generation:
         )
 
     def commit(self, manifest: Manifest) -> None:
-        """Make this generation current in one rename, then drop unreferenced ones."""
+        """Make this generation current in one rename, then drop unreferenced ones.
+
+        Every file the commit wrote gets its size and SHA-256 in the manifest
+        (files of earlier commits keep theirs). After the rename a copy of
+        the manifest goes into the generation's own directory: what
+        ``cbrq check --repair`` restores if ``manifest.json`` is lost.
+        """
         shutil.rmtree(self.path / "parts", ignore_errors=True)
         (self.path / READERS).touch()
+        mine = f"{self.name}/"
+        sums = {
+            name: None if name.startswith(mine) else self.previous.checksums.get(name)
+            for name in manifest.listed()
+        }
+        checksums = {
+            name: recorded if recorded is not None else record(self.root / name)
+            for name, recorded in sums.items()
+            if recorded is not None or name.startswith(mine)
+        }
         _fsync_tree(self.path)
         stamped = dataclasses.replace(
             manifest,
             generation=self.number,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            checksums=checksums,
         )
-        tmp = self.root / f"{MANIFEST}.tmp"
         # msgspec's encoder: json.dump with an indent is pure Python (0.6 s for 10,000 files).
-        text = msgspec.json.format(msgspec.json.encode(stamped.to_json()), indent=2)
-        with open(tmp, "wb") as handle:
-            handle.write(text + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        text = msgspec.json.format(msgspec.json.encode(stamped.to_json()), indent=2) + b"\n"
+        tmp = self.root / f"{MANIFEST}.tmp"
+        _write_durably(tmp, text)
         first = not (self.root / MANIFEST).exists()
         os.replace(tmp, self.root / MANIFEST)
         _fsync_dir(self.root)
         if first:
             _fsync_dir(self.root.parent)  # the new store's own directory entry
+        # The copy marks the generation committed; a crash before it leaves WRITING,
+        # and the directory is still the one manifest.json uses.
+        _write_durably(self.path / f"{COPY}.tmp", text)
+        os.replace(self.path / f"{COPY}.tmp", self.path / COPY)
+        (self.path / WRITING).unlink(missing_ok=True)
+        _fsync_dir(self.path)
         _remove_stale(self.root, keep=stamped)
 
     def abandon(self) -> None:
@@ -636,6 +720,8 @@ class _Writer:
                 self._schema,
                 compression=self._compression,
                 write_statistics=self._statistics,
+                # Readers that verify them (pyarrow, cbrq check) catch a flipped bit.
+                write_page_checksum=True,
             )
         self.files.append(path)
         self._held = 0
@@ -938,30 +1024,19 @@ class _Cursor:
         self._buffer = None
 
 
-def _remove_stale(root: Path, keep: Manifest) -> None:
-    """Remove generation directories (``gNNNNNN``, as cbrq names them) ``keep`` does not use.
+def _remove_stale(root: Path, keep: Manifest, found: Survey | None = None) -> None:
+    """Remove the generation directories cbrq wrote that ``keep`` accounts for and does not use.
 
-    A directory a reader still holds (:class:`~engine.manifest.Lease`) stays
-    until a later commit finds it free.
+    That is: superseded generations, and leftovers of writes that never
+    committed (:func:`engine.integrity.survey`). A directory holding a file
+    cbrq does not write, or a committed generation newer than ``keep``, is
+    never removed. A directory a reader still holds
+    (:class:`~engine.manifest.Lease`) stays until a later commit finds it free.
     """
-    used = keep.referenced() | {f"g{keep.generation:06d}"}
-    for child in root.glob("g[0-9]*"):
-        if (
-            GENERATION_DIR.fullmatch(child.name)
-            and child.is_dir()
-            and child.name not in used
-            and _made_by_cbrq(child)
-        ):
-            _remove_unread(child)
+    found = found if found is not None else survey(root, keep)
+    for name in found.removable:
+        _remove_unread(root / name)
     (root / f"{MANIFEST}.tmp").unlink(missing_ok=True)
-
-
-def _made_by_cbrq(directory: Path) -> bool:
-    """Whether every entry of ``directory`` is one a generation of cbrq writes.
-
-    Cleanup removes only such directories: one a user made (or filled) stays.
-    """
-    return all(_OWN_ENTRY.fullmatch(child.name) for child in directory.iterdir())
 
 
 def _remove_unread(directory: Path) -> None:
@@ -979,6 +1054,14 @@ def _remove_unread(directory: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
     finally:
         os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and flush it to the disk."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _fsync_tree(path: Path) -> None:
