@@ -488,6 +488,14 @@ def rpo(
     if listing:
         listed = _from_vaults(vaults, query)
         resources = resources.join(listed, on="resource_id", how="full", coalesce=True)
+    return Analysis("rpo", at, _rpo_rows(_rpo_ranked(resources, at, max_age), named, listing))
+
+
+def _rpo_ranked(resources: pl.LazyFrame, at: datetime | None, max_age: timedelta) -> pl.LazyFrame:
+    """``resources`` with their ``age_seconds`` at ``at``, sorted by verdict, oldest first.
+
+    Example: ``_rpo_ranked(_per_resource(named, at), at, timedelta(days=1))``.
+    """
     age = (
         pl.lit(None, pl.Float64)
         if at is None
@@ -501,7 +509,7 @@ def rpo(
         .then(pl.lit(1, pl.Int8))
         .otherwise(pl.lit(2, pl.Int8))
     )
-    ranked = (
+    return (
         resources.with_columns(age.alias("age_seconds"))
         .with_columns(rank.alias("_rank"))
         .sort(
@@ -510,6 +518,14 @@ def rpo(
             nulls_last=True,
         )
     )
+
+
+def _rpo_rows(ranked: pl.LazyFrame, named: pl.LazyFrame, listing: bool) -> pl.DataFrame:
+    """The rpo table: each ranked resource with its newest backup's strings and verdict.
+
+    ``listing``: the vaults list resources, whose own strings are preferred.
+    Example: ``_rpo_rows(_rpo_ranked(resources, at, max_age), named, False)``.
+    """
     # The newest backup's strings are fetched once, for the sorted rows.
     details = named.select(
         "_order",
@@ -518,7 +534,7 @@ def rpo(
         pl.col("resource_type").alias("newest_type"),
     )
     verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
-    frame = (
+    return (
         ranked.join(details, on="_order", how="left", maintain_order="left")
         .select(
             "resource_id",
@@ -530,7 +546,6 @@ def rpo(
         )
         .collect()
     )
-    return Analysis("rpo", at, frame)
 
 
 def _seconds(micros: pl.Expr) -> pl.Expr:

@@ -332,45 +332,51 @@ class Repaired:
     message: str
 
 
-def repair(root: Path) -> Repaired:
-    """Restore ``manifest.json`` from the newest generation whose copy and files verify.
+def _intact_current(root: Path) -> Manifest | None:
+    """The store's manifest if it loads and verifies, else ``None`` (missing or damaged).
 
-    Each commit leaves a copy of its manifest in its own directory; the
-    newest copy whose every listed file has its recorded size and checksum
-    is written back as the manifest (in one rename), if it is newer than the
-    current manifest or there is none. A store written before the copies
-    existed is rebuilt only when its files leave no doubt (each table's files
-    in one directory, no superseded rows); otherwise nothing is changed and
-    the generations are named.
-
-    Example: ``print(repair(Path("inv")).message)``.
+    Example: ``floor = 0 if (m := _intact_current(root)) is None else m.generation``.
     """
-    current: Manifest | None = None
     try:
         if (root / MANIFEST).exists():
             current = load_manifest(root / MANIFEST)
-            if verify(root, current):
-                current = None  # damaged: any intact copy is better
+            # damaged: any intact copy is better
+            return None if verify(root, current) else current
     except StoreError:
-        current = None
-    # Only committed generations: a write's leftover is the next writer's to remove,
-    # and a directory of the user's own files is none of repair's business.
-    directories = (
-        sorted(
-            (
-                child.name
-                for child in root.iterdir()
-                if GENERATION_DIR.fullmatch(child.name)
-                and child.is_dir()
-                and committed(entry.name for entry in child.iterdir())
-            ),
-            reverse=True,
-        )
-        if root.is_dir()
-        else []
+        pass
+    return None
+
+
+def _committed_generations(root: Path) -> list[str]:
+    """The store's committed generation directories, newest first.
+
+    Only committed generations: a write's leftover is the next writer's to
+    remove, and a directory of the user's own files is none of repair's business.
+    Example: ``_committed_generations(Path("inv"))`` -> ``["g000003", "g000002"]``.
+    """
+    if not root.is_dir():
+        return []
+    return sorted(
+        (
+            child.name
+            for child in root.iterdir()
+            if GENERATION_DIR.fullmatch(child.name)
+            and child.is_dir()
+            and committed(entry.name for entry in child.iterdir())
+        ),
+        reverse=True,
     )
-    floor = 0 if current is None else current.generation
-    unusable: dict[str, str] = {}
+
+
+def _restore_copy(
+    root: Path, directories: list[str], floor: int, unusable: dict[str, str]
+) -> Repaired | None:
+    """Install the newest copy newer than generation ``floor`` that verifies.
+
+    Each generation passed over on the way is named in ``unusable`` with why;
+    ``None`` when no copy newer than ``floor`` verifies.
+    Example: ``_restore_copy(root, ["g000002"], 0, {})``.
+    """
     for name in directories:
         if int(name[1:]) <= floor:
             break
@@ -390,11 +396,15 @@ def repair(root: Path) -> Repaired:
         _install(root, candidate)
         text = f"restored generation {candidate.generation} from {name}/{COPY}"
         return Repaired(name, unusable, text + _set_aside(root, unusable))
-    if current is not None:
-        if unusable:
-            text = f"{MANIFEST} kept (it verifies)" + _set_aside(root, unusable)
-            return Repaired(None, unusable, text)
-        return Repaired(None, {}, f"nothing to repair: {MANIFEST} verifies")
+    return None
+
+
+def _rebuild_or_refuse(root: Path, directories: list[str], unusable: dict[str, str]) -> Repaired:
+    """Rebuild a manifest from a pre-copy store's files when they leave no doubt, else raise.
+
+    Raises :class:`StoreError` naming every generation and why it is unusable.
+    Example: ``_rebuild_or_refuse(root, ["g000001"], {})``.
+    """
     rebuilt, doubt = _rebuild_compacted(root, directories) if directories else (None, "")
     if rebuilt is not None:
         _install(root, rebuilt)
@@ -411,6 +421,34 @@ def repair(root: Path) -> Repaired:
         f"{root}: no intact generation to restore a manifest from ({detail}){doubt}; "
         "nothing was changed: restore manifest.json from a backup of the store"
     )
+
+
+def repair(root: Path) -> Repaired:
+    """Restore ``manifest.json`` from the newest generation whose copy and files verify.
+
+    Each commit leaves a copy of its manifest in its own directory; the
+    newest copy whose every listed file has its recorded size and checksum
+    is written back as the manifest (in one rename), if it is newer than the
+    current manifest or there is none. A store written before the copies
+    existed is rebuilt only when its files leave no doubt (each table's files
+    in one directory, no superseded rows); otherwise nothing is changed and
+    the generations are named.
+
+    Example: ``print(repair(Path("inv")).message)``.
+    """
+    current = _intact_current(root)
+    directories = _committed_generations(root)
+    floor = 0 if current is None else current.generation
+    unusable: dict[str, str] = {}
+    restored = _restore_copy(root, directories, floor, unusable)
+    if restored is not None:
+        return restored
+    if current is not None:
+        if unusable:
+            text = f"{MANIFEST} kept (it verifies)" + _set_aside(root, unusable)
+            return Repaired(None, unusable, text)
+        return Repaired(None, {}, f"nothing to repair: {MANIFEST} verifies")
+    return _rebuild_or_refuse(root, directories, unusable)
 
 
 #: Where repair moves the newer generations it could not use (out of the gNNNNNN names).

@@ -272,10 +272,6 @@ def frame_table(
 
     Example: ``print(frame_table(inv.lazy().head(5).collect(), "5 backups", width=100))``.
     """
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     # Strings from a dump are shown, never obeyed: control characters escaped, and every
     # cell a rich Text (a name like "[/]" or ":smile:" is not markup or an emoji code).
     view = visible_columns(flat(frame))
@@ -284,9 +280,22 @@ def frame_table(
         hidden = view.height - max_rows
         view = view.head(max_rows)
     least = {c: _least_width(c, view[c], whole=c in whole) for c in view.columns}
+    dropped = _drop_to_fit(view, least, width, drop_order)
+    view = view.select(list(least))
+    most = _share_spare(view, least, width)
+    return _draw(view, least, most, whole, width, _notes(footer, dropped, hidden))
+
+
+def _drop_to_fit(
+    view: pl.DataFrame, least: dict[str, int], width: int | None, drop_order: tuple[str, ...]
+) -> list[str]:
+    """Delete columns from ``least`` until the table fits ``width``; return those deleted.
+
+    A narrow terminal loses whole columns, least useful first, rather than
+    squeezing them to nothing; ids are shown whole or not at all. One column always stays.
+    Example: ``_drop_to_fit(view, {"id": 36, "name": 10}, 40, ("name",))`` -> ``["name"]``.
+    """
     dropped = []
-    # A narrow terminal loses whole columns, least useful first, rather than
-    # squeezing them to nothing; ids are shown whole or not at all.
     order = [c for c in drop_order if c in least]
     order += [c for c in reversed(view.columns) if c not in order][:-1]
     for column in order:
@@ -295,7 +304,14 @@ def frame_table(
         if len(least) > 1:
             del least[column]
             dropped.append(column)
-    view = view.select(list(least))
+    return dropped
+
+
+def _share_spare(view: pl.DataFrame, least: dict[str, int], width: int | None) -> dict[str, int]:
+    """Each column's widest: its least, plus what ``width`` leaves over, shared from the left.
+
+    Example: ``_share_spare(view, {"name": 4}, 20)`` -> ``{"name": 12}`` for 12-wide names.
+    """
     most = dict(least)
     if width is not None:  # share what is left over among the columns that can shorten
         spare = width - (sum(w + 3 for w in least.values()) + 1)
@@ -304,6 +320,40 @@ def frame_table(
             extra = max(0, min(longest - least[column], spare))
             most[column] += extra
             spare -= extra
+    return most
+
+
+def _notes(footer: str, dropped: list[str], hidden: int) -> list[str]:
+    """The lines under a table: ``footer``, then what was left out and where to see it.
+
+    Example: ``_notes("5 backups", [], 0)`` -> ``["5 backups"]``.
+    """
+    lines = [footer] if footer else []
+    if dropped:
+        lines.append(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
+    if hidden:
+        lines.append(
+            f"{hidden} more rows not shown here; see them all with -f json, -f csv or -o FILE"
+        )
+    return lines
+
+
+def _draw(
+    view: pl.DataFrame,
+    least: dict[str, int],
+    most: dict[str, int],
+    whole: tuple[str, ...],
+    width: int | None,
+    lines: list[str],
+) -> str:
+    """``view`` drawn by rich with the column widths given, then ``lines`` below it.
+
+    Example: ``_draw(view, least, least, ("id",), None, ["5 backups"])``.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(show_lines=False, header_style="bold")
     for column in view.columns:
         header = Text(visible(column))
@@ -321,13 +371,6 @@ def frame_table(
         grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     console = Console(file=io.StringIO(), width=width or 100_000, force_terminal=False)
     console.print(grid)
-    lines = [footer] if footer else []
-    if dropped:
-        lines.append(f"(too narrow for {', '.join(dropped)}: see them with -f json or -f csv)")
-    if hidden:
-        lines.append(
-            f"{hidden} more rows not shown here; see them all with -f json, -f csv or -o FILE"
-        )
     for line in lines:
         console.print(Text(visible(line)))
     assert isinstance(console.file, io.StringIO)

@@ -420,6 +420,104 @@ class Backend:
             )
 
 
+def _handle(work: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint running ``work`` off the event loop; a query's error is its API error.
+
+    Example: ``Route("/v3/{project_id}/backups", _handle(lambda r: "{}"))``.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            text = await run_in_threadpool(work, request)
+        except (QueryError, NotFoundError) as err:
+            return _error(err.http_status, err.error_code, str(err))
+        return Response(text, media_type=JSON)
+
+    return endpoint
+
+
+def _pairs(request: Request) -> list[tuple[str, str]]:
+    """The query string as (key, value) pairs, repeated keys kept in order."""
+    return list(request.query_params.multi_items())
+
+
+def _routes(backend: Backend) -> list[Route]:
+    """The four CBR read APIs, each answered by ``backend``.
+
+    Example: ``Starlette(routes=_routes(backend))``.
+    """
+    return [
+        Route(
+            "/v3/{project_id}/backups",
+            _handle(lambda r: backend.list_backups(r.path_params["project_id"], _pairs(r))),
+        ),
+        Route(
+            "/v3/{project_id}/backups/{backup_id}",
+            _handle(lambda r: backend.show_backup(r.path_params["backup_id"])),
+        ),
+        Route(
+            "/v3/{project_id}/vaults",
+            _handle(lambda r: backend.list_vaults(r.path_params["project_id"], _pairs(r))),
+        ),
+        Route(
+            "/v3/{project_id}/vaults/{vault_id}",
+            _handle(lambda r: backend.show_vault(r.path_params["vault_id"])),
+        ),
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The CBR-shaped body of a failure outside a query: 404, 405, or a 500."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return _error(404, *NO_SUCH_API)
+    if status == 405:
+        return _error(405, "APIGW.0102", f"method {request.method} is not allowed here")
+    return _error(status, "BackupService.9999", "internal error")
+
+
+async def _watch(backend: Backend, watch: float) -> None:
+    """Look for a new commit every ``watch`` seconds until cancelled.
+
+    A failed reload waits twice as long next time (up to ``RETRY_CAP``).
+    Example: ``loop.create_task(_watch(backend, 2.0))``.
+    """
+    pause, shown = watch, ""
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            await run_in_threadpool(backend.refresh)
+            pause = watch
+        except Exception:  # a bug in reloading must not stop the server
+            text = traceback.format_exc().rstrip()
+            if text != shown:  # the same bug again is not logged again
+                _log("cbrq: reload failed:\n" + text)
+            shown, pause = text, min(pause * 2, RETRY_CAP)
+
+
+def _lifespan(
+    backend: Backend, inventory: Inventory, watch: float | None
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: watch a store-backed inventory, close ``backend`` at the end.
+
+    Example: ``Starlette(lifespan=_lifespan(backend, inventory, 2.0))``.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if watch is not None and inventory.root is not None:
+            task = asyncio.get_running_loop().create_task(_watch(backend, watch))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            backend.close()
+
+    return lifespan
+
+
 def create_app(
     inventory: Inventory,
     *,
@@ -444,77 +542,10 @@ def create_app(
         uvicorn.run(create_app(Inventory.open("cbrq-store"), token="t"), port=8080)
     """
     backend = Backend(inventory, live=live, retry=watch or WATCH_SECONDS)
-
-    def handle(work: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                text = await run_in_threadpool(work, request)
-            except (QueryError, NotFoundError) as err:
-                return _error(err.http_status, err.error_code, str(err))
-            return Response(text, media_type=JSON)
-
-        return endpoint
-
-    def pairs(request: Request) -> list[tuple[str, str]]:
-        return list(request.query_params.multi_items())
-
-    routes = [
-        Route(
-            "/v3/{project_id}/backups",
-            handle(lambda r: backend.list_backups(r.path_params["project_id"], pairs(r))),
-        ),
-        Route(
-            "/v3/{project_id}/backups/{backup_id}",
-            handle(lambda r: backend.show_backup(r.path_params["backup_id"])),
-        ),
-        Route(
-            "/v3/{project_id}/vaults",
-            handle(lambda r: backend.list_vaults(r.path_params["project_id"], pairs(r))),
-        ),
-        Route(
-            "/v3/{project_id}/vaults/{vault_id}",
-            handle(lambda r: backend.show_vault(r.path_params["vault_id"])),
-        ),
-    ]
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        if status == 404:
-            return _error(404, *NO_SUCH_API)
-        if status == 405:
-            return _error(405, "APIGW.0102", f"method {request.method} is not allowed here")
-        return _error(status, "BackupService.9999", "internal error")
-
-    async def watcher() -> None:
-        assert watch is not None
-        pause, shown = watch, ""
-        while True:
-            await asyncio.sleep(pause)
-            try:
-                await run_in_threadpool(backend.refresh)
-                pause = watch
-            except Exception:  # a bug in reloading must not stop the server
-                text = traceback.format_exc().rstrip()
-                if text != shown:  # the same bug again is not logged again
-                    _log("cbrq: reload failed:\n" + text)
-                shown, pause = text, min(pause * 2, RETRY_CAP)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = None
-        if watch is not None and inventory.root is not None:
-            task = asyncio.get_running_loop().create_task(watcher())
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-            backend.close()
-
     app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_error, Exception: http_error},
-        lifespan=lifespan,
+        routes=_routes(backend),
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+        lifespan=_lifespan(backend, inventory, watch),
     )
     app.router.redirect_slashes = False
     app.state.backend = backend

@@ -57,6 +57,34 @@ def _instant(text: Any) -> datetime | None:
         return None
 
 
+#: Every parameter ListBackups knows; any other name is a bad parameter.
+_KNOWN_PARAMS: tuple[str, ...] = (
+    "checkpoint_id",
+    "parent_id",
+    "resource_id",
+    "resource_az",
+    "vault_id",
+    "name",
+    "resource_name",
+    "image_type",
+    "resource_type",
+    "status",
+    "start_time",
+    "end_time",
+    "used_percent",
+    "enterprise_project_id",
+    "own_type",
+    "member_status",
+    "incremental",
+    "dec",
+    "show_replication",
+    "sort",
+    "marker",
+    "offset",
+    "limit",
+)
+
+
 def _bad_values(
     params: dict[str, list[str]],
     project: str | None,
@@ -64,61 +92,11 @@ def _bad_values(
     members: list[Record],
     types: set[str],
 ) -> list[str]:
-    bad = []
-    for name, values in params.items():
-        value = values[-1]
-        known = name in (
-            "checkpoint_id",
-            "parent_id",
-            "resource_id",
-            "resource_az",
-            "vault_id",
-            "name",
-            "resource_name",
-            "image_type",
-            "resource_type",
-            "status",
-            "start_time",
-            "end_time",
-            "used_percent",
-            "enterprise_project_id",
-            "own_type",
-            "member_status",
-            "incremental",
-            "dec",
-            "show_replication",
-            "sort",
-            "marker",
-            "offset",
-            "limit",
-        )
-        ok = known and (len(values) == 1 or name == "status") and all(values)
-        if ok and name == "image_type":
-            ok = value in spec.IMAGE_TYPES
-        if ok and name == "resource_type":
-            ok = value in spec.RESOURCE_TYPES or value in types
-        if ok and name == "status":
-            ok = all(s in spec.STATUSES for v in values for s in v.split(","))
-        if ok and name in ("start_time", "end_time"):
-            ok = _instant(value) is not None
-        if ok and name in ("used_percent", "offset", "limit"):
-            low, high = {"used_percent": (1, 100), "offset": (0, 2**63 - 1), "limit": (1, 1000)}[
-                name
-            ]
-            ok = value.isascii() and value.isdigit() and len(value.lstrip("0")) <= 19
-            ok = ok and low <= int(value.lstrip("0") or "0") <= high
-            ok = ok and (name != "used_percent" or bool(vaults))
-        if ok and name in ("incremental", "dec", "show_replication"):
-            ok = value.lower() in ("true", "false")
-        if ok and name == "own_type":
-            ok = value in spec.OWN_TYPES and project is not None
-        if ok and name == "member_status":
-            ok = value in ("pending", "accepted", "rejected", "accept", "reject")
-            ok = ok and project is not None and bool(members)
-        if ok and name == "sort":
-            ok = _sort_ok(value)
-        if not ok:
-            bad.append(name)
+    bad = [
+        name
+        for name, values in params.items()
+        if not _value_ok(name, values, project, vaults, members, types)
+    ]
     start, end = (
         _instant(params[k][-1]) if k in params and k not in bad else None
         for k in ("start_time", "end_time")
@@ -126,6 +104,46 @@ def _bad_values(
     if start is not None and end is not None and start > end:
         bad.append("start_time")
     return bad
+
+
+def _value_ok(
+    name: str,
+    values: list[str],
+    project: str | None,
+    vaults: list[Record],
+    members: list[Record],
+    types: set[str],
+) -> bool:
+    """Whether parameter ``name`` given as ``values`` is one the API accepts here."""
+    value = values[-1]
+    ok = name in _KNOWN_PARAMS and (len(values) == 1 or name == "status") and all(values)
+    if ok and name == "image_type":
+        ok = value in spec.IMAGE_TYPES
+    if ok and name == "resource_type":
+        ok = value in spec.RESOURCE_TYPES or value in types
+    if ok and name == "status":
+        ok = all(s in spec.STATUSES for v in values for s in v.split(","))
+    if ok and name in ("start_time", "end_time"):
+        ok = _instant(value) is not None
+    if ok and name in ("used_percent", "offset", "limit"):
+        ok = _number_ok(name, value) and (name != "used_percent" or bool(vaults))
+    if ok and name in ("incremental", "dec", "show_replication"):
+        ok = value.lower() in ("true", "false")
+    if ok and name == "own_type":
+        ok = value in spec.OWN_TYPES and project is not None
+    if ok and name == "member_status":
+        ok = value in ("pending", "accepted", "rejected", "accept", "reject")
+        ok = ok and project is not None and bool(members)
+    if ok and name == "sort":
+        ok = _sort_ok(value)
+    return ok
+
+
+def _number_ok(name: str, value: str) -> bool:
+    """Whether ``value`` is a plain decimal within the range of ``name``."""
+    low, high = {"used_percent": (1, 100), "offset": (0, 2**63 - 1), "limit": (1, 1000)}[name]
+    ok = value.isascii() and value.isdigit() and len(value.lstrip("0")) <= 19
+    return ok and low <= int(value.lstrip("0") or "0") <= high
 
 
 def _sort_ok(text: str) -> bool:
@@ -158,6 +176,16 @@ def _keep(
     exact: bool,
     time_field: str,
 ) -> bool:
+    return (
+        _keep_fields(b, p, statuses, exact)
+        and _keep_time(b, p, time_field)
+        and _keep_vault_and_flags(b, p, vaults)
+        and (project is None or _keep_owner(b, p, project, members))
+    )
+
+
+def _keep_fields(b: Record, p: dict[str, str], statuses: list[str], exact: bool) -> bool:
+    """Whether ``b`` passes the equality, name and status filters of ``p``."""
     for name in (
         "checkpoint_id",
         "parent_id",
@@ -174,13 +202,19 @@ def _keep(
             value = b.get(name)
             if not isinstance(value, str) or (value != p[name] if exact else p[name] not in value):
                 return False
-    if statuses and b.get("status") not in statuses:
-        return False
+    return not (statuses and b.get("status") not in statuses)
+
+
+def _keep_time(b: Record, p: dict[str, str], time_field: str) -> bool:
+    """Whether ``b``'s ``time_field`` lies within ``start_time`` .. ``end_time``."""
     when = _instant(b.get(time_field))
     if "start_time" in p and (when is None or when < _instant(p["start_time"])):  # type: ignore[operator]
         return False
-    if "end_time" in p and (when is None or when > _instant(p["end_time"])):  # type: ignore[operator]
-        return False
+    return not ("end_time" in p and (when is None or when > _instant(p["end_time"])))  # type: ignore[operator]
+
+
+def _keep_vault_and_flags(b: Record, p: dict[str, str], vaults: list[Record]) -> bool:
+    """Whether ``b`` passes ``used_percent``, ``enterprise_project_id`` and ``incremental``."""
     if "used_percent" in p:
         full = {v["id"] for v in vaults if _vault_full(v, int(p["used_percent"].lstrip("0")))}
         if b.get("vault_id") not in full:
@@ -194,24 +228,27 @@ def _keep(
             flag = (b.get("extend_info") or {}).get("incremental")
         if flag is None or flag != (p["incremental"].lower() == "true"):
             return False
-    if project is not None:
-        own = p.get("own_type", "private")
-        mine = b.get("project_id") == project
-        shared_to_me = any(
-            m.get("backup_id") == b["id"] and m.get("dest_project_id") == project for m in members
+    return True
+
+
+def _keep_owner(b: Record, p: dict[str, str], project: str, members: list[Record]) -> bool:
+    """Whether ``b`` passes ``own_type`` and ``member_status`` as seen from ``project``."""
+    own = p.get("own_type", "private")
+    mine = b.get("project_id") == project
+    shared_to_me = any(
+        m.get("backup_id") == b["id"] and m.get("dest_project_id") == project for m in members
+    )
+    shared = not mine and (shared_to_me or not members)
+    if not {"private": mine, "shared": shared, "all_granted": mine or shared}[own]:
+        return False
+    if "member_status" in p:
+        want = spec.MEMBER_STATUS_ALIASES.get(p["member_status"], p["member_status"])
+        return any(
+            m.get("backup_id") == b["id"]
+            and m.get("dest_project_id") == project
+            and m.get("status") == want
+            for m in members
         )
-        shared = not mine and (shared_to_me or not members)
-        if not {"private": mine, "shared": shared, "all_granted": mine or shared}[own]:
-            return False
-        if "member_status" in p:
-            want = spec.MEMBER_STATUS_ALIASES.get(p["member_status"], p["member_status"])
-            if not any(
-                m.get("backup_id") == b["id"]
-                and m.get("dest_project_id") == project
-                and m.get("status") == want
-                for m in members
-            ):
-                return False
     return True
 
 
