@@ -34,6 +34,7 @@ from engine.cli_report import report
 from engine.errors import (
     INTERNAL_ERROR_STATUS,
     CbrqError,
+    Interrupted,
     engine_failure_message,
     internal_error_message,
     is_engine_failure,
@@ -84,6 +85,11 @@ class _Group(click.Group):
             ctx.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, GeneratorExit):
             raise
+        except Interrupted as err:
+            # SIGINT or SIGTERM during ingest or compact, acted on at a safe point.
+            work = "the compaction" if ctx.invoked_subcommand == "compact" else "this ingest"
+            click.echo(f"cbrq: {err.message(work)}", err=True)
+            _exit_now(ctx, err.exit_status)
         except KeyboardInterrupt:
             # Ctrl-C in a command that writes no inventory (ingest and compact say
             # more, see engine.interrupts): nothing was changed.
@@ -107,6 +113,22 @@ class _Group(click.Group):
             # status of its own (EX_SOFTWARE) so that tests and scripts tell it apart.
             click.echo(f"cbrq: error: {internal_error_message(err, store_label(ctx))}", err=True)
             ctx.exit(INTERNAL_ERROR_STATUS)
+
+
+def _exit_now(ctx: click.Context, status: int) -> None:
+    """Exit with ``status`` without waiting for worker threads still typing a batch.
+
+    The inventory is settled when this runs; a batch being typed by polars
+    could hold the exit for seconds, and it would write nothing anyway.
+    """
+    import os
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    ctx.exit(status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,13 +183,14 @@ def ingest(paths: tuple[str, ...], store: str | None, lenient: bool, quiet: bool
       cbrq ingest sample_data --store inv
       zcat dump.json.gz | cbrq ingest - --store inv
     """
-    from engine import api
+    from engine import api, interrupts
 
     show_bar = not quiet and sys.stderr.isatty()
-    with _progress(show_bar) as tick:
-        summary = api.ingest(paths, store, lenient=lenient, progress=tick)
-    if not quiet:
-        _print_summary(summary)
+    with interrupts.handling():  # a signal until the summary is out is reported
+        with _progress(show_bar) as tick:
+            summary = api.ingest(paths, store, lenient=lenient, progress=tick)
+        if not quiet:
+            _print_summary(summary)
 
 
 def _progress(enabled: bool) -> Any:
@@ -425,13 +448,14 @@ def compact(store: str | None) -> None:
     """
     import time
 
-    from engine import api
+    from engine import api, interrupts
 
     started = time.perf_counter()
-    rows = api.compact(store)
-    elapsed = time.perf_counter() - started
-    counts = ", ".join(f"{n:,} {kind}" for kind, n in rows.items())
-    click.echo(f"compacted: {counts} in one segment each ({elapsed:.2f} s)", err=True)
+    with interrupts.handling():
+        rows = api.compact(store)
+        elapsed = time.perf_counter() - started
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in rows.items())
+        click.echo(f"compacted: {counts} in one segment each ({elapsed:.2f} s)", err=True)
 
 
 # --- queries ------------------------------------------------------------------

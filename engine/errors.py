@@ -9,6 +9,7 @@
     ├── QueryError (ValueError)    bad query parameters, all of them (HTTP 400, CLI exit 2)
     ├── MissingExtra               an optional dependency is not installed (CLI exit 2)
     └── NotFoundError              unknown backup or vault on a show call (HTTP 404)
+    Interrupted (KeyboardInterrupt) SIGINT/SIGTERM stopped a write (CLI exit 130/143)
 
 Every error knows how to say itself in one message that names the file,
 the record, the field and what is allowed; the CLI prints ``str(error)`` and
@@ -93,6 +94,33 @@ def _as_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a write of the inventory (exit 128 + the signal: 130, 143).
+
+    A :class:`KeyboardInterrupt`, so code that handles Ctrl-C handles it;
+    ``committed`` says whether the inventory already held the work when
+    the signal was acted on (it came during or after the commit).
+
+    Example: ``Interrupted(signal.SIGTERM).exit_status`` -> ``143``.
+    """
+
+    def __init__(self, signum: int, *, committed: bool = False) -> None:
+        self.signum = signum
+        self.committed = committed
+        self.exit_status = 128 + signum
+        super().__init__(f"interrupted by signal {signum}")
+
+    def message(self, work: str) -> str:
+        """What the user is told, ``work`` naming what was done ("this ingest").
+
+        Example: ``Interrupted(2).message("this ingest")`` ->
+        ``"interrupted; the inventory is unchanged"``.
+        """
+        if self.committed:
+            return f"interrupted after the commit; the inventory holds {work}"
+        return "interrupted; the inventory is unchanged"
 
 
 class MissingExtra(CbrqError):

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from engine import interrupts
 from engine.errors import StoreError
 from engine.manifest import (
     FILE_ROWS,
@@ -676,6 +677,7 @@ def _winners(
     masks = [np.zeros(height, dtype=np.bool_) for height in heights]
     kept = 0
     for every in partitions:
+        interrupts.check()  # SIGINT/SIGTERM stop between partitions (engine.interrupts)
         winners = newest(every, keys, order)
         if rival is not None:
             winners = rival(winners)
@@ -784,6 +786,7 @@ def _gather(
     """
     cursors = [_Cursor(path, rows) for path, rows in sources]
     for chunk in _chunks(order, n_rows):
+        interrupts.check()  # SIGINT/SIGTERM stop between chunks (engine.interrupts)
         spans = chunk.group_by(_SRC).agg(
             pl.col(_IDX).min().alias("low"), pl.col(_IDX).max().alias("high")
         )
