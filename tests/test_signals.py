@@ -133,6 +133,7 @@ def _interrupt_ingest(
         ("writing backups", signal.SIGINT),
         ("writing backups", signal.SIGTERM),
     ],
+    ids=["reading-INT", "typing-INT", "writing-INT", "writing-TERM"],
 )
 def test_a_signal_stops_an_ingest_and_changes_nothing(
     data: dict[str, Path], tmp_path: Path, phase: str, sig: signal.Signals
