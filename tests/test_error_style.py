@@ -407,3 +407,23 @@ def test_a_read_only_mount_says_one_error(good: Path, tmp_path: Path, extra: Pat
         assert found.get(name) == "1", (name, stderr, done.stderr)
         assert "Traceback" not in stderr and stderr.startswith("cbrq: error:"), stderr
         assert "read-only file system" in stderr, stderr
+
+
+def test_generate_on_a_full_disk_leaves_no_cut_page(tmp_path: Path) -> None:
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    script = (
+        f"$CBRQ generate $MNT/dumps -n 5000 2>{errors}/generate; echo generate=$?\n"
+        "for f in $(find $MNT/dumps -type f); do "
+        f"{sys.executable} -c 'import json,sys; json.load(open(sys.argv[1]))' $f "
+        "|| echo cut=$f; done\n"
+        "echo left=$(find $MNT/dumps -name '*.tmp' | wc -l)\n"
+    )
+    done = _in_small_fs(tmp_path, script)
+    found = _report(done)
+    stderr = (errors / "generate").read_text()
+    assert found.get("generate") == "1", (stderr, done.stdout, done.stderr)
+    assert "Traceback" not in stderr and stderr.startswith("cbrq: error:"), stderr
+    assert "no space left" in stderr, stderr
+    assert "cut" not in found, found  # every page written is whole
+    assert found.get("left") == "0", found
