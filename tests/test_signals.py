@@ -229,3 +229,36 @@ def test_a_failure_after_the_commit_keeps_the_committed_generation(
         ingest([str(data["second"])], root)
     monkeypatch.undo()
     assert list(export_pages(root)) == list(export_pages(data["full"]))
+
+
+def test_a_signal_ends_the_wait_for_standard_input(data: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(data["base"], root)
+    before = snapshot(root)
+    reading, writing = os.pipe()  # standard input that stays open and says nothing
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "ingest", "-", "--store", str(root)],
+            stdin=reading,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + PHASE_WAIT
+        while not _blocked_reading(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=EXIT_WAIT)
+    finally:
+        os.close(reading)
+        os.close(writing)
+    assert process.returncode == 130, stderr
+    assert UNCHANGED in stderr, stderr
+    assert snapshot(root) == before
+
+
+def _blocked_reading(pid: int) -> bool:
+    """Whether the process's main thread sleeps in a read of a pipe (by /proc)."""
+    try:
+        return "pipe" in Path(f"/proc/{pid}/wchan").read_text()  # pipe_read
+    except OSError:
+        return False
