@@ -10,6 +10,7 @@ same way. Imports click only; the engine's modules when a command runs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -222,7 +223,10 @@ def output_file(output: str | None, mode: str = "w") -> Iterator[IO[Any]]:
         with open(target, mode, encoding="utf-8" if text else None) as special:
             yield special
         return
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:  # named by the output, not by the temporary file's name
+        raise OSError(err.errno, err.strerror, output) from err
     try:
         # mkstemp makes the file private (0600); the output gets the mode a plain open gives.
         umask = os.umask(0)
@@ -233,7 +237,16 @@ def output_file(output: str | None, mode: str = "w") -> Iterator[IO[Any]]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(err, OSError) and err.errno in _WRITE_ERRORS and err.filename is None:
+            # A write or fsync names no file: this output is the one that failed.
+            raise OSError(err.errno, err.strerror, output) from err
         raise
+
+
+#: What a write of an output fails with (a read of the store never does).
+_WRITE_ERRORS: Final[frozenset[int]] = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+)

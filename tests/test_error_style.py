@@ -360,7 +360,10 @@ def test_outputs_on_a_full_disk_leave_nothing(good: Path, tmp_path: Path) -> Non
         stderr = (errors / name).read_text()
         assert status != "0", name
         assert "Traceback" not in stderr, stderr
-        assert stderr.startswith("cbrq: error:"), (name, stderr)
+        assert stderr.startswith(f"cbrq: error: {tmp_path}/mnt/{name}.out: no space left"), (
+            name,
+            stderr,
+        )
         assert left.split() == ["filler"], (name, left)  # no partial, no temporary file
 
 
