@@ -72,6 +72,10 @@ class _Group(click.Group):
             where = err.ctx.command_path if err.ctx is not None else ctx.command_path
             click.echo(f"cbrq: error: {err.format_message()} (see '{where} --help')", err=True)
             ctx.exit(err.exit_code)
+        except click.ClickException as err:
+            # click's own file errors (--batch FILE) in the same one style.
+            click.echo(f"cbrq: error: {err.format_message()}", err=True)
+            ctx.exit(err.exit_code)
         except BrokenPipeError:
             # The reader (`| head`) has gone: stop quietly, as Unix tools do.
             import os

@@ -218,7 +218,7 @@ _OS_HINTS: dict[str, str] = {
     "EROFS": "read-only file system: write somewhere writable",
     "EACCES": "permission denied: check the file's owner and mode",
     "EPERM": "operation not permitted: check the file's owner and mode",
-    "ENOENT": "no such file or directory (removed while cbrq ran?)",
+    "ENOENT": "no such file or directory",
     "EISDIR": "is a directory: name a file",
     "ENOTDIR": "a part of the path is not a directory",
     "EIO": "input/output error: the device failed; check it, then run again",

@@ -430,3 +430,9 @@ def test_generate_on_a_full_disk_leaves_no_cut_page(tmp_path: Path) -> None:
     assert "no space left" in stderr, stderr
     assert "cut" not in found, found  # every page written is whole
     assert found.get("left") == "0", found
+
+
+def test_a_missing_batch_file_says_one_error(good: Path, tmp_path: Path) -> None:
+    done = run("query", "--batch", str(tmp_path / "lines.txt"), "--store", str(good))
+    assert_one_error(done, "lines.txt")
+    assert done.returncode == 1
