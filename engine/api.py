@@ -17,6 +17,7 @@ import contextlib
 import gc
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +27,7 @@ from typing import Any, Final, Protocol
 
 import polars as pl
 
+from engine import interrupts
 from engine.errors import InputError
 from engine.ingest import Chunk, SourceRef, expand_paths, read_source, split_source
 from engine.manifest import (
@@ -119,11 +121,13 @@ def ingest(
     started = time.perf_counter()
     root = resolve_store(store)
     refs = expand_paths(paths)
-    with locked(root), _no_cyclic_gc():
+    committed = False
+    with _writer_lock(root), _no_cyclic_gc():
         previous = read_manifest(root)
         generation = Generation(root, previous)
         try:
             read = _read(refs, generation, previous, lenient, progress)
+            interrupts.check()
             if previous.generation and not read.entries and not read.rejected:
                 # Every file was ingested before: the inventory stays as it is, and
                 # rewriting the same tables would cost as much as the first ingest.
@@ -132,11 +136,40 @@ def ingest(
                 read.summary.quarantine_file = previous.quarantine
             else:
                 _finish(generation, previous, read, progress)
+                committed = True
         except BaseException:
-            generation.abandon()
+            _abandon(generation)
             raise
+    # A signal that came during the commit is acted on now that it is done.
+    interrupts.check(committed=committed)
     read.summary.elapsed = time.perf_counter() - started
     return read.summary
+
+
+@contextlib.contextmanager
+def _writer_lock(root: Path, *, create: bool = True) -> Iterator[None]:
+    """The store's writer lock; SIGINT or SIGTERM ends the wait for it at once.
+
+    ``create=False``: as :func:`engine.store.locked` takes it (no inventory, no lock file).
+    """
+    with contextlib.ExitStack() as stack:
+        with interrupts.raising():
+            stack.enter_context(locked(root, create=create))
+        yield
+
+
+def _abandon(generation: Generation) -> None:
+    """Remove an unfinished generation, unless the commit already made it current.
+
+    A failure after the manifest's rename (cleaning up older generations,
+    a signal) must not delete the inventory's current files.
+    """
+    try:
+        current = read_manifest(generation.root).generation
+    except Exception:  # a damaged manifest is not this generation's
+        current = None
+    if current != generation.number:
+        generation.abandon()
 
 
 @dataclass(frozen=True)
@@ -275,6 +308,7 @@ def _read(
 
     try:
         for ref in refs:
+            interrupts.check()  # between files: nothing is held
             try:
                 source = read_source(ref)
                 chunks = split_source(source) if source.sha256 not in known else None
@@ -303,6 +337,9 @@ def _read(
         tick(in_batch, "typing records")
         for kind, result in pipeline.wait():
             _absorb(result, kind, summary, rejected, small)
+    except KeyboardInterrupt:
+        pipeline.stop()  # no waiting for the batches being typed: they write nothing now
+        raise
     finally:
         pipeline.close()
     summary.files = len(entries)
@@ -323,10 +360,17 @@ class _Pipeline:
         self._lenient = lenient
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cbrq-normalize")
         self._pending: collections.deque[Future[list[tuple[str, Normalized]]]] = collections.deque()
+        # Workers write parts only while not stopped; stop() waits for the writes
+        # under way, so nothing lands in a generation once it is being removed.
+        self._gate = threading.Condition()
+        self._writing = 0
+        self._stopped = False
 
     def submit(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
         """Start on ``batch``; the results of the oldest batch if too many are in flight."""
-        done = self._pending.popleft().result() if len(self._pending) >= WORKERS else []
+        done: list[tuple[str, Normalized]] = []
+        if len(self._pending) >= WORKERS:
+            done = interrupts.interruptible_result(self._pending.popleft())
         self._pending.append(self._pool.submit(self._normalize, batch))
         return done
 
@@ -334,22 +378,47 @@ class _Pipeline:
         """The results of every batch in flight, in order (raising the first error)."""
         results: list[tuple[str, Normalized]] = []
         while self._pending:
-            results.extend(self._pending.popleft().result())
+            done: list[tuple[str, Normalized]]
+            done = interrupts.interruptible_result(self._pending.popleft())
+            results.extend(done)
         return results
 
     def close(self) -> None:
         """Let the batches in flight finish (their errors are dropped) and stop the workers."""
+        if self._stopped:
+            return
         while self._pending:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 self._pending.popleft().result()
         self._pool.shutdown()
+
+    def stop(self) -> None:
+        """Stop at once: no batch in flight writes a part from now on, none is waited for.
+
+        Only the writes already under way are waited for (a part, well under
+        a second); the typing in progress runs on in its thread and is thrown away.
+        """
+        with self._gate:
+            self._stopped = True
+            self._gate.wait_for(lambda: self._writing == 0)
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _normalize(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
         results: list[tuple[str, Normalized]] = []
         for kind in RECORD_KINDS:
             result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=self._lenient)
             if kind == "backups":
-                self._sink.write_part(kind, result.frame, _ordering(kind)[0])
+                with self._gate:
+                    if self._stopped:
+                        return []
+                    self._writing += 1
+                try:
+                    self._sink.write_part(kind, result.frame, _ordering(kind)[0])
+                finally:
+                    with self._gate:
+                        self._writing -= 1
+                        self._gate.notify_all()
             results.append((kind, result))
         return results
 
@@ -394,6 +463,7 @@ def _finish(
     summary, rejected = read.summary, read.rejected
 
     def phase(name: str) -> None:
+        interrupts.check()  # between phases
         if progress is not None:
             done, records = read.files_seen, sum(summary.records.values())
             progress(Tick(done, done, summary.bytes_read, summary.bytes_read, records, name))
@@ -420,6 +490,8 @@ def _finish(
     quarantine = _write_quarantine(generation, previous, rejected)
     summary.quarantined = len(rejected)
     summary.quarantine_file = quarantine
+    # The last point to stop with the inventory unchanged; the commit itself is never cut.
+    interrupts.check()
     generation.commit(
         generation.manifest(summary.totals, [*previous.files, *read.entries], quarantine)
     )
@@ -443,20 +515,23 @@ def compact(store: str | os.PathLike[str] | None = None) -> dict[str, int]:
     Example: ``compact("cbrq-store")`` -> ``{"backups": 1000, "vaults": 12, "members": 3}``.
     """
     root = resolve_store(store)
-    with locked(root, create=False):
+    with _writer_lock(root, create=False):
         previous = require_manifest(root)
         if not fragmented(previous):
             return {kind: previous.counts.get(kind, 0) for kind in RECORD_KINDS}  # nothing to do
         generation = Generation(root, previous)
         try:
             for kind in fragmented(previous):
+                interrupts.check()
                 generation.compact(kind, _ordering(kind)[0])
+            interrupts.check()
             generation.commit(
                 generation.manifest(dict(previous.counts), previous.files, previous.quarantine)
             )
         except BaseException:
-            generation.abandon()
+            _abandon(generation)
             raise
+    interrupts.check(committed=True)
     return {kind: previous.counts.get(kind, 0) for kind in RECORD_KINDS}
 
 

@@ -22,13 +22,24 @@ from engine.cli_common import (
     STORE_HELP,
     chosen_format,
     open_inventory,
+    output_file,
     query_params,
+    remember_store,
     semantics,
     source_options,
+    store_label,
     to_terminal,
 )
 from engine.cli_report import report
-from engine.errors import CbrqError
+from engine.errors import (
+    INTERNAL_ERROR_STATUS,
+    CbrqError,
+    Interrupted,
+    engine_failure_message,
+    internal_error_message,
+    is_engine_failure,
+    os_error_message,
+)
 
 if TYPE_CHECKING:
     from engine.api import IngestSummary, Tick
@@ -61,12 +72,67 @@ class _Group(click.Group):
             where = err.ctx.command_path if err.ctx is not None else ctx.command_path
             click.echo(f"cbrq: error: {err.format_message()} (see '{where} --help')", err=True)
             ctx.exit(err.exit_code)
+        except click.ClickException as err:
+            # click's own file errors (--batch FILE) in the same one style.
+            click.echo(f"cbrq: error: {err.format_message()}", err=True)
+            ctx.exit(err.exit_code)
         except BrokenPipeError:
             # The reader (`| head`) has gone: stop quietly, as Unix tools do.
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
+        except OSError as err:
+            # A file or filesystem failed under a command (a full disk, a read-only
+            # mount, a file removed or unreadable): its name and the fix, exit 1.
+            click.echo(f"cbrq: error: {os_error_message(err, store_label(ctx))}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, GeneratorExit):
+            raise
+        except Interrupted as err:
+            # SIGINT or SIGTERM during ingest or compact, acted on at a safe point.
+            work = "the compaction" if ctx.invoked_subcommand == "compact" else "this ingest"
+            click.echo(f"cbrq: {err.message(work)}", err=True)
+            _exit_now(ctx, err.exit_status)
+        except KeyboardInterrupt:
+            # Ctrl-C in a command that writes no inventory (ingest and compact say
+            # more, see engine.interrupts): nothing was changed.
+            click.echo("cbrq: interrupted", err=True)
+            ctx.exit(130)
+        except BaseException as err:
+            # Last resort for what the engine's libraries raise on a damaged or
+            # foreign file (polars, pyarrow, DuckDB; a panic in polars' Rust code):
+            # a store error, exit 1, never a traceback.
+            import os
+
+            if os.environ.get("CBRQ_DEBUG"):
+                raise  # the whole traceback, for whoever debugs cbrq
+            if is_engine_failure(err):
+                message = engine_failure_message(err, store_label(ctx))
+                click.echo(f"cbrq: error: {message}", err=True)
+                ctx.exit(1)
+            if not isinstance(err, Exception):
+                raise
+            # A bug, or damage no check foresaw: still one line, and an exit
+            # status of its own (EX_SOFTWARE) so that tests and scripts tell it apart.
+            click.echo(f"cbrq: error: {internal_error_message(err, store_label(ctx))}", err=True)
+            ctx.exit(INTERNAL_ERROR_STATUS)
+
+
+def _exit_now(ctx: click.Context, status: int) -> None:
+    """Exit with ``status`` without waiting for worker threads still typing a batch.
+
+    The inventory is settled when this runs; a batch being typed by polars
+    could hold the exit for seconds, and it would write nothing anyway.
+    """
+    import os
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    ctx.exit(status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,6 +148,11 @@ def main() -> None:
     """
 
 
+_store_option = click.option(
+    "--store", "store", type=click.Path(file_okay=False), help=STORE_HELP, callback=remember_store
+)
+
+
 def _kind_option(text: str) -> Callable[[F], F]:
     """The ``--kind`` option of export and info: which record table."""
     return click.option(
@@ -95,7 +166,7 @@ def _kind_option(text: str) -> Callable[[F], F]:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 @click.option(
     "--lenient",
     is_flag=True,
@@ -116,13 +187,14 @@ def ingest(paths: tuple[str, ...], store: str | None, lenient: bool, quiet: bool
       cbrq ingest sample_data --store inv
       zcat dump.json.gz | cbrq ingest - --store inv
     """
-    from engine import api
+    from engine import api, interrupts
 
     show_bar = not quiet and sys.stderr.isatty()
-    with _progress(show_bar) as tick:
-        summary = api.ingest(paths, store, lenient=lenient, progress=tick)
-    if not quiet:
-        _print_summary(summary)
+    with interrupts.handling():  # a signal until the summary is out is reported
+        with _progress(show_bar) as tick:
+            summary = api.ingest(paths, store, lenient=lenient, progress=tick)
+        if not quiet:
+            _print_summary(summary)
 
 
 def _progress(enabled: bool) -> Any:
@@ -226,7 +298,7 @@ def _print_summary(summary: IngestSummary) -> None:
 
 
 @main.command()
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 @click.option(
     "--format",
     "-f",
@@ -270,7 +342,7 @@ def export(
     pages = api.export_pages(store, kind=kind, page_size=size)
     first = next(pages)  # fails before any output file is created
     pages = itertools.chain([first], pages)
-    with click.open_file(output or "-", "w", encoding="utf-8") as out:
+    with output_file(output) as out:
         if fmt == "ndjson":
             for page in pages:
                 out.write(page + "\n")
@@ -281,7 +353,7 @@ def export(
 
 
 @main.command()
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 @click.option(
     "--format",
     "-f",
@@ -368,7 +440,7 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
 
 
 @main.command()
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 def compact(store: str | None) -> None:
     """Merge every table into one segment and drop superseded rows.
 
@@ -382,7 +454,7 @@ def compact(store: str | None) -> None:
     """
     import time
 
-    from engine import api
+    from engine import api, interrupts
     from engine.manifest import require_manifest, resolve_store
     from engine.store import fragmented
 
@@ -392,10 +464,11 @@ def compact(store: str | None) -> None:
         click.echo(f"nothing to compact: {root} is {shape}", err=True)
         return
     started = time.perf_counter()
-    rows = api.compact(store)
-    elapsed = time.perf_counter() - started
-    counts = ", ".join(f"{n:,} {kind}" for kind, n in rows.items())
-    click.echo(f"compacted: {counts} in one segment each ({elapsed:.2f} s)", err=True)
+    with interrupts.handling():
+        rows = api.compact(store)
+        elapsed = time.perf_counter() - started
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in rows.items())
+        click.echo(f"compacted: {counts} in one segment each ({elapsed:.2f} s)", err=True)
 
 
 @main.command()
@@ -530,7 +603,7 @@ def query(
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
             raise
-        with click.open_file(output or "-", "wb") as out:
+        with output_file(output, "wb") as out:
             render.render(result, chosen, out, terminal=to_terminal(output), fields=chosen_fields)
 
 
@@ -551,7 +624,7 @@ def _run_batch(
     failed = 0
     with (
         click.open_file(path, "rb") as lines,
-        click.open_file(output or "-", "w", encoding="utf-8") as out,
+        output_file(output) as out,
     ):
         for number, raw in enumerate(lines, start=1):
             try:
@@ -628,7 +701,7 @@ def explain(query_string: str | None, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 @click.option(
     "--from",
     "dumps",
@@ -713,7 +786,7 @@ def serve(
 @main.command()
 @click.option("--endpoint", required=True, help="Base URL of the implementation to check.")
 @click.option("--project", required=True, help="Project ID used in /v3/{project_id}/backups.")
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@_store_option
 @click.option(
     "--from",
     "dumps",

@@ -27,6 +27,7 @@ import click
 from engine.cli_common import (
     chosen_format,
     open_inventory,
+    output_file,
     query_params,
     semantics,
     source_options,
@@ -191,7 +192,7 @@ def _emit(
 
         chosen = Fields.parse(fields, analysis.frame.schema)
         analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
-    with click.open_file(output or "-", "wb") as out:
+    with output_file(output, "wb") as out:
         write(analysis, chosen_format(fmt, output), out, terminal=to_terminal(output))
     if failed:
         sys.exit(3)

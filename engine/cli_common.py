@@ -9,9 +9,14 @@ same way. Imports click only; the engine's modules when a command runs.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
@@ -23,6 +28,27 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 STORE_HELP: Final[str] = "Inventory directory [default: $CBRQ_STORE or ./cbrq-store]."
+#: Where ``ctx.meta`` keeps the ``--store`` a command was given, for error messages.
+STORE_META: Final[str] = "cbrq.store"
+
+
+def remember_store(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The ``--store`` callback: keeps the store in ``ctx.meta`` so errors can name it.
+
+    Example: ``click.option("--store", callback=remember_store)``.
+    """
+    ctx.meta[STORE_META] = value
+    return value
+
+
+def store_label(ctx: click.Context) -> str:
+    """The store the running command reads or writes, as its messages name it.
+
+    Example: ``store_label(ctx)`` -> ``"cbrq-store"`` with no ``--store`` and no $CBRQ_STORE.
+    """
+    from engine.manifest import resolve_store
+
+    return str(resolve_store(ctx.meta.get(STORE_META)))
 
 
 def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F], F]:
@@ -34,7 +60,13 @@ def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F
     Example: ``@source_options("Analyse")`` above a click command.
     """
     options = [
-        click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP),
+        click.option(
+            "--store",
+            "store",
+            type=click.Path(file_okay=False),
+            help=STORE_HELP,
+            callback=remember_store,
+        ),
         click.option(
             "--from",
             "dumps",
@@ -156,3 +188,65 @@ def chosen_format(fmt: str | None, output: str | None) -> str:
     if chosen == "parquet" and to_terminal(output):
         raise click.UsageError("-f parquet is binary: write it to a file (-o FILE) or a pipe")
     return chosen
+
+
+@contextlib.contextmanager
+def output_file(output: str | None, mode: str = "w") -> Iterator[IO[Any]]:
+    """Where a command writes: standard output, or ``output`` written whole or not at all.
+
+    A named file is written to a temporary file in the same folder and
+    renamed over ``output`` on success, so a failed or interrupted write
+    (a full disk, Ctrl-C) leaves neither a partial file nor the temporary
+    one. A missing folder is a :class:`~engine.errors.InputError` naming it.
+    Something that is not a regular file (``/dev/null``, a FIFO, a terminal)
+    is opened as it is: it cannot be renamed over, and it keeps no partial file.
+    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``.
+
+    Example: ``with output_file("out/rows.json") as out: out.write("{}\\n")``.
+    """
+    from engine.errors import InputError, Location
+
+    text = "b" not in mode
+    if output is None or output == "-":
+        with click.open_file("-", mode, encoding="utf-8" if text else None) as stream:
+            yield stream
+        return
+    # Through a symlink: the file it points to is replaced, the link stays.
+    target = Path(os.path.realpath(output)) if os.path.islink(output) else Path(output)
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(Location(output), f"folder {folder} {what}")
+    if target.exists() and not target.is_file():
+        if target.is_dir():
+            raise InputError(Location(output), "is a folder: name a file to write")
+        with open(target, mode, encoding="utf-8" if text else None) as special:
+            yield special
+        return
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:  # named by the output, not by the temporary file's name
+        raise OSError(err.errno, err.strerror, output) from err
+    try:
+        # mkstemp makes the file private (0600); the output gets the mode a plain open gives.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with open(fd, mode, encoding="utf-8" if text else None) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(err, OSError) and err.errno in _WRITE_ERRORS and err.filename is None:
+            # A write or fsync names no file: this output is the one that failed.
+            raise OSError(err.errno, err.strerror, output) from err
+        raise
+
+
+#: What a write of an output fails with (a read of the store never does).
+_WRITE_ERRORS: Final[frozenset[int]] = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+)

@@ -17,7 +17,7 @@ from typing import Any, Final
 import click
 
 from engine.cli_analyses import _check_at, _check_duration, analysis_source
-from engine.cli_common import open_inventory, query_params, semantics
+from engine.cli_common import open_inventory, output_file, query_params, semantics
 from engine.spec import LONGEST_SPAN_DAYS
 
 MISSING_MATPLOTLIB: Final[str] = (
@@ -116,7 +116,7 @@ def report(
     )
     with open_inventory(options["store"], options["dumps"]) as inventory:
         built = build(inventory, settings)
-    with click.open_file(output, "w", encoding="utf-8") as out:
+    with output_file(output) as out:
         out.write(built.html)
     if png_dir is not None:
         write_pngs(built.charts, Path(png_dir))

@@ -9,6 +9,7 @@
     ├── QueryError (ValueError)    bad query parameters, all of them (HTTP 400, CLI exit 2)
     ├── MissingExtra               an optional dependency is not installed (CLI exit 2)
     └── NotFoundError              unknown backup or vault on a show call (HTTP 404)
+    Interrupted (KeyboardInterrupt) SIGINT/SIGTERM stopped a write (CLI exit 130/143)
 
 Every error knows how to say itself in one message that names the file,
 the record, the field and what is allowed; the CLI prints ``str(error)`` and
@@ -93,6 +94,33 @@ def _as_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a write of the inventory (exit 128 + the signal: 130, 143).
+
+    A :class:`KeyboardInterrupt`, so code that handles Ctrl-C handles it;
+    ``committed`` says whether the inventory already held the work when
+    the signal was acted on (it came during or after the commit).
+
+    Example: ``Interrupted(signal.SIGTERM).exit_status`` -> ``143``.
+    """
+
+    def __init__(self, signum: int, *, committed: bool = False) -> None:
+        self.signum = signum
+        self.committed = committed
+        self.exit_status = 128 + signum
+        super().__init__(f"interrupted by signal {signum}")
+
+    def message(self, work: str) -> str:
+        """What the user is told, ``work`` naming what was done ("this ingest").
+
+        Example: ``Interrupted(2).message("this ingest")`` ->
+        ``"interrupted; the inventory is unchanged"``.
+        """
+        if self.committed:
+            return f"interrupted after the commit; the inventory holds {work}"
+        return "interrupted; the inventory is unchanged"
 
 
 class MissingExtra(CbrqError):
@@ -181,3 +209,86 @@ class NotFoundError(CbrqError):
     def body(self) -> dict[str, str]:
         """The API error body for this error."""
         return {"error_code": self.error_code, "error_msg": str(self)}
+
+
+#: What an OS error means for the user, by errno name, and what to do.
+_OS_HINTS: dict[str, str] = {
+    "ENOSPC": "no space left on the device: free some space and run again",
+    "EDQUOT": "disk quota exceeded: free some space and run again",
+    "EROFS": "read-only file system: write somewhere writable",
+    "EACCES": "permission denied: check the file's owner and mode",
+    "EPERM": "operation not permitted: check the file's owner and mode",
+    "ENOENT": "no such file or directory",
+    "EISDIR": "is a directory: name a file",
+    "ENOTDIR": "a part of the path is not a directory",
+    "EIO": "input/output error: the device failed; check it, then run again",
+}
+
+
+def os_error_message(err: OSError, where: str | None = None) -> str:
+    """One line for an :class:`OSError`: the file it is about, what happened and what to do.
+
+    ``where`` names the thing at fault when the error names no file (pyarrow
+    reports its own I/O failures as OSError without a file name).
+
+    Example: ``os_error_message(OSError(28, "No space left on device", "out.json"))``
+    -> ``"out.json: no space left on the device: free some space and run again"``.
+    """
+    import errno
+
+    name = errno.errorcode.get(err.errno or -1, "")
+    what = _OS_HINTS.get(name) or err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return f"{where}: {what}" if where else what
+    target = f" -> {err.filename2}" if err.filename2 is not None else ""
+    return f"{err.filename}{target}: {what}"
+
+
+#: The libraries whose exceptions mean a file they read is damaged or foreign.
+_ENGINE_MODULES: frozenset[str] = frozenset({"polars", "pyarrow", "duckdb", "pyo3_runtime"})
+
+
+def is_engine_failure(err: BaseException) -> bool:
+    """Whether ``err`` comes from polars, pyarrow or DuckDB (a panic of polars included).
+
+    Example: ``is_engine_failure(polars.exceptions.ComputeError("x"))`` -> ``True``.
+    """
+    return any(
+        cls.__module__.split(".")[0] in _ENGINE_MODULES
+        for cls in type(err).__mro__
+        if cls not in (BaseException, Exception, object)
+    ) or type(err).__name__ == "PanicException"
+
+
+def engine_failure_message(err: BaseException, store: str) -> str:
+    """The message for a failure inside polars, pyarrow or DuckDB while ``store`` was read.
+
+    Example: ``engine_failure_message(ComputeError("bad"), "inv")`` -> ``"inv: cannot read
+    the inventory (ComputeError: bad); it may be damaged: check it with `cbrq check --store inv`"``.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = _shorten(lines[0] if lines else "", 200)
+    kind = type(err).__name__
+    said = f"{kind}: {detail}" if detail else kind
+    return (
+        f"{store}: cannot read the inventory ({said}); "
+        f"it may be damaged: check it with `cbrq check --store {store}`"
+    )
+
+
+#: The exit status of an unexpected failure (BSD's EX_SOFTWARE): a bug or unforeseen damage.
+INTERNAL_ERROR_STATUS: int = 70
+
+
+def internal_error_message(err: BaseException, store: str) -> str:
+    """The message for an exception no part of cbrq expected, while ``store`` was in use.
+
+    Example: ``internal_error_message(KeyError("tables"), "inv")`` -> ``"internal error
+    (KeyError: 'tables') while using inv; ..."``.
+    """
+    detail = _shorten(" ".join(str(err).split()), 200)
+    said = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+    return (
+        f"internal error ({said}) while using {store}: the store may be damaged "
+        f"(check it with `cbrq check --store {store}`); CBRQ_DEBUG=1 shows the traceback"
+    )

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import uuid
 from collections.abc import Callable
@@ -317,5 +318,12 @@ def _write_page(
 
 def _write(path: Path, body: dict[str, Any], gzipped: bool) -> Path:
     text = msgspec.json.format(msgspec.json.encode(body), indent=2)
-    path.write_bytes(gzip.compress(text, compresslevel=1, mtime=0) if gzipped else text)
+    # Whole or not at all: a full disk leaves no cut page that a later ingest would refuse.
+    partial = path.with_name(f".{path.name}.tmp")
+    try:
+        partial.write_bytes(gzip.compress(text, compresslevel=1, mtime=0) if gzipped else text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path

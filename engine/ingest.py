@@ -32,6 +32,7 @@ from typing import Final
 
 import msgspec
 
+from engine import interrupts
 from engine.errors import InputError, Location
 from engine.manifest import FORMAT, GENERATION_DIR, MANIFEST
 from engine.spec import RESPONSE_KEYS
@@ -218,7 +219,10 @@ def read_source(ref: SourceRef) -> Source:
     Example: ``read_source(SourceRef("p1.json.gz", Path("p1.json.gz"))).data``.
     """
     try:
-        raw = sys.stdin.buffer.read() if ref.path is None else ref.path.read_bytes()
+        # A read may wait (a pipe, a terminal, a slow mount) and holds nothing to
+        # clean up: SIGINT/SIGTERM end it at once (engine.interrupts).
+        with interrupts.raising():
+            raw = sys.stdin.buffer.read() if ref.path is None else ref.path.read_bytes()
     except OSError as err:
         raise InputError(Location(ref.label), f"cannot read: {err.strerror}") from err
     data = _gunzip(ref.label, raw) if raw[:2] == b"\x1f\x8b" else raw

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from engine import interrupts
 from engine.errors import StoreError
 from engine.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
 from engine.manifest import (
@@ -762,6 +763,7 @@ def _winners(
     masks = [np.zeros(height, dtype=np.bool_) for height in heights]
     kept = 0
     for every in partitions:
+        interrupts.check()  # SIGINT/SIGTERM stop between partitions (engine.interrupts)
         winners = newest(every, keys, order)
         if rival is not None:
             winners = rival(winners)
@@ -870,6 +872,7 @@ def _gather(
     """
     cursors = [_Cursor(path, rows) for path, rows in sources]
     for chunk in _chunks(order, n_rows):
+        interrupts.check()  # SIGINT/SIGTERM stop between chunks (engine.interrupts)
         spans = chunk.group_by(_SRC).agg(
             pl.col(_IDX).min().alias("low"), pl.col(_IDX).max().alias("high")
         )

@@ -673,8 +673,8 @@ def _traceback_of(result: Result) -> str | None:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         assert result.exc_info is not None
         return "".join(traceback.format_exception(*result.exc_info))[-3000:]
-    if "Traceback (most recent call last)" in result.output:
-        return result.output[-3000:]
+    if "Traceback (most recent call last)" in result.output or "internal error (" in result.output:
+        return result.output[-3000:]  # an unexpected exception, shown as one line by the CLI
     return None
 
 
