@@ -218,11 +218,11 @@ def test_a_failure_after_the_commit_keeps_the_committed_generation(
     real = engine.store._remove_stale
     calls: list[int] = []
 
-    def failing(where: Path, keep: object) -> None:
+    def failing(where: Path, keep: object, **options: object) -> None:
         calls.append(1)
         if len(calls) == 2:  # the cleanup after the commit's rename
             raise OSError(5, "Input/output error", str(where))
-        real(where, keep)  # type: ignore[arg-type]
+        real(where, keep, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine.store, "_remove_stale", failing)
     with pytest.raises(OSError):
