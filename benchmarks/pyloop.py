@@ -4,7 +4,7 @@ What someone without a query engine would write: parse every page with
 ``json.loads``, keep the newest copy of each backup (by ``updated_at``, later
 files winning ties) with the few fields the queries read, then answer each
 query with a list comprehension and ``sorted``. Timestamps are read with
-``datetime.fromisoformat``. Written independently of :mod:`engine.compile`
+``datetime.fromisoformat``. Written independently of :mod:`engine.backends.polars`
 (like :mod:`benchmarks.sql`); only the effective sort keys are shared.
 
 Memory grows with the number of backups (one tuple per backup), which is
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.compile import sort_keys
+from engine.backends.polars import sort_keys
 from engine.query import BackupQuery
 
 Row = tuple[Any, ...]

@@ -47,7 +47,7 @@ QUERIES = [
 def fresh_query(rng: random.Random) -> str:
     """One of the ten mixes with values drawn at random, so that no filter repeats.
 
-    A server that keeps filter masks (engine.resident) answers the fixed mix
+    A server that keeps filter masks (engine.backends.resident) answers the fixed mix
     from them after the first round; this mix measures the work of a filter
     it has not seen.
     """

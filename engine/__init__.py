@@ -4,7 +4,7 @@ The import package is ``engine``; the command is ``cbrq``. The names below are
 the public surface (``__all__``, pinned by ``tests/test_public_surface.py``);
 each is also importable from the module that defines it, as the README shows.
 They load on first use, so ``import engine`` (and ``cbrq --help``) imports
-neither polars nor pyarrow. Ingest is ``engine.api.ingest``: ``engine.ingest``
+neither polars nor pyarrow. Ingest is ``engine.api.ingest``: ``engine.ingest.sources``
 is the module that reads dump files.
 
 Example::

@@ -1,7 +1,7 @@
 """Phase: inventory tables -> the analyses of SPEC §5 (stats, rpo, ..., diff).
 
 Each analysis is one lazy polars plan over the narrow columns of the live
-backups (already narrowed by a ListBackups filter, :func:`engine.compile.compile_filter`)
+backups (already narrowed by a ListBackups filter, :func:`engine.backends.polars.compile_filter`)
 and the small vault table, collected once into an :class:`Analysis`: the
 rows in SPEC §5's order, with exactly SPEC's column names, and the ``at``
 instant they were measured against. The decisions SPEC §5 leaves open are
@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from engine.compile import RID
+from engine.backends.polars import RID
 from engine.errors import Problem, QueryError
 from engine.instants import ALLOWED as TIME_ALLOWED
 from engine.instants import canonical_expr, format_instant, parse_instant
@@ -598,7 +598,7 @@ def _with_order(backups: pl.LazyFrame, ordered: bool) -> pl.LazyFrame:
     null one oldest, then ``id``).
 
     ``ordered``: the rows' ``_rid`` already follows ``created_at`` (nulls
-    last) then ``id`` (:class:`engine.compile.Tables`), so no sort is needed.
+    last) then ``id`` (:class:`engine.backends.polars.Tables`), so no sort is needed.
     """
     if ordered:
         dated = pl.col("created_at").is_not_null().cast(pl.Int64) * 2**40

@@ -29,8 +29,11 @@ import polars as pl
 
 from engine import interrupts
 from engine.errors import InputError
-from engine.ingest import Chunk, SourceRef, expand_paths, read_source, split_source
-from engine.manifest import (
+from engine.ingest.normalize import Normalized, Rejected, normalize
+from engine.ingest.sources import Chunk, SourceRef, expand_paths, read_source, split_source
+from engine.payload import canonical_payloads
+from engine.spec import DEDUP_KEYS, RECORD_KINDS
+from engine.store.manifest import (
     Manifest,
     decoding,
     read_manifest,
@@ -40,11 +43,8 @@ from engine.manifest import (
     scan,
     verify_read,
 )
-from engine.normalize import Normalized, Rejected, normalize
-from engine.payload import canonical_payloads
-from engine.schema import PAYLOAD, ROW, SEQ, empty_frame
-from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, fragmented, locked, newest
+from engine.store.schema import PAYLOAD, ROW, SEQ, empty_frame
+from engine.store.write import MAX_DEAD_SHARE, MAX_SEGMENTS, Generation, fragmented, locked, newest
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -150,7 +150,7 @@ def ingest(
 def _writer_lock(root: Path, *, create: bool = True) -> Iterator[None]:
     """The store's writer lock; SIGINT or SIGTERM ends the wait for it at once.
 
-    ``create=False``: as :func:`engine.store.locked` takes it (no inventory, no lock file).
+    ``create=False``: as :func:`engine.store.write.locked` takes it (no inventory, no lock file).
     """
     with contextlib.ExitStack() as stack:
         with interrupts.raising():
@@ -508,7 +508,7 @@ def compact(store: str | os.PathLike[str] | None = None) -> dict[str, int]:
     """Merge every table's segments into one and drop superseded rows; rows per table.
 
     Ingest merges segments by itself (a bounded number of segments and of
-    superseded rows, :mod:`engine.store`); this merges all of them at once,
+    superseded rows, :mod:`engine.store.write`); this merges all of them at once,
     for a store that is about to be archived or copied. Same writer lock and
     crash safety as ingest; the answers to every query stay the same.
 

@@ -29,21 +29,9 @@ import polars as pl
 
 from engine import analyses
 from engine.analyses import Analysis
-from engine.compile import RID, Tables, compile_filter, compile_query, sort_keys
+from engine.backends.base import Result, count, execute, fetch
+from engine.backends.polars import RID, Tables, compile_filter, compile_query, sort_keys
 from engine.errors import MissingExtra
-from engine.execute import Result, count, execute, fetch
-from engine.manifest import (
-    INTERNAL_COLUMNS,
-    PAYLOAD,
-    Lease,
-    Manifest,
-    decoding,
-    live,
-    resolve_store,
-    scan,
-    scan_physical,
-    table_files,
-)
 from engine.params import QueryContext, QueryParams, filter_plan, parse_query
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
@@ -54,6 +42,18 @@ from engine.spec import (
     DEFAULT_STUCK_HOURS,
     LONGEST_SPAN_DAYS,
     RECORD_KINDS,
+)
+from engine.store.manifest import (
+    INTERNAL_COLUMNS,
+    PAYLOAD,
+    Lease,
+    Manifest,
+    decoding,
+    live,
+    resolve_store,
+    scan,
+    scan_physical,
+    table_files,
 )
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
@@ -183,7 +183,7 @@ class Inventory:
         Example: ``Inventory.from_dumps("sample_data").count()`` (one path or a list).
         """
         from engine.api import ingest, load_dumps
-        from engine.ingest import expand_paths, source_size
+        from engine.ingest.sources import expand_paths, source_size
 
         if isinstance(paths, (str, os.PathLike)):
             names = [os.fspath(paths)]  # one path, not a sequence of letters

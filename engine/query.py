@@ -1,7 +1,7 @@
 """The parsed ListBackups query as plain frozen data.
 
 A :class:`BackupQuery` is what :mod:`engine.params` makes of a query string,
-CLI options or keyword arguments, and what :mod:`engine.compile` turns into a
+CLI options or keyword arguments, and what :mod:`engine.backends.polars` turns into a
 lazy plan. It holds no polars objects and does no work: two equal queries
 are equal values, and a query can be printed, hashed and compared in tests.
 """

@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from engine.inventory import Inventory
-from engine.server import config, create_app
+from engine.server.app import config, create_app
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Appends: any sequence of ingests equals one ingest of all files in that order.
 
 The store keeps each ingest's winners as a sorted segment and lists the
-stored rows they supersede (engine.store); these properties pin that this is
+stored rows they supersede (engine.store.write); these properties pin that this is
 invisible: the same export, the same answers, the same live rows seen by
 DuckDB without cbrq, before and after compaction.
 """
@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from engine import store as store_module
 from engine.api import compact, export_pages, ingest
 from engine.inventory import Inventory
-from engine.manifest import duckdb_sql, read_manifest
+from engine.store import write as store_module
+from engine.store.manifest import duckdb_sql, read_manifest
 from engine.testing.strategies import PROJECTS, inventories, timestamps
 from tests.records import backup, page
 
@@ -98,7 +98,7 @@ def assert_dead_positions_match(root: Path) -> None:
     """Each dead row's ``_pos`` is the stored row with its ``_seq`` and ``_row``."""
     import polars as pl
 
-    from engine.manifest import dead_file, scan_physical
+    from engine.store.manifest import dead_file, scan_physical
 
     manifest = read_manifest(root)
     path = dead_file(root, manifest, "backups")
@@ -268,7 +268,7 @@ def test_dumps_too_big_for_memory_go_through_a_temporary_store(
     import gzip
 
     from engine import inventory as inventory_module
-    from engine.ingest import SourceRef, source_size
+    from engine.ingest.sources import SourceRef, source_size
 
     path = write("big.json.gz", gzip.compress(page(*(backup(f"b{i}") for i in range(30))).encode()))
     assert source_size(SourceRef(str(path), path)) == len(gzip.decompress(path.read_bytes()))

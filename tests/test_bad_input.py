@@ -91,7 +91,7 @@ def test_error_after_staged_batches_leaves_store_unchanged(
 def test_failure_at_the_switch_leaves_store_unchanged(
     write: Write, store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.store
+    import engine.store.write
 
     ingest([str(write("good.json", GOOD))], store)
     before = snapshot(store)
@@ -99,7 +99,7 @@ def test_failure_at_the_switch_leaves_store_unchanged(
     def boom(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(engine.store.os, "replace", boom)
+    monkeypatch.setattr(engine.store.write.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         ingest([str(write("more.json", page(backup("c"))))], store)
     monkeypatch.undo()
@@ -115,7 +115,7 @@ def test_lenient_quarantines_bad_records_and_keeps_good_ones(write: Write, store
     )
     assert result.exit_code == 0, result.output
     assert "quarantined: 3" in result.stderr
-    from engine.manifest import read_manifest, scan
+    from engine.store.manifest import read_manifest, scan
 
     manifest = read_manifest(store)
     assert sorted(scan(store, "backups").collect()["id"].to_list()) == ["a", "c"]

@@ -26,7 +26,7 @@ from hypothesis import settings
 
 from engine.api import export_pages, ingest
 from engine.inventory import Inventory
-from engine.manifest import duckdb_sql, read_manifest
+from engine.store.manifest import duckdb_sql, read_manifest
 from tests.records import backup, page
 
 TRIALS = max(3, settings.default.max_examples // 20)  # default 3, ci 5, nightly 100

@@ -11,9 +11,9 @@ from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
 from engine.api import ingest
+from engine.backends.resident import Resident
 from engine.errors import QueryError
 from engine.inventory import Inventory
-from engine.resident import Resident
 from engine.testing.reference import answer, summary
 from engine.testing.strategies import (
     PROJECTS,
@@ -108,7 +108,7 @@ def resident_summary(resident: Resident, query: str, project: str | None) -> dic
 def test_server_snapshot_equals_reference(
     scenario: tuple[Generated, list[tuple[str, str | None]]], from_store: bool
 ) -> None:
-    """What `cbrq serve` answers from (engine.resident) agrees with the reference model."""
+    """What `cbrq serve` answers from (engine.backends.resident) agrees with the reference model."""
     generated, queries = scenario
     with tempfile.TemporaryDirectory() as tmp:
         opened = load_store if from_store else load

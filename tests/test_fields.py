@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
-from engine.fields import FieldError, Fields
 from engine.inventory import Inventory
+from engine.render.fields import FieldError, Fields
 from engine.testing.strategies import Inventory as Generated
 from engine.testing.strategies import inventories
 from tests.conftest import SAMPLE

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.compile import sort_keys
+from engine.backends.polars import sort_keys
 from engine.errors import QueryError
 from engine.inventory import Inventory
 from engine.testing.strategies import PROJECTS, inventories, query_strings

@@ -28,7 +28,7 @@ from click.testing import CliRunner, Result
 from engine.cli import main
 from engine.errors import StoreError
 from engine.inventory import Inventory
-from engine.manifest import read_manifest
+from engine.store.manifest import read_manifest
 from tests.conftest import snapshot
 from tests.records import backup, page
 

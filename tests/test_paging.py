@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from engine import spec
+from engine.backends.resident import Resident
 from engine.inventory import Inventory
-from engine.resident import Resident
 from engine.testing.strategies import inventories
 
 
 class PagingWalk(RuleBasedStateMachine):
     """Walk one sorted, filtered result page by page, by marker or by offset."""
 
-    #: Page with engine.resident (what `cbrq serve` answers from) instead of execute.
+    #: Page with engine.backends.resident (what `cbrq serve` answers from) instead of execute.
     resident = False
     #: The backend that pages (engine.backends); the unpaged answer is always polars'.
     engine = "polars"

@@ -10,7 +10,7 @@ import pytest
 
 from engine.backends import Translator
 from engine.backends import duckdb as duckdb_backend
-from engine.compile import TRANSLATE as POLARS
+from engine.backends.polars import TRANSLATE as POLARS
 from engine.params import PARAMS, Param, filter_plan, parse_query
 from engine.plan import (
     NODE_TYPES,

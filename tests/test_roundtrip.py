@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from engine.api import export_pages, ingest
 from engine.instants import canonical, parse_instant
-from engine.manifest import scan
-from engine.schema import INTERNAL_COLUMNS
 from engine.spec import TIMESTAMP_KEYS
+from engine.store.manifest import scan
+from engine.store.schema import INTERNAL_COLUMNS
 from engine.testing.strategies import timestamps
 
 # Small alphabets make duplicate ids and shared timestamps common.

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import engine.server
+import engine.server.app
 from engine.cli import main
 from engine.inventory import Inventory
-from engine.server import TOKEN_ENV, read_token
+from engine.server.app import TOKEN_ENV, read_token
 from tests.conftest import SAMPLE
 from tests.records import backup, page
 from tests.server_fixture import get, running, running_asgi
@@ -89,7 +89,7 @@ def test_oversized_header_is_refused(endpoint: str) -> None:
 
 
 def test_slow_head_is_timed_out(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setattr(engine.server, "HEADER_TIMEOUT", 0.3)
+    monkeypatch.setattr(engine.server.app, "HEADER_TIMEOUT", 0.3)
     # Only the server's own timer answers an unfinished head (408, then it closes).
     status, _, body = answer(raw(endpoint, b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\n"))
     assert status == 408 and body["error_code"] == "APIGW.0201"
@@ -104,7 +104,7 @@ def test_trailing_slash_is_the_same_resource(endpoint: str) -> None:
 
 def test_a_500_has_a_request_id_and_a_log_line(capfd: pytest.CaptureFixture[str]) -> None:
     inventory = Inventory.from_dumps(str(SAMPLE / "dumps"))
-    app = engine.server.create_app(inventory, quiet=True)
+    app = engine.server.app.create_app(inventory, quiet=True)
 
     def broken(*_: object) -> str:
         raise RuntimeError("boom")

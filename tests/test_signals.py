@@ -211,11 +211,11 @@ def test_a_failure_after_the_commit_keeps_the_committed_generation(
 ) -> None:
     """Cleaning up after the manifest's rename may fail (or be interrupted): the
     new generation is the inventory by then and must not be removed."""
-    import engine.store
+    import engine.store.write
 
     root = tmp_path / "store"
     shutil.copytree(data["base"], root)
-    real = engine.store._remove_stale
+    real = engine.store.write._remove_stale
     calls: list[int] = []
 
     def failing(where: Path, keep: object, **options: object) -> None:
@@ -224,7 +224,7 @@ def test_a_failure_after_the_commit_keeps_the_committed_generation(
             raise OSError(5, "Input/output error", str(where))
         real(where, keep, **options)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine.store, "_remove_stale", failing)
+    monkeypatch.setattr(engine.store.write, "_remove_stale", failing)
     with pytest.raises(OSError):
         ingest([str(data["second"])], root)
     monkeypatch.undo()

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from engine.api import ingest
 from engine.backends import spark as backend
-from engine.execute import Result
+from engine.backends.base import Result
 from engine.inventory import Inventory
 from engine.query import Semantics
 from engine.testing.strategies import Inventory as Generated

@@ -1,4 +1,4 @@
-"""The bounded-memory final merge (engine.store) writes the same table whatever its limits.
+"""The bounded-memory final merge (engine.store.write) writes the same table whatever its limits.
 
 Tiny limits force every path at small sizes: staged parts merged into runs
 over several levels, dedup keys ranked in several hash partitions, key
@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import engine.api
-import engine.store
+import engine.store.write
 from engine.api import ingest
 from engine.errors import StoreError
 from engine.generate import write_dumps
 from engine.inventory import Inventory
-from engine.manifest import read_manifest, scan, table_files
+from engine.store.manifest import read_manifest, scan, table_files
 from tests.conftest import SAMPLE, snapshot
 from tests.records import backup, page
 
@@ -31,10 +31,10 @@ Write = Callable[[str, str | bytes], Path]
 
 
 def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.store, "FAN_IN", 3)
-    monkeypatch.setattr(engine.store, "DEDUP_ROWS", 700)
-    monkeypatch.setattr(engine.store, "KEY_ROWS", 37)
-    monkeypatch.setattr(engine.store, "PART_ROWS", 64)
+    monkeypatch.setattr(engine.store.write, "FAN_IN", 3)
+    monkeypatch.setattr(engine.store.write, "DEDUP_ROWS", 700)
+    monkeypatch.setattr(engine.store.write, "KEY_ROWS", 37)
+    monkeypatch.setattr(engine.store.write, "PART_ROWS", 64)
     monkeypatch.setattr(engine.api, "BATCH_BYTES", 60_000)
 
 
@@ -109,7 +109,7 @@ def test_a_failing_merge_leaves_the_store_as_it_was(
     def broken(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(engine.store, "_winners", broken)
+    monkeypatch.setattr(engine.store.write, "_winners", broken)
     with pytest.raises(OSError, match="disk full"):
         ingest([str(dumps)], store)
     assert snapshot(store) == before
@@ -123,7 +123,7 @@ def test_a_table_split_into_files_reads_and_answers_the_same(
     for name in ("default", "split"):
         if name == "split":
             tiny(monkeypatch)
-            monkeypatch.setattr(engine.store, "FILE_ROWS", 250)
+            monkeypatch.setattr(engine.store.write, "FILE_ROWS", 250)
         ingest(first, tmp_path / name)
         ingest([str(dumps)], tmp_path / name)  # the split table is a source of the next
     same_stores(tmp_path / "default", tmp_path / "split", layout=False)

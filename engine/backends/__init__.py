@@ -7,7 +7,7 @@ backend-neutral nodes of :mod:`engine.plan`, each with its sentence
 (:func:`engine.params.filter_plan`). Every backend has exactly one rule per
 **node type**, in a :class:`Translator`:
 
-- polars: :data:`engine.compile.TRANSLATE` (lazy polars predicates; the default);
+- polars: :data:`engine.backends.polars.TRANSLATE` (lazy polars predicates; the default);
 - DuckDB: :data:`engine.backends.duckdb.TRANSLATE` (SQL conditions);
 - Spark: :data:`engine.backends.spark.TRANSLATE` (pyspark Column predicates).
 

@@ -7,7 +7,7 @@ members are DuckDB views of the store's live rows (the query
 ``cbrq info --sql`` prints), or of an in-memory inventory's tables.
 :func:`plan` is the whole query as one SQL text a user can paste
 into their own DuckDB (``cbrq explain --engine duckdb``); :func:`answer` runs
-it and returns the same :class:`~engine.execute.Result` as the polars backend.
+it and returns the same :class:`~engine.backends.base.Result` as the polars backend.
 
 Example::
 
@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from engine.backends import Translator
-from engine.compile import RID, sort_keys
-from engine.execute import Result, marker_error, records
-from engine.manifest import dead_file, duckdb_file, duckdb_sql, table_files
+from engine.backends.base import Result, marker_error, records
+from engine.backends.polars import RID, sort_keys
 from engine.params import filter_plan
 from engine.plan import (
     AnyOf,
@@ -47,6 +46,7 @@ from engine.plan import (
 )
 from engine.query import BackupQuery
 from engine.spec import RECORD_KINDS
+from engine.store.manifest import dead_file, duckdb_file, duckdb_sql, table_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from engine.inventory import Inventory
-    from engine.manifest import Manifest
+    from engine.store.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -387,7 +387,7 @@ def answer(
         if query.marker is not None and not _scalar(con, _marker_sql(query, tables)):
             raise marker_error(query.marker)
         # DuckDB orders and counts over the narrow columns; the page's records are
-        # then read by row, as every backend does (engine.execute.records): carrying
+        # then read by row, as every backend does (engine.backends.base.records): carrying
         # the records through DuckDB's sort, or looking them up by id, cost 2-4 s at 1M.
         ids = pl.from_arrow(con.sql(page_sql(query, tables, "id")).to_arrow_table())
         assert isinstance(ids, pl.DataFrame)

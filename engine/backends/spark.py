@@ -3,7 +3,7 @@
 For inventories past one machine (a year of daily exports in a data lake):
 the store's files are plain Parquet, so Spark reads them where they lie and
 answers with the semantics of SPEC §2, the same as the polars engine
-(:mod:`engine.compile`, :mod:`engine.execute`), which the test suite proves
+(:mod:`engine.backends.polars`, :mod:`engine.backends.base`), which the test suite proves
 on the golden table, the differential property test and the paging walk.
 
 - :data:`TRANSLATE`: one rule per node type of :mod:`engine.plan` (checked
@@ -13,7 +13,7 @@ on the golden table, the differential property test and the paging walk.
   nodes, and their words, are :func:`engine.params.filter_plan`'s.
 - :func:`tables`: a store's live rows (its Parquet files less the
   ``(_seq, _row)`` pairs of its dead file, a left anti join: the rule of
-  :func:`engine.manifest.duckdb_sql`), or an in-memory inventory's polars
+  :func:`engine.store.manifest.duckdb_sql`), or an in-memory inventory's polars
   frames handed to Spark through Arrow.
 - :func:`answer`: count, then the page in SPEC's total order (sort keys with
   nulls last in either direction, then ``id``; Spark compares strings by
@@ -53,10 +53,9 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from engine.backends import Translator
-from engine.compile import sort_keys
+from engine.backends.base import Result, marker_error
+from engine.backends.polars import sort_keys
 from engine.errors import CbrqError
-from engine.execute import Result, marker_error
-from engine.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
 from engine.params import filter_plan
 from engine.payload import canonical_payloads
 from engine.plan import (
@@ -75,6 +74,7 @@ from engine.plan import (
 )
 from engine.query import BackupQuery, SortKey
 from engine.spec import RECORD_KINDS
+from engine.store.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -399,7 +399,7 @@ def _table(inventory: Inventory, kind: str, spark: SparkSession) -> DataFrame:
     assert inventory.root is not None
     files = table_files(inventory.root, inventory.manifest, kind)
     if not files:
-        from engine.schema import empty_frame
+        from engine.store.schema import empty_frame
 
         return _from_polars(empty_frame(kind), spark)
     frame = spark.read.parquet(*[hadoop_path(path) for path in files])
@@ -592,7 +592,7 @@ def _records(backups: DataFrame, page: pl.DataFrame, columns: list[str]) -> pl.D
     """
     from pyspark.sql import functions as F
 
-    from engine.schema import empty_frame
+    from engine.store.schema import empty_frame
 
     if page.height == 0:
         return empty_frame("backups").select(columns)
@@ -609,7 +609,7 @@ def _records(backups: DataFrame, page: pl.DataFrame, columns: list[str]) -> pl.D
 
 def _typed(rows: pl.DataFrame) -> pl.DataFrame:
     """Spark's Arrow types (plain strings, its own widths) as the store's polars types."""
-    from engine.schema import empty_frame
+    from engine.store.schema import empty_frame
 
     shape = empty_frame("backups").schema
     return rows.cast({c: shape[c] for c in rows.columns if c in shape})

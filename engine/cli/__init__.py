@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from engine.cli_analyses import COMMANDS as ANALYSIS_COMMANDS
-from engine.cli_common import (
+from engine.cli.analyses import COMMANDS as ANALYSIS_COMMANDS
+from engine.cli.options import (
     STORE_HELP,
     chosen_format,
     open_inventory,
@@ -30,7 +30,7 @@ from engine.cli_common import (
     store_label,
     to_terminal,
 )
-from engine.cli_report import report
+from engine.cli.report import report
 from engine.errors import (
     INTERNAL_ERROR_STATUS,
     CbrqError,
@@ -389,8 +389,8 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, ki
     from pathlib import Path
 
     from engine import api
-    from engine.manifest import duckdb_sql, require_manifest, resolve_store
     from engine.render import visible
+    from engine.store.manifest import duckdb_sql, require_manifest, resolve_store
 
     state = api.store_info(store)
     if sql:
@@ -455,8 +455,8 @@ def compact(store: str | None) -> None:
     import time
 
     from engine import api, interrupts
-    from engine.manifest import require_manifest, resolve_store
-    from engine.store import fragmented
+    from engine.store.manifest import require_manifest, resolve_store
+    from engine.store.write import fragmented
 
     root = resolve_store(store)
     if not fragmented(require_manifest(root)):  # api.compact checks again under the lock
@@ -492,10 +492,10 @@ def check(store: str | None, repair: bool) -> None:
       cbrq check --store inv
       cbrq check --store inv --repair && cbrq check --store inv
     """
-    from engine import integrity
     from engine.errors import StoreError
-    from engine.manifest import resolve_store
-    from engine.store import locked
+    from engine.store import integrity
+    from engine.store.manifest import resolve_store
+    from engine.store.write import locked
 
     root = resolve_store(store)
     if repair:
@@ -583,7 +583,7 @@ def query(
       printf 'status=error\\nlimit=1\\n' | cbrq query --batch - --store inv
     """
     from engine import render
-    from engine.fields import Fields
+    from engine.render.fields import Fields
 
     chosen_semantics = semantics(exact_names, time_field)
     with open_inventory(store, dumps, engine, spark_master) as inventory:
@@ -762,9 +762,9 @@ def serve(
       cbrq serve --store inv --port 8080 --workers 2
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
-    from engine.manifest import resolve_store
-    from engine.server import create_app, read_token, serve_workers
-    from engine.server import serve as run
+    from engine.server.app import create_app, read_token, serve_workers
+    from engine.server.app import serve as run
+    from engine.store.manifest import resolve_store
 
     try:
         required = read_token(token, token_file)
@@ -828,7 +828,7 @@ def conformance(
         raise click.UsageError(
             "cbrq conformance generates its queries with hypothesis: pip install 'cbrq[testing]'"
         ) from None
-    from engine.conformance import check_endpoint
+    from engine.server.conformance import check_endpoint
 
     with open_inventory(store, dumps) as inventory:
         report = check_endpoint(endpoint, project, inventory, examples=examples, seed=seed)

@@ -16,10 +16,10 @@ from typing import IO, TYPE_CHECKING, Final
 
 import polars as pl
 
-from engine.execute import Result
-from engine.fields import Fields
+from engine.backends.base import Result
 from engine.instants import canonical_expr
-from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.render.fields import Fields
+from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType

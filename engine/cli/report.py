@@ -2,7 +2,7 @@
 
 A thin shell over :mod:`engine.report`: parse the options, build, write. It
 takes its source and filter options from the analysis commands
-(:mod:`engine.cli_analyses`), so FILTER, --store, --from, --project and -p
+(:mod:`engine.cli.analyses`), so FILTER, --store, --from, --project and -p
 mean the same everywhere. Registered on the ``cbrq`` group by :mod:`engine.cli`;
 it imports nothing of ``engine.cli`` (no import cycle), and matplotlib only when
 run, so that a missing ``report`` extra is one clear message, not a traceback.
@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import click
 
-from engine.cli_analyses import _check_at, _check_duration, analysis_source
-from engine.cli_common import open_inventory, output_file, query_params, semantics
+from engine.cli.analyses import _check_at, _check_duration, analysis_source
+from engine.cli.options import open_inventory, output_file, query_params, semantics
 from engine.spec import LONGEST_SPAN_DAYS
 
 MISSING_MATPLOTLIB: Final[str] = (
@@ -102,8 +102,8 @@ def report(
         import matplotlib  # noqa: F401
     except ImportError:
         raise click.UsageError(MISSING_MATPLOTLIB) from None
-    from engine.charts import write_pngs
     from engine.report import ReportOptions, build
+    from engine.report.charts import write_pngs
 
     settings = ReportOptions(
         filter=query_params(options["filter_string"], options["params"]),

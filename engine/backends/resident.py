@@ -1,8 +1,8 @@
 """Phase: BackupQuery -> result, for an inventory held in memory by a long-running server.
 
-The same filters as :mod:`engine.compile` (its :func:`~engine.compile.rules`,
+The same filters as :mod:`engine.backends.polars` (its :func:`~engine.backends.polars.rules`,
 each predicate evaluated exactly as written) and the same order
-(:func:`~engine.compile.sort_keys`, nulls last, strings by code point), but
+(:func:`~engine.backends.polars.sort_keys`, nulls last, strings by code point), but
 with the work per request kept far below the table size:
 
 - **Predicates run on distinct values.** A text or boolean column with few
@@ -44,12 +44,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from engine.compile import RID, Lookup, Rule, Tables, rules, sort_keys
-from engine.execute import Result, marker_error
-from engine.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.backends.base import Result, marker_error
+from engine.backends.polars import RID, Lookup, Rule, Tables, rules, sort_keys
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery
 from engine.spec import SORT_KEYS
+from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
     from engine.inventory import Inventory
@@ -65,7 +65,7 @@ MAX_COMBINATIONS: Final[int] = 1 << 16
 #: Row orders kept (each 4 bytes per backup); the default one is made at start.
 ORDERS_KEPT: Final[int] = 8
 #: Bytes of filter masks kept (one byte per backup each): a filter that comes
-#: again (the same rule of engine.compile) reuses its mask.
+#: again (the same rule of engine.backends.polars) reuses its mask.
 MASK_CACHE_BYTES: Final[int] = 32 << 20
 #: Rows of an order looked at first when walking to a page (doubled until enough).
 FIRST_STRIDE: Final[int] = 4096
@@ -170,7 +170,7 @@ class Resident:
     # --- answering --------------------------------------------------------------
 
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
-        """The count and the page of ``query``, as :func:`engine.execute.execute` gives them.
+        """The count and the page of ``query``, as :func:`engine.backends.base.execute` gives them.
 
         Raises :class:`QueryError` for a marker that is not among the matches.
 

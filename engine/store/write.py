@@ -1,11 +1,11 @@
 """Phase 3: typed frames -> the Parquet inventory on disk.
 
-The layout, and reading it, is :mod:`engine.manifest`. A change writes what
+The layout, and reading it, is :mod:`engine.store.manifest`. A change writes what
 it adds into a new generation directory, then replaces ``manifest.json`` in
 one rename, then removes the generation directories no commit refers to any
 more: an error or a kill at any moment leaves the previous inventory as it
 was. One writer at a time (an advisory lock). A writer first sorts the
-generation directories against the manifest (:func:`engine.integrity.survey`):
+generation directories against the manifest (:func:`engine.store.integrity.survey`):
 committed generations the manifest does not know (a lost or older
 ``manifest.json``) make it refuse before writing; only directories cbrq wrote
 and no commit uses are ever removed. Each commit records every file's size
@@ -45,8 +45,9 @@ import pyarrow.parquet as pq
 
 from engine import interrupts
 from engine.errors import StoreError
-from engine.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
-from engine.manifest import (
+from engine.spec import DEDUP_KEYS, RECORD_KINDS
+from engine.store.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
+from engine.store.manifest import (
     FILE_ROWS,
     MANIFEST,
     POS,
@@ -63,8 +64,7 @@ from engine.manifest import (
     scan_physical,
     table_files,
 )
-from engine.schema import empty_frame
-from engine.spec import DEDUP_KEYS, RECORD_KINDS
+from engine.store.schema import empty_frame
 
 #: Rows per record batch of a staged part (per row group of a run): the final
 #: merge reads them a batch at a time.
@@ -1031,10 +1031,10 @@ def _remove_stale(root: Path, keep: Manifest, found: Survey | None = None) -> No
     """Remove the generation directories cbrq wrote that ``keep`` accounts for and does not use.
 
     That is: superseded generations, and leftovers of writes that never
-    committed (:func:`engine.integrity.survey`). A directory holding a file
+    committed (:func:`engine.store.integrity.survey`). A directory holding a file
     cbrq does not write, or a committed generation newer than ``keep``, is
     never removed. A directory a reader still holds
-    (:class:`~engine.manifest.Lease`) stays until a later commit finds it free.
+    (:class:`~engine.store.manifest.Lease`) stays until a later commit finds it free.
     """
     found = found if found is not None else survey(root, keep)
     for name in found.removable:

@@ -16,7 +16,7 @@ Three questions, one module:
   verify.
 
 Reads of a query use none of this but a ``stat`` per file
-(:func:`engine.manifest.require_files`); only when a decoder fails is
+(:func:`engine.store.manifest.require_files`); only when a decoder fails is
 :func:`locate` asked which file is to blame.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from engine.errors import StoreError
-from engine.manifest import (
+from engine.store.manifest import (
     GENERATION_DIR,
     MANIFEST,
     POS,
@@ -44,7 +44,7 @@ from engine.manifest import (
 COPY: Final[str] = MANIFEST
 #: In a generation directory while it is being written; removed once its commit is done.
 WRITING: Final[str] = ".writing"
-#: The lease file of a generation directory (:data:`engine.manifest.READERS`).
+#: The lease file of a generation directory (:data:`engine.store.manifest.READERS`).
 _READERS: Final[str] = ".readers"
 #: The names a generation directory of cbrq holds: tables, staging, leases, markers.
 OWN_ENTRY: Final = re.compile(
@@ -551,7 +551,7 @@ def report(root: Path) -> tuple[list[Finding], list[str]]:
 
     Example: ``findings, lines = report(Path("inv"))``.
     """
-    from engine.manifest import require_manifest
+    from engine.store.manifest import require_manifest
 
     manifest = require_manifest(root)
     findings = verify(root, manifest)

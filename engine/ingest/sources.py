@@ -3,7 +3,7 @@
 Turns the paths a user names into :class:`Chunk` objects: runs of raw JSON
 records of one kind (backups, vaults or members), each still undecoded bytes
 (``msgspec.Raw``), tagged with where they came from. Nothing is typed here;
-:mod:`engine.normalize` does that column-wise.
+:mod:`engine.ingest.normalize` does that column-wise.
 
 Input forms (SPEC §1): one response per file, a JSON array of responses,
 NDJSON of responses or of bare backups, any of them gzip-compressed (found by
@@ -34,8 +34,8 @@ import msgspec
 
 from engine import interrupts
 from engine.errors import InputError, Location
-from engine.manifest import FORMAT, GENERATION_DIR, MANIFEST
 from engine.spec import RESPONSE_KEYS
+from engine.store.manifest import FORMAT, GENERATION_DIR, MANIFEST
 
 DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
 STDIN_LABEL: Final[str] = "<stdin>"

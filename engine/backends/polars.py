@@ -8,7 +8,7 @@ member tables, a lookup to join first). The nodes come from
 prints, so the plan and its explanation can never disagree. The plan keeps only
 the narrow columns that filtering and sorting need, plus ``_rid`` (the row of
 the backup in the backups table, counted across its files), so that whole
-records are fetched for the returned page only (:mod:`engine.execute`).
+records are fetched for the returned page only (:mod:`engine.backends.base`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Tables:
     ``backups`` must carry the row locator ``_rid``, numbering the rows in
     the store's physical order; ``ordered`` says that this order is
     ``created_at`` ascending with nulls last, then ``id`` (a store of one
-    segment, :mod:`engine.manifest`), which lets the default sort run on
+    segment, :mod:`engine.store.manifest`), which lets the default sort run on
     ``_rid`` (:func:`physical_keys`); ``has_members`` tells
     whether any share-member record exists (SPEC §2, own_type=shared);
     ``records``, when given, holds whole records in memory by ``_rid`` order
@@ -242,7 +242,7 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
 
     Filters, then sorts (nulls last in either direction, strings by code
     point, times by instant). Marker, offset and limit are applied by
-    :mod:`engine.execute` (a slice of this plan becomes a top-k). Nothing is
+    :mod:`engine.backends.base` (a slice of this plan becomes a top-k). Nothing is
     collected here.
 
     Example::

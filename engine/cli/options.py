@@ -1,7 +1,7 @@
 """What the ``cbrq`` commands share: where the data is, the filter's options, the output format.
 
-:mod:`engine.cli` (ingest, query, serve, ...), :mod:`engine.cli_analyses`
-(stats, rpo, ...) and :mod:`engine.cli_report` all build on this module,
+:mod:`engine.cli` (ingest, query, serve, ...), :mod:`engine.cli.analyses`
+(stats, rpo, ...) and :mod:`engine.cli.report` all build on this module,
 which imports none of them, so they take the same options with the same
 words and turn them into an inventory, query parameters and a format the
 same way. Imports click only; the engine's modules when a command runs.
@@ -46,7 +46,7 @@ def store_label(ctx: click.Context) -> str:
 
     Example: ``store_label(ctx)`` -> ``"cbrq-store"`` with no ``--store`` and no $CBRQ_STORE.
     """
-    from engine.manifest import resolve_store
+    from engine.store.manifest import resolve_store
 
     return str(resolve_store(ctx.meta.get(STORE_META)))
 

@@ -16,7 +16,7 @@ and carries ``X-Request-Id``, which the log line of the request repeats
 that do not finish their headers in time and clients that do not send the
 body they announce in time get a JSON error and a closed connection.
 
-The inventory is held in memory (:class:`~engine.resident.Resident`: every
+The inventory is held in memory (:class:`~engine.backends.resident.Resident`: every
 record; 2.9 GB for the 1M benchmark store, whose payloads alone take 1.4 GB;
 worker processes share one mapped copy): a page is a walk along a
 precomputed order and a gather of rows, never a disk read. A store-backed server looks at the
@@ -72,13 +72,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from engine.compile import RID
+from engine.backends.polars import RID
+from engine.backends.resident import Resident
 from engine.errors import CbrqError, NotFoundError, QueryError, StoreError
 from engine.inventory import Inventory
-from engine.manifest import MANIFEST, PAYLOAD, Manifest, dead_file, table_files
 from engine.params import QueryParams, parse_paging
 from engine.payload import canonical_payloads
-from engine.resident import Resident
+from engine.store.manifest import MANIFEST, PAYLOAD, Manifest, dead_file, table_files
 
 MAX_QUERY_LENGTH: Final[int] = 8192
 #: Largest request head (request line and headers) accepted.
@@ -872,7 +872,7 @@ def serve_workers(
         }
         os.environ[WORKER_ENV] = json.dumps(spec)
         uvicorn.run(
-            "engine.server:worker_app",
+            "engine.server.app:worker_app",
             factory=True,
             workers=workers,
             host=host,
@@ -895,7 +895,7 @@ def worker_app() -> ASGIApp:
     and asks the serve process to stop (it reports the reason and exits
     non-zero); a worker whose serve process has died stops too.
 
-    Example: ``uvicorn.run("engine.server:worker_app", factory=True, workers=2)``.
+    Example: ``uvicorn.run("engine.server.app:worker_app", factory=True, workers=2)``.
     """
     spec = json.loads(os.environ[WORKER_ENV])
     parent = int(spec["parent"])

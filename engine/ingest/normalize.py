@@ -1,8 +1,8 @@
 """Phase 2: raw pages -> typed columns.
 
-Takes the :class:`~engine.ingest.Chunk` objects of one record kind and turns
+Takes the :class:`~engine.ingest.sources.Chunk` objects of one record kind and turns
 them, column-wise, into one polars DataFrame in the stored schema of
-:mod:`engine.schema`: the JSON text of all records is handed to Arrow's
+:mod:`engine.store.schema`: the JSON text of all records is handed to Arrow's
 multi-threaded JSON reader in one buffer, timestamps are parsed as whole
 columns by :func:`engine.instants.instant_expr`, and the record text itself
 is kept as ``_payload`` as dumped (compact); :mod:`engine.payload` puts its
@@ -34,9 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from engine.errors import InputError, Location, RecordError
-from engine.ingest import Chunk
+from engine.ingest.sources import Chunk
 from engine.instants import ALLOWED, instant_expr, parse_instant
-from engine.schema import (
+from engine.store.schema import (
     FIELDS,
     INSTANT,
     PAYLOAD,

@@ -1,6 +1,6 @@
 """Phase: lazy plan -> result. The only module that collects a query.
 
-Runs the plan of :mod:`engine.compile` over the narrow columns, counts the
+Runs the plan of :mod:`engine.backends.polars` over the narrow columns, counts the
 matches, applies ``marker`` then ``offset`` then ``limit`` (SPEC §2), and
 only then reads whole records -- typed columns and ``_payload`` -- for the
 rows of the page, from the Parquet row groups that hold them.
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from engine.compile import RID, Tables, compile_filter, compile_query
+from engine.backends.polars import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
-from engine.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery
+from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -189,13 +189,13 @@ def fetch(
 
     ``paths`` are the table's Parquet files in order, and ``rids`` number
     its rows across them. Only the row groups that hold the rows are read:
-    one slice of :data:`~engine.manifest.ROW_GROUP_ROWS` rows (a group, as the
+    one slice of :data:`~engine.store.manifest.ROW_GROUP_ROWS` rows (a group, as the
     store writes them) per group that holds some, all in one polars query.
 
     Example: ``fetch([path], pl.Series([5, 2]))["id"]``.
     """
     if not paths or rids.len() == 0:
-        from engine.schema import empty_frame  # pyarrow: only for an empty answer
+        from engine.store.schema import empty_frame  # pyarrow: only for an empty answer
 
         empty = empty_frame("backups")
         return empty if columns is None else empty.select(columns)

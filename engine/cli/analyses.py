@@ -4,7 +4,7 @@ A thin shell over the :class:`~engine.inventory.Inventory` methods of
 :mod:`engine.analyses`: each command parses its options, calls one method and
 renders the :class:`~engine.analyses.Analysis` it returns. Registered on the
 ``cbrq`` group by :mod:`engine.cli` (:data:`COMMANDS`); the options it
-shares with ``cbrq query`` come from :mod:`engine.cli_common`, and polars is
+shares with ``cbrq query`` come from :mod:`engine.cli.options`, and polars is
 imported only when a command runs. Errors are turned into messages and exit
 statuses by the group, as for every command.
 
@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
-from engine.cli_common import (
+from engine.cli.options import (
     chosen_format,
     open_inventory,
     output_file,
@@ -188,7 +188,7 @@ def _emit(
     if fields is not None:
         from dataclasses import replace
 
-        from engine.fields import Fields
+        from engine.render.fields import Fields
 
         chosen = Fields.parse(fields, analysis.frame.schema)
         analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
@@ -423,7 +423,7 @@ def hygiene(
 def _side(path: str) -> Inventory:
     """An inventory from a store directory (it has a manifest) or from dump paths."""
     from engine.inventory import Inventory
-    from engine.manifest import MANIFEST
+    from engine.store.manifest import MANIFEST
 
     if (Path(path) / MANIFEST).is_file():
         return Inventory.open(path)

@@ -2,9 +2,9 @@
 
 ``cbrq report`` gathers every analysis of SPEC §5 over one inventory (and the
 few aggregates the charts need that they do not give, as lazy polars over the
-narrow columns), has :mod:`engine.charts` draw them, and writes one HTML page.
+narrow columns), has :mod:`engine.report.charts` draw them, and writes one HTML page.
 Data flows one way: :func:`gather` (polars, the only code of the report that
-reads the inventory) -> :func:`engine.charts.draw` (matplotlib) ->
+reads the inventory) -> :func:`engine.report.charts.draw` (matplotlib) ->
 :func:`page` (HTML text); :func:`build` runs the three.
 
 Guarantees:
@@ -12,7 +12,7 @@ Guarantees:
 - *self-contained*: inline CSS and SVG only; no script, font, image or style
   sheet from anywhere, and no ``http://`` or ``https://`` in the file;
 - *deterministic*: the same inventory and ``at`` give a byte-identical file
-  (no clock, no generation time; the charts' SVG is fixed by :mod:`engine.charts`).
+  (no clock, no generation time; the charts' SVG is fixed by :mod:`engine.report.charts`).
 
 Needs the ``report`` extra (matplotlib): ``pip install 'cbrq[report]'``.
 """
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict
 import numpy as np
 import polars as pl
 
-from engine.charts import Chart, draw, percent_text, svg
 from engine.instants import format_instant
 from engine.params import QueryParams
 from engine.render import visible
+from engine.report.charts import Chart, draw, percent_text, svg
 from engine.spec import (
     DEFAULT_MAX_AGE,
     DEFAULT_MIN_DAYS,
@@ -160,7 +160,7 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
     Example: ``gather(Inventory.open("inv"), ReportOptions(at="now")).capacity.frame``.
     """
     from engine.analyses import parse_duration, parse_filter
-    from engine.compile import compile_filter
+    from engine.backends.polars import compile_filter
 
     flt, project, semantics = options.filter, options.project, options.semantics
     max_age = parse_duration(options.max_age, "max_age")

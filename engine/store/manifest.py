@@ -18,12 +18,12 @@ An ingest writes only what it adds (a new segment, the superseded-row list,
 sometimes a merge of the newest segments) into a new ``gNNNNNN`` directory
 and then switches ``manifest.json`` in one rename; unchanged files stay
 where an earlier commit wrote them. The manifest records each file's size
-and SHA-256 (``checksums``); :mod:`engine.integrity` verifies them. A
+and SHA-256 (``checksums``); :mod:`engine.store.integrity` verifies them. A
 table's live rows are the rows of its files in order, less the
 ``(_seq, _row)`` pairs of its dead file: exactly one row per backup id. The
 files are plain Parquet: DuckDB, Spark or pyarrow read them without cbrq
 (:func:`duckdb_sql` writes the query; ``cbrq info --sql`` prints it).
-:mod:`engine.store` writes them. This module imports neither pyarrow nor
+:mod:`engine.store.write` writes them. This module imports neither pyarrow nor
 numpy, so a query or a count in a fresh process does not pay for them.
 """
 
@@ -42,7 +42,7 @@ import polars as pl
 
 from engine.errors import StoreError
 
-#: Columns every table carries besides its typed fields (:mod:`engine.schema`).
+#: Columns every table carries besides its typed fields (:mod:`engine.store.schema`).
 PAYLOAD: Final[str] = "_payload"
 SEQ: Final[str] = "_seq"
 ROW: Final[str] = "_row"
@@ -504,7 +504,7 @@ def _generation_dirs(root: Path) -> list[str]:
 
 def _holds_dumps(root: Path) -> bool:
     """Whether a directory has dump files (what ``cbrq ingest DIR`` would read)."""
-    from engine.ingest import is_dump_name
+    from engine.ingest.sources import is_dump_name
 
     return any(is_dump_name(path.name) for path in root.rglob("*"))
 
@@ -532,14 +532,14 @@ def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl
     """Every stored row of ``kind``, superseded ones included, in physical order.
 
     Row ``i`` of this frame is row ``i`` counted across :func:`table_files`
-    (what :func:`engine.execute.fetch` reads by). Use :func:`scan` for data.
+    (what :func:`engine.backends.base.fetch` reads by). Use :func:`scan` for data.
 
     Example: ``scan_physical(root, "backups").select(pl.len()).collect()``.
     """
     manifest = manifest if manifest is not None else read_manifest(root)
     files = table_files(root, manifest, kind)
     if not files:
-        from engine.schema import empty_frame  # pyarrow: only for a store without the table
+        from engine.store.schema import empty_frame  # pyarrow: only for a store without the table
 
         return empty_frame(kind).lazy()
     require_files(root, manifest, manifest.tables.get(kind, []))
@@ -594,7 +594,7 @@ def verify_read(root: Path, manifest: Manifest, kind: str) -> None:
 
     Example: ``verify_read(root, read_manifest(root), "backups")``.
     """
-    from engine.integrity import file_sha256
+    from engine.store.integrity import file_sha256
 
     names = [
         *manifest.tables.get(kind, []),
@@ -629,7 +629,7 @@ def decoding(root: Path | None, manifest: Manifest, *, filesystem: bool = True) 
     """Turn a failure to read the store's files into a :class:`StoreError` naming the file.
 
     On such a failure (only then) the files of ``manifest`` are looked at
-    (:func:`engine.integrity.locate`: sizes, footers, checksums) to name the
+    (:func:`engine.store.integrity.locate`: sizes, footers, checksums) to name the
     damaged one; a failure no file explains is reported with the decoder's words.
     ``filesystem=False`` (writers): ``OSError`` passes through (a full disk
     is not a damaged store).
@@ -648,7 +648,7 @@ def decoding(root: Path | None, manifest: Manifest, *, filesystem: bool = True) 
             or (isinstance(err, OSError) and not filesystem)
         ):
             raise
-        from engine.integrity import locate
+        from engine.store.integrity import locate
 
         found = locate(root, manifest)
         if found is not None:

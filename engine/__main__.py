@@ -1,0 +1,5 @@
+"""python -m engine: the cbrq command."""
+
+from engine.cli import main
+
+main()

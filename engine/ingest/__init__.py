@@ -1,0 +1,1 @@
+"""Dump files in, typed frames out: sources, forms, normalization."""

@@ -1,0 +1,1 @@
+"""cbrq serve: the HTTP emulator of the CBR API and its conformance checker."""

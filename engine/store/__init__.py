@@ -1,0 +1,1 @@
+"""The inventory on disk: its layout, schema, manifest, reads and writes."""
