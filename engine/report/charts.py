@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.typing import RcKeyType
 
-    from engine.report import ReportData
+    from engine.report.data import ReportData
 
 #: Vault bars drawn at most (the fullest first).
 CHART_VAULTS: Final[int] = 30

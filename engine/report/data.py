@@ -1,0 +1,169 @@
+"""The report's data: its options, and every analysis gathered over one inventory.
+
+:func:`gather` is the only code of the report that reads the inventory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+import polars as pl
+
+from engine.params import QueryParams
+from engine.spec import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_STUCK_HOURS,
+    REPLICATED_STATUS,
+)
+
+if TYPE_CHECKING:
+    from engine.analyses import Analysis
+    from engine.inventory import Inventory, QuerySource
+    from engine.query import Semantics
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report is about: the filter, the instant and each analysis' threshold.
+
+    ``filter``, ``project`` and ``semantics`` mean what they mean to
+    :meth:`~engine.inventory.Inventory.query`; ``at`` and the thresholds what
+    they mean to the analyses (``at=None``: the inventory's default).
+
+    Example: ``ReportOptions("vault_id=v1", at="now", max_age="7d")``.
+    """
+
+    filter: QuerySource = None
+    at: str | datetime | None = None
+    max_age: str | timedelta = DEFAULT_MAX_AGE
+    min_days: int = DEFAULT_MIN_DAYS
+    stuck_hours: float = DEFAULT_STUCK_HOURS
+    project: str | None = None
+    semantics: Semantics | None = None
+
+    @property
+    def filter_text(self) -> str:
+        """The filter as a query string (empty when there is none).
+
+        Example: ``ReportOptions({"status": ["error", "available"]}).filter_text``.
+        """
+        return "&".join(f"{k}={v}" for k, v in QueryParams.of(self.filter).pairs)
+
+    @property
+    def max_age_text(self) -> str:
+        """``max_age`` as written: ``90m``, ``24h``, ``7d``.
+
+        Example: ``ReportOptions(max_age=timedelta(hours=36)).max_age_text == "36h"``.
+        """
+        return self.max_age if isinstance(self.max_age, str) else duration_text(self.max_age)
+
+
+def duration_text(value: timedelta) -> str:
+    """A duration as people write it: whole days from 2 days on, else whole hours, else minutes.
+
+    Example: ``duration_text(timedelta(hours=24)) == "24h"``; ``7d``, ``90m``.
+    """
+    minutes = int(value.total_seconds() // 60)
+    if minutes >= 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes and minutes % 60 == 0 else f"{minutes}m"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows, gathered from one inventory (small frames only).
+
+    ``daily``: backups per (day, status); ``types``: stats by resource type;
+    ``replication``: available backups and those with a successful
+    replication record per (week, vault_id); ``retention_days``: the kept
+    period in days of each available backup with both times.
+
+    Example: ``data = gather(inv, ReportOptions()); data.rpo.frame.height``.
+    """
+
+    label: str
+    options: ReportOptions
+    max_age_seconds: float
+    status: Analysis
+    daily: pl.DataFrame
+    types: pl.DataFrame
+    rpo: Analysis
+    replication: pl.DataFrame
+    retention: Analysis
+    retention_days: np.ndarray[Any, np.dtype[np.float64]]
+    capacity: Analysis
+    hygiene: Analysis
+
+    @property
+    def at(self) -> datetime | None:
+        """The instant every analysis measured against (``None``: no ``updated_at`` at all).
+
+        Example: ``gather(inv, ReportOptions(at="now")).at``.
+        """
+        return self.status.at
+
+
+# --- gather: the only code of the report that reads the inventory -----------
+
+
+def gather(inv: Inventory, options: ReportOptions) -> ReportData:
+    """Run every analysis and the chart aggregates for ``options``.
+
+    Example: ``gather(Inventory.open("inv"), ReportOptions(at="now")).capacity.frame``.
+    """
+    from engine.analyses import parse_duration, parse_filter
+    from engine.backends.polars import compile_filter
+
+    flt, project, semantics = options.filter, options.project, options.semantics
+    max_age = parse_duration(options.max_age, "max_age")
+    status = inv.stats(flt, by=("status",), at=options.at, project=project, semantics=semantics)
+    at = status.at  # "now" read once: every part of the page measures to the same instant
+    scope = _Scope(at=at, project=project, semantics=semantics)
+    query = parse_filter(
+        QueryParams.of(flt), lambda params: inv.parse(params, project=project, semantics=semantics)
+    )
+    backups = compile_filter(query, inv.tables)
+    replication, kept = pl.collect_all([_replication_plan(backups), _retention_plan(backups)])
+    return ReportData(
+        label=inv.label,
+        options=options,
+        max_age_seconds=max_age.total_seconds(),
+        status=status,
+        daily=inv.stats(flt, by=("day", "status"), **scope).frame,
+        types=inv.stats(flt, by=("resource_type",), **scope).frame,
+        rpo=inv.rpo(flt, max_age=max_age, **scope),
+        replication=replication,
+        retention=inv.retention(flt, min_days=options.min_days, **scope),
+        retention_days=kept["days"].to_numpy(),
+        capacity=inv.capacity(flt, **scope),
+        hygiene=inv.hygiene(flt, stuck_hours=options.stuck_hours, **scope),
+    )
+
+
+class _Scope(TypedDict):
+    """The arguments every analysis of one report shares."""
+
+    at: datetime | None
+    project: str | None
+    semantics: Semantics | None
+
+
+def _replication_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
+    """Available backups, and those with a ``success`` replication record, per week and vault."""
+    success = pl.element().struct.field("status") == REPLICATED_STATUS
+    replicated = pl.col("replication_records").list.eval(success).list.any().fill_null(False)
+    return (
+        backups.filter(pl.col("status") == "available")
+        .group_by(pl.col("created_at").dt.truncate("1w").alias("week"), "vault_id")
+        .agg(pl.len().alias("available"), replicated.sum().alias("replicated"))
+        .sort("week", "vault_id", nulls_last=True)
+    )
+
+
+def _retention_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
+    """The kept period (days) of every available backup that has both times."""
+    kept = (pl.col("expired_at") - pl.col("created_at")).dt.total_microseconds() / 86_400e6
+    return backups.filter(pl.col("status") == "available").select(kept.alias("days")).drop_nulls()

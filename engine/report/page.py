@@ -1,0 +1,315 @@
+"""The report's page: gathered data and drawn charts -> one self-contained HTML text."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from engine.instants import format_instant
+from engine.render import visible
+from engine.report.charts import Chart, percent_text, svg
+
+if TYPE_CHECKING:
+    from engine.report.data import ReportData
+    pass
+
+#: Rows of each analysis table shown in the page; the rest are counted.
+TABLE_ROWS: Final[int] = 25
+#: The sections of the page, in order: (anchor, heading).
+SECTIONS: Final[tuple[tuple[str, str], ...]] = (
+    ("summary", "Summary"),
+    ("stats", "Backups over time (stats)"),
+    ("rpo", "Recovery point age (rpo)"),
+    ("replication", "Replication coverage"),
+    ("retention", "Retention (retention)"),
+    ("capacity", "Vault capacity (capacity)"),
+    ("hygiene", "Hygiene (hygiene)"),
+)
+
+
+def page(data: ReportData, charts: Sequence[Chart]) -> str:
+    """The HTML page of ``data`` with ``charts`` (from :func:`draw`) in their sections.
+
+    Example: ``page(data, draw(data)).startswith("<!DOCTYPE html>")``.
+    """
+    by_name = {chart.name: chart for chart in charts}
+    body = [
+        _header(data),
+        _section("summary", _summary(data)),
+        _section("stats", _stats_body(data, by_name)),
+        _section("rpo", _rpo_body(data, by_name)),
+        _section("replication", _replication_body(data, by_name)),
+        _section("retention", _retention_body(data, by_name)),
+        _section("capacity", _capacity_body(data, by_name)),
+        _section("hygiene", _hygiene_body(data, by_name)),
+    ]
+    title = f"cbrq report: {data.label}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        + "\n".join(body)
+        + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+def _e(value: object) -> str:
+    """``value`` as HTML text: markup escaped, control characters as visible escapes.
+
+    Control characters are invalid in HTML text (and C1 references are remapped by
+    browsers), so they are shown as ``\\x1b`` the way a table shows them.
+    """
+    return html.escape(visible(str(value)), quote=True)
+
+
+def _when(value: datetime | None) -> str:
+    return "none" if value is None else format_instant(value).replace("T", " ")[:19]
+
+
+def _header(data: ReportData) -> str:
+    nav = " ".join(f'<a href="#{anchor}">{_e(title)}</a>' for anchor, title in SECTIONS)
+    options = data.options
+    words = [
+        f"inventory <code>{_e(data.label)}</code>",
+        f"filter <code>{_e(options.filter_text or '(none)')}</code>",
+        f"at <code>{_e(_when(data.at))}{' UTC' if data.at else ''}</code>",
+    ]
+    return (
+        "<header>\n<h1>CBR backup report</h1>\n"
+        f'<p class="meta">{" · ".join(words)}</p>\n<nav>{nav}</nav>\n</header>'
+    )
+
+
+def _section(anchor: str, inner: str) -> str:
+    title = dict(SECTIONS)[anchor]
+    return f'<section id="{anchor}">\n<h2>{_e(title)}</h2>\n{inner}\n</section>'
+
+
+def _summary(data: ReportData) -> str:
+    status = data.status.frame
+    total = int(status["backups"].sum()) if status.height else 0
+    errors = _count(status, "status", "error", "backups")
+    cards = [
+        ("backups", f"{total:,}", "live top-level backups matching the filter"),
+        ("error backups", f"{errors:,}", "status error"),
+        ("resources", f"{data.rpo.frame.height:,}", "listed by a vault or named by a backup"),
+        _rpo_card(data),
+        ("vaults", f"{data.capacity.frame.height:,}", f"{_full(data):,} full"),
+        ("retention findings", f"{data.retention.frame.height:,}", "short or overdue"),
+        ("hygiene findings", f"{data.hygiene.frame.height:,}", "orphan, stuck, error"),
+    ]
+    first = status["first"].min() if status.height else None
+    last = status["last"].max() if status.height else None
+    grid = "".join(
+        f'<div class="card"><div class="label">{_e(label)}</div>'
+        f'<div class="value">{_e(value)}</div><div class="note">{_e(note)}</div></div>'
+        for label, value, note in cards
+    )
+    facts = [
+        ("oldest backup (created_at)", _when(_instant(first))),
+        ("newest backup (created_at)", _when(_instant(last))),
+        ("at (ages are measured to)", _when(data.at)),
+        ("max age / min days / stuck hours", _thresholds(data)),
+    ]
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
+    return f'<div class="cards">{grid}</div>\n<table class="facts">{rows}</table>'
+
+
+def _instant(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _count(frame: pl.DataFrame, key: str, value: str, column: str) -> int:
+    return int(frame.filter(pl.col(key) == value)[column].sum()) if frame.height else 0
+
+
+def _rpo_card(data: ReportData) -> tuple[str, str, str]:
+    """Resources without a good backup within --max-age: the card's label, value and note."""
+    verdicts = data.rpo.frame["verdict"]
+    never, breach = int((verdicts == "never").sum()), int((verdicts == "breach").sum())
+    note = f"{never:,} never backed up, {breach:,} older than {data.options.max_age_text}"
+    return ("rpo breaches", f"{never + breach:,}", note)
+
+
+def _full(data: ReportData) -> int:
+    return data.capacity.frame.filter(pl.col("full")).height
+
+
+def _thresholds(data: ReportData) -> str:
+    options = data.options
+    return f"{data.options.max_age_text} / {options.min_days} d / {options.stuck_hours:g} h"
+
+
+def _figure_html(chart: Chart) -> str:
+    return (
+        f'<figure id="chart-{chart.name}">\n{svg(chart)}\n'
+        f"<figcaption><b>{_e(chart.title)}.</b> {_e(chart.caption)}</figcaption>\n</figure>"
+    )
+
+
+def _stats_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    return "\n".join(
+        [
+            _figure_html(charts["backups_per_day"]),
+            _figure_html(charts["error_rate_per_week"]),
+            "<h3>By status</h3>",
+            _table(data.status.frame, "cbrq stats --by status"),
+            _figure_html(charts["size_by_resource_type"]),
+            "<h3>By resource type</h3>",
+            _table(data.types, "cbrq stats --by resource_type"),
+        ]
+    )
+
+
+def _rpo_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    limit = _e(data.options.max_age_text)
+    intro = (
+        f"<p>Every resource with the age of its newest good backup at 'at'; verdict "
+        f"<b>never</b> (no good backup), <b>breach</b> (older than {limit}) or ok. "
+        "Worst first.</p>"
+    )
+    command = f"cbrq rpo --max-age {data.options.max_age_text}"
+    return "\n".join([intro, _figure_html(charts["rpo_age"]), _table(data.rpo.frame, command)])
+
+
+def _replication_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    names = data.capacity.frame.select(pl.col("id").alias("vault_id"), "name")
+    per_vault = (
+        data.replication.group_by("vault_id")
+        .agg(pl.col("available").sum(), pl.col("replicated").sum())
+        .with_columns((pl.col("replicated") / pl.col("available") * 100).alias("share_percent"))
+        .join(names, on="vault_id", how="left")
+        .select("vault_id", "name", "available", "replicated", "share_percent")
+        .sort("share_percent", "vault_id", nulls_last=True)
+    )
+    return "\n".join(
+        [_figure_html(charts["replication_coverage"]), "<h3>By vault</h3>", _table(per_vault, "")]
+    )
+
+
+def _retention_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    command = f"cbrq retention --min-days {data.options.min_days}"
+    return "\n".join(
+        [_figure_html(charts["retention_days"]), _table(data.retention.frame, command)]
+    )
+
+
+def _capacity_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    return "\n".join(
+        [_figure_html(charts["vault_fill"]), _table(data.capacity.frame, "cbrq capacity")]
+    )
+
+
+def _hygiene_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    command = f"cbrq hygiene --stuck-hours {data.options.stuck_hours:g}"
+    return "\n".join(
+        [_figure_html(charts["hygiene_findings"]), _table(data.hygiene.frame, command)]
+    )
+
+
+def _table(frame: pl.DataFrame, command: str) -> str:
+    """The first :data:`TABLE_ROWS` rows of ``frame`` as an HTML table, the rest counted."""
+    if frame.height == 0:
+        return '<p class="empty">No rows.</p>'
+    shown = frame.head(TABLE_ROWS)
+    head = "".join(f"<th>{_e(_header_name(c))}</th>" for c in shown.columns)
+    body = "\n".join(
+        "<tr>" + "".join(_cell(c, v) for c, v in zip(shown.columns, row, strict=True)) + "</tr>"
+        for row in shown.iter_rows()
+    )
+    note = ""
+    if frame.height > shown.height:
+        hidden = frame.height - shown.height
+        see = f" (all of them: <code>{_e(command)} -f csv</code>)" if command else ""
+        note = f'<p class="more">{hidden:,} more rows not shown{see}.</p>'
+    return (
+        f'<div class="table"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+        f"</tbody></table></div>{note}"
+    )
+
+
+def _header_name(column: str) -> str:
+    return "age" if column == "age_seconds" else column
+
+
+def _cell(column: str, value: object) -> str:
+    kind = "num" if isinstance(value, (int, float)) and not isinstance(value, bool) else "text"
+    return f'<td class="{kind}">{_e(_shown(column, value))}</td>'
+
+
+def _shown(column: str, value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return _when(value)
+    if column == "age_seconds" and isinstance(value, float):
+        return _age(value)
+    if column == "used_percent" and isinstance(value, float):
+        return percent_text(value)
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _age(seconds: float) -> str:
+    """A duration in the largest two units: ``3d 4h``, ``5h 12m``, ``40m``."""
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins}m" if hours else f"{mins}m"
+
+
+def sections(text: str) -> Iterator[str]:
+    """The section anchors of a report page, in order (for tests and tools).
+
+    Example: ``list(sections(report.html))[:2] == ["summary", "stats"]``.
+    """
+    yield from re.findall(r'<section id="([^"]+)">', text)
+
+
+CSS: Final[str] = """
+:root{--ink:#1f2933;--muted:#5f6b76;--line:#e3e6ea;--bg:#f6f7f9;--accent:#3b7dd8;--warn:#d64545}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 48px}
+header{border-bottom:3px solid var(--accent);margin-bottom:20px}
+h1{font-size:26px;margin:0 0 4px}
+h2{font-size:19px;margin:0 0 12px;padding-bottom:6px;border-bottom:1px solid var(--line)}
+h3{font-size:15px;margin:18px 0 6px}
+.meta{color:var(--muted);margin:0 0 8px}
+nav{display:flex;flex-wrap:wrap;gap:14px;padding:0 0 10px}
+nav a{color:var(--accent);text-decoration:none;font-weight:600}
+section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:18px 22px;
+margin:0 0 22px;box-shadow:0 1px 2px rgba(0,0,0,.04)}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px;
+margin-bottom:14px}
+.card{border:1px solid var(--line);border-left:4px solid var(--accent);border-radius:6px;
+padding:10px 12px;background:#fbfcfd}
+.card .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.card .value{font-size:24px;font-weight:700}
+.card .note{color:var(--muted);font-size:12px}
+figure{margin:10px 0 16px}
+figure svg{display:block;width:100%;height:auto}
+figcaption{color:var(--muted);font-size:13px;margin-top:4px}
+.table{overflow-x:auto}
+table{border-collapse:collapse;font-size:12.5px;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+thead th{background:#f0f2f5;position:sticky;top:0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.facts{width:auto}
+table.facts th{color:var(--muted);font-weight:500}
+.more,.empty{color:var(--muted);font-style:italic}
+code{background:#f0f2f5;padding:1px 4px;border-radius:3px;font-size:12.5px}
+"""
