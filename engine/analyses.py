@@ -45,6 +45,7 @@ from engine.spec import (
     STUCK_STATUSES,
     TIMESTAMP_KEYS,
 )
+from engine.store.layout import STORE_ORDER
 
 INSTANT: Final = pl.Datetime("us", "UTC")
 #: The part of a vault's payload the analyses read that has no typed column.
@@ -603,7 +604,7 @@ def _with_order(backups: pl.LazyFrame, ordered: bool) -> pl.LazyFrame:
     if ordered:
         dated = pl.col("created_at").is_not_null().cast(pl.Int64) * 2**40
         return backups.with_columns(_order=pl.col(RID).cast(pl.Int64) + dated)
-    newest_last = backups.sort(["created_at", "id"], nulls_last=False)
+    newest_last = backups.sort(list(STORE_ORDER), nulls_last=False)
     return newest_last.with_row_index("_order").with_columns(pl.col("_order").cast(pl.Int64))
 
 

@@ -33,6 +33,7 @@ from engine.ingest.normalize import Normalized, Rejected, normalize
 from engine.ingest.sources import Chunk, SourceRef, expand_paths, read_source, split_source
 from engine.payload import canonical_payloads
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
+from engine.store.layout import DEDUP_ORDER, STORE_ORDER
 from engine.store.manifest import (
     Manifest,
     decoding,
@@ -500,7 +501,7 @@ def _finish(
 def _ordering(kind: str) -> tuple[list[str], list[str]]:
     if kind == "backups":
         # Newest updated_at wins; a tie goes to the later file, then record.
-        return ["created_at", "id"], ["updated_at", SEQ, ROW]
+        return list(STORE_ORDER), list(DEDUP_ORDER)
     return [*DEDUP_KEYS[kind]], [SEQ, ROW]
 
 

@@ -29,6 +29,9 @@ RESPONSE_KEYS: Final[dict[str, tuple[str, bool]]] = {
     "member": ("members", False),
 }
 
+#: File names a directory walk reads as dumps (each may end in ``.gz`` too).
+DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
+
 #: Record kinds the inventory keeps, in the order they are reported.
 RECORD_KINDS: Final[tuple[str, ...]] = ("backups", "vaults", "members")
 

@@ -11,19 +11,68 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from engine.backends.polars import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
 from engine.payload import canonical_payloads
-from engine.query import BackupQuery
-from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
+from engine.query import BackupQuery, Semantics
+from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS, Manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+
+
+class Source(Protocol):
+    """What a backend reads of an inventory; :class:`engine.inventory.Inventory` is one.
+
+    Backends are written against this, not against the façade that uses them,
+    so the backends part imports nothing of ``engine.inventory`` (no cycle).
+
+    Example: ``duckdb.answer(query, source)`` with ``source = Inventory.open("inv")``.
+    """
+
+    root: Path | None
+    manifest: Manifest
+    #: What a backend keeps between queries of one commit (a DuckDB database, ...).
+    backend_state: dict[str, Any]
+    #: The tables of an in-memory inventory (``None`` for a store).
+    _frames: dict[str, pl.DataFrame] | None
+
+    @property
+    def tables(self) -> Tables:
+        """The lazy tables queries run on."""
+        ...
+
+    def raw(self, kind: str = "backups") -> pl.LazyFrame:
+        """Every live record of ``kind`` with its ``_payload``."""
+        ...
+
+    def live(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` (physical backups rows) less the superseded ones."""
+        ...
+
+    def load_physical(self) -> pl.DataFrame:
+        """Every stored backups row, superseded ones included, in memory."""
+        ...
+
+    def parse(
+        self,
+        query: Any = None,
+        *,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+        **params: Any,
+    ) -> BackupQuery:
+        """A query parsed against this inventory (its resource types, its tables)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the commit this inventory reads."""
+        ...
 
 @dataclass(frozen=True)
 class Result:

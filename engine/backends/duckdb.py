@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     import duckdb
 
-    from engine.inventory import Inventory
+    from engine.backends.base import Source
     from engine.store.manifest import Manifest
 
 
@@ -177,7 +177,7 @@ def conditions(query: BackupQuery, tables: SqlTables) -> list[str]:
     return [TRANSLATE(node, tables) for node in filter_plan(query, tables.has_members)]
 
 
-def words(query: BackupQuery, inventory: Inventory) -> list[str]:
+def words(query: BackupQuery, inventory: Source) -> list[str]:
     """What each of the query's SQL conditions means, in plan order (for ``cbrq explain``).
 
     Example: ``words(parse_query("status=error"), inv)`` -> ``["status is one of error"]``.
@@ -265,7 +265,7 @@ _MAKING: Final = threading.Lock()
 
 
 @contextlib.contextmanager
-def connect(inventory: Inventory) -> Iterator[tuple[duckdb.DuckDBPyConnection, SqlTables]]:
+def connect(inventory: Source) -> Iterator[tuple[duckdb.DuckDBPyConnection, SqlTables]]:
     """The DuckDB connection with views ``backups``, ``vaults``, ``members`` of ``inventory``.
 
     A store's views read its Parquet files less the superseded rows (the
@@ -287,7 +287,7 @@ def connect(inventory: Inventory) -> Iterator[tuple[duckdb.DuckDBPyConnection, S
         yield held.con, tables
 
 
-def _database(inventory: Inventory) -> duckdb.DuckDBPyConnection:
+def _database(inventory: Source) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     con = duckdb.connect()
@@ -340,7 +340,7 @@ def _arrow_view(con: duckdb.DuckDBPyConnection, root: Path, manifest: Manifest, 
     return f"SELECT t.* FROM _{kind}_files AS t ANTI JOIN _{kind}_dead AS dead USING (_seq, _row)"
 
 
-def plan(query: BackupQuery, inventory: Inventory) -> str:
+def plan(query: BackupQuery, inventory: Source) -> str:
     """The page's ids as one SQL text with the store's live rows as CTEs, to paste into DuckDB.
 
     Example: ``print(plan(parse_query("status=error&limit=5"), Inventory.open("inv")))``.
@@ -363,7 +363,7 @@ def plan(query: BackupQuery, inventory: Inventory) -> str:
     return "WITH " + ",\n     ".join(views) + "\n" + body
 
 
-def count(query: BackupQuery, inventory: Inventory) -> int:
+def count(query: BackupQuery, inventory: Source) -> int:
     """The number of matches before paging, without reading any record.
 
     Example: ``count(parse_query("status=error"), Inventory.open("inv"))``.
@@ -373,7 +373,7 @@ def count(query: BackupQuery, inventory: Inventory) -> int:
 
 
 def answer(
-    query: BackupQuery, inventory: Inventory, columns: Sequence[str] | None = None
+    query: BackupQuery, inventory: Source, columns: Sequence[str] | None = None
 ) -> Result:
     """Count and page ``query`` on DuckDB; the same :class:`Result` as the polars backend.
 
@@ -396,7 +396,7 @@ def answer(
     return Result(total, query.offset, query.limit, _records(inventory, ids["id"], columns))
 
 
-def _records(inventory: Inventory, ids: pl.Series, columns: Sequence[str] | None) -> pl.DataFrame:
+def _records(inventory: Source, ids: pl.Series, columns: Sequence[str] | None) -> pl.DataFrame:
     """The records of ``ids`` in that order: their rows found by id, then read by row."""
     wanted = pl.DataFrame({"id": ids, "_at": pl.int_range(ids.len(), eager=True)})
     tables = inventory.tables

@@ -38,6 +38,7 @@ from engine.plan import (
 )
 from engine.query import BackupQuery, SortKey
 from engine.spec import DEFAULT_SORT, TIE_BREAKER
+from engine.store.layout import STORE_ORDER
 
 RID: Final[str] = "_rid"
 
@@ -215,7 +216,8 @@ def physical_keys(keys: list[SortKey]) -> list[SortKey]:
     Example: ``physical_keys([SortKey("created_at", False), SortKey("id", False)])``
     -> ``[SortKey("_rid", False)]``.
     """
-    if len(keys) != 2 or keys[0].key != "created_at" or keys[1] != SortKey("id", False):
+    first, second = STORE_ORDER
+    if len(keys) != 2 or keys[0].key != first or keys[1] != SortKey(second, False):
         return keys
     if keys[0].descending:
         return [keys[0], SortKey(RID, False)]

@@ -52,7 +52,7 @@ from engine.spec import SORT_KEYS
 from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
-    from engine.inventory import Inventory
+    from engine.backends.base import Source
 
 Mask = npt.NDArray[np.bool_]
 #: Row numbers of the live frame (an order, a page): int32, 4 bytes a row.
@@ -115,7 +115,7 @@ class Resident:
         page = resident.run(inventory.parse("sort=name:asc&limit=100"), ["id", "_payload"])
     """
 
-    def __init__(self, inventory: Inventory, frame: pl.DataFrame, records: pl.DataFrame) -> None:
+    def __init__(self, inventory: Source, frame: pl.DataFrame, records: pl.DataFrame) -> None:
         self.inventory = inventory
         #: The live backups' narrow columns, plus ``_rid`` (their row in ``records``).
         self.frame = frame
@@ -140,7 +140,7 @@ class Resident:
         self._sorted_ids = frame["id"][pl.Series(self._by_id)]
 
     @classmethod
-    def build(cls, inventory: Inventory, live: pl.DataFrame | None = None) -> Resident:
+    def build(cls, inventory: Source, live: pl.DataFrame | None = None) -> Resident:
         """Load ``inventory``'s records and narrow columns and prepare the default order.
 
         ``live``: the inventory's live backup rows, already in memory (for

@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from engine.inventory import Inventory
+    from engine.backends.base import Source
 
 #: The master of :func:`session` when none is given: two local cores.
 DEFAULT_MASTER: Final[str] = "local[2]"
@@ -365,12 +365,12 @@ def rules(query: BackupQuery, spark_tables: SparkTables) -> list[Rule]:
 
 # --- tables ---------------------------------------------------------------------------------
 
-_TABLES: weakref.WeakKeyDictionary[Inventory, tuple[SparkSession, SparkTables]] = (
+_TABLES: weakref.WeakKeyDictionary[Source, tuple[SparkSession, SparkTables]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def tables(inventory: Inventory, spark: SparkSession | None = None) -> SparkTables:
+def tables(inventory: Source, spark: SparkSession | None = None) -> SparkTables:
     """The live tables of ``inventory`` as Spark DataFrames (made once per inventory and session).
 
     A store's tables are read from its Parquet files, less the rows its dead
@@ -393,7 +393,7 @@ def tables(inventory: Inventory, spark: SparkSession | None = None) -> SparkTabl
     return made
 
 
-def _table(inventory: Inventory, kind: str, spark: SparkSession) -> DataFrame:
+def _table(inventory: Source, kind: str, spark: SparkSession) -> DataFrame:
     if inventory._frames is not None:
         return _from_polars(inventory._frames[kind], spark)
     assert inventory.root is not None
@@ -528,7 +528,7 @@ DEEP_OFFSET: Final[int] = 10_000
 
 def answer(
     query: BackupQuery,
-    inventory: Inventory,
+    inventory: Source,
     columns: Sequence[str] | None = None,
     *,
     spark: SparkSession | None = None,
@@ -571,7 +571,7 @@ def answer(
     return Result(int(row["count"]), query.offset, query.limit, rows)
 
 
-def count(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> int:
+def count(query: BackupQuery, inventory: Source, *, spark: SparkSession | None = None) -> int:
     """The number of matches (before paging), without fetching any record.
 
     Example: ``count(inv.parse("status=error"), inv)``.
@@ -622,7 +622,7 @@ def _to_polars(frame: DataFrame) -> pl.DataFrame:
 
 
 def words(
-    query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None
+    query: BackupQuery, inventory: Source, *, spark: SparkSession | None = None
 ) -> list[str]:
     """What each of the query's Spark rules means, in plan order (for ``cbrq explain``).
 
@@ -632,7 +632,7 @@ def words(
     return [node.text for node in filter_plan(query, has_members)]
 
 
-def plan(query: BackupQuery, inventory: Inventory, *, spark: SparkSession | None = None) -> str:
+def plan(query: BackupQuery, inventory: Source, *, spark: SparkSession | None = None) -> str:
     """Spark's physical plan of the query's matches (what ``cbrq explain --engine spark`` prints).
 
     Example: ``print(plan(inv.parse("status=error&used_percent=80"), inv))``.

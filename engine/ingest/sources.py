@@ -34,10 +34,9 @@ import msgspec
 
 from engine import interrupts
 from engine.errors import InputError, Location
-from engine.spec import RESPONSE_KEYS
+from engine.spec import DUMP_SUFFIXES, RESPONSE_KEYS
 from engine.store.manifest import FORMAT, GENERATION_DIR, MANIFEST
 
-DUMP_SUFFIXES: Final[tuple[str, ...]] = (".json", ".ndjson", ".jsonl")
 STDIN_LABEL: Final[str] = "<stdin>"
 _BOM: Final[bytes] = b"\xef\xbb\xbf"
 #: What JSON counts as whitespace (Python's strip() also takes \f and \v).

@@ -41,35 +41,46 @@ from typing import Any, Final
 import polars as pl
 
 from engine.errors import StoreError
-
-#: Columns every table carries besides its typed fields (:mod:`engine.store.schema`).
-PAYLOAD: Final[str] = "_payload"
-SEQ: Final[str] = "_seq"
-ROW: Final[str] = "_row"
-INTERNAL_COLUMNS: Final[tuple[str, ...]] = (PAYLOAD, SEQ, ROW)
-#: In a dead file: the superseded row's position among all stored rows of its
-#: table (files in manifest order), next to its ``_seq`` and ``_row``.
-POS: Final[str] = "_pos"
-
-#: The name of a generation directory, as cbrq makes them.
-GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
-STORE_ENV: Final[str] = "CBRQ_STORE"
-DEFAULT_STORE: Final[str] = "cbrq-store"
-MANIFEST: Final[str] = "manifest.json"
-FORMAT: Final[str] = "cbrq-inventory"
-#: Version 3 adds segments and superseded rows; versions 1 (one file per
-#: table) and 2 (one segment per table) are still read.
-VERSION: Final[int] = 3
-#: Small row groups keep whole records cheap to fetch for one result page: a
-#: page of 100 backups scattered over 1M (sort by name) reads 100 groups of
-#: 2048 rows, not 100 of 16384 (270 ms instead of 1.7 s, measured 2026-11-27).
-ROW_GROUP_ROWS: Final[int] = 2_048
-#: Rows per Parquet file of a table (512 row groups); a bigger table is
-#: several files, each following the one before in sort order. A writer holds
-#: the footer of the file it writes: one 10M-row file (4,883 row groups of 107
-#: leaf columns) grew pyarrow's writer by ~300 MB, and closing it by ~540 MB
-#: more (1.4 GB peak for the merge, measured 2026-11-27).
-FILE_ROWS: Final[int] = 512 * ROW_GROUP_ROWS
+from engine.spec import DUMP_SUFFIXES
+from engine.store.layout import (
+    DEFAULT_STORE as DEFAULT_STORE,
+)
+from engine.store.layout import (
+    FILE_ROWS as FILE_ROWS,
+)
+from engine.store.layout import (
+    FORMAT as FORMAT,
+)
+from engine.store.layout import (
+    GENERATION_DIR as GENERATION_DIR,
+)
+from engine.store.layout import (
+    INTERNAL_COLUMNS as INTERNAL_COLUMNS,
+)
+from engine.store.layout import (
+    MANIFEST as MANIFEST,
+)
+from engine.store.layout import (
+    PAYLOAD as PAYLOAD,
+)
+from engine.store.layout import (
+    POS as POS,
+)
+from engine.store.layout import (
+    ROW as ROW,
+)
+from engine.store.layout import (
+    ROW_GROUP_ROWS as ROW_GROUP_ROWS,
+)
+from engine.store.layout import (
+    SEQ as SEQ,
+)
+from engine.store.layout import (
+    STORE_ENV as STORE_ENV,
+)
+from engine.store.layout import (
+    VERSION as VERSION,
+)
 
 
 def resolve_store(path: str | os.PathLike[str] | None) -> Path:
@@ -504,9 +515,9 @@ def _generation_dirs(root: Path) -> list[str]:
 
 def _holds_dumps(root: Path) -> bool:
     """Whether a directory has dump files (what ``cbrq ingest DIR`` would read)."""
-    from engine.ingest.sources import is_dump_name
-
-    return any(is_dump_name(path.name) for path in root.rglob("*"))
+    return any(
+        path.name.lower().removesuffix(".gz").endswith(DUMP_SUFFIXES) for path in root.rglob("*")
+    )
 
 
 def table_files(root: Path, manifest: Manifest, kind: str) -> list[Path]:

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 
 # The stored columns besides the typed fields, re-exported for the ingest modules.
-from engine.store.manifest import INTERNAL_COLUMNS as INTERNAL_COLUMNS
-from engine.store.manifest import PAYLOAD as PAYLOAD
-from engine.store.manifest import ROW as ROW
-from engine.store.manifest import SEQ as SEQ
+from engine.store.layout import INTERNAL_COLUMNS as INTERNAL_COLUMNS
+from engine.store.layout import PAYLOAD as PAYLOAD
+from engine.store.layout import ROW as ROW
+from engine.store.layout import SEQ as SEQ
 
 if TYPE_CHECKING:
     import polars as pl
