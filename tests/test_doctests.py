@@ -8,7 +8,15 @@ import importlib
 import pytest
 
 #: Modules whose examples need no store, no files and no optional extra.
-PURE = ("engine.spec", "engine.params", "engine.instants", "engine.query", "engine.plan")
+PURE = (
+    "engine.spec",
+    "engine.params",
+    "engine.instants",
+    "engine.query",
+    "engine.plan",
+    "engine.store.layout",
+    "engine.render.fields",
+)
 
 
 @pytest.mark.parametrize("name", PURE)

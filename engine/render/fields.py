@@ -33,7 +33,11 @@ SEPARATOR: Final[str] = "."
 class FieldError(CbrqError):
     """A ``--fields`` list naming a field the records do not have (CLI exit 2).
 
-    Example: ``raise FieldError("extend_info.incremntal", "extend_info", ["incremental"])``.
+    Example::
+
+        >>> err = FieldError("extend_info.incremntal", "extend_info", ["incremental"])
+        >>> str(err).endswith("did you mean 'extend_info.incremental'?")
+        True
     """
 
     exit_status = 2
@@ -71,7 +75,10 @@ class Fields:
     def parse(cls, text: str, schema: Mapping[str, PolarsDataType]) -> Fields:
         """Read ``a,b.c`` against ``schema``; raises :class:`FieldError` for a name it lacks.
 
-        Example: ``Fields.parse("id,status", {"id": pl.String, "status": pl.String})``.
+        Example::
+
+            >>> Fields.parse("id,status", {"id": pl.String, "status": pl.String}).paths
+            (('id',), ('status',))
         """
         names = [name.strip() for name in text.split(",") if name.strip()]
         if not names:
