@@ -51,15 +51,9 @@ def store_label(ctx: click.Context) -> str:
     return str(resolve_store(ctx.meta.get(STORE_META)))
 
 
-def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F], F]:
-    """``--store``/``--from``, ``--project``, ``-p``, ``--exact-names``, ``--time-field``.
-
-    ``verb`` starts the help of ``--from``; ``engines`` adds ``--engine`` and
-    ``--spark-master`` (the query commands).
-
-    Example: ``@source_options("Analyse")`` above a click command.
-    """
-    options = [
+def _where_options(verb: str) -> list[Callable[[F], F]]:
+    """``--store`` and ``--from``: which inventory a command reads."""
+    return [
         click.option(
             "--store",
             "store",
@@ -74,6 +68,12 @@ def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F
             metavar="PATH",
             help=f"{verb} dump files directly: parsed into memory, nothing written (repeatable).",
         ),
+    ]
+
+
+def _asking_options() -> list[Callable[[F], F]]:
+    """``--project``, ``-p``, ``--exact-names``, ``--time-field``: who asks, and how."""
+    return [
         click.option(
             "--project",
             help="The caller's project ID (the API's path {project_id}); "
@@ -100,23 +100,39 @@ def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F
             help="The time start_time/end_time bound.",
         ),
     ]
+
+
+def _engine_options() -> list[Callable[[F], F]]:
+    """``--engine`` and ``--spark-master``: which backend answers."""
+    return [
+        click.option(
+            "--engine",
+            type=click.Choice(["polars", "duckdb", "spark"]),
+            default="polars",
+            show_default=True,
+            help="The backend that answers (same answers): polars in process, DuckDB "
+            "SQL over the store's Parquet, or Spark (the spark extra).",
+        ),
+        click.option(
+            "--spark-master",
+            metavar="URL",
+            help="With --engine spark: the master URL (default local mode; "
+            "spark://host:7077 or yarn reach a cluster).",
+        ),
+    ]
+
+
+def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F], F]:
+    """``--store``/``--from``, ``--project``, ``-p``, ``--exact-names``, ``--time-field``.
+
+    ``verb`` starts the help of ``--from``; ``engines`` adds ``--engine`` and
+    ``--spark-master`` (the query commands).
+
+    Example: ``@source_options("Analyse")`` above a click command.
+    """
+    options = _where_options(verb) + _asking_options()
     if engines:
-        options += [
-            click.option(
-                "--engine",
-                type=click.Choice(["polars", "duckdb", "spark"]),
-                default="polars",
-                show_default=True,
-                help="The backend that answers (same answers): polars in process, DuckDB "
-                "SQL over the store's Parquet, or Spark (the spark extra).",
-            ),
-            click.option(
-                "--spark-master",
-                metavar="URL",
-                help="With --engine spark: the master URL (default local mode; "
-                "spark://host:7077 or yarn reach a cluster).",
-            ),
-        ]
+        options += _engine_options()
 
     def apply(command: F) -> F:
         for option in reversed(options):
