@@ -260,3 +260,8 @@ REPLICATED_STATUS: Final[str] = "success"
 #: line ``{"at": ...}`` with no other key (no row has only that key); a table's footer line.
 #: csv, tsv and parquet hold the rows only (their columns are the rows').
 ANALYSIS_AT_KEY: Final[str] = "at"
+
+#: Every output format, in the order help texts list them. The writers are
+#: :data:`engine.render.WRITERS` (checked against this list when imported);
+#: the list lives here so that ``--help`` needs no polars.
+OUTPUT_FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")

@@ -40,6 +40,7 @@ from engine.errors import (
     is_engine_failure,
     os_error_message,
 )
+from engine.spec import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from engine.api import IngestSummary, Tick
@@ -529,7 +530,7 @@ def check(store: str | None, repair: bool) -> None:
     "--format",
     "-f",
     "fmt",
-    type=click.Choice(["table", "json", "ndjson", "csv", "tsv", "parquet"]),
+    type=click.Choice(OUTPUT_FORMATS),
     help="Output format [default: table on a terminal, else json].",
 )
 @click.option(

@@ -16,7 +16,6 @@ only (ask ``-f json`` for ``at``).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +33,10 @@ from engine.cli.options import (
     to_terminal,
 )
 from engine.spec import (
-    ANALYSIS_AT_KEY,
     ANALYSIS_VERDICTS,
     FAIL_ON_VERDICTS,
     LONGEST_SPAN_DAYS,
+    OUTPUT_FORMATS,
 )
 
 if TYPE_CHECKING:
@@ -45,25 +44,6 @@ if TYPE_CHECKING:
     from engine.inventory import Inventory
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
-#: Columns of each analysis' table that are never cut (ids people copy).
-WHOLE: Final[dict[str, tuple[str, ...]]] = {
-    "stats": ("vault_id", "project_id", "first", "last"),
-    "rpo": ("resource_id", "vault_id", "last_good"),
-    "retention": ("id", "created_at", "expired_at"),
-    "capacity": ("id",),
-    "hygiene": ("id", "updated_at"),
-    "diff": ("id",),
-}
-#: Columns that go first when a terminal is too narrow for a table.
-DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
-    "rpo": ("resource_type", "vault_id", "last_good", "resource_name"),
-    "retention": ("updated_at", "resource_id", "status", "name"),
-    "hygiene": ("expired_at", "resource_id", "created_at", "name"),
-    "capacity": ("resources", "size_gb", "used_mb"),
-}
-
 
 def analysis_source(command: F) -> F:
     """The ``[FILTER]`` argument and the source options of ``cbrq query`` (no --engine).
@@ -107,7 +87,7 @@ def _output_options(command: F) -> F:
             "--format",
             "-f",
             "fmt",
-            type=click.Choice(FORMATS),
+            type=click.Choice(OUTPUT_FORMATS),
             help="Output format [default: table on a terminal, else json].",
         ),
         click.option(
@@ -199,67 +179,13 @@ def _emit(
 
 
 def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
-    """Write ``analysis`` to ``out`` as ``fmt`` (table, json, ndjson, csv, tsv, parquet).
+    """Write ``analysis`` to ``out`` as ``fmt``, by the writers every output uses.
 
     Example: ``write(inv.rpo(), "ndjson", sys.stdout.buffer)``.
     """
-    import io
-
     from engine import render
 
-    if fmt == "json":
-        out.write(json.dumps(analysis.to_json(), ensure_ascii=False).encode() + b"\n")
-    elif fmt == "ndjson":
-        at = analysis.at_text()
-        # No rows: one line holding only "at", so that every output states it (a
-        # line without the row keys is no row; `jq 'select(.id)'` skips it).
-        rows = analysis.to_json()["rows"] or [{}]
-        lines = (
-            json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
-        )
-        out.write("".join(lines).encode())
-    elif fmt in ("csv", "tsv"):
-        separator = "," if fmt == "csv" else "\t"
-        out.write(render.flat(analysis.frame).write_csv(separator=separator).encode())
-    elif fmt == "parquet":
-        buffer = io.BytesIO()
-        analysis.frame.write_parquet(buffer)
-        out.write(buffer.getvalue())
-    else:
-        out.write(table(analysis, terminal=terminal).encode())
-
-
-def table(analysis: Analysis, *, terminal: bool = False) -> str:
-    """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
-
-    ``diff`` shows its counts per kind and change first.
-
-    Example: ``print(table(inv.capacity()))``.
-    """
-    import shutil
-
-    import polars as pl
-
-    from engine import render
-
-    width = shutil.get_terminal_size((120, 24)).columns if terminal else None
-    rows = render.TERMINAL_ROWS if terminal else None
-    at = analysis.at_text() or "none (the inventory has no updated_at)"
-    footer = f"{analysis.frame.height} rows; at {at}"
-    text = ""
-    if analysis.name == "diff" and {"kind", "change"} <= set(analysis.frame.columns):
-        counts = analysis.frame.group_by("kind", "change", maintain_order=True).agg(
-            pl.len().alias("count")
-        )
-        text = render.frame_table(counts, width=width, whole=("kind", "change")) + "\n"
-    return text + render.frame_table(
-        analysis.frame,
-        footer,
-        width=width,
-        max_rows=rows,
-        whole=WHOLE.get(analysis.name, ()),
-        drop_order=DROP_ORDER.get(analysis.name, ()),
-    )
+    render.write(render.AnalysisOutput(analysis), fmt, out, terminal=terminal)
 
 
 @click.command()

@@ -1,30 +1,38 @@
-"""Phase: result -> bytes for people and programs.
+"""Phase: result -> bytes for people and programs, through one writer table.
 
-``json`` is the API response ``{"count","backups","offset","limit"}`` with
-records as dumped; ``ndjson`` one record per line; ``csv`` (and ``tsv``) the
-typed columns, nested values as JSON text and times in the API's form; ``parquet`` the typed
-columns; ``table`` a readable table fitted to the terminal.
+Every output, a query's :class:`~engine.backends.base.Result` and an
+analysis alike, is an :class:`Output` and is written by the writer of its
+format in :data:`WRITERS` (:data:`FORMATS` is its keys, in order): ``json``
+(the API response ``{"count","backups","offset","limit"}`` with records as
+dumped; an analysis' ``{"at", "rows"}``), ``ndjson`` (one record, or one row
+with ``at``, per line), ``csv`` and ``tsv`` (the typed columns, nested values
+as JSON text and times in the API's form), ``parquet`` (the typed columns)
+and ``table`` (readable, fitted to the terminal). A new format is one writer
+here.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import IO, TYPE_CHECKING, Final
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import IO, TYPE_CHECKING, Final, Protocol
 
 import polars as pl
 
 from engine.backends.base import Result
 from engine.instants import canonical_expr
 from engine.render.fields import Fields
+from engine.spec import ANALYSIS_AT_KEY, OUTPUT_FORMATS
 from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
-FORMATS: Final[tuple[str, ...]] = ("table", "json", "ndjson", "csv", "tsv", "parquet")
+    from engine.analyses import Analysis
+
 #: Table columns shown whole (ids), and the order columns go when the terminal is narrow.
 WHOLE_COLUMNS: Final[tuple[str, ...]] = ("id", "vault_id", "resource_size", "created_at")
 DROP_ORDER: Final[tuple[str, ...]] = (
@@ -117,6 +125,152 @@ def columns_for(fmt: str, typed: Sequence[str], fields: Fields | None = None) ->
     return [c for c in typed if c not in INTERNAL_COLUMNS]
 
 
+class Output(Protocol):
+    """What every writer reads: the rows, and the texts only a kind of output knows.
+
+    Example: ``write(QueryOutput(inv.query("limit=5")), "csv", sys.stdout.buffer)``.
+    """
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The rows as typed columns (csv, tsv, parquet)."""
+        ...
+
+    def json_text(self) -> str:
+        """The whole output as one JSON document."""
+        ...
+
+    def ndjson_text(self) -> str:
+        """One JSON line per record or row, each ending in a newline."""
+        ...
+
+    def table_text(self, terminal: bool) -> str:
+        """A readable table; ``terminal``: fitted to its width and capped in rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueryOutput:
+    """A query's result as an :class:`Output`; ``columns``: the table's, if chosen.
+
+    Example: ``QueryOutput(inv.query("limit=5")).json_text()``.
+    """
+
+    result: Result
+    columns: tuple[str, ...] | None = None
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The page's typed columns."""
+        return self.result.frame
+
+    def json_text(self) -> str:
+        """The API response."""
+        return self.result.to_json()
+
+    def ndjson_text(self) -> str:
+        """One record per line, as dumped."""
+        return "".join(p + "\n" for p in self.result.payloads)
+
+    def table_text(self, terminal: bool) -> str:
+        """The page's main (or chosen) columns and a count line."""
+        width, rows = _terminal_size(terminal)
+        return table(self.result, width=width, max_rows=rows, columns=self.columns)
+
+
+@dataclass(frozen=True)
+class AnalysisOutput:
+    """An analysis (SPEC §5) as an :class:`Output`: its rows, and the ``at`` it used.
+
+    Example: ``AnalysisOutput(inv.rpo()).ndjson_text()``.
+    """
+
+    analysis: Analysis
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The analysis' rows."""
+        return self.analysis.frame
+
+    def json_text(self) -> str:
+        """``{"at", "rows"}``."""
+        return json.dumps(self.analysis.to_json(), ensure_ascii=False)
+
+    def ndjson_text(self) -> str:
+        """A row per line, ``at`` first in each."""
+        at = self.analysis.at_text()
+        # No rows: one line holding only "at", so that every output states it (a
+        # line without the row keys is no row; `jq 'select(.id)'` skips it).
+        rows = self.analysis.to_json()["rows"] or [{}]
+        return "".join(
+            json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
+        )
+
+    def table_text(self, terminal: bool) -> str:
+        """The rows fitted to the terminal, then a footer with the row count and ``at``."""
+        return analysis_table(self.analysis, terminal=terminal)
+
+
+def _terminal_size(terminal: bool) -> tuple[int | None, int | None]:
+    """Width and rows of a table: the terminal's, or unbounded off a terminal."""
+    if not terminal:
+        return None, None
+    return shutil.get_terminal_size((120, 24)).columns, TERMINAL_ROWS
+
+
+def _write_json(output: Output, out: IO[bytes], terminal: bool) -> None:
+    out.write(output.json_text().encode() + b"\n")
+
+
+def _write_ndjson(output: Output, out: IO[bytes], terminal: bool) -> None:
+    out.write(output.ndjson_text().encode())
+
+
+def _write_separated(separator: str) -> Writer:
+    # TSV: tabs between fields; a value holding a tab, newline or quote is quoted as in CSV.
+    def write_rows(output: Output, out: IO[bytes], terminal: bool) -> None:
+        out.write(flat(output.frame).write_csv(separator=separator).encode())
+
+    return write_rows
+
+
+def _write_parquet(output: Output, out: IO[bytes], terminal: bool) -> None:
+    buffer = io.BytesIO()
+    output.frame.write_parquet(buffer)
+    out.write(buffer.getvalue())
+
+
+def _write_table(output: Output, out: IO[bytes], terminal: bool) -> None:
+    out.write(output.table_text(terminal).encode())
+
+
+#: Writes one output to a binary stream; ``terminal``: the stream is a terminal.
+Writer = Callable[[Output, IO[bytes], bool], None]
+#: Every output format and its writer, in the order help texts list them.
+WRITERS: Final[dict[str, Writer]] = {
+    "table": _write_table,
+    "json": _write_json,
+    "ndjson": _write_ndjson,
+    "csv": _write_separated(","),
+    "tsv": _write_separated("\t"),
+    "parquet": _write_parquet,
+}
+FORMATS: Final[tuple[str, ...]] = tuple(WRITERS)
+if FORMATS != OUTPUT_FORMATS:  # a writer without its name in spec, or the reverse
+    raise ImportError(f"render.WRITERS has {FORMATS}; spec.OUTPUT_FORMATS is {OUTPUT_FORMATS}")
+
+
+def write(output: Output, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
+    """Write ``output`` to ``out`` in ``fmt`` (one of :data:`FORMATS`).
+
+    Example: ``write(AnalysisOutput(inv.rpo()), "ndjson", sys.stdout.buffer)``.
+    """
+    writer = WRITERS.get(fmt)
+    if writer is None:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    writer(output, out, terminal)
+
+
 def render(
     result: Result,
     fmt: str,
@@ -133,31 +287,14 @@ def render(
 
     Example: ``render(inv.query("limit=5"), "ndjson", sys.stdout.buffer)``.
     """
-    columns: list[str] | None = None
+    columns: tuple[str, ...] | None = None
     if fields is not None:
         if fmt in ("json", "ndjson"):
             result = _records_of(result, fields)
         else:
             result = replace(result, rows=result.frame.select(fields.columns()))
-            columns = result.rows.columns
-    if fmt == "json":
-        out.write(result.to_json().encode() + b"\n")
-    elif fmt == "ndjson":
-        out.write("".join(p + "\n" for p in result.payloads).encode())
-    elif fmt in ("csv", "tsv"):
-        # TSV: tabs between fields; a value holding a tab, newline or quote is quoted as in CSV.
-        separator = "," if fmt == "csv" else "\t"
-        out.write(flat(result.frame).write_csv(separator=separator).encode())
-    elif fmt == "parquet":
-        buffer = io.BytesIO()
-        result.frame.write_parquet(buffer)
-        out.write(buffer.getvalue())
-    elif fmt == "table":
-        width = shutil.get_terminal_size((120, 24)).columns if terminal else None
-        rows = TERMINAL_ROWS if terminal else None
-        out.write(table(result, width=width, max_rows=rows, columns=columns).encode())
-    else:
-        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+            columns = tuple(result.rows.columns)
+    write(QueryOutput(result, columns), fmt, out, terminal=terminal)
 
 
 def json_response(result: Result, fields: Fields | None = None) -> str:
@@ -386,3 +523,47 @@ def _least_width(column: str, values: pl.Series, whole: bool = False) -> int:
     if whole:
         return longest
     return min(longest, max(len(column), 9))
+
+
+#: Columns of each analysis' table that are never cut (ids people copy).
+ANALYSIS_WHOLE: Final[dict[str, tuple[str, ...]]] = {
+    "stats": ("vault_id", "project_id", "first", "last"),
+    "rpo": ("resource_id", "vault_id", "last_good"),
+    "retention": ("id", "created_at", "expired_at"),
+    "capacity": ("id",),
+    "hygiene": ("id", "updated_at"),
+    "diff": ("id",),
+}
+#: Columns of each analysis' table that go first when a terminal is too narrow.
+ANALYSIS_DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
+    "rpo": ("resource_type", "vault_id", "last_good", "resource_name"),
+    "retention": ("updated_at", "resource_id", "status", "name"),
+    "hygiene": ("expired_at", "resource_id", "created_at", "name"),
+    "capacity": ("resources", "size_gb", "used_mb"),
+}
+
+
+def analysis_table(analysis: Analysis, *, terminal: bool = False) -> str:
+    """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
+
+    ``diff`` shows its counts per kind and change first.
+
+    Example: ``print(analysis_table(inv.capacity()))``.
+    """
+    width, rows = _terminal_size(terminal)
+    at = analysis.at_text() or "none (the inventory has no updated_at)"
+    footer = f"{analysis.frame.height} rows; at {at}"
+    text = ""
+    if analysis.name == "diff" and {"kind", "change"} <= set(analysis.frame.columns):
+        counts = analysis.frame.group_by("kind", "change", maintain_order=True).agg(
+            pl.len().alias("count")
+        )
+        text = frame_table(counts, width=width, whole=("kind", "change")) + "\n"
+    return text + frame_table(
+        analysis.frame,
+        footer,
+        width=width,
+        max_rows=rows,
+        whole=ANALYSIS_WHOLE.get(analysis.name, ()),
+        drop_order=ANALYSIS_DROP_ORDER.get(analysis.name, ()),
+    )
