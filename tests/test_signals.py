@@ -139,6 +139,11 @@ def test_a_signal_stops_an_ingest_and_changes_nothing(
     data: dict[str, Path], tmp_path: Path, phase: str, sig: signal.Signals
 ) -> None:
     status, shown, root, before = _interrupt_ingest(data, tmp_path, phase, sig)
+    if "elapsed:" in shown and UNCHANGED not in shown:
+        # Under load the bar can show the phase after the ingest is past it: the
+        # signal then lands once everything was committed and said. Not this case.
+        assert list(export_pages(root)) == list(export_pages(data["full"]))
+        pytest.skip(f"the ingest had committed before {sig.name} arrived")
     assert status == 128 + sig, shown[-1000:]
     assert UNCHANGED in shown, shown[-1000:]
     assert "Traceback" not in shown and "Aborted!" not in shown, shown[-2000:]
