@@ -61,7 +61,6 @@ import h11
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
-import pyarrow.parquet as pq
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -78,7 +77,8 @@ from engine.errors import CbrqError, NotFoundError, QueryError, StoreError
 from engine.inventory import Inventory
 from engine.params import QueryParams, parse_paging
 from engine.payload import canonical_payloads
-from engine.store.manifest import MANIFEST, PAYLOAD, Manifest, dead_file, table_files
+from engine.store.integrity import locate
+from engine.store.manifest import MANIFEST, PAYLOAD, Manifest, check_hint, damaged
 
 MAX_QUERY_LENGTH: Final[int] = 8192
 #: Largest request head (request line and headers) accepted.
@@ -144,30 +144,21 @@ def unloadable(root: Path, manifest: Manifest | None, err: BaseException) -> Cbr
     """The error to report for a commit of ``root`` that failed to load with ``err``.
 
     A cbrq error is already phrased; a reader's error (polars, pyarrow, the
-    operating system) rarely names the file, so each file of the commit is
-    decoded on its own (small tables first, in batches) and the first that
-    fails is named. Costs a read of the store, on a failure only.
+    operating system) rarely names the file, so the commit's files are looked
+    at as every store read does (:func:`engine.store.integrity.locate`) and the
+    first damaged one is named. Costs a read of the store, on a failure only.
 
     Example: ``raise unloadable(inv.root, inv.manifest, err) from err``.
     """
     if isinstance(err, CbrqError):
         return err
-    hint = f"run `cbrq check --store {root}`"
-    files: list[Path] = []
     if manifest is not None:
-        for kind in ("members", "vaults", "backups"):
-            dead = dead_file(root, manifest, kind)
-            files += [*([dead] if dead is not None else []), *table_files(root, manifest, kind)]
-    for path in files:
-        try:
-            with pq.ParquetFile(path, page_checksum_verification=True) as parquet:
-                for _ in parquet.iter_batches(batch_size=65_536):
-                    pass
-        except (OSError, pa.ArrowException) as bad:
-            return StoreError(f"{path}: damaged ({_reason(bad)}); {hint}")
+        found = locate(root, manifest)
+        if found is not None:
+            return damaged(root, *found)
     named = getattr(err, "filename", None)
     where = root / MANIFEST if manifest is None and named is None else (named or root)
-    return StoreError(f"{where}: cannot be loaded ({_reason(err)}); {hint}")
+    return StoreError(f"{where}: cannot be loaded ({_reason(err)}); {check_hint(root)}")
 
 
 def _open(root: Path) -> Inventory:
