@@ -244,12 +244,15 @@ def os_error_message(err: OSError, where: str | None = None) -> str:
     return f"{err.filename}{target}: {what}"
 
 
-#: The libraries whose exceptions mean a file they read is damaged or foreign.
-_ENGINE_MODULES: frozenset[str] = frozenset({"polars", "pyarrow", "duckdb", "pyo3_runtime"})
+#: The libraries whose exceptions mean a file they read is damaged or foreign
+#: (DuckDB's live in its C module ``_duckdb``; Spark's reach Python through py4j).
+_ENGINE_MODULES: frozenset[str] = frozenset(
+    {"polars", "pyarrow", "duckdb", "_duckdb", "pyo3_runtime", "py4j", "pyspark"}
+)
 
 
 def is_engine_failure(err: BaseException) -> bool:
-    """Whether ``err`` comes from polars, pyarrow or DuckDB (a panic of polars included).
+    """Whether ``err`` comes from polars, pyarrow, DuckDB or Spark (a panic of polars included).
 
     Example: ``is_engine_failure(polars.exceptions.ComputeError("x"))`` -> ``True``.
     """

@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from engine.errors import StoreError
+from engine.errors import StoreError, engine_failure_message, is_engine_failure
 from engine.spec import DUMP_SUFFIXES
 from engine.store.layout import (
     DEFAULT_STORE as DEFAULT_STORE,
@@ -618,9 +618,6 @@ def verify_read(root: Path, manifest: Manifest, kind: str) -> None:
             raise damaged(root, name, "checksum mismatch: not the bytes its commit wrote")
 
 
-#: Modules whose exceptions mean a file could not be decoded (or read).
-_DECODERS: Final[tuple[str, ...]] = ("polars", "pyarrow", "duckdb", "py4j", "pyspark")
-
 
 def is_read_failure(err: BaseException) -> bool:
     """Whether ``err`` is a decoder's or the filesystem's failure (not cbrq's own error).
@@ -631,8 +628,7 @@ def is_read_failure(err: BaseException) -> bool:
         return False
     if isinstance(err, OSError):
         return not isinstance(err, BrokenPipeError)
-    # DuckDB's exceptions live in its C module, ``_duckdb``.
-    return type(err).__module__.split(".", 1)[0].lstrip("_") in _DECODERS
+    return is_engine_failure(err)
 
 
 @contextlib.contextmanager
@@ -664,10 +660,7 @@ def decoding(root: Path | None, manifest: Manifest, *, filesystem: bool = True) 
         found = locate(root, manifest)
         if found is not None:
             raise damaged(root, found[0], found[1]) from err
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise StoreError(
-            f"{root}: the inventory could not be read ({reason}); {check_hint(root)}"
-        ) from err
+        raise StoreError(engine_failure_message(err, str(root))) from err
 
 
 def live(
