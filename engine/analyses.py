@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from engine.backends.polars import RID
+from engine.backends.base import RID
 from engine.errors import Problem, QueryError
 from engine.instants import ALLOWED as TIME_ALLOWED
 from engine.instants import canonical_expr, format_instant, parse_instant

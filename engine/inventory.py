@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -29,10 +28,10 @@ import polars as pl
 
 from engine import analyses
 from engine.analyses import Analysis
-from engine.backends.base import Result, count, execute, fetch
-from engine.backends.polars import RID, Tables, compile_filter, compile_query, sort_keys
-from engine.errors import MissingExtra
-from engine.params import QueryContext, QueryParams, filter_plan, parse_query
+from engine.backends import Backend, backend_class
+from engine.backends.base import RID, Result, Tables, fetch
+from engine.backends.polars import compile_filter, sort_keys
+from engine.params import QueryContext, QueryParams, parse_query
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
 from engine.spec import (
@@ -79,15 +78,6 @@ def _reads(method: _Method) -> _Method:
 #: dump file (pretty-printed JSON: peak RSS 4,759 MB for 1,880 MB at 1M backups,
 #: 2026-12-01; gzip is counted by its uncompressed size).
 MEMORY_PER_BYTE: Final[float] = 2.6
-
-
-def _java() -> str | None:
-    """The Java runtime Spark would start (``$JAVA_HOME/bin/java`` or ``java`` on PATH)."""
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        java = Path(home) / "bin" / "java"
-        return str(java) if java.is_file() else None
-    return shutil.which("java")
 
 
 def _physical_memory() -> int:
@@ -146,23 +136,13 @@ class Inventory:
 
         Example: ``Inventory.open("inv").using("spark", spark="local[2]").count("status=error")``.
         """
-        from engine.backends import ENGINES
-
-        if engine not in ENGINES:
-            near = difflib.get_close_matches(engine, ENGINES, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown engine {engine!r} (allowed: {', '.join(ENGINES)}){hint}")
+        backend = backend_class(engine)
         if engine == self.engine and spark is None:
             return self
-        needed = {"duckdb": "duckdb", "spark": "pyspark"}.get(engine)
-        if needed is not None and importlib.util.find_spec(needed) is None:
-            raise MissingExtra(f"--engine {engine}", needed, engine)
-        if engine == "spark" and (spark is None or isinstance(spark, str)) and _java() is None:
-            how = "install Java 17 or newer, or set JAVA_HOME to one"
-            raise MissingExtra("--engine spark", "a Java runtime", "spark", how=how)
         copy = Inventory.__new__(Inventory)
         copy.__dict__.update(self.__dict__)
         copy.engine, copy.spark = engine, spark
+        backend.check(copy)
         return copy
 
     @classmethod
@@ -429,18 +409,20 @@ class Inventory:
         parsed = self.parse(query, project=project, semantics=semantics, **params)
         return self.run(parsed, columns)
 
-    def _backend(self) -> tuple[Any, dict[str, Any]]:
-        """The backend module of :attr:`engine` and the options its functions take."""
-        backend = importlib.import_module(f"engine.backends.{self.engine}")
-        if self.engine != "spark":
-            return backend, {}
-        spark = self.spark
-        if spark is None or isinstance(spark, str):  # a master URL: its session, started once
-            held = self.backend_state.get("spark")
-            if held is None:
-                held = self.backend_state["spark"] = backend.Started.on(spark)
-            spark = held.session
-        return backend, {"spark": spark}
+    @property
+    def backend(self) -> Backend:
+        """The backend of :attr:`engine`, bound to this inventory (:mod:`engine.backends`).
+
+        Example: ``print(Inventory.open("inv", engine="duckdb").backend.plan(query))``.
+        """
+        return backend_class(self.engine)(self)
+
+    def files(self, kind: str) -> list[Path]:
+        """The store's Parquet files of ``kind``, in order (none for an inventory in memory).
+
+        Example: ``Inventory.open("cbrq-store").files("backups")[0].name``.
+        """
+        return [] if self.root is None else table_files(self.root, self.manifest, kind)
 
     @_reads
     def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
@@ -448,12 +430,7 @@ class Inventory:
 
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
-        if self.engine != "polars":
-            backend, options = self._backend()
-            answer: Result = backend.answer(query, self, columns, **options)
-            return answer
-        paths = [] if self.root is None else table_files(self.root, self.manifest, "backups")
-        return execute(query, self.tables, paths, columns)
+        return self.backend.answer(query, columns)
 
     @_reads
     def count(
@@ -469,10 +446,7 @@ class Inventory:
         Example: ``inv.count("status=error")``.
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
-        if self.engine != "polars":
-            backend, options = self._backend()
-            return int(backend.count(parsed, self, **options))
-        return count(parsed, self.tables)
+        return self.backend.count(parsed)
 
     @_reads
     def explain(
@@ -490,21 +464,14 @@ class Inventory:
         Example: ``print(inv.explain("status=error&used_percent=80"))``.
         """
         parsed = self.parse(query, project=project, semantics=semantics, **params)
-        if self.engine == "polars":
-            words = [node.text for node in filter_plan(parsed, self.tables.has_members)]
-        else:  # the plan the engine itself applies (its tables say whether members exist)
-            backend, options = self._backend()
-            words = backend.words(parsed, self, **options)
+        backend = self.backend
+        words = backend.words(parsed)  # the plan the engine itself applies
         lines = ["filters:"]
         lines += [f"  - {text}" for text in words] or ["  (none)"]
         lines.append("sort: " + ", ".join(str(k) for k in sort_keys(parsed)) + " (nulls last)")
         paging = f"marker={parsed.marker!r}, offset={parsed.offset}, limit={parsed.limit}"
         lines.append(f"paging: count all matches, then {paging}")
-        if self.engine == "polars":
-            lines += ["polars plan:", compile_query(parsed, self.tables).explain()]
-        else:
-            backend, options = self._backend()
-            lines += [f"{self.engine} plan:", str(backend.plan(parsed, self, **options))]
+        lines += [f"{self.engine} plan:", backend.plan(parsed)]
         return "\n".join(lines)
 
     # --- analyses (SPEC §5) ---------------------------------------------------

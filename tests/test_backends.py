@@ -192,3 +192,55 @@ def test_spark_without_java_names_what_to_install(monkeypatch: pytest.MonkeyPatc
     with Inventory.open(load_store()) as inv, pytest.raises(MissingExtra) as caught:
         inv.using("spark")
     assert "Java" in str(caught.value) and "JAVA_HOME" in str(caught.value)
+
+
+def _shape(cls: type) -> dict[str, list[str]]:
+    """The public methods of a backend class and their parameters (``self`` left out)."""
+    import inspect
+
+    methods = ("answer", "count", "words", "plan", "check")
+    return {
+        name: list(inspect.signature(getattr(cls, name)).parameters)[
+            0 if name == "check" else 1 :
+        ]
+        for name in methods
+    }
+
+
+def test_every_backend_has_the_protocols_shape() -> None:
+    import importlib
+
+    from engine.backends import REGISTRY, Backend, backend_class
+    from engine.backends.resident import Resident
+
+    expected = _shape(Backend)
+    for name, entry in REGISTRY.items():
+        cls = getattr(importlib.import_module(entry.module), entry.cls)
+        assert cls.name == name and _shape(cls) == expected, name
+        assert backend_class(name) is cls
+    assert _shape(Resident) == expected and Resident.name == "resident"
+
+
+def test_the_facade_names_no_engine_and_the_cli_offers_the_registrys() -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+    from tests.conftest import REPO
+
+    source = (REPO / "engine" / "inventory.py").read_text("utf-8")
+    assert not [name for name in ENGINES[1:] if f'== "{name}"' in source or f"'{name}'" in source]
+    shown = CliRunner().invoke(main, ["query", "--help"], terminal_width=200).output
+    assert "[polars|duckdb|spark]" in shown
+
+
+def test_resident_count_words_and_plan_agree_with_polars() -> None:
+    from engine.backends.resident import Resident
+
+    with Inventory.open(load_store()) as inv:
+        resident = Resident.build(inv)
+        for text in ["status=error&used_percent=50", "own_type=shared", "sort=name:asc"]:
+            query = inv.parse(text, project="p" if "own_type" in text else None)
+            assert resident.count(query) == inv.count(text, project=query.project)
+            assert resident.words(query) == inv.backend.words(query)
+            assert resident.answer(query, ["id"]).ids == inv.run(query, ["id"]).ids
+            assert "walk the order of" in resident.plan(query)

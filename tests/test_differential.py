@@ -99,7 +99,7 @@ def load_store(generated: Generated, folder: Path) -> Inventory:
 def resident_summary(resident: Resident, query: str, project: str | None) -> dict[str, Any]:
     try:
         parsed = resident.inventory.parse(query, project=project)
-        return summary(resident.run(parsed, ["id", "_payload"]).to_dict())
+        return summary(resident.answer(parsed, ["id", "_payload"]).to_dict())
     except QueryError as err:
         return summary({"error": [p.name for p in err.problems]})
 

@@ -61,7 +61,7 @@ class PagingWalk(RuleBasedStateMachine):
         assert self.inv is not None
         query = "&".join(p for p in [self.query, extra] if p)
         if self.held is not None:
-            return self.held.run(self.inv.parse(query)).ids
+            return self.held.answer(self.inv.parse(query)).ids
         return self.inv.using(self.engine).query(query, columns=["id"]).ids
 
     @precondition(lambda self: not self.done and self.offset == 0)

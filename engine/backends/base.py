@@ -1,9 +1,18 @@
-"""Phase: lazy plan -> result. The only module that collects a query.
+"""What every backend shares: the tables it reads, the Result it gives, the page's records.
 
-Runs the plan of :mod:`engine.backends.polars` over the narrow columns, counts the
-matches, applies ``marker`` then ``offset`` then ``limit`` (SPEC §2), and
-only then reads whole records -- typed columns and ``_payload`` -- for the
-rows of the page, from the Parquet row groups that hold them.
+- :class:`Source`: what a backend reads of an inventory (the façade
+  :class:`engine.inventory.Inventory` is one; backends never import it);
+- :class:`Tables`: an inventory's lazy polars tables, rows numbered by
+  ``_rid`` (:data:`RID`);
+- :class:`Result`: count and page, the same from every backend;
+- :func:`records` / :func:`fetch`: a page's whole records (typed columns and
+  ``_payload``), read by row from the Parquet row groups that hold them, once
+  a backend has chosen the page's rows.
+
+Example::
+
+    result = Inventory.open("cbrq-store").query("status=error&limit=10")
+    result.count, result.ids
 """
 
 from __future__ import annotations
@@ -11,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import polars as pl
 
-from engine.backends.polars import RID, Tables, compile_filter, compile_query
 from engine.errors import Problem, QueryError
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
@@ -24,6 +32,31 @@ from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS, Man
 if TYPE_CHECKING:
     import pyarrow as pa
 
+RID: Final[str] = "_rid"
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The lazy inventory tables a plan is built from.
+
+    ``backups`` must carry the row locator ``_rid``, numbering the rows in
+    the store's physical order; ``ordered`` says that this order is
+    ``created_at`` ascending with nulls last, then ``id`` (a store of one
+    segment, :mod:`engine.store.manifest`), which lets the default sort run on
+    ``_rid`` (:func:`physical_keys`); ``has_members`` tells
+    whether any share-member record exists (SPEC §2, own_type=shared);
+    ``records``, when given, holds whole records in memory by ``_rid`` order
+    (servers), so that pages are gathered instead of read from disk.
+
+    Example: ``Tables(backups_lf, vaults_lf, members_lf, has_members=True)``.
+    """
+
+    backups: pl.LazyFrame
+    vaults: pl.LazyFrame
+    members: pl.LazyFrame
+    has_members: bool
+    records: pl.DataFrame | None = None
+    ordered: bool = True
 
 
 class Source(Protocol):
@@ -41,6 +74,12 @@ class Source(Protocol):
     backend_state: dict[str, Any]
     #: The tables of an in-memory inventory (``None`` for a store).
     _frames: dict[str, pl.DataFrame] | None
+    #: The SparkSession (or master URL, or ``None``) the Spark backend answers with.
+    spark: Any
+
+    def files(self, kind: str) -> list[Path]:
+        """The store's Parquet files of ``kind`` in order (none for an inventory in memory)."""
+        ...
 
     @property
     def tables(self) -> Tables:
@@ -142,47 +181,6 @@ class Result:
         import json
 
         return dict(json.loads(self.to_json()))
-
-
-def count(query: BackupQuery, tables: Tables) -> int:
-    """The number of matches before paging, without reading any record.
-
-    Example: ``count(parse_query("status=error"), tables)``.
-    """
-    return int(compile_filter(query, tables).select(pl.len()).collect().item())
-
-
-def execute(
-    query: BackupQuery,
-    tables: Tables,
-    backups_files: Sequence[Path],
-    columns: Sequence[str] | None = None,
-) -> Result:
-    """Run ``query``: count, page by marker/offset/limit, fetch the page's records.
-
-    ``columns`` limits what is read for the page (``None``: every column;
-    ``["id", "_payload"]`` is all an API response needs). Raises
-    :class:`QueryError` for a marker that is not among the matches.
-
-    Example: ``execute(parse_query("limit=5"), tables, [store / "g000001/backups-00000.parquet"])``.
-    """
-    plan = compile_query(query, tables)
-    if query.marker is None:
-        # Count and page in one pass; the page's slice turns the sort into a top-k.
-        counted, page = pl.collect_all(
-            [compile_filter(query, tables).select(pl.len()), plan.slice(query.offset, query.limit)]
-        )
-        total = int(counted.item())
-    else:
-        order = plan.collect()
-        hit = order["id"].index_of(query.marker)
-        if hit is None:
-            raise marker_error(query.marker)
-        total = order.height
-        page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
-    return Result(
-        total, query.offset, query.limit, records(tables, backups_files, page[RID], columns)
-    )
 
 
 def records(

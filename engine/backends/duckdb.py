@@ -22,13 +22,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import polars as pl
 
 from engine.backends import Translator
-from engine.backends.base import Result, marker_error, records
-from engine.backends.polars import RID, sort_keys
+from engine.backends.base import RID, Result, marker_error, records
+from engine.backends.polars import sort_keys
 from engine.params import filter_plan
 from engine.plan import (
     AnyOf,
@@ -401,12 +401,41 @@ def _records(inventory: Source, ids: pl.Series, columns: Sequence[str] | None) -
     wanted = pl.DataFrame({"id": ids, "_at": pl.int_range(ids.len(), eager=True)})
     tables = inventory.tables
     found = tables.backups.select(RID, "id").join(wanted.lazy(), on="id").sort("_at").collect()
-    paths = (
-        [] if inventory.root is None else table_files(inventory.root, inventory.manifest, "backups")
-    )
-    return records(tables, paths, found[RID], columns)
+    return records(tables, inventory.files("backups"), found[RID], columns)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     """The one number a query gives (fetched whole, so the connection is free after)."""
     return int(con.sql(sql).fetchall()[0][0])
+
+
+class DuckDBBackend:
+    """The DuckDB backend bound to one inventory (its connection is the inventory's).
+
+    Example: ``DuckDBBackend(Inventory.open("inv")).count(query)``.
+    """
+
+    name: ClassVar[str] = "duckdb"
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    @classmethod
+    def check(cls, source: Source) -> None:
+        """Nothing past the duckdb package (the registry checks that it is installed)."""
+
+    def answer(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
+        """:func:`answer` on this inventory."""
+        return answer(query, self.source, columns)
+
+    def count(self, query: BackupQuery) -> int:
+        """:func:`count` on this inventory."""
+        return count(query, self.source)
+
+    def words(self, query: BackupQuery) -> list[str]:
+        """:func:`words` on this inventory."""
+        return words(query, self.source)
+
+    def plan(self, query: BackupQuery) -> str:
+        """:func:`plan`: one SQL text to paste into DuckDB."""
+        return plan(query, self.source)

@@ -1,7 +1,9 @@
-"""Phase: BackupQuery + inventory tables -> a lazy polars plan. Never collects.
+"""The polars backend: BackupQuery + inventory tables -> a lazy plan -> a Result.
 
-The polars backend (:mod:`engine.backends`): one small handler per node
-type of :mod:`engine.plan`, in :data:`TRANSLATE`; each returns a
+Planning (:func:`rules`, :func:`compile_filter`, :func:`compile_query`) never
+collects; only execution (:func:`count`, :func:`execute`, and
+:class:`PolarsBackend` over them) does. One small handler per node type of
+:mod:`engine.plan`, in :data:`TRANSLATE`; each returns a
 :class:`Rule` (a polars predicate and, for nodes that look at the vault or
 member tables, a lookup to join first). The nodes come from
 :func:`engine.params.filter_plan` and carry the words ``cbrq explain``
@@ -9,18 +11,26 @@ prints, so the plan and its explanation can never disagree. The plan keeps only
 the narrow columns that filtering and sorting need, plus ``_rid`` (the row of
 the backup in the backups table, counted across its files), so that whole
 records are fetched for the returned page only (:mod:`engine.backends.base`).
+
+Example::
+
+    backend = PolarsBackend(Inventory.open("cbrq-store"))
+    backend.answer(inv.parse("status=error&limit=5")).ids
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import polars as pl
 
 from engine.backends import Translator
+from engine.backends.base import RID, Result, Tables, marker_error, records
 from engine.params import filter_plan
 from engine.plan import (
     AnyOf,
@@ -40,32 +50,8 @@ from engine.query import BackupQuery, SortKey
 from engine.spec import DEFAULT_SORT, TIE_BREAKER
 from engine.store.layout import STORE_ORDER
 
-RID: Final[str] = "_rid"
-
-
-@dataclass(frozen=True)
-class Tables:
-    """The lazy inventory tables a plan is built from.
-
-    ``backups`` must carry the row locator ``_rid``, numbering the rows in
-    the store's physical order; ``ordered`` says that this order is
-    ``created_at`` ascending with nulls last, then ``id`` (a store of one
-    segment, :mod:`engine.store.manifest`), which lets the default sort run on
-    ``_rid`` (:func:`physical_keys`); ``has_members`` tells
-    whether any share-member record exists (SPEC §2, own_type=shared);
-    ``records``, when given, holds whole records in memory by ``_rid`` order
-    (servers), so that pages are gathered instead of read from disk.
-
-    Example: ``Tables(backups_lf, vaults_lf, members_lf, has_members=True)``.
-    """
-
-    backups: pl.LazyFrame
-    vaults: pl.LazyFrame
-    members: pl.LazyFrame
-    has_members: bool
-    records: pl.DataFrame | None = None
-    ordered: bool = True
-
+if TYPE_CHECKING:
+    from engine.backends.base import Source
 
 @dataclass(frozen=True)
 class Lookup:
@@ -244,7 +230,7 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
 
     Filters, then sorts (nulls last in either direction, strings by code
     point, times by instant). Marker, offset and limit are applied by
-    :mod:`engine.backends.base` (a slice of this plan becomes a top-k). Nothing is
+    :func:`execute` (a slice of this plan becomes a top-k). Nothing is
     collected here.
 
     Example::
@@ -259,3 +245,80 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
         [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
     )
     return frame.select(RID, "id")
+
+
+# --- execution: the only functions here that collect ---------------------------------------
+
+
+def count(query: BackupQuery, tables: Tables) -> int:
+    """The number of matches before paging, without reading any record.
+
+    Example: ``count(parse_query("status=error"), tables)``.
+    """
+    return int(compile_filter(query, tables).select(pl.len()).collect().item())
+
+
+def execute(
+    query: BackupQuery,
+    tables: Tables,
+    backups_files: Sequence[Path],
+    columns: Sequence[str] | None = None,
+) -> Result:
+    """Run ``query``: count, page by marker/offset/limit, fetch the page's records.
+
+    ``columns`` limits what is read for the page (``None``: every column;
+    ``["id", "_payload"]`` is all an API response needs). Raises
+    :class:`QueryError` for a marker that is not among the matches.
+
+    Example: ``execute(parse_query("limit=5"), tables, [store / "g000001/backups-00000.parquet"])``.
+    """
+    plan = compile_query(query, tables)
+    if query.marker is None:
+        # Count and page in one pass; the page's slice turns the sort into a top-k.
+        counted, page = pl.collect_all(
+            [compile_filter(query, tables).select(pl.len()), plan.slice(query.offset, query.limit)]
+        )
+        total = int(counted.item())
+    else:
+        order = plan.collect()
+        hit = order["id"].index_of(query.marker)
+        if hit is None:
+            raise marker_error(query.marker)
+        total = order.height
+        page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
+    return Result(
+        total, query.offset, query.limit, records(tables, backups_files, page[RID], columns)
+    )
+
+
+class PolarsBackend:
+    """The default backend: lazy polars plans over the inventory's tables, in process.
+
+    Example: ``PolarsBackend(Inventory.open("cbrq-store")).count(query)``.
+    """
+
+    name: ClassVar[str] = "polars"
+
+    def __init__(self, source: Source) -> None:
+        self.tables = source.tables
+        self.files = source.files("backups")
+
+    @classmethod
+    def check(cls, source: Source) -> None:
+        """Nothing to check: polars is one of cbrq's own dependencies."""
+
+    def answer(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
+        """:func:`execute` on this inventory's tables and files."""
+        return execute(query, self.tables, self.files, columns)
+
+    def count(self, query: BackupQuery) -> int:
+        """:func:`count` on this inventory's tables."""
+        return count(query, self.tables)
+
+    def words(self, query: BackupQuery) -> list[str]:
+        """The words of :func:`engine.params.filter_plan`'s nodes, the ones translated here."""
+        return [node.text for node in filter_plan(query, self.tables.has_members)]
+
+    def plan(self, query: BackupQuery) -> str:
+        """polars' optimized plan of :func:`compile_query`."""
+        return compile_query(query, self.tables).explain()

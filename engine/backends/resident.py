@@ -29,7 +29,7 @@ run in parallel threads.
 Example::
 
     resident = Resident.build(Inventory.open("cbrq-store"))
-    resident.run(resident.inventory.parse("status=error&limit=10")).ids
+    resident.answer(resident.inventory.parse("status=error&limit=10")).ids
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from engine.backends.base import Result, marker_error
-from engine.backends.polars import RID, Lookup, Rule, Tables, rules, sort_keys
+from engine.backends.base import RID, Result, Tables, marker_error
+from engine.backends.polars import Lookup, Rule, rules, sort_keys
+from engine.params import filter_plan
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery
 from engine.spec import SORT_KEYS
@@ -112,8 +113,11 @@ class Resident:
     Example::
 
         resident = Resident.build(inventory)
-        page = resident.run(inventory.parse("sort=name:asc&limit=100"), ["id", "_payload"])
+        page = resident.answer(inventory.parse("sort=name:asc&limit=100"), ["id", "_payload"])
     """
+
+    #: Its name among the backends (it is the server's, not an ``--engine`` choice).
+    name: ClassVar[str] = "resident"
 
     def __init__(self, inventory: Source, frame: pl.DataFrame, records: pl.DataFrame) -> None:
         self.inventory = inventory
@@ -169,12 +173,16 @@ class Resident:
 
     # --- answering --------------------------------------------------------------
 
-    def run(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
-        """The count and the page of ``query``, as :func:`engine.backends.base.execute` gives them.
+    @classmethod
+    def check(cls, source: Source) -> None:
+        """Nothing to check: it runs on polars and numpy, cbrq's own dependencies."""
+
+    def answer(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
+        """The count and the page of ``query``, as :func:`~engine.backends.polars.execute` does.
 
         Raises :class:`QueryError` for a marker that is not among the matches.
 
-        Example: ``resident.run(inventory.parse("status=error&limit=5")).count``.
+        Example: ``resident.answer(inventory.parse("status=error&limit=5")).count``.
         """
         mask = self.mask(query)
         total = int(np.count_nonzero(mask))
@@ -193,6 +201,30 @@ class Resident:
             [canonical_payloads(column) if column.name == PAYLOAD else column for column in picked]
         )
         return Result(total, query.offset, query.limit, page)
+
+    def count(self, query: BackupQuery) -> int:
+        """The number of matches: the count of the query's mask.
+
+        Example: ``resident.count(inventory.parse("status=error"))``.
+        """
+        return int(np.count_nonzero(self.mask(query)))
+
+    def words(self, query: BackupQuery) -> list[str]:
+        """The words of the plan nodes whose polars rules the masks evaluate.
+
+        Example: ``resident.words(inventory.parse("status=error"))``
+        -> ``["status is one of error"]``.
+        """
+        return [node.text for node in filter_plan(query, self.tables.has_members)]
+
+    def plan(self, query: BackupQuery) -> str:
+        """Each rule's predicate (evaluated on distinct values where it can) and the order walked.
+
+        Example: ``print(resident.plan(inventory.parse("status=error&sort=name:asc")))``.
+        """
+        lines = [f"mask: {rule.predicate}" for rule in rules(query, self.tables)]
+        lines.append("walk the order of " + ", ".join(str(k) for k in sort_keys(query)))
+        return "\n".join(lines or ["mask: every row"])
 
     def record(self, backup_id: str) -> str | None:
         """One backup as dumped (JSON text, timestamps in the API's form), or ``None``.

@@ -41,21 +41,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import shutil
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import polars as pl
 
 from engine.backends import Translator
 from engine.backends.base import Result, marker_error
 from engine.backends.polars import sort_keys
-from engine.errors import CbrqError
+from engine.errors import CbrqError, MissingExtra
 from engine.params import filter_plan
 from engine.payload import canonical_payloads
 from engine.plan import (
@@ -77,8 +80,6 @@ from engine.spec import RECORD_KINDS
 from engine.store.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from engine.backends.base import Source
@@ -641,3 +642,59 @@ def plan(query: BackupQuery, inventory: Source, *, spark: SparkSession | None = 
     with contextlib.redirect_stdout(printed):  # DataFrame.explain prints; it returns nothing
         matches(query, tables(inventory, spark)).explain()
     return printed.getvalue().rstrip()
+
+
+def _java() -> str | None:
+    """The Java runtime Spark would start (``$JAVA_HOME/bin/java`` or ``java`` on PATH)."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        java = Path(home) / "bin" / "java"
+        return str(java) if java.is_file() else None
+    return shutil.which("java")
+
+
+class SparkBackend:
+    """The Spark backend bound to one inventory and the session it answers with.
+
+    The session is the inventory's ``spark`` (a ``SparkSession``), or one
+    started once per inventory on its master URL (``None``: the active
+    session or ``local[2]``, :class:`Started`), kept in its ``backend_state``
+    until the inventory is closed.
+
+    Example: ``SparkBackend(Inventory.open("inv").using("spark")).count(query)``.
+    """
+
+    name: ClassVar[str] = "spark"
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        spark = source.spark
+        if spark is None or isinstance(spark, str):  # a master URL: its session, started once
+            held = source.backend_state.get("spark")
+            if held is None:
+                held = source.backend_state["spark"] = Started.on(spark)
+            spark = held.session
+        self.session: SparkSession = spark
+
+    @classmethod
+    def check(cls, source: Source) -> None:
+        """A session to be started needs a Java runtime (MissingExtra naming JAVA_HOME)."""
+        if (source.spark is None or isinstance(source.spark, str)) and _java() is None:
+            how = "install Java 17 or newer, or set JAVA_HOME to one"
+            raise MissingExtra("--engine spark", "a Java runtime", "spark", how=how)
+
+    def answer(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
+        """:func:`answer` with this inventory's session."""
+        return answer(query, self.source, columns, spark=self.session)
+
+    def count(self, query: BackupQuery) -> int:
+        """:func:`count` with this inventory's session."""
+        return count(query, self.source, spark=self.session)
+
+    def words(self, query: BackupQuery) -> list[str]:
+        """:func:`words` with this inventory's session."""
+        return words(query, self.source, spark=self.session)
+
+    def plan(self, query: BackupQuery) -> str:
+        """:func:`plan`: Spark's physical plan of the matches."""
+        return plan(query, self.source, spark=self.session)

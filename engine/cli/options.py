@@ -20,6 +20,8 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
+from engine.backends import ENGINES
+
 if TYPE_CHECKING:
     from engine.inventory import Inventory
     from engine.params import QueryParams
@@ -107,8 +109,8 @@ def _engine_options() -> list[Callable[[F], F]]:
     return [
         click.option(
             "--engine",
-            type=click.Choice(["polars", "duckdb", "spark"]),
-            default="polars",
+            type=click.Choice(list(ENGINES)),
+            default=ENGINES[0],
             show_default=True,
             help="The backend that answers (same answers): polars in process, DuckDB "
             "SQL over the store's Parquet, or Spark (the spark extra).",

@@ -71,7 +71,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from engine.backends.polars import RID
+from engine.backends.base import RID
 from engine.backends.resident import Resident
 from engine.errors import CbrqError, NotFoundError, QueryError, StoreError
 from engine.inventory import Inventory
@@ -308,7 +308,7 @@ class Backend:
         resident = self.snapshot.resident
         params = QueryParams(pairs).with_api_defaults()
         query = resident.inventory.parse(params, project=project)
-        return resident.run(query, RESPONSE_COLUMNS).to_json()
+        return resident.answer(query, RESPONSE_COLUMNS).to_json()
 
     def show_backup(self, backup_id: str) -> str:
         """The ShowBackup response text; raises NotFoundError."""
