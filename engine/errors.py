@@ -126,14 +126,17 @@ class Interrupted(KeyboardInterrupt):
 class MissingExtra(CbrqError):
     """What was asked needs an optional dependency that is not installed (CLI exit 2).
 
-    Example: ``raise MissingExtra("--engine duckdb", "duckdb", "duckdb")``.
+    Example: ``raise MissingExtra("--engine duckdb", "duckdb", "duckdb")`` ->
+    ``--engine duckdb needs duckdb, which is not installed: pip install 'cbrq[duckdb]'``.
     """
 
     exit_status = 2
 
-    def __init__(self, what: str, module: str, extra: str, *, how: str | None = None) -> None:
+    def __init__(
+        self, what: str, module: str, extra: str, *, how: str | None = None, verb: str = "needs"
+    ) -> None:
         fix = how or f"pip install 'cbrq[{extra}]'"
-        super().__init__(f"{what} needs {module}, which is not installed: {fix}")
+        super().__init__(f"{what} {verb} {module}, which is not installed: {fix}")
 
 
 class StoreError(CbrqError):

@@ -19,15 +19,16 @@ import click
 
 from engine.cli.analyses import COMMANDS as ANALYSIS_COMMANDS
 from engine.cli.options import (
-    STORE_HELP,
     chosen_format,
+    format_option,
     open_inventory,
     output_file,
+    output_option,
     query_params,
-    remember_store,
     semantics,
     source_options,
     store_label,
+    store_option,
     to_terminal,
 )
 from engine.cli.report import report
@@ -35,12 +36,12 @@ from engine.errors import (
     INTERNAL_ERROR_STATUS,
     CbrqError,
     Interrupted,
+    MissingExtra,
     engine_failure_message,
     internal_error_message,
     is_engine_failure,
     os_error_message,
 )
-from engine.spec import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from engine.api import IngestSummary, Tick
@@ -149,11 +150,6 @@ def main() -> None:
     """
 
 
-_store_option = click.option(
-    "--store", "store", type=click.Path(file_okay=False), help=STORE_HELP, callback=remember_store
-)
-
-
 def _kind_option(text: str) -> Callable[[F], F]:
     """The ``--kind`` option of export and info: which record table."""
     return click.option(
@@ -167,7 +163,7 @@ def _kind_option(text: str) -> Callable[[F], F]:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@_store_option
+@store_option
 @click.option(
     "--lenient",
     is_flag=True,
@@ -299,23 +295,14 @@ def _print_summary(summary: IngestSummary) -> None:
 
 
 @main.command()
-@_store_option
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["json", "ndjson"]),
-    default="json",
-    show_default=True,
-    help="json: one response (or a JSON array of pages with --page-size); "
+@store_option
+@format_option(
+    ("json", "ndjson"),
+    "json",
+    "json: one response (or a JSON array of pages with --page-size); "
     "ndjson: one response page per line.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write here instead of standard output.",
-)
+@output_option()
 @_kind_option("Which records to export.")
 @click.option(
     "--page-size",
@@ -354,15 +341,9 @@ def export(
 
 
 @main.command()
-@_store_option
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a summary for people; json: every detail, for scripts.",
+@store_option
+@format_option(
+    ("text", "json"), "text", "text: a summary for people; json: every detail, for scripts."
 )
 @click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
 @click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
@@ -441,7 +422,7 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
 
 
 @main.command()
-@_store_option
+@store_option
 def compact(store: str | None) -> None:
     """Merge every table into one segment and drop superseded rows.
 
@@ -473,7 +454,7 @@ def compact(store: str | None) -> None:
 
 
 @main.command()
-@click.option("--store", "store", type=click.Path(file_okay=False), help=STORE_HELP)
+@store_option
 @click.option(
     "--repair",
     is_flag=True,
@@ -526,19 +507,8 @@ def check(store: str | None, repair: bool) -> None:
 @main.command()
 @click.argument("query_string", required=False)
 @source_options(engines=True)
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(OUTPUT_FORMATS),
-    help="Output format [default: table on a terminal, else json].",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Write here instead of standard output.",
-)
+@format_option()
+@output_option()
 @click.option(
     "--batch",
     type=click.Path(dir_okay=False, allow_dash=True),
@@ -702,7 +672,7 @@ def explain(query_string: str | None, **options: Any) -> None:
 
 
 @main.command()
-@_store_option
+@store_option
 @click.option(
     "--from",
     "dumps",
@@ -787,7 +757,7 @@ def serve(
 @main.command()
 @click.option("--endpoint", required=True, help="Base URL of the implementation to check.")
 @click.option("--project", required=True, help="Project ID used in /v3/{project_id}/backups.")
-@_store_option
+@store_option
 @click.option(
     "--from",
     "dumps",
@@ -826,8 +796,8 @@ def conformance(
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        raise click.UsageError(
-            "cbrq conformance generates its queries with hypothesis: pip install 'cbrq[testing]'"
+        raise MissingExtra(
+            "cbrq conformance", "hypothesis", "testing", verb="generates its queries with"
         ) from None
     from engine.server.conformance import check_endpoint
 

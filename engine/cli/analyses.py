@@ -24,20 +24,21 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 import click
 
 from engine.cli.options import (
+    at_option,
     chosen_format,
+    format_option,
+    max_age_option,
+    min_days_option,
     open_inventory,
     output_file,
+    output_option,
     query_params,
     semantics,
     source_options,
+    stuck_hours_option,
     to_terminal,
 )
-from engine.spec import (
-    ANALYSIS_VERDICTS,
-    FAIL_ON_VERDICTS,
-    LONGEST_SPAN_DAYS,
-    OUTPUT_FORMATS,
-)
+from engine.spec import ANALYSIS_VERDICTS, DEFAULT_STATS_BY, FAIL_ON_VERDICTS
 
 if TYPE_CHECKING:
     from engine.analyses import Analysis
@@ -54,18 +55,6 @@ def analysis_source(command: F) -> F:
     return click.argument("filter_string", metavar="[FILTER]", required=False)(command)
 
 
-def _check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from engine.analyses import parse_at
-
-    return None if value is None else parse_at(value, "--at")
-
-
-def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-    from engine.analyses import parse_duration
-
-    return parse_duration(value, "--max-age")
-
-
 def _check_by(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     from engine.analyses import parse_by
 
@@ -75,27 +64,9 @@ def _check_by(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 def _output_options(command: F) -> F:
     """``--at``, ``-f`` and ``-o``, shared by every analysis command."""
     options = [
-        click.option(
-            "--at",
-            callback=_check_at,
-            metavar="TIME",
-            help="The instant ages are measured against: 'now' or a timestamp "
-            "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
-            "[default: the newest updated_at of the inventory].",
-        ),
-        click.option(
-            "--format",
-            "-f",
-            "fmt",
-            type=click.Choice(OUTPUT_FORMATS),
-            help="Output format [default: table on a terminal, else json].",
-        ),
-        click.option(
-            "--output",
-            "-o",
-            type=click.Path(dir_okay=False, writable=True),
-            help="Write here instead of standard output.",
-        ),
+        at_option,
+        format_option(),
+        output_option(),
         click.option(
             "--fields",
             metavar="A,B",
@@ -192,7 +163,7 @@ def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = Fals
 @analysis_source
 @click.option(
     "--by",
-    default="status",
+    default=",".join(DEFAULT_STATS_BY),
     show_default=True,
     callback=_check_by,
     help="Group keys, comma-separated: status, resource_type, image_type, vault_id, "
@@ -218,13 +189,7 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
 
 @click.command()
 @analysis_source
-@click.option(
-    "--max-age",
-    default="24h",
-    show_default=True,
-    callback=_check_duration,
-    help="Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).",
-)
+@max_age_option("Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).")
 @_fail_on("rpo", "a resource has no good backup (never), or, with breach, one older than --max-age")
 @_only("rpo")
 @_output_options
@@ -254,13 +219,7 @@ def rpo(
 
 @click.command()
 @analysis_source
-@click.option(
-    "--min-days",
-    default=35,
-    show_default=True,
-    type=click.IntRange(0, LONGEST_SPAN_DAYS),
-    help="Shortest acceptable retention (expired_at - created_at), in days.",
-)
+@min_days_option("Shortest acceptable retention (expired_at - created_at), in days.")
 @_fail_on("retention", "an available backup is kept fewer than --min-days")
 @_only("retention")
 @_output_options
@@ -315,13 +274,9 @@ def capacity(
 
 @click.command()
 @analysis_source
-@click.option(
-    "--stuck-hours",
-    default=24,
-    show_default=True,
-    type=click.IntRange(0, LONGEST_SPAN_DAYS * 24),
-    help="A backup in a passing status (protecting, deleting, ...) not updated for this "
-    "many hours before --at is stuck.",
+@stuck_hours_option(
+    "A backup in a passing status (protecting, deleting, ...) not updated for this "
+    "many hours before --at is stuck."
 )
 @_only("hygiene")
 @_output_options

@@ -21,6 +21,13 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 import click
 
 from engine.backends import ENGINES
+from engine.spec import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_STUCK_HOURS,
+    LONGEST_SPAN_DAYS,
+    OUTPUT_FORMATS,
+)
 
 if TYPE_CHECKING:
     from engine.inventory import Inventory
@@ -53,16 +60,131 @@ def store_label(ctx: click.Context) -> str:
     return str(resolve_store(ctx.meta.get(STORE_META)))
 
 
+def store_option(command: F) -> F:
+    """``--store DIR``, remembered for error messages (:func:`remember_store`).
+
+    Example: ``@store_option`` above a click command.
+    """
+    return click.option(
+        "--store",
+        "store",
+        type=click.Path(file_okay=False),
+        help=STORE_HELP,
+        callback=remember_store,
+    )(command)
+
+
+#: The help of ``-f`` where the format follows the terminal.
+FORMAT_HELP: Final[str] = "Output format [default: table on a terminal, else json]."
+
+
+def format_option(
+    choices: tuple[str, ...] = OUTPUT_FORMATS, default: str | None = None, text: str = FORMAT_HELP
+) -> Callable[[F], F]:
+    """``--format``/``-f`` (the parameter ``fmt``) among ``choices``.
+
+    Example: ``@format_option(("json", "ndjson"), "json", "json: one response ...")``.
+    """
+    return click.option(
+        "--format",
+        "-f",
+        "fmt",
+        type=click.Choice(choices),
+        default=default,
+        show_default=default is not None,
+        help=text,
+    )
+
+
+def output_option(
+    default: str | None = None, text: str = "Write here instead of standard output."
+) -> Callable[[F], F]:
+    """``--output``/``-o FILE`` (written whole or not at all, :func:`output_file`).
+
+    With a ``default`` the file is the default output and ``-`` means standard output.
+
+    Example: ``@output_option()`` or ``@output_option("report.html", "The HTML file ...")``.
+    """
+    return click.option(
+        "--output",
+        "-o",
+        default=default,
+        show_default=default is not None,
+        type=click.Path(dir_okay=False, writable=True, allow_dash=default is not None),
+        help=text,
+    )
+
+
+def _check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from engine.analyses import parse_at
+
+    return None if value is None else parse_at(value, "--at")
+
+
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    from engine.analyses import parse_duration
+
+    return parse_duration(value, "--max-age")
+
+
+#: The help of ``--at``, the instant every analysis measures ages against.
+AT_HELP: Final[str] = (
+    "The instant ages are measured against: 'now' or a timestamp "
+    "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
+    "[default: the newest updated_at of the inventory]."
+)
+
+
+def at_option(command: F) -> F:
+    """``--at TIME``, parsed (``now`` or a timestamp); ``None``: the inventory's default.
+
+    Example: ``@at_option`` above an analysis command.
+    """
+    return click.option("--at", callback=_check_at, metavar="TIME", help=AT_HELP)(command)
+
+
+def max_age_option(text: str) -> Callable[[F], F]:
+    """``--max-age`` (rpo), default :data:`engine.spec.DEFAULT_MAX_AGE`, parsed to a timedelta.
+
+    Example: ``@max_age_option("Oldest acceptable good backup ...")``.
+    """
+    return click.option(
+        "--max-age", default=DEFAULT_MAX_AGE, show_default=True, callback=_check_duration, help=text
+    )
+
+
+def min_days_option(text: str) -> Callable[[F], F]:
+    """``--min-days`` (retention), default :data:`engine.spec.DEFAULT_MIN_DAYS`.
+
+    Example: ``@min_days_option("Shortest acceptable retention ...")``.
+    """
+    return click.option(
+        "--min-days",
+        default=DEFAULT_MIN_DAYS,
+        show_default=True,
+        type=click.IntRange(0, LONGEST_SPAN_DAYS),
+        help=text,
+    )
+
+
+def stuck_hours_option(text: str) -> Callable[[F], F]:
+    """``--stuck-hours`` (hygiene), default :data:`engine.spec.DEFAULT_STUCK_HOURS`.
+
+    Example: ``@stuck_hours_option("A backup in a passing status ...")``.
+    """
+    return click.option(
+        "--stuck-hours",
+        default=DEFAULT_STUCK_HOURS,
+        show_default=True,
+        type=click.IntRange(0, LONGEST_SPAN_DAYS * 24),
+        help=text,
+    )
+
+
 def _where_options(verb: str) -> list[Callable[[F], F]]:
     """``--store`` and ``--from``: which inventory a command reads."""
     return [
-        click.option(
-            "--store",
-            "store",
-            type=click.Path(file_okay=False),
-            help=STORE_HELP,
-            callback=remember_store,
-        ),
+        store_option,
         click.option(
             "--from",
             "dumps",

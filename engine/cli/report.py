@@ -12,58 +12,32 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
-from engine.cli.analyses import _check_at, _check_duration, analysis_source
-from engine.cli.options import open_inventory, output_file, query_params, semantics
-from engine.spec import LONGEST_SPAN_DAYS
-
-MISSING_MATPLOTLIB: Final[str] = (
-    "cbrq report draws its charts with matplotlib, which is not installed: "
-    "pip install 'cbrq[report]'"
+from engine.cli.analyses import analysis_source
+from engine.cli.options import (
+    at_option,
+    max_age_option,
+    min_days_option,
+    open_inventory,
+    output_file,
+    output_option,
+    query_params,
+    semantics,
+    stuck_hours_option,
 )
+from engine.errors import MissingExtra
 
 
 @click.command()
 @analysis_source
-@click.option(
-    "--output",
-    "-o",
-    default="report.html",
-    show_default=True,
-    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
-    help="The HTML file to write (- for standard output).",
-)
-@click.option(
-    "--at",
-    callback=_check_at,
-    metavar="TIME",
-    help="The instant ages are measured against: 'now' or a timestamp "
-    "[default: the newest updated_at of the inventory].",
-)
-@click.option(
-    "--max-age",
-    default="24h",
-    show_default=True,
-    callback=_check_duration,
-    help="rpo: oldest acceptable good backup (90m, 24h, 7d).",
-)
-@click.option(
-    "--min-days",
-    default=35,
-    show_default=True,
-    type=click.IntRange(0, LONGEST_SPAN_DAYS),
-    help="retention: shortest acceptable retention, in days.",
-)
-@click.option(
-    "--stuck-hours",
-    default=24,
-    show_default=True,
-    type=click.IntRange(0, LONGEST_SPAN_DAYS * 24),
-    help="hygiene: hours a backup may stay in a passing status (protecting, ...).",
-)
+@output_option("report.html", "The HTML file to write (- for standard output).")
+@at_option
+@max_age_option("rpo: oldest acceptable good backup (90m, 24h, 7d).")
+@min_days_option("retention: shortest acceptable retention, in days.")
+@stuck_hours_option("hygiene: hours a backup may stay in a passing status (protecting, ...).")
 @click.option(
     "--png",
     "png_dir",
@@ -101,7 +75,9 @@ def report(
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise click.UsageError(MISSING_MATPLOTLIB) from None
+        raise MissingExtra(
+            "cbrq report", "matplotlib", "report", verb="draws its charts with"
+        ) from None
     from engine.report import ReportOptions, build
     from engine.report.charts import write_pngs
 
