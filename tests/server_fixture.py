@@ -15,7 +15,8 @@ from typing import Any
 import uvicorn
 
 from engine.inventory import Inventory
-from engine.server.app import config, create_app
+from engine.server.app import create_app
+from engine.server.http import config
 
 
 @contextmanager

@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import engine.server.app
+import engine.server.http
 from engine.cli import main
 from engine.inventory import Inventory
-from engine.server.app import RETRY_CAP, Backend, SharedFolder, create_app
+from engine.server.app import RETRY_CAP, Backend, create_app
+from engine.server.workers import SharedFolder
 from engine.store.manifest import read_manifest
 from tests.conftest import SAMPLE
 from tests.server_fixture import get, running, running_asgi
@@ -350,7 +351,7 @@ child.wait()
 """
 _FOLLOWER = """
 import sys, time
-from engine.server.app import _follow_parent
+from engine.server.workers import _follow_parent
 _follow_parent(int(sys.argv[1]), kernel=False)
 print("following", flush=True)
 time.sleep(120)
@@ -380,7 +381,7 @@ def test_without_the_kernel_s_signal_a_worker_still_sees_its_parent_die() -> Non
 
 _HOLD = """
 import sys, time
-from engine.server.app import SharedFolder
+from engine.server.workers import SharedFolder
 shared = SharedFolder.create(sys.argv[1])
 print(shared.path, flush=True)
 time.sleep(120)
@@ -504,7 +505,7 @@ def test_a_body_that_arrives_is_read_and_the_request_answered(patient: str) -> N
 
 
 def test_a_dripped_head_is_timed_out(monkeypatch: pytest.MonkeyPatch, patient: str) -> None:
-    monkeypatch.setattr(engine.server.app, "HEADER_TIMEOUT", 0.5)
+    monkeypatch.setattr(engine.server.http, "HEADER_TIMEOUT", 0.5)
     head = b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\nX-Slow: " + b"y" * 400
     response, closed = _exchange(patient, [bytes([b]) for b in head], 0.02)
     assert closed

@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import engine.server.app
+import engine.server.http
 from engine.cli import main
 from engine.inventory import Inventory
-from engine.server.app import TOKEN_ENV, read_token
+from engine.server.http import TOKEN_ENV, read_token
 from tests.conftest import SAMPLE
 from tests.records import backup, page
 from tests.server_fixture import get, running, running_asgi
@@ -89,7 +90,7 @@ def test_oversized_header_is_refused(endpoint: str) -> None:
 
 
 def test_slow_head_is_timed_out(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    monkeypatch.setattr(engine.server.app, "HEADER_TIMEOUT", 0.3)
+    monkeypatch.setattr(engine.server.http, "HEADER_TIMEOUT", 0.3)
     # Only the server's own timer answers an unfinished head (408, then it closes).
     status, _, body = answer(raw(endpoint, b"GET /v3/p1/backups HTTP/1.1\r\nHost: a\r\n"))
     assert status == 408 and body["error_code"] == "APIGW.0201"

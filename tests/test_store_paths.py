@@ -26,7 +26,8 @@ import pytest
 from engine.api import compact, ingest
 from engine.backends import duckdb as duckdb_backend
 from engine.inventory import Inventory
-from engine.server.app import create_app, shared_rows
+from engine.server.app import create_app
+from engine.server.workers import shared_rows
 from engine.store.manifest import dead_file, duckdb_sql, read_manifest, table_files
 from tests.records import backup, page
 from tests.server_fixture import get, running, running_asgi

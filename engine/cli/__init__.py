@@ -733,8 +733,10 @@ def serve(
       cbrq serve --store inv --port 8080 --workers 2
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
-    from engine.server.app import create_app, read_token, serve_workers
-    from engine.server.app import serve as run
+    from engine.server.app import create_app
+    from engine.server.http import read_token
+    from engine.server.http import serve as run
+    from engine.server.workers import serve_workers
     from engine.store.manifest import resolve_store
 
     try:
