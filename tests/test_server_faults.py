@@ -56,11 +56,18 @@ def _file(store: Path, kind: str) -> Path:
     return store / names[0]
 
 
+def _put(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` in one rename: a server watching it never reads half of it."""
+    staged = path.with_name(path.name + ".part")
+    staged.write_bytes(data)
+    staged.replace(path)
+
+
 def _damage(path: Path) -> bytes:
     """Flip every bit of a stretch in the middle of ``path``; the bytes it had."""
     data = path.read_bytes()
     low, high = len(data) // 4, len(data) // 2
-    path.write_bytes(data[:low] + bytes(b ^ 0xFF for b in data[low:high]) + data[high:])
+    _put(path, data[:low] + bytes(b ^ 0xFF for b in data[low:high]) + data[high:])
     return data
 
 
@@ -191,7 +198,7 @@ def test_a_commit_that_cannot_be_loaded_is_tried_again_less_and_less_often(
         assert backend.snapshot.generation == 1
         assert backend.list_backups(P1, [("limit", "5")]) == before
 
-        damaged.write_bytes(good)  # the file is restored: the next try loads it
+        _put(damaged, good)  # the file is restored: the next try loads it
         now[0] = backend.failure.due
         assert backend.refresh() is True
         assert backend.failure is None and backend.snapshot.generation == 2
@@ -205,7 +212,7 @@ def test_a_newer_commit_is_tried_at_once(sample_store: Path, tmp_path: Path) -> 
         backend = Backend(inventory, log=lines.append, retry=1000.0, clock=lambda: 0.0)
         damaged, good = _damaged_second_commit(sample_store, tmp_path)
         assert backend.refresh() is False and backend.failure is not None
-        damaged.write_bytes(good)
+        _put(damaged, good)
         assert backend.refresh() is False  # the same commit waits out its backoff
         more = tmp_path / "more.json"
         more.write_text(json.dumps({"vaults": [{**VAULT, "id": "vy"}]}))
@@ -231,7 +238,7 @@ def test_a_running_server_logs_a_damaged_commit_once_and_keeps_answering(
         for _ in range(10):  # the server keeps looking (and answering) meanwhile
             assert get(f"{url}/v3/{P1}/backups?limit=3")[::2] == before
             time.sleep(0.1)
-        damaged.write_bytes(good)
+        _put(damaged, good)
         _until(
             "the server never loaded the repaired commit",
             lambda: get(f"{url}/v3/{P1}/vaults/vx")[0] == 200,
