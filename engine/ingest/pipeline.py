@@ -245,72 +245,105 @@ def _read(
     progress: ProgressFn | None,
 ) -> _Read:
     """Read, split and normalize every file; backups go to ``sink`` a batch at a time."""
-    summary = IngestSummary()
-    known = set(previous.hashes)
-    base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
-    entries: list[dict[str, Any]] = []
-    rejected: list[Rejected] = []
-    unreadable: list[Rejected] = []
-    small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
-    total_bytes = sum(_size(ref) for ref in refs)
-    batch: list[tuple[int, Chunk]] = []
-    batch_bytes = 0
-    done_files = 0
-    pipeline = _Pipeline(sink, lenient)
-
-    def tick(in_batch: int, phase: str = "reading") -> None:
-        # Records read: those of batches handed on (summed once absorbed) and this one's.
-        if progress is not None:
-            records = sum(summary.records.values()) + in_batch
-            progress(Tick(done_files, len(refs), summary.bytes_read, total_bytes, records, phase))
-
-    def flush() -> None:
-        # Records set aside keep input order: the previous batch's, then this
-        # batch's unreadable files, then (later) this batch's records.
-        nonlocal batch, batch_bytes, unreadable
-        for kind, result in pipeline.submit(batch):
-            _absorb(result, kind, summary, rejected, small)
-        rejected.extend(unreadable)
-        batch, batch_bytes, unreadable = [], 0, []
-
+    reader = _Reader(refs, sink, previous, lenient, progress)
     try:
         for ref in refs:
             interrupts.check()  # between files: nothing is held
-            try:
-                source = read_source(ref)
-                chunks = split_source(source) if source.sha256 not in known else None
-            except InputError as err:
-                if not lenient:
-                    pipeline.wait()  # an earlier batch's bad record is reported first
-                    raise
-                unreadable.append(Rejected(err.location, err.reason))
-                done_files += 1
-                continue
-            done_files += 1
-            summary.bytes_read += source.size
-            if chunks is None:
-                summary.skipped.append(ref.label)
-                continue
-            known.add(source.sha256)
-            seq = base_seq + len(entries)
-            entries.append(_entry(source.label, source.sha256, seq, chunks))
-            batch.extend((seq, c) for c in chunks)
-            batch_bytes += len(source.data)
-            if batch_bytes >= BATCH_BYTES:
-                flush()
-            tick(sum(len(c.records) for _, c in batch))
-        in_batch = sum(len(c.records) for _, c in batch)
-        flush()
-        tick(in_batch, "typing records")
-        for kind, result in pipeline.wait():
-            _absorb(result, kind, summary, rejected, small)
+            reader.add(ref)
+        reader.drain()
     except KeyboardInterrupt:
-        pipeline.stop()  # no waiting for the batches being typed: they write nothing now
+        reader.pipeline.stop()  # no waiting for the batches being typed: they write nothing now
         raise
     finally:
-        pipeline.close()
-    summary.files = len(entries)
-    return _Read(summary, entries, rejected, small, len(refs))
+        reader.pipeline.close()
+    reader.summary.files = len(reader.entries)
+    return _Read(reader.summary, reader.entries, reader.rejected, reader.small, len(refs))
+
+
+class _Reader:
+    """One read's state: what was read so far, the batch being gathered, the pipeline.
+
+    Files are read and split one at a time (:meth:`add`); their chunks are
+    gathered until :data:`BATCH_BYTES` of input, then handed to the pipeline
+    as one batch, typed column-wise there.
+    """
+
+    def __init__(
+        self,
+        refs: list[SourceRef],
+        sink: _Sink,
+        previous: Manifest,
+        lenient: bool,
+        progress: ProgressFn | None,
+    ) -> None:
+        self.summary = IngestSummary()
+        self.entries: list[dict[str, Any]] = []
+        self.rejected: list[Rejected] = []
+        self.small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
+        self._known = set(previous.hashes)
+        self._base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
+        self._lenient = lenient
+        self._progress = progress
+        self._unreadable: list[Rejected] = []
+        self._files_total = len(refs)
+        self._bytes_total = sum(_size(ref) for ref in refs)
+        self._batch: list[tuple[int, Chunk]] = []
+        self._batch_bytes = 0
+        self._done_files = 0
+        self.pipeline = _Pipeline(sink, lenient)
+
+    def add(self, ref: SourceRef) -> None:
+        """Read and split one file into the batch; hand the batch on once it is big enough."""
+        try:
+            source = read_source(ref)
+            chunks = split_source(source) if source.sha256 not in self._known else None
+        except InputError as err:
+            if not self._lenient:
+                self.pipeline.wait()  # an earlier batch's bad record is reported first
+                raise
+            self._unreadable.append(Rejected(err.location, err.reason))
+            self._done_files += 1
+            return
+        self._done_files += 1
+        self.summary.bytes_read += source.size
+        if chunks is None:
+            self.summary.skipped.append(ref.label)
+            return
+        self._known.add(source.sha256)
+        seq = self._base_seq + len(self.entries)
+        self.entries.append(_entry(source.label, source.sha256, seq, chunks))
+        self._batch.extend((seq, c) for c in chunks)
+        self._batch_bytes += len(source.data)
+        if self._batch_bytes >= BATCH_BYTES:
+            self._flush()
+        self._tick(self._in_batch())
+
+    def drain(self) -> None:
+        """Hand on the last batch and take in the results of every batch in flight."""
+        in_batch = self._in_batch()
+        self._flush()
+        self._tick(in_batch, "typing records")
+        for kind, result in self.pipeline.wait():
+            _absorb(result, kind, self.summary, self.rejected, self.small)
+
+    def _in_batch(self) -> int:
+        return sum(len(c.records) for _, c in self._batch)
+
+    def _tick(self, in_batch: int, phase: str = "reading") -> None:
+        # Records read: those of batches handed on (summed once absorbed) and this one's.
+        if self._progress is not None:
+            records = sum(self.summary.records.values()) + in_batch
+            done, total = self._done_files, self._files_total
+            bytes_done, bytes_total = self.summary.bytes_read, self._bytes_total
+            self._progress(Tick(done, total, bytes_done, bytes_total, records, phase))
+
+    def _flush(self) -> None:
+        # Records set aside keep input order: the previous batch's, then this
+        # batch's unreadable files, then (later) this batch's records.
+        for kind, result in self.pipeline.submit(self._batch):
+            _absorb(result, kind, self.summary, self.rejected, self.small)
+        self.rejected.extend(self._unreadable)
+        self._batch, self._batch_bytes, self._unreadable = [], 0, []
 
 
 class _Pipeline:
