@@ -1,8 +1,9 @@
 """Phase 2 to 3: batch by batch into the store (or into memory).
 
-Ties the ingest phases together: :mod:`engine.ingest.sources` reads and
-splits each file, :mod:`engine.ingest.normalize` types a batch of records
-column-wise in a worker thread while the next batch is read, and each typed
+Ties the ingest phases together: :mod:`engine.ingest.sources` reads each
+file and :mod:`engine.ingest.forms` splits it, :mod:`engine.ingest.normalize`
+types a batch of records column-wise in a worker thread while the next batch
+is read, and each typed
 batch is staged in a new store generation (:mod:`engine.store.write`), which
 is committed all or nothing. :func:`load_dumps` runs the same reading into
 memory instead. The documented path of these names is :mod:`engine.api`.
@@ -32,8 +33,9 @@ import polars as pl
 
 from engine import interrupts
 from engine.errors import InputError
+from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
-from engine.ingest.sources import Chunk, SourceRef, expand_paths, read_source, split_source
+from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.manifest import Manifest, read_manifest, resolve_store
 from engine.store.schema import empty_frame
