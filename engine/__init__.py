@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: Each public name and the module that defines it.
+#: Each public name and the module it is documented in (engine.api re-exports its own).
 _HOMES: dict[str, str] = {
     "Inventory": "engine.inventory",
     "compact": "engine.api",

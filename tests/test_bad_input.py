@@ -75,9 +75,9 @@ def test_bad_file_is_refused_and_store_unchanged(
 def test_error_after_staged_batches_leaves_store_unchanged(
     write: Write, store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.api
+    import engine.ingest.pipeline
 
-    monkeypatch.setattr(engine.api, "BATCH_BYTES", 1)  # stage a part per file
+    monkeypatch.setattr(engine.ingest.pipeline, "BATCH_BYTES", 1)  # stage a part per file
     ingest([str(write("good.json", GOOD))], store)
     before = snapshot(store)
     files = [write(f"ok{i}.json", page(backup(f"n{i}"))) for i in range(3)]

@@ -16,11 +16,7 @@ LIMIT = 60
 #: Known long functions, to be split once the files' other edits land (issue 21).
 #: An entry is removed when its function is split; an entry that no longer
 #: matches a long function fails the test, so the list cannot go stale.
-ALLOWED = {
-    # Ingest's read loop: its closures share the batch state; splitting it is the
-    # ingest/pipeline.py step of LAYOUT.md, left for the native-core issue's rewrite.
-    "engine/api.py:_read",
-}
+ALLOWED: set[str] = set()
 
 
 def long_functions(root: Path) -> dict[str, int]:

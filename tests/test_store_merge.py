@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import engine.api
+import engine.ingest.pipeline
 import engine.store.write
 from engine.api import ingest
 from engine.errors import StoreError
@@ -35,7 +35,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine.store.write, "DEDUP_ROWS", 700)
     monkeypatch.setattr(engine.store.write, "KEY_ROWS", 37)
     monkeypatch.setattr(engine.store.write, "PART_ROWS", 64)
-    monkeypatch.setattr(engine.api, "BATCH_BYTES", 60_000)
+    monkeypatch.setattr(engine.ingest.pipeline, "BATCH_BYTES", 60_000)
 
 
 def groups(path: Path) -> list[int]:

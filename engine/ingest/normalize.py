@@ -1,6 +1,6 @@
 """Phase 2: raw pages -> typed columns.
 
-Takes the :class:`~engine.ingest.sources.Chunk` objects of one record kind and turns
+Takes the :class:`~engine.ingest.forms.Chunk` objects of one record kind and turns
 them, column-wise, into one polars DataFrame in the stored schema of
 :mod:`engine.store.schema`: the JSON text of all records is handed to Arrow's
 multi-threaded JSON reader in one buffer, timestamps are parsed as whole
@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from engine.errors import InputError, Location, RecordError
-from engine.ingest.sources import Chunk
+from engine.ingest.forms import Chunk
 from engine.instants import ALLOWED, instant_expr, parse_instant
 from engine.store.schema import (
     FIELDS,

@@ -47,6 +47,7 @@ from engine import interrupts
 from engine.errors import StoreError
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
+from engine.store.layout import DEDUP_ORDER, STORE_ORDER
 from engine.store.manifest import (
     FILE_ROWS,
     MANIFEST,
@@ -60,6 +61,7 @@ from engine.store.manifest import (
     dead_file,
     dead_key,
     decoding,
+    read_manifest,
     require_manifest,
     scan_physical,
     table_files,
@@ -127,6 +129,36 @@ def locked(root: Path, *, create: bool = True) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def writer_lock(root: Path, *, create: bool = True) -> Iterator[None]:
+    """The store's writer lock; SIGINT or SIGTERM ends the wait for it at once.
+
+    ``create=False``: as :func:`locked` takes it (no inventory, no lock file).
+
+    Example: ``with writer_lock(root): ...`` (ingest, compact).
+    """
+    with contextlib.ExitStack() as stack:
+        with interrupts.raising():
+            stack.enter_context(locked(root, create=create))
+        yield
+
+
+def abandon(generation: Generation) -> None:
+    """Remove an unfinished generation, unless the commit already made it current.
+
+    A failure after the manifest's rename (cleaning up older generations,
+    a signal) must not delete the inventory's current files.
+
+    Example: ``except BaseException: abandon(generation); raise``.
+    """
+    try:
+        current = read_manifest(generation.root).generation
+    except Exception:  # a damaged manifest is not this generation's
+        current = None
+    if current != generation.number:
+        generation.abandon()
+
+
 @dataclass(frozen=True)
 class Appended:
     """What :meth:`Generation.append` did to a table.
@@ -154,6 +186,17 @@ def newest(frame: pl.DataFrame, keys: list[str], order: list[str]) -> pl.DataFra
     Example: ``newest(frame, ["id"], ["updated_at", "_seq", "_row"])``.
     """
     return frame.sort(order, nulls_last=False).unique(subset=keys, keep="last")
+
+
+def ordering(kind: str) -> tuple[list[str], list[str]]:
+    """The sort and the dedup order of a table of ``kind``, as its writers pass them.
+
+    Example: ``ordering("backups")`` -> ``(["created_at", "id"], ["updated_at", "_seq", "_row"])``.
+    """
+    if kind == "backups":
+        # Newest updated_at wins; a tie goes to the later file, then record.
+        return list(STORE_ORDER), list(DEDUP_ORDER)
+    return [*DEDUP_KEYS[kind]], [SEQ, ROW]
 
 
 def fragmented(manifest: Manifest) -> list[str]:
