@@ -428,7 +428,8 @@ def plain_python(data: Path, queries: list[Any]) -> tuple[float, list[tuple[floa
 def bench_queries(store: Path, data: Path, runs: int, raw_runs: int, with_raw: bool) -> list[str]:
     import duckdb
 
-    from engine.store.manifest import duckdb_sql, read_manifest
+    from engine.store.manifest import read_manifest
+    from engine.store.read import duckdb_sql
 
     inv = Inventory.open(store)
     manifest = read_manifest(store)
@@ -520,7 +521,8 @@ def bench_analyses(store: Path, runs: int) -> list[str]:
     """Each analysis in process (median of ``runs``), and DuckDB's SQL for the stats group-bys."""
     import duckdb
 
-    from engine.store.manifest import duckdb_sql, read_manifest
+    from engine.store.manifest import read_manifest
+    from engine.store.read import duckdb_sql
 
     inv = Inventory.open(store)
     con = duckdb.connect()

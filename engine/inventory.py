@@ -42,18 +42,9 @@ from engine.spec import (
     LONGEST_SPAN_DAYS,
     RECORD_KINDS,
 )
-from engine.store.manifest import (
-    INTERNAL_COLUMNS,
-    PAYLOAD,
-    Lease,
-    Manifest,
-    decoding,
-    live,
-    resolve_store,
-    scan,
-    scan_physical,
-    table_files,
-)
+from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
+from engine.store.manifest import Lease, Manifest, resolve_store
+from engine.store.read import decoding, live, scan, scan_physical, table_files
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 
@@ -73,6 +64,7 @@ def _reads(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, reading)
+
 
 #: Memory the typed tables of :meth:`Inventory.from_dumps` take per byte of
 #: dump file (pretty-printed JSON: peak RSS 4,759 MB for 1,880 MB at 1M backups,

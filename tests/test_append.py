@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from engine.api import compact, export_pages, ingest
 from engine.inventory import Inventory
 from engine.store import write as store_module
-from engine.store.manifest import duckdb_sql, read_manifest
+from engine.store.manifest import read_manifest
+from engine.store.read import duckdb_sql
 from engine.testing.strategies import PROJECTS, inventories, timestamps
 from tests.records import backup, page
 
@@ -98,7 +99,7 @@ def assert_dead_positions_match(root: Path) -> None:
     """Each dead row's ``_pos`` is the stored row with its ``_seq`` and ``_row``."""
     import polars as pl
 
-    from engine.store.manifest import dead_file, scan_physical
+    from engine.store.read import dead_file, scan_physical
 
     manifest = read_manifest(root)
     path = dead_file(root, manifest, "backups")

@@ -115,7 +115,8 @@ def test_lenient_quarantines_bad_records_and_keeps_good_ones(write: Write, store
     )
     assert result.exit_code == 0, result.output
     assert "quarantined: 3" in result.stderr
-    from engine.store.manifest import read_manifest, scan
+    from engine.store.manifest import read_manifest
+    from engine.store.read import scan
 
     manifest = read_manifest(store)
     assert sorted(scan(store, "backups").collect()["id"].to_list()) == ["a", "c"]

@@ -26,7 +26,8 @@ from hypothesis import settings
 
 from engine.api import export_pages, ingest
 from engine.inventory import Inventory
-from engine.store.manifest import duckdb_sql, read_manifest
+from engine.store.manifest import read_manifest
+from engine.store.read import duckdb_sql
 from tests.records import backup, page
 
 TRIALS = max(3, settings.default.max_examples // 20)  # default 3, ci 5, nightly 100

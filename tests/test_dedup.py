@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.api import ingest
-from engine.store.manifest import scan
+from engine.store.read import scan
 from tests.records import backup, page
 
 Write = Callable[[str, str | bytes], Path]

@@ -13,12 +13,6 @@ from pathlib import Path
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 LIMIT = 60
 
-#: Known long functions, to be split once the files' other edits land (issue 21).
-#: An entry is removed when its function is split; an entry that no longer
-#: matches a long function fails the test, so the list cannot go stale.
-ALLOWED: set[str] = set()
-
-
 def long_functions(root: Path) -> dict[str, int]:
     """Every function under ``root`` over ``LIMIT`` lines, as ``engine/x.py:name`` -> lines.
 
@@ -50,16 +44,10 @@ def _lengths(node: ast.AST, prefix: str) -> list[tuple[str, int]]:
 
 
 def test_no_function_over_60_lines() -> None:
-    found = long_functions(ENGINE)
-    over = {name: lines for name, lines in found.items() if name not in ALLOWED}
+    over = long_functions(ENGINE)
     assert not over, "functions over 60 lines (split them): " + ", ".join(
         f"{name} ({lines})" for name, lines in sorted(over.items())
     )
-
-
-def test_allow_list_names_only_long_functions() -> None:
-    stale = ALLOWED - set(long_functions(ENGINE))
-    assert not stale, f"no longer over 60 lines, remove from ALLOWED: {sorted(stale)}"
 
 
 def test_the_walk_sees_a_long_function(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from engine.api import export_pages, ingest
 from engine.cli import main
-from engine.store.manifest import read_manifest, scan
+from engine.store.manifest import read_manifest
+from engine.store.read import scan
 from tests.conftest import snapshot
 from tests.records import backup, page
 

@@ -109,6 +109,20 @@ def test_no_import_cycle_between_parts() -> None:
     assert cycles(part_graph()) == []
 
 
+def module_graph() -> dict[str, set[str]]:
+    """Which ``engine`` modules import which (every import statement, wherever it sits).
+
+    Example: ``"engine.store.manifest" in module_graph()["engine.store.read"]``.
+    """
+    paths = {_module_name(path): path for path in ENGINE.rglob("*.py")}
+    return {name: (_imported(path) & set(paths)) - {name} for name, path in paths.items()}
+
+
+def test_no_import_cycle_between_modules() -> None:
+    # Inside a part too: store.read asks store.integrity, which reads store.manifest.
+    assert cycles(module_graph()) == []
+
+
 def test_few_top_level_modules() -> None:
     top = sorted(p.name for p in ENGINE.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL, top

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from engine.api import export_pages, ingest
 from engine.instants import canonical, parse_instant
 from engine.spec import TIMESTAMP_KEYS
-from engine.store.manifest import scan
+from engine.store.read import scan
 from engine.store.schema import INTERNAL_COLUMNS
 from engine.testing.strategies import timestamps
 

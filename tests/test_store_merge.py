@@ -23,7 +23,8 @@ from engine.api import ingest
 from engine.errors import StoreError
 from engine.generate import write_dumps
 from engine.inventory import Inventory
-from engine.store.manifest import read_manifest, scan, table_files
+from engine.store.manifest import read_manifest
+from engine.store.read import scan, table_files
 from tests.conftest import SAMPLE, snapshot
 from tests.records import backup, page
 

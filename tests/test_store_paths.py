@@ -28,7 +28,8 @@ from engine.backends import duckdb as duckdb_backend
 from engine.inventory import Inventory
 from engine.server.app import create_app
 from engine.server.workers import shared_rows
-from engine.store.manifest import dead_file, duckdb_sql, read_manifest, table_files
+from engine.store.manifest import read_manifest
+from engine.store.read import dead_file, duckdb_sql, table_files
 from tests.records import backup, page
 from tests.server_fixture import get, running, running_asgi
 

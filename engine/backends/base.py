@@ -27,7 +27,8 @@ import polars as pl
 from engine.errors import Problem, QueryError
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
-from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS, Manifest
+from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
+from engine.store.manifest import Manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,6 +113,7 @@ class Source(Protocol):
     def close(self) -> None:
         """Let go of the commit this inventory reads."""
         ...
+
 
 @dataclass(frozen=True)
 class Result:

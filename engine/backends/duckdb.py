@@ -46,7 +46,7 @@ from engine.plan import (
 )
 from engine.query import BackupQuery
 from engine.spec import RECORD_KINDS
-from engine.store.manifest import dead_file, duckdb_file, duckdb_sql, table_files
+from engine.store.read import dead_file, duckdb_file, duckdb_sql, table_files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -372,9 +372,7 @@ def count(query: BackupQuery, inventory: Source) -> int:
         return _scalar(con, count_sql(query, tables))
 
 
-def answer(
-    query: BackupQuery, inventory: Source, columns: Sequence[str] | None = None
-) -> Result:
+def answer(query: BackupQuery, inventory: Source, columns: Sequence[str] | None = None) -> Result:
     """Count and page ``query`` on DuckDB; the same :class:`Result` as the polars backend.
 
     ``columns``: what to read of the page's records (default: every typed

@@ -50,7 +50,7 @@ from engine.params import filter_plan
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery
 from engine.spec import SORT_KEYS
-from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
     from engine.backends.base import Source

@@ -77,7 +77,8 @@ from engine.plan import (
 )
 from engine.query import BackupQuery, SortKey
 from engine.spec import RECORD_KINDS
-from engine.store.manifest import PAYLOAD, ROW, SEQ, dead_file, table_files
+from engine.store.layout import PAYLOAD, ROW, SEQ
+from engine.store.read import dead_file, table_files
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -622,9 +623,7 @@ def _to_polars(frame: DataFrame) -> pl.DataFrame:
     return converted
 
 
-def words(
-    query: BackupQuery, inventory: Source, *, spark: SparkSession | None = None
-) -> list[str]:
+def words(query: BackupQuery, inventory: Source, *, spark: SparkSession | None = None) -> list[str]:
     """What each of the query's Spark rules means, in plan order (for ``cbrq explain``).
 
     Example: ``words(inv.parse("status=error"), inv)`` -> ``["status is one of error"]``.

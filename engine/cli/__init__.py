@@ -372,7 +372,8 @@ def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, ki
 
     from engine import api
     from engine.render import visible
-    from engine.store.manifest import duckdb_sql, require_manifest, resolve_store
+    from engine.store.manifest import require_manifest, resolve_store
+    from engine.store.read import duckdb_sql
 
     state = api.store_info(store)
     if sql:

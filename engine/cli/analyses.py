@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 def analysis_source(command: F) -> F:
     """The ``[FILTER]`` argument and the source options of ``cbrq query`` (no --engine).
 
@@ -304,7 +305,7 @@ def hygiene(
 def _side(path: str) -> Inventory:
     """An inventory from a store directory (it has a manifest) or from dump paths."""
     from engine.inventory import Inventory
-    from engine.store.manifest import MANIFEST
+    from engine.store.layout import MANIFEST
 
     if (Path(path) / MANIFEST).is_file():
         return Inventory.open(path)

@@ -33,7 +33,7 @@ from typing import Final
 from engine import interrupts
 from engine.errors import InputError, Location
 from engine.spec import DUMP_SUFFIXES
-from engine.store.manifest import FORMAT, GENERATION_DIR, MANIFEST
+from engine.store.layout import is_store_dir
 
 STDIN_LABEL: Final[str] = "<stdin>"
 _BOM: Final[bytes] = b"\xef\xbb\xbf"
@@ -111,24 +111,6 @@ def _walk(root: Path) -> Iterator[SourceRef]:
         )
     for path in sorted(found):
         yield SourceRef(str(path), path)
-
-
-def is_store_dir(path: Path) -> bool:
-    """Whether ``path`` is a cbrq store (a cbrq manifest, or a writer lock and generations).
-
-    Example: ``is_store_dir(Path("cbrq-store"))`` -> ``True`` after an ingest.
-    """
-    manifest = path / MANIFEST
-    if manifest.is_file():
-        try:
-            with open(manifest, "rb") as handle:
-                head = handle.read(4096)
-        except OSError:
-            return False
-        return FORMAT.encode() in head
-    return (path / ".lock").is_file() and any(
-        GENERATION_DIR.fullmatch(child.name) for child in path.iterdir()
-    )
 
 
 def _in_store(path: Path) -> bool:

@@ -26,7 +26,7 @@ from engine.backends.base import Result
 from engine.instants import canonical_expr
 from engine.render.fields import Fields
 from engine.spec import ANALYSIS_AT_KEY, OUTPUT_FORMATS
-from engine.store.manifest import INTERNAL_COLUMNS, PAYLOAD
+from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType

@@ -61,7 +61,8 @@ from engine.params import QueryParams, parse_paging
 from engine.payload import canonical_payloads
 from engine.server.http import BODY_TIMEOUT, JSON, _error, _Frame, _http_error, _log
 from engine.store.integrity import locate
-from engine.store.manifest import MANIFEST, PAYLOAD, Manifest, check_hint, damaged
+from engine.store.layout import MANIFEST, PAYLOAD
+from engine.store.manifest import Manifest, check_hint, damaged
 
 #: Seconds between looks at the store's manifest for a new commit.
 WATCH_SECONDS: Final[float] = 2.0

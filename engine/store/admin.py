@@ -26,14 +26,8 @@ import polars as pl
 from engine import interrupts
 from engine.payload import canonical_payloads
 from engine.spec import RECORD_KINDS
-from engine.store.manifest import (
-    decoding,
-    require_files,
-    require_manifest,
-    resolve_store,
-    scan,
-    verify_read,
-)
+from engine.store.manifest import require_manifest, resolve_store
+from engine.store.read import decoding, require_files, scan, verify_read
 from engine.store.schema import PAYLOAD
 from engine.store.write import (
     MAX_DEAD_SHARE,

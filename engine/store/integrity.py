@@ -31,14 +31,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from engine.errors import StoreError
-from engine.store.manifest import (
-    GENERATION_DIR,
-    MANIFEST,
-    POS,
-    Manifest,
-    Recorded,
-    load_manifest,
-)
+from engine.store.layout import GENERATION_DIR, MANIFEST, POS
+from engine.store.manifest import Manifest, Recorded, load_manifest
 
 #: Each commit leaves a copy of its manifest here, in its own generation directory.
 COPY: Final[str] = MANIFEST

@@ -4,7 +4,8 @@ The one owner of what a store on disk is called and how its rows lie: the
 internal columns every table carries, the generation directories' and the
 manifest's names, the row-group and file sizes, and the order rows are stored
 in (:data:`STORE_ORDER`) and deduplicated by (:data:`DEDUP_ORDER`). Everything
-that assumes one of these reads it here. Imports nothing of cbrq.
+that assumes one of these reads it here, and :func:`is_store_dir` tells a
+store from any other folder. Imports nothing of cbrq.
 
 Example::
 
@@ -17,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Final
 
 #: Columns every table carries besides its typed fields (:mod:`engine.store.schema`).
@@ -33,6 +35,8 @@ GENERATION_DIR: Final = re.compile(r"g[0-9]{6}")
 STORE_ENV: Final[str] = "CBRQ_STORE"
 DEFAULT_STORE: Final[str] = "cbrq-store"
 MANIFEST: Final[str] = "manifest.json"
+#: The writer lock's file (one writer at a time: an advisory lock on it).
+LOCK: Final[str] = ".lock"
 FORMAT: Final[str] = "cbrq-inventory"
 #: Version 3 adds segments and superseded rows; versions 1 (one file per
 #: table) and 2 (one segment per table) are still read.
@@ -55,3 +59,21 @@ STORE_ORDER: Final[tuple[str, ...]] = ("created_at", "id")
 #: Which copy of a backup id wins: the newest ``updated_at``, then the later
 #: file (``_seq``), then the later record in it (``_row``).
 DEDUP_ORDER: Final[tuple[str, ...]] = ("updated_at", SEQ, ROW)
+
+
+def is_store_dir(path: Path) -> bool:
+    """Whether ``path`` is a cbrq store (a cbrq manifest, or a writer lock and generations).
+
+    Example: ``is_store_dir(Path("cbrq-store"))`` -> ``True`` after an ingest.
+    """
+    manifest = path / MANIFEST
+    if manifest.is_file():
+        try:
+            with open(manifest, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            return False
+        return FORMAT.encode() in head
+    return (path / LOCK).is_file() and any(
+        GENERATION_DIR.fullmatch(child.name) for child in path.iterdir()
+    )

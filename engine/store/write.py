@@ -47,25 +47,19 @@ from engine import interrupts
 from engine.errors import StoreError
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
-from engine.store.layout import DEDUP_ORDER, STORE_ORDER
-from engine.store.manifest import (
+from engine.store.layout import (
+    DEDUP_ORDER,
     FILE_ROWS,
+    LOCK,
     MANIFEST,
     POS,
-    READERS,
     ROW,
     ROW_GROUP_ROWS,
     SEQ,
-    Manifest,
-    damaged,
-    dead_file,
-    dead_key,
-    decoding,
-    read_manifest,
-    require_manifest,
-    scan_physical,
-    table_files,
+    STORE_ORDER,
 )
+from engine.store.manifest import READERS, Manifest, damaged, read_manifest, require_manifest
+from engine.store.read import dead_file, dead_key, decoding, scan_physical, table_files
 from engine.store.schema import empty_frame
 
 #: Rows per record batch of a staged part (per row group of a run): the final
@@ -121,7 +115,7 @@ def locked(root: Path, *, create: bool = True) -> Iterator[None]:
     if not create:
         require_manifest(root)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as handle:
+    with open(root / LOCK, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
