@@ -21,6 +21,7 @@ from engine.cli.analyses import COMMANDS as ANALYSIS_COMMANDS
 from engine.cli.options import (
     chosen_format,
     format_option,
+    from_option,
     open_inventory,
     output_file,
     output_option,
@@ -674,13 +675,7 @@ def explain(query_string: str | None, **options: Any) -> None:
 
 @main.command()
 @store_option
-@click.option(
-    "--from",
-    "dumps",
-    multiple=True,
-    metavar="PATH",
-    help="Serve dump files directly, without a store (repeatable).",
-)
+@from_option("Serve dump files directly, without a store (repeatable).")
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -761,13 +756,7 @@ def serve(
 @click.option("--endpoint", required=True, help="Base URL of the implementation to check.")
 @click.option("--project", required=True, help="Project ID used in /v3/{project_id}/backups.")
 @store_option
-@click.option(
-    "--from",
-    "dumps",
-    multiple=True,
-    metavar="PATH",
-    help="The data the endpoint serves, as dump files (repeatable).",
-)
+@from_option("The data the endpoint serves, as dump files (repeatable).")
 @click.option(
     "--examples",
     default=200,

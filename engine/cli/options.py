@@ -181,16 +181,20 @@ def stuck_hours_option(text: str) -> Callable[[F], F]:
     )
 
 
+def from_option(text: str) -> Callable[[F], F]:
+    """``--from PATH`` (repeatable, the parameter ``dumps``): dump files instead of a store.
+
+    Example: ``@from_option("Serve dump files directly, without a store (repeatable).")``.
+    """
+    return click.option("--from", "dumps", multiple=True, metavar="PATH", help=text)
+
+
 def _where_options(verb: str) -> list[Callable[[F], F]]:
     """``--store`` and ``--from``: which inventory a command reads."""
     return [
         store_option,
-        click.option(
-            "--from",
-            "dumps",
-            multiple=True,
-            metavar="PATH",
-            help=f"{verb} dump files directly: parsed into memory, nothing written (repeatable).",
+        from_option(
+            f"{verb} dump files directly: parsed into memory, nothing written (repeatable)."
         ),
     ]
 
