@@ -3,7 +3,9 @@
 Plain Python only: records are the dicts of a dump (as ``cbrq export`` gives
 them back), the query is a query string, and the answer is the API response
 dict or ``{"error": [bad parameter names]}``. :func:`analysis` and
-:func:`diff` answer SPEC §5 with the JSON of ``cbrq <analysis> -f json``. It
+:func:`diff` answer SPEC §5 with the JSON of ``cbrq <analysis> -f json``;
+:func:`as_of`, :func:`snapshots` and :func:`history` model SPEC §6 over a
+list of :class:`Ingest` calls (its readings are listed at its section). It
 reads the written decisions of :mod:`engine.spec` (restated here where §5 needs
 them) but none of the engine's code paths, so that the engine and this model
 can disagree. Short on purpose: read it in one sitting.
@@ -17,6 +19,8 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Protocol
@@ -726,3 +730,518 @@ def diff(a: Records, b: Records, *, at: str | datetime | None = None) -> dict[st
     """
     rows = _changes("backup", a.backups, b.backups) + _changes("vault", a.vaults, b.vaults)
     return {"at": _api(_at(at, b.backups)), "rows": rows}
+
+
+# --- SPEC §6: the inventory over time ----------------------------------------
+#
+# A store fed ``cbrq ingest`` calls one after another, modelled as the list of those calls
+# (:class:`Ingest`) in ingest order. Every function below takes the ingests the store KEPT:
+# a snapshot whose pages fail the check is refused and leaves no trace, so pass
+# ``accepted(calls)``; a refused snapshot given here raises ValueError. Members are not
+# modelled; ``children`` are not top-level records (SPEC §2) and play no part.
+#
+# Readings of SPEC §6 this model chose (the engine makes the same ones):
+#  R1 Time order is (taken_at, ingest order): "later", "after", "newest snapshot" and "ties:
+#     the later ingest" all compare that pair. A null taken_at (no backups and nothing ingested
+#     before with a taken_at) is before every instant.
+#  R2 "b was seen in an ingest taken after P and at or before T": an ingest J with
+#     (taken_at(J), J) > (taken_at(P), P) in R1's order and taken_at(J) <= T. So a single page
+#     ingested after a snapshot with the same taken_at adds to it; one ingested before it does not.
+#  R3 Version of a backup: newest ``updated_at`` (a copy without one is older than any copy
+#     with one, as engine.spec's dedup decides), then the later ingest in INGEST order (not
+#     taken_at: SPEC §2's "ties to the file ingested last"), then the later record in the call.
+#     With no snapshot, as_of(latest) is therefore §2's dedup, which is ``ever``.
+#  R4 Which snapshots cover b is judged on b's version at T. Project scope: b's project_id is
+#     among the project_ids of the snapshot's backups (a missing or null project_id is a project
+#     of its own, as in the check). Vault scope: b's vault_id (not null) is among the vault_ids
+#     of the snapshot's backups.
+#  R5 Vaults: a vault's version is its copy in the latest ingest in R1's order (then the later
+#     record). A vault snapshot is the vault records of a snapshot ingest: project scope covers
+#     the vaults whose project_id is among its vault records' project_ids; vault scope covers
+#     only the vaults it lists (it can make no vault gone). A snapshot without vault records
+#     covers no vault.
+#  R6 The default taken_at reads top-level backups with a readable updated_at only; a call whose
+#     backups have none falls back like a call without backups.
+#  R7 ``snapshots`` and ``history`` read the store only through "present at T" (as as_of
+#     does), at the effective taken_at of the ingests: ingests sharing a taken_at show as one
+#     step (a snapshot superseded at its own instant by a later ingest shows that one's state;
+#     a backup present at no instant has no history row, yet is no error: it was seen).
+
+SCOPES: tuple[str, ...] = ("project", "vault")
+_KINDS = ("backups", "vaults")
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """One ``cbrq ingest`` call as the §6 model sees it.
+
+    ``backups`` and ``vaults`` are every top-level record the call read, in
+    reading order (files as given, records in file order), whether a page, a
+    ``{"backup": ...}`` or a bare line held them. ``pages`` are the responses
+    with a ``count`` (backups and vault pages) that the snapshot check reads;
+    a record that no page holds is taken as declared. ``taken_at`` None means
+    SPEC's default rule (:func:`taken_at_of`). :meth:`from_dumps` builds one
+    from dump responses.
+
+    Example::
+
+        Ingest(({"id": "b1", "project_id": "p1", "updated_at": "2020-02-21T07:00:00"},),
+               snapshot=True)
+    """
+
+    backups: tuple[Record, ...] = ()
+    vaults: tuple[Record, ...] = ()
+    snapshot: bool = False
+    scope: str = "project"
+    taken_at: datetime | None = None
+    pages: tuple[Record, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope: {self.scope!r} is not one of {SCOPES}")
+        if self.taken_at is not None and self.taken_at.tzinfo is None:
+            raise ValueError(f"taken_at: {self.taken_at!r} has no time zone")
+
+    @classmethod
+    def from_dumps(
+        cls,
+        dumps: Iterable[Any],
+        *,
+        snapshot: bool = False,
+        scope: str = "project",
+        taken_at: datetime | None = None,
+    ) -> Ingest:
+        """The call that reads ``dumps``: SPEC §1 responses in reading order.
+
+        A list is a JSON array of responses. Backups pages (``backups`` and
+        ``count``) and vault pages with a ``count`` are pages; ``backup``,
+        ``vault``, a vault page without ``count`` and a bare backup (an
+        object with an ``id``) are records without a page; members are skipped.
+
+        Example: ``Ingest.from_dumps([{"count": 1, "backups": [b1]}], snapshot=True)``.
+        """
+        read: dict[str, list[Record]] = {"backups": [], "vaults": [], "pages": []}
+        for response in _responses(dumps):
+            kind, records, paged = _dump_kind(response)
+            if kind:
+                read[kind].extend(records)
+            if paged:
+                read["pages"].append(response)
+        return cls(
+            tuple(read["backups"]),
+            tuple(read["vaults"]),
+            snapshot=snapshot,
+            scope=scope,
+            taken_at=taken_at,
+            pages=tuple(read["pages"]),
+        )
+
+
+def _responses(dumps: Iterable[Any]) -> list[Any]:
+    """The responses of ``dumps``, a JSON array read as its elements."""
+    out: list[Any] = []
+    for dump in dumps:
+        out.extend(dump if isinstance(dump, list) else [dump])
+    return out
+
+
+def _dump_kind(response: Any) -> tuple[str | None, list[Record], bool]:
+    """(``backups``/``vaults``/None, its top-level records, whether it is a checked page)."""
+    if not isinstance(response, dict):
+        raise ValueError(f"not a SPEC §1 response: {response!r}")
+    if isinstance(response.get("backups"), list) and "count" in response:
+        return "backups", list(response["backups"]), True
+    if isinstance(response.get("backup"), dict):
+        return "backups", [response["backup"]], False
+    if isinstance(response.get("vaults"), list):
+        return "vaults", list(response["vaults"]), "count" in response
+    if isinstance(response.get("vault"), dict):
+        return "vaults", [response["vault"]], False
+    if "members" in response or "member" in response:
+        return None, [], False
+    if "id" in response:
+        return "backups", [response], False  # a bare NDJSON backup line
+    raise ValueError(f"not a SPEC §1 response: keys {sorted(response)}")
+
+
+def _project_name(project: Any) -> str:
+    return "(no project_id)" if project is None else str(project)
+
+
+def snapshot_problems(pages: Iterable[Record]) -> list[str]:
+    """What SPEC §6's completeness check finds wrong with the pages of one snapshot call.
+
+    Per project (the ``project_id`` of the records) and per kind, the pages
+    whose records belong to it must carry one ``count`` (a whole number) and
+    together hold exactly ``count`` distinct ids. Each problem names the
+    project, the count(s) and the distinct records found. Decisions:
+
+    - A page whose records span two projects is a problem of its own ("each
+      page of a snapshot belongs to one project"), and is left out of the
+      per-project sums.
+    - An empty page belongs to no project and is not checked (the page past
+      the end of a paging loop; the project is unknown).
+    - Records without ``project_id`` (absent or null) form one more project,
+      named "(no project_id)".
+    - Distinct ids: a page given twice alongside all the others holds the same
+      ids and passes (the stored records are the same); a page repeated in
+      place of another (the paging bug) loses ids and is caught.
+    - Anything without a ``count`` (``backup``, ``vault``, bare records, a
+      vault page without ``count``) is taken as declared: not checked.
+
+    Example::
+
+        >>> snapshot_problems([{"count": 3, "backups": [{"id": "a", "project_id": "p1"}]}])
+        ['project p1: the backups pages give count 3 but hold 1 distinct record(s)']
+    """
+    problems: list[str] = []
+    groups: dict[tuple[str, Any], list[Record]] = {}
+    for page in pages:
+        kind = next((k for k in _KINDS if isinstance(page.get(k), list)), None)
+        if kind is None or "count" not in page:
+            continue
+        projects = _unique([r.get("project_id") for r in page[kind]])
+        if len(projects) > 1:
+            names = ", ".join(sorted(map(_project_name, projects)))
+            problems.append(
+                f"a {kind} page holds records of projects {names}: "
+                "each page of a snapshot belongs to one project"
+            )
+            continue
+        for project in projects:  # none for an empty page
+            groups.setdefault((kind, project), []).append(page)
+    for (kind, project), group in sorted(
+        groups.items(), key=lambda g: (g[0][0], _project_name(g[0][1]))
+    ):
+        counts = _unique([page["count"] for page in group])
+        found = len({r.get("id") for page in group for r in page[kind]})
+        whole = isinstance(counts[0], int) and not isinstance(counts[0], bool)
+        if len(counts) != 1 or not whole or counts[0] != found:
+            problems.append(
+                f"project {_project_name(project)}: the {kind} pages give count "
+                f"{' and '.join(map(str, counts))} but hold {found} distinct record(s)"
+            )
+    return problems
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first seen first (works for unhashable values too)."""
+    return [v for i, v in enumerate(values) if v not in values[:i]]
+
+
+def refused(ingest: Ingest) -> bool:
+    """Whether a store refuses ``ingest``: a snapshot whose pages fail the check.
+
+    Example: ``refused(Ingest(snapshot=True, pages=({"count": 1, "backups": [b2, b3]},)))``.
+    """
+    return ingest.snapshot and bool(snapshot_problems(ingest.pages))
+
+
+def accepted(ingests: Iterable[Ingest]) -> list[Ingest]:
+    """The ingests a store keeps, in order: all but the refused snapshots.
+
+    Example: ``as_of(accepted(calls), None)``.
+    """
+    return [ingest for ingest in ingests if not refused(ingest)]
+
+
+def taken_at_of(ingests: Sequence[Ingest]) -> list[datetime | None]:
+    """Each kept ingest's effective ``taken_at`` (SPEC §6), in UTC.
+
+    Given, else the newest ``updated_at`` among its top-level backups (those
+    without a readable one are skipped), else the newest ``taken_at`` of the
+    ingests before it (in ingest order), else None.
+
+    Example::
+
+        >>> day = {"id": "b1", "updated_at": "2020-02-21T07:00:00Z"}
+        >>> [t and t.isoformat() for t in taken_at_of([Ingest((day,)), Ingest()])]
+        ['2020-02-21T07:00:00+00:00', '2020-02-21T07:00:00+00:00']
+    """
+    out: list[datetime | None] = []
+    for ingest in ingests:
+        when = ingest.taken_at.astimezone(UTC) if ingest.taken_at is not None else None
+        if when is None:
+            stamps = [_instant(b.get("updated_at")) for b in ingest.backups]
+            when = max((s for s in stamps if s is not None), default=None)
+        if when is None:
+            when = max((t for t in out if t is not None), default=None)
+        out.append(when)
+    return out
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Kept ingests with their effective taken_at; positions are ingest numbers from 0."""
+
+    ingests: tuple[Ingest, ...]
+    taken: tuple[datetime | None, ...]
+
+    def key(self, i: int) -> tuple[datetime, int]:
+        """Ingest ``i``'s place in time order (R1)."""
+        return (self.taken[i] or _OLDEST, i)
+
+    def upto(self, at: datetime | None) -> list[int]:
+        """The ingests taken at or before ``at`` (None: all of them)."""
+        return [i for i in range(len(self.ingests)) if at is None or self.key(i)[0] <= at]
+
+    def instants(self) -> list[datetime]:
+        """The distinct effective taken_at of the ingests, in time order (null first, as oldest)."""
+        return sorted({self.key(i)[0] for i in range(len(self.ingests))})
+
+
+def _timeline(ingests: Iterable[Ingest]) -> _Timeline:
+    kept = tuple(ingests)
+    bad = [n + 1 for n, ingest in enumerate(kept) if refused(ingest)]
+    if bad:
+        raise ValueError(f"ingests {bad} are snapshots a store refuses: pass accepted(ingests)")
+    return _Timeline(kept, tuple(taken_at_of(kept)))
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    if at is not None and at.tzinfo is None:
+        raise ValueError(f"at: {at!r} has no time zone")
+    return None if at is None else at.astimezone(UTC)
+
+
+def _records(ingest: Ingest, kind: str) -> tuple[Record, ...]:
+    return ingest.backups if kind == "backups" else ingest.vaults
+
+
+def _holds(ingest: Ingest, kind: str, ident: str) -> bool:
+    return any(r.get("id") == ident for r in _records(ingest, kind))
+
+
+def _version(line: _Timeline, kind: str, upto: list[int], ident: str) -> Record | None:
+    """``ident``'s copy in ``upto`` that wins (R3 for backups, R5 for vaults), or None."""
+    copies: list[tuple[tuple[datetime, int, int], Record]] = []
+    for i in upto:
+        for position, record in enumerate(_records(line.ingests[i], kind)):
+            if record.get("id") != ident:
+                continue
+            if kind == "backups":
+                rank = (_instant(record.get("updated_at")) or _OLDEST, i, position)
+            else:
+                rank = (*line.key(i), position)
+            copies.append((rank, record))
+    return max(copies, key=lambda copy: copy[0])[1] if copies else None
+
+
+def _covers(snapshot: Ingest, kind: str, record: Record) -> bool:
+    """Whether ``snapshot`` speaks for ``record`` (R4, R5)."""
+    if kind == "backups" and snapshot.scope == "project":
+        return record.get("project_id") in [b.get("project_id") for b in snapshot.backups]
+    if kind == "backups":
+        vaults = [b.get("vault_id") for b in snapshot.backups if b.get("vault_id") is not None]
+        return record.get("vault_id") in vaults
+    if snapshot.scope == "project":
+        return record.get("project_id") in [v.get("project_id") for v in snapshot.vaults]
+    return record.get("id") in [v.get("id") for v in snapshot.vaults]
+
+
+def _present(line: _Timeline, kind: str, upto: list[int], ident: str) -> Record | None:
+    """``ident``'s version if it is present given the ingests ``upto`` (all taken <= T), else None.
+
+    SPEC §6: P is the newest snapshot (R1) in ``upto`` covering it; it is present
+    when P holds it or an ingest after P (R2) does; with no P, when any ingest does.
+    """
+    version = _version(line, kind, upto, ident)
+    if version is None:
+        return None
+    covering = [
+        i for i in upto if line.ingests[i].snapshot and _covers(line.ingests[i], kind, version)
+    ]
+    if not covering:
+        return version
+    p = max(covering, key=line.key)
+    later = [j for j in upto if line.key(j) > line.key(p)]
+    seen = any(_holds(line.ingests[j], kind, ident) for j in [p, *later])
+    return version if seen else None
+
+
+def _state(line: _Timeline, kind: str, upto: list[int]) -> dict[str, Record]:
+    """id -> version of every record present given the ingests ``upto``, by id."""
+    ids = sorted({r["id"] for i in upto for r in _records(line.ingests[i], kind) if "id" in r})
+    found = {ident: _present(line, kind, upto, ident) for ident in ids}
+    return {ident: record for ident, record in found.items() if record is not None}
+
+
+def as_of(ingests: Sequence[Ingest], at: datetime | None = None) -> dict[str, Record]:
+    """id -> record (as dumped) of every backup present at ``at``, at its version then.
+
+    ``at`` None is +infinity (the latest); a given one must carry a time zone.
+    Follows SPEC §6's "Presence at an instant T" and "Version of b at T" with
+    the readings R1-R4 of this section.
+
+    Example::
+
+        >>> day1 = Ingest(({"id": "b1", "project_id": "p"},), snapshot=True,
+        ...               taken_at=datetime(2020, 1, 1, tzinfo=UTC))
+        >>> day2 = Ingest(({"id": "b2", "project_id": "p"},), snapshot=True,
+        ...               taken_at=datetime(2020, 1, 2, tzinfo=UTC))
+        >>> sorted(as_of([day1, day2])), sorted(as_of([day1, day2], day1.taken_at))
+        (['b2'], ['b1'])
+    """
+    line = _timeline(ingests)
+    return _state(line, "backups", line.upto(_utc(at)))
+
+
+def vaults_as_of(ingests: Sequence[Ingest], at: datetime | None = None) -> dict[str, Record]:
+    """id -> record of every vault present at ``at`` (None: the latest), at its version then.
+
+    The same rules as :func:`as_of` with the vault snapshots of R5: the vault
+    records of snapshot ingests, versions ordered by taken_at then ingest order.
+
+    Example: ``vaults_as_of(calls, datetime(2020, 2, 22, tzinfo=UTC))["v1"]["billing"]["used"]``.
+    """
+    line = _timeline(ingests)
+    return _state(line, "vaults", line.upto(_utc(at)))
+
+
+def ever(ingests: Sequence[Ingest]) -> dict[str, Record]:
+    """id -> newest version (R3) of every backup ever seen: a store without snapshots.
+
+    Example: ``ever([day1, day2]).keys() == {"b1", "b2"}`` whatever the snapshots say.
+    """
+    line = _timeline(ingests)
+    everything = list(range(len(line.ingests)))
+    ids = sorted({r["id"] for i in line.ingests for r in i.backups if "id" in r})
+    found = {ident: _version(line, "backups", everything, ident) for ident in ids}
+    return {ident: record for ident, record in found.items() if record is not None}
+
+
+def _scope_of(snapshot: Ingest) -> tuple[str, list[Any]]:
+    """What a snapshot speaks for: its scope and its projects or vaults (R4), sorted."""
+    field = "project_id" if snapshot.scope == "project" else "vault_id"
+    keys = _unique([b.get(field) for b in snapshot.backups])
+    if snapshot.scope == "vault":
+        keys = [k for k in keys if k is not None]
+    return snapshot.scope, sorted(keys, key=_project_name)
+
+
+def _covered(line: _Timeline, s: int, at: datetime) -> dict[str, Record]:
+    """The backups snapshot ``s`` covers that are present at ``at``."""
+    state = _state(line, "backups", line.upto(at))
+    return {i: r for i, r in state.items() if _covers(line.ingests[s], "backups", r)}
+
+
+def snapshots(ingests: Sequence[Ingest]) -> list[Record]:
+    """The rows of ``cbrq snapshots`` (SPEC §6), one per snapshot, in ingest order.
+
+    ``seq`` is the 1-based number of the ingest among the kept ones;
+    ``taken_at`` its effective one (API form); ``projects`` the sorted
+    distinct string ``project_id`` of its backup and vault records. Readings:
+    ``backups`` counts the backups the snapshot covers (R4) that are present
+    at its taken_at (R7); "now" in ``added`` means at this snapshot; "the
+    previous snapshot of the same scope" is the newest earlier one in time
+    order (R1) with the same scope and the same projects (project scope) or
+    vaults (vault scope); with none, every backup counts as added. ``changed``
+    compares the two versions as SPEC §5's diff does (timestamps as instants).
+
+    Example: ``[(r["seq"], r["added"], r["gone"]) for r in snapshots(calls)]``.
+    """
+    line = _timeline(ingests)
+    rows: list[Record] = []
+    for s, snapshot in enumerate(line.ingests):
+        if not snapshot.snapshot:
+            continue
+        now = _covered(line, s, line.key(s)[0])
+        earlier = [
+            r
+            for r in range(len(line.ingests))
+            if line.ingests[r].snapshot
+            and _scope_of(line.ingests[r]) == _scope_of(snapshot)
+            and line.key(r) < line.key(s)
+        ]
+        previous = max(earlier, key=line.key) if earlier else None
+        before = {} if previous is None else _covered(line, s, line.key(previous)[0])
+        both = sorted(now.keys() & before.keys())
+        records = (*snapshot.backups, *snapshot.vaults)
+        rows.append(
+            {
+                "seq": s + 1,
+                "taken_at": _api(line.taken[s]),
+                "scope": snapshot.scope,
+                "projects": sorted(
+                    {p for r in records if isinstance(p := r.get("project_id"), str)}
+                ),
+                "backups": len(now),
+                "added": len(now.keys() - before.keys()),
+                "gone": len(before.keys() - now.keys()),
+                "changed": sum(1 for i in both if _json(now[i]) != _json(before[i])),
+            }
+        )
+    return rows
+
+
+class NeverSeen(KeyError):
+    """``history`` was asked about backups that no kept ingest holds."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(*ids)
+        self.ids = ids
+
+    def __str__(self) -> str:
+        return "never seen: " + ", ".join(self.ids)
+
+
+def history(ingests: Sequence[Ingest], ids: Iterable[str]) -> list[Record]:
+    """The rows of ``cbrq history ID...`` (SPEC §6): per backup, its changes in time order.
+
+    Backups in the order asked (each once), each one's rows in time order:
+    the backup as present at each taken_at of the store in turn (R7; with
+    out-of-order ingests that is taken_at order, not ingest order).
+    ``event``: ``seen`` (first present), ``changed`` (present before and
+    after, another version by SPEC §5's diff equality), ``gone``, ``back``
+    (present again; one row even when the version changed too). ``status`` and
+    ``updated_at`` (API form) are the version's; for ``gone``, the version that
+    went. ``taken_at`` is the effective taken_at of the ingest that showed the
+    change. A backup no kept ingest holds raises :class:`NeverSeen` (a
+    KeyError) naming every such id.
+
+    Example::
+
+        >>> one = Ingest(({"id": "b1", "status": "available", "project_id": "p"},),
+        ...              taken_at=datetime(2020, 1, 1, tzinfo=UTC))
+        >>> [(r["event"], r["status"]) for r in history([one], ["b1"])]
+        [('seen', 'available')]
+    """
+    line = _timeline(ingests)
+    asked = list(dict.fromkeys(ids))
+    unknown = [i for i in asked if not any(_holds(ingest, "backups", i) for ingest in line.ingests)]
+    if unknown:
+        raise NeverSeen(unknown)
+    return [row for ident in asked for row in _story(line, ident)]
+
+
+def _story(line: _Timeline, ident: str) -> list[Record]:
+    """``ident``'s history rows, walking the store's instants in time order."""
+    rows: list[Record] = []
+    last: Record | None = None  # the version shown while present
+    present = shown = False
+    for at in line.instants():
+        now = _present(line, "backups", line.upto(at), ident)
+        event: str | None = None
+        if now is None:
+            event = "gone" if present else None
+        elif not shown:
+            event = "seen"
+        elif not present:
+            event = "back"
+        elif _json(now) != _json(last):
+            event = "changed"
+        if event is not None:
+            version = now if now is not None else last
+            assert version is not None
+            rows.append(
+                {
+                    "id": ident,
+                    "taken_at": None if at == _OLDEST else _api(at),
+                    "event": event,
+                    "status": version.get("status"),
+                    "updated_at": _api(_instant(version.get("updated_at"))),
+                }
+            )
+        present, shown = now is not None, shown or now is not None
+        last = now if now is not None else last
+    return rows

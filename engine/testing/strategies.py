@@ -15,14 +15,17 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from hypothesis import strategies as st
 
 from engine import spec
+from engine.testing.reference import Ingest
 
 PROJECTS = ("p1", "p2", "p3")
 VAULTS = ("v0", "v1", "v2", "v3", "v4")
@@ -297,3 +300,266 @@ def bad_query_strings(draw: st.DrawFn) -> str:
     good = draw(query_strings(with_project=False))
     bad = draw(st.lists(BAD_PAIRS, min_size=1, max_size=3, unique=True))
     return "&".join(p for p in [good, *bad] if p)
+
+
+# --- SPEC §6: histories of daily exports -------------------------------------
+
+#: The projects a drawn history may hold, each with its vaults.
+HISTORY_VAULTS: dict[str, tuple[str, ...]] = {"p1": ("v1", "v2"), "p2": ("v3",)}
+HISTORY_IDS = tuple(f"b{i}" for i in range(1, 9))
+#: Exact forms of one instant (whole seconds), as dumps and ``--taken-at`` write them.
+_FORMS = ("api", "ms+00", "+08", "Z", "bare", "nanos-01:30")
+
+
+def _written(when: datetime, form: str) -> str:
+    """``when`` (whole seconds, UTC) in one of SPEC §1's forms, the same instant in each."""
+
+    def local(hours: float) -> str:
+        return (when + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    return {
+        "api": f"{local(0)}.000000",
+        "ms+00": f"{local(0)}.000+00:00",
+        "+08": f"{local(8)}.000000+08:00",
+        "Z": f"{local(0)}Z",
+        "bare": local(0),
+        "nanos-01:30": f"{local(-1.5)}.000000000-01:30",
+    }[form]
+
+
+def _day(day: int) -> datetime:
+    """Noon of day ``day`` of a history: when that day's export is taken."""
+    return BASE + timedelta(days=day, hours=5)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ``cbrq ingest`` of a drawn history.
+
+    ``files`` are the dump files to write, in the order to pass them (each one
+    JSON value: a response or an array of responses); ``taken_at`` is the
+    ``--taken-at`` argument (None: the default rule); ``ingest`` is the same
+    call as :mod:`engine.testing.reference` models it; ``refused`` marks a
+    snapshot drawn with a page dropped, a page in place of another or a wrong
+    count, which a store must refuse (exit 1, store unchanged).
+    """
+
+    ingest: Ingest
+    files: tuple[Any, ...]
+    taken_at: str | None
+    refused: bool
+
+    @property
+    def options(self) -> list[str]:
+        """The ingest's options: ``--snapshot --scope S`` and ``--taken-at T`` as drawn."""
+        out = ["--snapshot", "--scope", self.ingest.scope] if self.ingest.snapshot else []
+        return out + (["--taken-at", self.taken_at] if self.taken_at is not None else [])
+
+    def write(self, folder: Path) -> list[str]:
+        """Write ``files`` under ``folder`` (a bare backup as an NDJSON line); their paths in order.
+
+        Example: ``["ingest", "--store", store, *step.options, *step.write(tmp / "3")]``.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for n, content in enumerate(self.files):
+            bare = isinstance(content, dict) and "id" in content
+            path = folder / f"{n:03d}.{'ndjson' if bare else 'json'}"
+            path.write_text(json.dumps(content, ensure_ascii=False) + "\n", encoding="utf-8")
+            paths.append(str(path))
+        return paths
+
+
+@st.composite
+def _next_day(
+    draw: st.DrawFn, alive: dict[str, Record], used: set[str], day: int, projects: list[str]
+) -> dict[str, Record]:
+    """The backups alive on ``day``: some of ``alive`` deleted or changed, some never ``used``."""
+    stamp = st.sampled_from(_FORMS).map(
+        lambda form: _written(BASE + timedelta(days=day, minutes=30 * (day % 2)), form)
+    )
+    out: dict[str, Record] = {}
+    for ident, record in alive.items():
+        fate = draw(st.sampled_from(["keep", "keep", "change", "tie", "delete"]))
+        if fate == "delete":
+            continue
+        record = dict(record)
+        if fate in ("change", "tie"):  # a tie: another version, same updated_at
+            record["status"] = draw(st.sampled_from(spec.STATUSES))
+            record["updated_at"] = record["updated_at"] if fate == "tie" else draw(stamp)
+        out[ident] = record
+    for ident in draw(
+        st.lists(st.sampled_from(HISTORY_IDS), min_size=int(not used), max_size=3, unique=True)
+    ):
+        if ident in used:
+            continue
+        record = draw(backups(ident))
+        project = draw(st.sampled_from(projects))
+        record["project_id"] = project
+        record["vault_id"] = draw(st.sampled_from(HISTORY_VAULTS[project]))
+        record["status"] = draw(st.just("available") | st.sampled_from(spec.STATUSES))
+        record["updated_at"] = draw(stamp)
+        out[ident] = record
+    return dict(sorted(out.items()))
+
+
+@st.composite
+def _vaults_of(draw: st.DrawFn, projects: list[str], day: int) -> list[Record]:
+    """The vault records of ``projects`` on ``day``: their usage moves from day to day."""
+    return [
+        {
+            "id": vault,
+            "project_id": project,
+            "billing": {"size": 10, "used": draw(st.integers(0, 12 * 1024)), "allocated": 10},
+            "name": f"{vault}-day{day}",
+        }
+        for project in projects
+        for vault in HISTORY_VAULTS[project]
+    ]
+
+
+def _pages(records: list[Record], size: int, key: str = "backups") -> list[Record]:
+    """A full listing of ``records`` as pages of ``size`` (one empty page when none)."""
+    chunks = [records[i : i + size] for i in range(0, len(records), size)] or [[]]
+    return [
+        {"count": len(records), key: chunk, "offset": n * size, "limit": size}
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+@st.composite
+def _broken(draw: st.DrawFn, groups: list[list[Record]]) -> bool:
+    """Break one project's pages as a failed export does; whether one was broken.
+
+    A page dropped or a page in place of another (only where a project has two
+    pages, so that it keeps some records and stays checked), or a count one off.
+    """
+    many = [g for g in groups if len(g) >= 2]
+    filled = [g for g in groups if g[0]["backups"]]
+    ways = [w for w, ok in (("drop", many), ("repeat", many), ("count", filled)) if ok]
+    if not ways:
+        return False
+    way = draw(st.sampled_from(ways))
+    group = draw(st.sampled_from(filled if way == "count" else many))
+    n = draw(st.integers(0, len(group) - 1))
+    if way == "drop":
+        del group[n]
+    elif way == "repeat":
+        group[n] = group[(n + 1) % len(group)]
+    else:
+        group[n] = {**group[n], "count": group[n]["count"] + 1}
+    return True
+
+
+@st.composite
+def _partial(draw: st.DrawFn, alive: dict[str, Record], vault_records: list[Record]) -> list[Any]:
+    """Dumps of a partial listing: some backups as pages, ``backup``s or bare lines."""
+    files: list[Any] = []
+    picked: list[str] = draw(st.lists(st.sampled_from(sorted(alive)), unique=True)) if alive else []
+    for ident in picked:
+        record = alive[ident]
+        forms = [{"count": len(alive), "backups": [record]}, {"backup": record}, record]
+        files.append(draw(st.sampled_from(forms)))
+    if draw(st.booleans()) and vault_records:
+        files.append({"vaults": draw(st.lists(st.sampled_from(vault_records), max_size=2))})
+    return files
+
+
+@st.composite
+def _export(
+    draw: st.DrawFn,
+    kind: str,
+    alive: dict[str, Record],
+    vault_records: list[Record],
+    projects: list[str],
+) -> tuple[list[Any], bool]:
+    """The dump files of one day's export of ``kind``, and whether its pages were broken."""
+    if kind == "partial":
+        return draw(_partial(alive, vault_records)), False
+    size = draw(st.integers(1, 3))
+    records = list(alive.values())
+    if kind == "project":
+        chosen = draw(st.lists(st.sampled_from(projects), min_size=1, unique=True))
+        groups = [_pages([r for r in records if r["project_id"] == p], size) for p in chosen]
+        listings = [
+            _pages([v for v in vault_records if v["project_id"] == p], 1, "vaults") for p in chosen
+        ]
+    else:
+        vault = draw(st.sampled_from(sorted({v["id"] for v in vault_records})))
+        groups = [_pages([r for r in records if r["vault_id"] == vault], size)]
+        listings = [[{"vault": v} for v in vault_records if v["id"] == vault]]
+    broken = draw(st.integers(0, 4)) == 0 and draw(_broken(groups))
+    files = [page for group in groups for page in group]
+    if draw(st.booleans()):
+        files += [page for listing in listings for page in listing]
+    if draw(st.booleans()):
+        files = draw(st.permutations(files))
+    if draw(st.integers(0, 3)) == 0:
+        files.append(draw(st.sampled_from(files)))  # the same page twice: still complete
+    return files, broken
+
+
+@st.composite
+def _step(
+    draw: st.DrawFn,
+    alive: dict[str, Record],
+    vault_records: list[Record],
+    day: int,
+    days: int,
+    projects: list[str],
+    kinds: tuple[str, ...],
+) -> Step:
+    kind = draw(st.sampled_from(kinds))
+    files, broken = draw(_export(kind, alive, vault_records, projects))
+    taken = draw(st.sampled_from(["default", "day", "day", "other"]))
+    when = None
+    if taken != "default":
+        when = _day(day if taken == "day" else draw(st.integers(0, days - 1)))
+    written = None if when is None else _written(when, draw(st.sampled_from(_FORMS)))
+    ingest = Ingest.from_dumps(
+        files,
+        snapshot=kind != "partial",
+        scope="vault" if kind == "vault" else "project",
+        taken_at=when,
+    )
+    return Step(ingest, tuple(files), written, broken)
+
+
+@st.composite
+def ingest_sequences(
+    draw: st.DrawFn,
+    max_ingests: int = 6,
+    max_projects: int = 2,
+    kinds: tuple[str, ...] = ("project", "project", "vault", "partial"),
+) -> list[Step]:
+    """A short history of daily exports of one or two projects, as ingest calls.
+
+    Each day some backups (at most 8 ids) are new, changed (a later
+    ``updated_at``, or another status at the same one) or deleted (absent from
+    later exports); vault usage moves. Each call exports one day, mostly in
+    order, sometimes out of order or the same day twice: a project-scope
+    snapshot of some projects, a vault-scope snapshot of one vault, or a
+    partial listing (``kinds`` picks among ``project``, ``vault``, ``partial``).
+    ``--taken-at`` is that day's noon, another day's, or left to the default.
+    Snapshot pages are sometimes reordered or one given twice (still
+    complete), and sometimes broken (``Step.refused``).
+
+    Example::
+
+        @given(ingest_sequences())
+        def test_store(steps):
+            kept = [s.ingest for s in steps if not s.refused]
+    """
+    projects = sorted(HISTORY_VAULTS)[: draw(st.integers(1, max_projects))]
+    days = draw(st.integers(1, max_ingests))
+    alive: dict[str, Record] = {}
+    used: set[str] = set()
+    worlds: list[tuple[dict[str, Record], list[Record]]] = []
+    for day in range(days):
+        alive = draw(_next_day(alive, used, day, projects))
+        used |= set(alive)
+        worlds.append((alive, draw(_vaults_of(projects, day))))
+    order = list(range(days))
+    if draw(st.booleans()):
+        order = draw(st.lists(st.integers(0, days - 1), min_size=days, max_size=days))
+    return [draw(_step(*worlds[day], day, days, projects, kinds)) for day in order]
