@@ -11,9 +11,16 @@ analyses: about 30 backups per resource, vaults listing their resources
 (one each with no backup yet, ~2 % of resources listed by none), and
 retention from a week to a year or none.
 
+:func:`write_series` writes instead a daily series of full exports of one
+inventory (issue 22, SPEC §6): a folder per day, every page of each project
+with the project's ``count``, about 1 % churn a day, unchanged records the
+same text day to day. It keeps a few bytes per backup between days and reads
+each day back to write the next, so memory does not grow with the days.
+
 Example::
 
     write_dumps(Path("big"), 1_000_000, seed=7)     # ~1.5 GB in 1000 pages
+    write_series(Path("daily"), 100_000, days=30)   # daily/2026-01-01/ ... /2026-01-30/
 """
 
 from __future__ import annotations
@@ -396,6 +403,8 @@ class _BackupsPage(msgspec.Struct):
 
 
 class _Id(msgspec.Struct):
+    """Only the id of a record (the rest is skipped unread)."""
+
     id: str
 
 
@@ -503,7 +512,10 @@ def _plan(ledger: _Ledger, rng: random.Random, export_at: int) -> _Plan:
 
 
 def _set_status(record: dict[str, Any], status: str, updated_at: str | None = None) -> None:
-    """Give ``record`` and its children ``status`` (and ``updated_at``, when a change)."""
+    """Give ``record`` and its children ``status`` (and ``updated_at``, when a change).
+
+    Example: ``_set_status(record, "deleting", "2026-01-02T10:00:00.000000")``.
+    """
     for item in (record, *record["children"]):
         item["status"] = status
         if updated_at is not None:
@@ -511,8 +523,11 @@ def _set_status(record: dict[str, Any], status: str, updated_at: str | None = No
 
 
 def _read_pages(folder: Path) -> Iterator[msgspec.Raw]:
-    """The records of the ListBackups pages in ``folder``, in page order, as written."""
-    for path in sorted(folder.iterdir()):
+    """The records of the ListBackups pages in ``folder``, in page order, as written.
+
+    Example: ``next(_read_pages(Path("daily/2026-01-01/backups/<project>")))``.
+    """
+    for path in sorted(folder.glob("page-*")):  # not a ``.page-*.tmp`` a crash left
         data = path.read_bytes()
         if path.name.endswith(".gz"):
             data = gzip.decompress(data)
@@ -556,7 +571,10 @@ class _Chronicle:
         self.yesterday: Path | None = None
 
     def first(self, day: date, count: int) -> Day:
-        """Day one: ``count`` backups, the youngest created today, written as a full export."""
+        """Day one: ``count`` backups, the youngest created today, written as a full export.
+
+        Example: ``chronicle.first(date(2026, 1, 1), 1000).backups == 1000``.
+        """
         folder = self.out / day.isoformat()
         limit = self.filling["billing"]["size"] * 1024
         self.filling["billing"]["used"] = round(limit * FILL_START)
@@ -572,7 +590,10 @@ class _Chronicle:
         return self._finish(day, folder, files, (count, count, 0, 0))
 
     def next(self, day: date) -> Day:
-        """Yesterday's export read back, today's churn applied, written as today's export."""
+        """Yesterday's export read back, today's churn applied, written as today's export.
+
+        Example: ``chronicle.next(date(2026, 1, 2)).added`` (about 1 % of the backups).
+        """
         assert self.yesterday is not None, "day one comes first"
         folder = self.out / day.isoformat()
         self._settle_members(day)
@@ -750,6 +771,7 @@ def write_series(
     is the one before with ~1 % churn: new backups, status changes, expiries and early
     deletions, a backup in ``deleting`` gone the next day, and one vault filling up.
     A record that did not change is the same text as the day before. Same seed, same bytes.
+    A day's folder written by an earlier run is replaced: its other pages are removed.
 
     Example: ``write_series(Path("daily"), 100_000, days=30, seed=7)``.
     """
