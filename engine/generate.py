@@ -11,20 +11,29 @@ analyses: about 30 backups per resource, vaults listing their resources
 (one each with no backup yet, ~2 % of resources listed by none), and
 retention from a week to a year or none.
 
+:func:`write_series` writes instead a daily series of full exports of one
+inventory (issue 22, SPEC §6): a folder per day, every page of each project
+with the project's ``count``, about 1 % churn a day, unchanged records the
+same text day to day. It keeps a few bytes per backup between days and reads
+each day back to write the next, so memory does not grow with the days.
+
 Example::
 
     write_dumps(Path("big"), 1_000_000, seed=7)     # ~1.5 GB in 1000 pages
+    write_series(Path("daily"), 100_000, days=30)   # daily/2026-01-01/ ... /2026-01-30/
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -64,7 +73,14 @@ def _uid(rng: random.Random) -> str:
 
 def _expiry(rng: random.Random, created: datetime) -> str | None:
     """Retention as policies set it: a week to a year, or kept forever (null)."""
-    days = rng.choices(RETENTION_DAYS, RETENTION_WEIGHTS)[0]
+    return _expires(rng, created, rng.choices(RETENTION_DAYS, RETENTION_WEIGHTS)[0])
+
+
+def _expires(rng: random.Random, created: datetime, days: int | None) -> str | None:
+    """``expired_at`` of a backup kept ``days`` days (None: forever, a null).
+
+    Example: ``_expires(rng, EPOCH, 30)`` is ``2025-01-31T00:00:00.000000`` in one of the forms.
+    """
     return None if days is None else _stamp(rng, created + timedelta(days=days))
 
 
@@ -140,12 +156,30 @@ class _World:
         return resource
 
     def backup(self, number: int) -> dict[str, Any]:
+        """A backup of a random resource, created at a random moment of the span.
+
+        Example: ``world.backup(0)["name"]`` is ``autobk_0000`` or ``manualbk_0000``.
+        """
         rng = self.rng
         resource = rng.choice(self.resources)
-        vault = resource["vault"]
         created = EPOCH + timedelta(
             seconds=rng.randrange(SPAN_SECONDS), microseconds=rng.randrange(1_000_000)
         )
+        return self.record(number, resource, created, lambda: _expiry(rng, created))
+
+    def record(
+        self,
+        number: int,
+        resource: dict[str, Any],
+        created: datetime,
+        expiry: Callable[[], str | None],
+    ) -> dict[str, Any]:
+        """A backup of ``resource`` created at ``created``, ``expiry()`` its ``expired_at``.
+
+        Example: ``world.record(0, world.resources[0], EPOCH, lambda: None)``.
+        """
+        rng = self.rng
+        vault = resource["vault"]
         updated = created + timedelta(seconds=rng.randrange(1, 3600))
         server = resource["type"] == "OS::Nova::Server"
         backup_id = _uid(rng)
@@ -172,7 +206,7 @@ class _World:
             "status": rng.choices(spec.STATUSES, STATUS_WEIGHTS)[0],
             "resource_name": resource["name"],
             "description": "" if rng.random() < 0.9 else None,
-            "expired_at": _expiry(rng, created),
+            "expired_at": expiry(),
             "replication_records": [],
             "name": f"{'autobk' if rng.random() < 0.85 else 'manualbk'}_{number % 65536:04x}",
             "created_at": _stamp(rng, created),
@@ -309,9 +343,7 @@ def write_dumps(
     return Generated(count, page_number, len(world.vaults), len(members), files)
 
 
-def _write_page(
-    folder: Path, number: int, records: list[dict[str, Any]], total: int, gzipped: bool
-) -> Path:
+def _write_page(folder: Path, number: int, records: list[Any], total: int, gzipped: bool) -> Path:
     name = f"page-{number:06d}.json" + (".gz" if gzipped else "")
     return _write(folder / name, {"count": total, "backups": records}, gzipped)
 
@@ -327,3 +359,427 @@ def _write(path: Path, body: dict[str, Any], gzipped: bool) -> Path:
         partial.unlink(missing_ok=True)
         raise
     return path
+
+
+# --- a daily series of full exports (issue 22) --------------------------------------------
+
+#: The first day of a series unless told: a year after EPOCH, so day one's backups fit.
+SERIES_START: Final = date(2026, 1, 1)
+#: A day's export is taken at this hour (UTC); every change of the day happens before it.
+EXPORT_HOUR: Final[int] = 23
+#: Retention of the backups alive on day one: a policy's share of a steady inventory is
+#: its share of new backups times the days it keeps them (forever counted as a year), so
+#: about 0.8 % of the inventory expires a day.
+LIVE_WEIGHTS: Final[tuple[int, ...]] = tuple(
+    weight * (days or 365) for days, weight in zip(RETENTION_DAYS, RETENTION_WEIGHTS, strict=True)
+)
+#: Daily churn per project, as shares of its backups; each happens at least once a day.
+NEW_SHARE: Final[float] = 0.01
+EARLY_DELETE_SHARE: Final[float] = 0.001
+DELETING_SHARE: Final[float] = 0.0005
+RESTORING_SHARE: Final[float] = 0.0005
+#: A new backup is available, still protecting (it settles tomorrow) or failed.
+NEW_STATUSES: Final[tuple[str, ...]] = ("available", "protecting", "error")
+NEW_STATUS_WEIGHTS: Final[tuple[int, ...]] = (85, 10, 5)
+#: Share of yesterday's protecting backups that end in error rather than available.
+FAILED_SHARE: Final[float] = 0.2
+#: The vault that fills: 40 % of its size on day one, then 1.5 to 2.5 % more a day.
+FILL_START: Final[float] = 0.40
+FILL_DAILY: Final[tuple[float, float]] = (0.015, 0.025)
+#: Day one shares the first two backups of every 500 with another project, up to this many.
+SHARED_AT_MOST: Final[int] = 200
+
+_KEEP, _SETTLE, _RESTORED, _GONE = range(4)  # what tomorrow does to a backup
+_AFTER: Final[dict[str, int]] = {"protecting": _SETTLE, "restoring": _RESTORED, "deleting": _GONE}
+_STATUS_CODE: Final[dict[str, int]] = {name: code for code, name in enumerate(spec.STATUSES)}
+_DAY: Final = timedelta(days=1)
+
+
+class _BackupsPage(msgspec.Struct):
+    """A ListBackups page as written, its records left as their JSON text."""
+
+    count: int
+    backups: list[msgspec.Raw]
+
+
+class _Id(msgspec.Struct):
+    """Only the id of a record (the rest is skipped unread)."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of :func:`write_series`: the export's folder and what changed since yesterday.
+
+    Example: ``write_series(out, 1000, days=2).days[1].added``.
+    """
+
+    day: date
+    folder: Path
+    backups: int
+    added: int
+    gone: int
+    changed: int
+    files: int
+
+
+@dataclass(frozen=True)
+class Series:
+    """What :func:`write_series` wrote, day by day.
+
+    Example: ``write_series(out, 1000, days=3).days[-1].backups``.
+    """
+
+    days: tuple[Day, ...]
+
+
+@dataclass
+class _Ledger:
+    """What a project's export leaves for tomorrow: a few bytes per backup, in page order.
+
+    The records themselves stay in the pages just written; tomorrow reads them back.
+
+    Example: ``ledger.add(-1, "available", _KEEP, False)`` for a backup kept forever.
+    """
+
+    expiry: array[int] = field(default_factory=lambda: array("q"))
+    status: bytearray = field(default_factory=bytearray)
+    plan: bytearray = field(default_factory=bytearray)
+    shared: bytearray = field(default_factory=bytearray)
+
+    def add(self, expiry: int, status: str, plan: int, shared: bool) -> None:
+        """Append one backup: ``expiry`` in epoch seconds (-1: never), its status and plan."""
+        self.expiry.append(expiry)
+        self.status.append(_STATUS_CODE[status])
+        self.plan.append(plan)
+        self.shared.append(shared)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Today's fate of yesterday's backups, by position: dropped, or given a new status."""
+
+    drop: frozenset[int]
+    status: dict[int, str]
+    new: int
+
+
+def _share(size: int, share: float) -> int:
+    """``share`` of ``size``, at least one. Example: ``_share(300, 0.01) == 3``."""
+    return max(1, round(size * share))
+
+
+def _seconds(moment: datetime) -> int:
+    """Epoch seconds of ``moment``. Example: ``_seconds(EPOCH) == 1735689600``."""
+    return int(moment.timestamp())
+
+
+def _plan(ledger: _Ledger, rng: random.Random, export_at: int) -> _Plan:
+    """Decide today's churn of one project from yesterday's ledger.
+
+    Gone: yesterday's ``deleting``, the expired (``expired_at`` before the export) and a
+    few deleted early. Changed: yesterday's ``protecting`` (to available, some to error)
+    and ``restoring`` (to available), a few available ones to ``deleting`` or ``restoring``.
+
+    Example: ``_plan(ledger, rng, _seconds(datetime(2026, 1, 2, 23, tzinfo=UTC)))``.
+    """
+    drop: set[int] = set()
+    status: dict[int, str] = {}
+    idle: list[int] = []
+    available = _STATUS_CODE["available"]
+    for i, plan in enumerate(ledger.plan):
+        if plan == _GONE or 0 <= ledger.expiry[i] < export_at:
+            drop.add(i)
+        elif plan == _SETTLE:
+            status[i] = "error" if rng.random() < FAILED_SHARE else "available"
+        elif plan == _RESTORED:
+            status[i] = "available"
+        elif ledger.status[i] == available:
+            idle.append(i)
+    size = len(ledger)
+    early, deleting, restoring = (
+        _share(size, s) for s in (EARLY_DELETE_SHARE, DELETING_SHARE, RESTORING_SHARE)
+    )
+    picked = rng.sample(idle, min(len(idle), early + deleting + restoring))
+    drop.update(picked[:early])
+    status.update(dict.fromkeys(picked[early : early + deleting], "deleting"))
+    status.update(dict.fromkeys(picked[early + deleting :], "restoring"))
+    return _Plan(frozenset(drop), status, _share(size, NEW_SHARE))
+
+
+def _set_status(record: dict[str, Any], status: str, updated_at: str | None = None) -> None:
+    """Give ``record`` and its children ``status`` (and ``updated_at``, when a change).
+
+    Example: ``_set_status(record, "deleting", "2026-01-02T10:00:00.000000")``.
+    """
+    for item in (record, *record["children"]):
+        item["status"] = status
+        if updated_at is not None:
+            item["updated_at"] = updated_at
+
+
+def _read_pages(folder: Path) -> Iterator[msgspec.Raw]:
+    """The records of the ListBackups pages in ``folder``, in page order, as written.
+
+    Example: ``next(_read_pages(Path("daily/2026-01-01/backups/<project>")))``.
+    """
+    for path in sorted(folder.glob("page-*")):  # not a ``.page-*.tmp`` a crash left
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        yield from msgspec.json.decode(data, type=_BackupsPage).backups
+
+
+def _split(count: int, parts: int) -> list[int]:
+    """``count`` in ``parts`` near-equal shares, the larger first. Example: ``[4, 3, 3]``."""
+    return [count // parts + (i < count % parts) for i in range(parts)]
+
+
+def _midnight(day: date) -> datetime:
+    """The start of ``day`` in UTC. Example: ``_midnight(date(2026, 1, 1))``."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class _Chronicle:
+    """One inventory lived day by day: the world, each project's ledger, members, the vaults.
+
+    It keeps no backup record between days: each day reads yesterday's pages back and
+    copies the unchanged records' text, so memory does not grow with the days.
+    """
+
+    def __init__(
+        self, rng: random.Random, count: int, out: Path, page_size: int, gzipped: bool
+    ) -> None:
+        self.rng, self.out, self.page_size, self.gzipped = rng, out, page_size, gzipped
+        self.world = _World(rng, resources=max(30, count // BACKUPS_PER_RESOURCE))
+        self.by_project: dict[str, list[dict[str, Any]]] = {p: [] for p in self.world.projects}
+        for resource in self.world.resources:
+            self.by_project[resource["vault"]["project_id"]].append(resource)
+        for project, resources in self.by_project.items():
+            if not resources:  # so rare it needs a seed to see, but never an empty choice
+                vault = next(v for v in self.world.vaults if v["project_id"] == project)
+                resources.append(self.world._resource(len(self.world.resources), vault))
+        self.ledgers: dict[str, _Ledger] = {}
+        self.members: dict[str, dict[str, Any]] = {}
+        self.fresh: list[str] = []  # backups shared today: the share is accepted tomorrow
+        self.filling = self.world.vaults[0]
+        self.number = 0
+        self.yesterday: Path | None = None
+
+    def first(self, day: date, count: int) -> Day:
+        """Day one: ``count`` backups, the youngest created today, written as a full export.
+
+        Example: ``chronicle.first(date(2026, 1, 1), 1000).backups == 1000``.
+        """
+        folder = self.out / day.isoformat()
+        limit = self.filling["billing"]["size"] * 1024
+        self.filling["billing"]["used"] = round(limit * FILL_START)
+        files: list[Path] = []
+        for project, size in zip(self.by_project, _split(count, len(self.by_project)), strict=True):
+            ledger = self.ledgers[project] = _Ledger()
+            new = min(size, _share(size, NEW_SHARE))
+            records = itertools.chain(
+                self._founded(project, size - new, day, ledger),
+                self._born(project, new, day, ledger),
+            )
+            files += self._pages(folder, project, size, records)
+        return self._finish(day, folder, files, (count, count, 0, 0))
+
+    def next(self, day: date) -> Day:
+        """Yesterday's export read back, today's churn applied, written as today's export.
+
+        Example: ``chronicle.next(date(2026, 1, 2)).added`` (about 1 % of the backups).
+        """
+        assert self.yesterday is not None, "day one comes first"
+        folder = self.out / day.isoformat()
+        self._settle_members(day)
+        billing = self.filling["billing"]
+        grown = round(billing["size"] * 1024 * self.rng.uniform(*FILL_DAILY))
+        billing["used"] = min(billing["size"] * 1024, billing["used"] + grown)
+        export_at = _seconds(_midnight(day) + timedelta(hours=EXPORT_HOUR))
+        files: list[Path] = []
+        added = gone = changed = 0
+        for project in self.by_project:
+            old, ledger = self.ledgers[project], _Ledger()
+            plan = _plan(old, self.rng, export_at)
+            records = itertools.chain(
+                self._carried(self.yesterday / "backups" / project, plan, old, ledger, day),
+                self._born(project, plan.new, day, ledger),
+            )
+            total = len(old) - len(plan.drop) + plan.new
+            files += self._pages(folder, project, total, records)
+            self.ledgers[project] = ledger
+            added += plan.new
+            gone += len(plan.drop)
+            changed += len(plan.status)
+        backups = sum(len(ledger) for ledger in self.ledgers.values())
+        return self._finish(day, folder, files, (backups, added, gone, changed))
+
+    def _founded(
+        self, project: str, count: int, day: date, ledger: _Ledger
+    ) -> Iterator[msgspec.Raw]:
+        """Backups made before ``day`` and alive at its export, statuses as real dumps hold.
+
+        A backup kept ``r`` days was created between ``r`` days and one day before the
+        export, so none has expired yet and none was updated today.
+        """
+        rng = self.rng
+        export = _midnight(day) + timedelta(hours=EXPORT_HOUR)
+        for number in range(count):
+            days = rng.choices(RETENTION_DAYS, LIVE_WEIGHTS)[0]
+            age = rng.uniform(86400, (days or 365) * 86400)
+            created = export - timedelta(seconds=age)
+            record = self._make(project, created, days)
+            shared = number % 500 < 2 and len(self.members) < SHARED_AT_MOST
+            if shared:
+                status = rng.choice(spec.MEMBER_STATUSES)
+                self._share(record["id"], project, created + timedelta(hours=2), status)
+            expiry = -1 if days is None else _seconds(created + timedelta(days=days))
+            ledger.add(expiry, record["status"], _KEEP, shared)
+            yield msgspec.Raw(msgspec.json.encode(record))
+
+    def _born(self, project: str, count: int, day: date, ledger: _Ledger) -> Iterator[msgspec.Raw]:
+        """Backups created today: the first still protecting, the others mostly available.
+
+        The first project shares its last new backup of the day (accepted tomorrow).
+        """
+        rng = self.rng
+        for number in range(count):
+            created = _midnight(day) + timedelta(seconds=rng.uniform(0, 21 * 3600))
+            days = rng.choices(RETENTION_DAYS, RETENTION_WEIGHTS)[0]
+            status = rng.choices(NEW_STATUSES, NEW_STATUS_WEIGHTS)[0] if number else "protecting"
+            record = self._make(project, created, days)
+            _set_status(record, status)
+            shared = project == self.world.projects[0] and number == count - 1
+            if shared:
+                self._share(record["id"], project, created + timedelta(minutes=30), "pending")
+                self.fresh.append(record["id"])
+            expiry = -1 if days is None else _seconds(created + timedelta(days=days))
+            ledger.add(expiry, status, _AFTER.get(status, _KEEP), shared)
+            yield msgspec.Raw(msgspec.json.encode(record))
+
+    def _carried(
+        self, pages: Path, plan: _Plan, old: _Ledger, ledger: _Ledger, day: date
+    ) -> Iterator[msgspec.Raw]:
+        """Yesterday's records of one project, less the dropped, the changed rewritten.
+
+        An unchanged record is yesterday's text itself.
+        """
+        for i, raw in enumerate(_read_pages(pages)):
+            if i in plan.drop:
+                if old.shared[i]:
+                    self.members.pop(msgspec.json.decode(raw, type=_Id).id, None)
+                continue
+            status = plan.status.get(i)
+            if status is None:
+                ledger.add(old.expiry[i], spec.STATUSES[old.status[i]], _KEEP, bool(old.shared[i]))
+                yield raw
+                continue
+            record = msgspec.json.decode(raw)
+            moment = _midnight(day) + timedelta(seconds=self.rng.uniform(0, 22 * 3600))
+            _set_status(record, status, _stamp(self.rng, moment))
+            ledger.add(old.expiry[i], status, _AFTER.get(status, _KEEP), bool(old.shared[i]))
+            yield msgspec.Raw(msgspec.json.encode(record))
+
+    def _make(self, project: str, created: datetime, days: int | None) -> dict[str, Any]:
+        """A backup of one of ``project``'s resources, kept ``days`` days."""
+        resource = self.rng.choice(self.by_project[project])
+        record = self.world.record(
+            self.number, resource, created, lambda: _expires(self.rng, created, days)
+        )
+        self.number += 1
+        return record
+
+    def _share(self, backup_id: str, project: str, moment: datetime, status: str) -> None:
+        """Share a backup with another project (a ShowMembersDetail member)."""
+        others = [p for p in self.world.projects if p != project] or [project]
+        stamp = _stamp(self.rng, moment)
+        self.members[backup_id] = {
+            "id": _uid(self.rng),
+            "backup_id": backup_id,
+            "dest_project_id": self.rng.choice(others),
+            "status": status,
+            "vault_id": None,
+            "image_id": None,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    def _settle_members(self, day: date) -> None:
+        """Yesterday's new shares are accepted today (their backup may be gone already)."""
+        for backup_id in self.fresh:
+            member = self.members.get(backup_id)
+            if member is not None:
+                moment = _midnight(day) + timedelta(seconds=self.rng.uniform(0, 22 * 3600))
+                member.update(status="accepted", updated_at=_stamp(self.rng, moment))
+        self.fresh = []
+
+    def _pages(
+        self, folder: Path, project: str, total: int, records: Iterator[msgspec.Raw]
+    ) -> list[Path]:
+        """Write one project's ListBackups pages, each carrying the project's ``total``."""
+        where = folder / "backups" / project
+        where.mkdir(parents=True, exist_ok=True)
+        files: list[Path] = []
+        chunk = list(itertools.islice(records, self.page_size))
+        while chunk or not files:  # an empty project still answers one page, count 0
+            files.append(_write_page(where, len(files) + 1, chunk, total, self.gzipped))
+            chunk = list(itertools.islice(records, self.page_size))
+        return files
+
+    def _finish(
+        self, day: date, folder: Path, files: list[Path], counts: tuple[int, int, int, int]
+    ) -> Day:
+        """Write the day's vaults and members, remove a former run's leftovers, sum up."""
+        for project in self.by_project:
+            vaults = [v for v in self.world.vaults if v["project_id"] == project]
+            where = folder / "vaults" / project
+            where.mkdir(parents=True, exist_ok=True)
+            page = {"count": len(vaults), "vaults": vaults}
+            files.append(_write(where / "page-000001.json", page, False))
+        members = {"count": len(self.members), "members": list(self.members.values())}
+        files.append(_write(folder / "members.json", members, False))
+        kept = set(files)
+        for sub in ("backups", "vaults"):
+            for path in sorted((folder / sub).rglob("*")):
+                if path.is_file() and path not in kept:
+                    path.unlink()
+        self.yesterday = folder
+        return Day(day, folder, *counts, files=len(files))
+
+
+def write_series(
+    out: Path,
+    count: int,
+    *,
+    days: int,
+    seed: int = 0,
+    page_size: int = 1000,
+    gzipped: bool = False,
+    start: date = SERIES_START,
+    progress: Callable[[int], None] | None = None,
+) -> Series:
+    """Write ``days`` daily full exports of one inventory into ``out/<YYYY-MM-DD>/``.
+
+    Each day holds every ListBackups page of each project (``backups/<project>/``, every
+    page with the project's ``count``), its ListVaults page (``vaults/<project>/``) and
+    the share members (``members.json``). Day one holds ``count`` backups; each later day
+    is the one before with ~1 % churn: new backups, status changes, expiries and early
+    deletions, a backup in ``deleting`` gone the next day, and one vault filling up.
+    A record that did not change is the same text as the day before. Same seed, same bytes.
+    A day's folder written by an earlier run is replaced: its other pages are removed.
+
+    Example: ``write_series(Path("daily"), 100_000, days=30, seed=7)``.
+    """
+    chronicle = _Chronicle(random.Random(seed), count, out, page_size, gzipped)
+    written: list[Day] = []
+    for number in range(days):
+        day = start + timedelta(days=number)
+        written.append(chronicle.first(day, count) if number == 0 else chronicle.next(day))
+        if progress is not None:
+            progress(sum(d.backups for d in written))
+    return Series(tuple(written))

@@ -814,7 +814,7 @@ def conformance(
     type=click.IntRange(1),
     default=10_000,
     show_default=True,
-    help="Number of distinct top-level backups.",
+    help="Number of distinct top-level backups (on day one, with --days).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator.")
 @click.option(
@@ -825,27 +825,71 @@ def conformance(
     help="Backups per ListBackups page.",
 )
 @click.option("--gzip", "gzipped", is_flag=True, help="Write .json.gz pages.")
-def generate(out: str, count: int, seed: int, page_size: int, gzipped: bool) -> None:
+@click.option(
+    "--days",
+    type=click.IntRange(1),
+    default=None,
+    help="Write a daily series of full exports, OUT/<YYYY-MM-DD>/ per day, with churn.",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First day of the series (with --days).  [default: 2026-01-01]",
+)
+def generate(
+    out: str,
+    count: int,
+    seed: int,
+    page_size: int,
+    gzipped: bool,
+    days: int | None,
+    start: Any,  # a datetime from click.DateTime, or None
+) -> None:
     """Write realistic synthetic CBR dumps (backups pages, vaults, members) into OUT.
 
     Same seed, same bytes. Both timestamp forms and offsets, nulls, server
     backups with children, replication records, unknown keys, vaults from
     empty to full, share members, ~1 % of backups repeated with a newer
-    updated_at.
+    updated_at. With --days N: N daily full exports of one inventory of -n
+    backups (each day's pages per project, vaults, members) with ~1 % churn
+    a day; see the README.
 
     \b
     Example:
       cbrq generate big -n 1000000 --seed 7
       cbrq ingest big --store inv
+      cbrq generate daily -n 100000 --days 30 --gzip
     """
     from pathlib import Path
 
-    from engine.generate import write_dumps
+    from engine.generate import write_dumps, write_series
 
-    with _CountBar(count) if sys.stderr.isatty() else contextlib.nullcontext(None) as tick:
-        done = write_dumps(
-            Path(out), count, seed=seed, page_size=page_size, gzipped=gzipped, progress=tick
+    if start is not None and days is None:
+        raise click.UsageError("--start is the first day of a series: give --days too")
+    total = count * (days or 1)
+    with _CountBar(total) if sys.stderr.isatty() else contextlib.nullcontext(None) as tick:
+        if days is not None:
+            first = {} if start is None else {"start": start.date()}
+            series = write_series(
+                Path(out), count, days=days, seed=seed, page_size=page_size,
+                gzipped=gzipped, progress=tick, **first,
+            )  # fmt: skip
+        else:
+            done = write_dumps(
+                Path(out), count, seed=seed, page_size=page_size, gzipped=gzipped, progress=tick
+            )
+    if days is not None:
+        last = series.days[-1]
+        click.echo(
+            f"{days} daily exports, {series.days[0].day} to {last.day}: "
+            f"{count} backups on day one, {last.backups} on the last; "
+            f"{sum(d.added for d in series.days[1:])} added, "
+            f"{sum(d.gone for d in series.days)} gone, "
+            f"{sum(d.changed for d in series.days)} changed -> {out}",
+            err=True,
         )
+        return
     click.echo(
         f"{done.backups} backups in {done.pages} pages, {done.vaults} vaults, "
         f"{done.members} members -> {out}",
