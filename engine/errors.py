@@ -19,6 +19,7 @@ uses ``exit_status``, in one place.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -137,6 +138,36 @@ class MissingExtra(CbrqError):
     ) -> None:
         fix = how or f"pip install 'cbrq[{extra}]'"
         super().__init__(f"{what} {verb} {module}, which is not installed: {fix}")
+
+
+class IncompleteExport(CbrqError):
+    """A call declared a snapshot whose pages do not form a complete export (exit 1).
+
+    Example: ``raise IncompleteExport(["project p1: the backups pages give count 3 ..."])``.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(
+            "--snapshot: these pages are not one complete export: "
+            + "; ".join(problems[:3])
+            + more
+            + "; the inventory is unchanged (without --snapshot the records are only added)"
+        )
+
+
+class NeverSeen(CbrqError):
+    """``cbrq history`` was asked about backups no ingest of the store holds (exit 2).
+
+    Example: ``str(NeverSeen(["b9"]))`` -> ``"never seen in this inventory: b9"``.
+    """
+
+    exit_status = 2
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self.ids = list(ids)
+        super().__init__("never seen in this inventory: " + ", ".join(self.ids))
 
 
 class StoreError(CbrqError):

@@ -31,6 +31,7 @@ from engine.analyses import Analysis
 from engine.backends import Backend, backend_class
 from engine.backends.base import RID, Result, Tables, fetch
 from engine.backends.polars import compile_filter, sort_keys
+from engine.errors import Problem, QueryError
 from engine.params import QueryContext, QueryParams, parse_query
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
@@ -42,11 +43,17 @@ from engine.spec import (
     LONGEST_SPAN_DAYS,
     RECORD_KINDS,
 )
+from engine.store.history import NO_HISTORY, as_of_rows, history_rows, snapshot_rows
 from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 from engine.store.manifest import Lease, Manifest, resolve_store
 from engine.store.read import decoding, live, scan, scan_physical, table_files
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
+
+#: What an inventory holds for one instant: dropped by :meth:`Inventory.as_of`.
+_PER_INSTANT: Final[frozenset[str]] = frozenset(
+    {"tables", "context", "_vaults", "_present", "instant", "everything"}
+)
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -101,6 +108,10 @@ class Inventory:
         # What a backend keeps between queries (a DuckDB database with its views),
         # shared by the copies using() and in_memory() make: they read the same commit.
         self.backend_state: dict[str, Any] = {}
+        #: SPEC §6: the instant answers are as of (``None``: the latest), and whether
+        #: every backup ever seen is read instead (``--ever``).
+        self.instant: datetime | None = None
+        self.everything = False
 
     @classmethod
     def open(
@@ -109,14 +120,55 @@ class Inventory:
         *,
         engine: str = "polars",
         spark: Any = None,
+        as_of: str | datetime | None = None,
+        ever: bool = False,
     ) -> Inventory:
         """Open the inventory at ``store`` (default ``$CBRQ_STORE`` or ``./cbrq-store``).
 
-        ``engine`` and ``spark``: see :meth:`using`.
+        ``engine`` and ``spark``: see :meth:`using`; ``as_of`` and ``ever``: see :meth:`as_of`.
 
         Example: ``Inventory.open("cbrq-store")``, ``Inventory.open("inv", engine="duckdb")``.
         """
-        return cls(resolve_store(store)).using(engine, spark=spark)
+        opened = cls(resolve_store(store)).using(engine, spark=spark)
+        return opened.as_of(as_of, ever=ever) if as_of is not None or ever else opened
+
+    def as_of(self, at: str | datetime | None, *, ever: bool = False) -> Inventory:
+        """This inventory (same commit) answering as of ``at`` (SPEC §6), or as ever seen.
+
+        ``at``: ``now``, a timestamp or a datetime; ``None``: the latest. A
+        store fed snapshots answers with the backups present at ``at``, each
+        at its version at ``at``; ``ever`` reads every backup ever seen at
+        its newest version (what a store without snapshots answers).
+
+        Example: ``Inventory.open("inv").as_of("2026-11-02T00:00:00Z").count()``.
+        """
+        if ever and at is not None:
+            raise ValueError("as of an instant, or every backup ever seen: not both")
+        copy = Inventory.__new__(Inventory)
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in _PER_INSTANT})
+        copy.instant = None if at is None else analyses.parse_at(at, "as_of")
+        if copy.instant is not None and (self.root is None or not self.manifest.keeps_history):
+            raise QueryError([NO_HISTORY])
+        copy.everything = ever
+        copy.backend_state = {}  # a DuckDB database's views belong to one instant
+        return copy
+
+    @property
+    def history_view(self) -> bool:
+        """Whether answers follow SPEC §6's rule (a store with snapshots, or an instant asked).
+
+        Example: ``Inventory.open("inv").history_view`` -> ``True`` once fed ``--snapshot``.
+        """
+        if self.root is None or self.everything:
+            return False
+        return self.manifest.keeps_history
+
+    @cached_property
+    def _present(self) -> pl.Series:
+        """The physical rows (``_rid``) of the backups present at :attr:`instant`."""
+        with decoding(self.root, self.manifest):
+            rows = as_of_rows(self._root, self.manifest, self.instant).collect()
+        return rows[RID]
 
     def using(self, engine: str, *, spark: Any = None) -> Inventory:
         """This inventory (the same commit and lease) answering with another backend.
@@ -189,6 +241,7 @@ class Inventory:
         inventory._lease = None
         inventory._temporary = None
         inventory.backend_state = {}
+        inventory.instant, inventory.everything = None, False
         inventory.label = label
         inventory._frames = {kind: frames[kind] for kind in RECORD_KINDS}
         counts = {kind: frame.height for kind, frame in inventory._frames.items()}
@@ -244,6 +297,9 @@ class Inventory:
             )
         if self._frames is not None:
             return self._frames[kind].lazy()
+        if kind == "backups" and self.history_view:
+            numbered = self.physical().with_row_index(RID)
+            return self.live(numbered).drop(RID)
         frame = scan(self._root, kind, self.manifest)
         with decoding(self.root, self.manifest):
             # A footer that does not decode is named here, not at a caller's collect;
@@ -311,7 +367,7 @@ class Inventory:
             )
         backups = self.physical().with_row_index(RID)
         return Tables(
-            backups=live(backups, self._root, self.manifest, "backups", RID),
+            backups=self.live(backups),
             vaults=scan(self._root, "vaults", self.manifest),
             members=scan(self._root, "members", self.manifest),
             has_members=self.manifest.counts.get("members", 0) > 0,
@@ -342,6 +398,8 @@ class Inventory:
         """
         if self._frames is not None:
             return frame
+        if self.history_view:
+            return frame.filter(pl.col(RID).is_in(self._present.implode()))
         return live(frame, self._root, self.manifest, "backups", RID)
 
     @cached_property
@@ -593,4 +651,42 @@ class Inventory:
             self._vaults,
             other._vaults,
             other._at(at),
+        )
+
+    # --- history (SPEC §6) ------------------------------------------------------
+
+    def _history_store(self, what: str) -> Path:
+        """The store's root, for a command that reads its history."""
+        if self.root is None:
+            raise QueryError(
+                [Problem(what, None, "reads a store's history", "--store, not --from")]
+            )
+        return self.root
+
+    def _newest_taken(self) -> datetime | None:
+        taken = [r.taken_at for r in self.manifest.ingests if r.taken_at]
+        return analyses.parse_at(max(taken), "taken_at") if taken else None
+
+    @_reads
+    def snapshots(self) -> Analysis:
+        """One row per snapshot: seq, taken_at, scope, projects, backups, added, gone, changed.
+
+        Example: ``Inventory.open("inv").snapshots().frame``.
+        """
+        root = self._history_store("snapshots")
+        frame = snapshot_rows(root, self.manifest)
+        return Analysis("snapshots", self._newest_taken(), frame)
+
+    @_reads
+    def history(self, ids: Sequence[str]) -> Analysis:
+        """Per backup, one row per version and change of presence: id, taken_at, event, ...
+
+        ``event`` is ``seen``, ``changed``, ``gone`` or ``back``. Raises
+        :class:`~engine.errors.NeverSeen` naming ids no ingest held.
+
+        Example: ``Inventory.open("inv").history(["b-1"]).frame``.
+        """
+        root = self._history_store("history")
+        return Analysis(
+            "history", self._newest_taken(), history_rows(root, self.manifest, list(ids))
         )

@@ -78,6 +78,11 @@ class Source(Protocol):
     #: The SparkSession (or master URL, or ``None``) the Spark backend answers with.
     spark: Any
 
+    @property
+    def history_view(self) -> bool:
+        """Whether the backups are read as of an instant (SPEC §6), not from the live rows."""
+        ...
+
     def files(self, kind: str) -> list[Path]:
         """The store's Parquet files of ``kind`` in order (none for an inventory in memory)."""
         ...

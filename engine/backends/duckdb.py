@@ -293,8 +293,10 @@ def _database(inventory: Source) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for kind in ("backups", "vaults", "members"):
-        if inventory.root is None or inventory.manifest.counts.get(kind, 0) == 0:
-            # In memory (or no files of this kind): the table as it is, columns and all.
+        as_of = kind == "backups" and inventory.history_view
+        if inventory.root is None or inventory.manifest.counts.get(kind, 0) == 0 or as_of:
+            # In memory, no files of this kind, or the backups as of an instant (SPEC §6,
+            # computed by cbrq): the table as it is, columns and all.
             con.register(f"_{kind}", inventory.raw(kind).collect().to_arrow())
             con.execute(f"CREATE VIEW {kind} AS SELECT * FROM _{kind}")
         elif _nameable(inventory.root, inventory.manifest, kind):
@@ -350,6 +352,11 @@ def plan(query: BackupQuery, inventory: Source) -> str:
     if inventory.root is None:
         return f"-- backups, vaults, members: the inventory's tables in memory\n{body}"
     root = inventory.root
+    if inventory.history_view:
+        return (
+            "-- backups: the backups present at the instant asked, each at its version then\n"
+            "-- (SPEC §6, computed by cbrq); vaults, members: the inventory's tables\n" + body
+        )
     if not all(_nameable(root, inventory.manifest, kind) for kind in RECORD_KINDS):
         return (
             "-- backups, vaults, members: Arrow datasets of the store's files (DuckDB cannot\n"

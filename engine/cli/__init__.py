@@ -13,15 +13,19 @@ import itertools
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from engine.cli.analyses import COMMANDS as ANALYSIS_COMMANDS
+from engine.cli.history import COMMANDS as HISTORY_COMMANDS
 from engine.cli.options import (
+    check_at,
     chosen_format,
     format_option,
     from_option,
+    history_options,
     open_inventory,
     output_file,
     output_option,
@@ -171,28 +175,96 @@ def _kind_option(text: str) -> Callable[[F], F]:
     help="Keep going past bad records: they go to the quarantine file with their reason.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def ingest(paths: tuple[str, ...], store: str | None, lenient: bool, quiet: bool) -> None:
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="These files are one full export: a backup of its projects (or vaults, "
+    "--scope vault) that it does not hold is gone from --taken-at on. Its pages "
+    "must hold exactly their count of backups per project.",
+)
+@click.option(
+    "--taken-at",
+    callback=check_at,
+    metavar="TIME",
+    help="When the export was taken: 'now' or a timestamp [default: the newest "
+    "updated_at of its backups].",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["project", "vault"]),
+    default="project",
+    show_default=True,
+    help="With --snapshot: what the export covers, whole projects or the vaults "
+    "it holds backups of (an export filtered by vault_id).",
+)
+def ingest(
+    paths: tuple[str, ...],
+    store: str | None,
+    lenient: bool,
+    quiet: bool,
+    snapshot: bool,
+    taken_at: Any,
+    scope: str,
+) -> None:
     """Ingest CBR dump files (PATHS) into the inventory.
 
     PATHS are files (.json, .json.gz, NDJSON), directories (searched
     recursively for *.json, *.ndjson, *.jsonl, optionally .gz), glob
     patterns, or - for standard input. A file already ingested (same
-    content hash) is skipped. All or nothing: on a bad record the inventory
-    is left exactly as it was (exit 1), unless --lenient.
+    content hash) is skipped, but for --snapshot. All or nothing: on a bad
+    record the inventory is left exactly as it was (exit 1), unless --lenient.
+
+    With --snapshot the store keeps history: every reader answers as of an
+    instant (--as-of, default the latest), so a backup the newest export no
+    longer holds is not listed; see cbrq snapshots and cbrq history.
 
     \b
     Example:
       cbrq ingest sample_data --store inv
       zcat dump.json.gz | cbrq ingest - --store inv
+      cbrq ingest exports/2026-11-02 --store inv --snapshot --taken-at 2026-11-02T06:00:00Z
     """
     from engine import api, interrupts
 
+    if scope != "project" and not snapshot:
+        raise click.UsageError("--scope goes with --snapshot")
     show_bar = not quiet and sys.stderr.isatty()
     with interrupts.handling():  # a signal until the summary is out is reported
         with _progress(show_bar) as tick:
-            summary = api.ingest(paths, store, lenient=lenient, progress=tick)
+            summary = api.ingest(
+                paths,
+                store,
+                lenient=lenient,
+                progress=tick,
+                snapshot=snapshot,
+                taken_at=taken_at,
+                scope=scope,
+            )
         if not quiet:
             _print_summary(summary)
+
+
+def history_options_decorator(command: F) -> F:
+    """``--as-of`` and ``--ever`` (:func:`engine.cli.options.history_options`) on one command."""
+    for option in reversed(history_options()):
+        command = option(command)
+    return command
+
+
+def _export_lines(summary: IngestSummary) -> list[str]:
+    """What SPEC §6 says of the call: a snapshot, or whether its pages form a complete export."""
+    when = summary.taken_at or "unknown"
+    if summary.snapshot:
+        unchanged = f", {summary.backups_unchanged} unchanged" if summary.backups_unchanged else ""
+        return [f"snapshot: taken at {when}, complete{unchanged}"]
+    if summary.complete is None:
+        return []
+    if summary.complete:
+        return [
+            f"export: the pages form a complete export taken at {when} "
+            "(ingest them with --snapshot to keep history)"
+        ]
+    return [f"export: the pages are not a complete export ({summary.why})"]
 
 
 def _progress(enabled: bool) -> Any:
@@ -285,6 +357,7 @@ def _print_summary(summary: IngestSummary) -> None:
         keys = sorted(summary.unknown_keys)
         shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
         lines.append(f"unknown keys kept: {shown}")
+    lines += _export_lines(summary)
     if summary.quarantined:
         lines.append(f"quarantined: {summary.quarantined} (see {summary.quarantine_file})")
     for label in summary.skipped:
@@ -311,8 +384,15 @@ def _print_summary(summary: IngestSummary) -> None:
     default=None,
     help="Records per page [default: all in one page for json, 1000 for ndjson].",
 )
+@history_options_decorator
 def export(
-    store: str | None, fmt: str, output: str | None, kind: str, page_size: int | None
+    store: str | None,
+    fmt: str,
+    output: str | None,
+    kind: str,
+    page_size: int | None,
+    as_of: datetime | None,
+    ever: bool,
 ) -> None:
     """Write the inventory back as API-shaped pages ({"count", "backups"}).
 
@@ -328,7 +408,9 @@ def export(
     from engine import api
 
     size = page_size if page_size is not None or fmt == "json" else 1000
-    pages = api.export_pages(store, kind=kind, page_size=size)
+    if as_of is not None and ever:
+        raise click.UsageError("give --as-of or --ever, not both")
+    pages = api.export_pages(store, kind=kind, page_size=size, as_of=as_of, ever=ever)
     first = next(pages)  # fails before any output file is created
     pages = itertools.chain([first], pages)
     with output_file(output) as out:
@@ -534,6 +616,8 @@ def query(
     time_field: str,
     engine: str,
     spark_master: str | None,
+    as_of: datetime | None,
+    ever: bool,
     fmt: str | None,
     output: str | None,
     batch: str | None,
@@ -559,7 +643,7 @@ def query(
     from engine.render.fields import Fields
 
     chosen_semantics = semantics(exact_names, time_field)
-    with open_inventory(store, dumps, engine, spark_master) as inventory:
+    with open_inventory(store, dumps, engine, spark_master, as_of, ever) as inventory:
         typed = inventory.lazy().collect_schema()
         chosen_fields = None if fields is None else Fields.parse(fields, typed)
         if batch is not None:
@@ -632,7 +716,12 @@ def _batch_line(raw: bytes, number: int) -> str:
 def _ask(what: str, query_string: str | None, options: dict[str, Any]) -> Any:
     """Open the inventory the source options name and call its ``what`` method."""
     source = open_inventory(
-        options["store"], options["dumps"], options["engine"], options["spark_master"]
+        options["store"],
+        options["dumps"],
+        options["engine"],
+        options["spark_master"],
+        options["as_of"],
+        options["ever"],
     )
     with source as inventory:
         ask = getattr(inventory, what)
@@ -897,7 +986,7 @@ def generate(
     )
 
 
-for _command in ANALYSIS_COMMANDS:
+for _command in (*ANALYSIS_COMMANDS, *HISTORY_COMMANDS):
     main.add_command(_command)
 main.add_command(report)
 

@@ -62,7 +62,7 @@ def _check_by(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     return parse_by(value, "--by")
 
 
-def _output_options(command: F) -> F:
+def output_options(command: F) -> F:
     """``--at``, ``-f`` and ``-o``, shared by every analysis command."""
     options = [
         at_option,
@@ -120,7 +120,7 @@ def _run(name: str, options: dict[str, Any], **arguments: Any) -> Analysis:
     return result
 
 
-def _emit(
+def emit(
     analysis: Analysis,
     fmt: str | None,
     output: str | None,
@@ -171,7 +171,7 @@ def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = Fals
     "project_id, enterprise_project_id, resource_az, and day, week (ISO, Monday) or "
     "month of created_at (UTC).",
 )
-@_output_options
+@output_options
 def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: Any) -> None:
     """Count backups and sum their size per group, with the first and last created_at.
 
@@ -185,7 +185,7 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
       cbrq stats 'status=error' --store inv --by vault_id,week -f csv -o errors.csv
       cbrq stats --store inv --by resource_type --fields resource_type,size_gb
     """
-    _emit(_run("stats", options, by=by), fmt, output, None, options["fields"])
+    emit(_run("stats", options, by=by), fmt, output, None, options["fields"])
 
 
 @click.command()
@@ -193,7 +193,7 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
 @max_age_option("Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).")
 @_fail_on("rpo", "a resource has no good backup (never), or, with breach, one older than --max-age")
 @_only("rpo")
-@_output_options
+@output_options
 def rpo(
     max_age: Any,
     fail_on: str | None,
@@ -215,7 +215,7 @@ def rpo(
       cbrq rpo --store inv --at now --fail-on breach --only never,breach -f csv
     """
     result = _run("rpo", options, max_age=max_age)
-    _emit(result, fmt, output, fail_on, options["fields"], only)
+    emit(result, fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
@@ -223,7 +223,7 @@ def rpo(
 @min_days_option("Shortest acceptable retention (expired_at - created_at), in days.")
 @_fail_on("retention", "an available backup is kept fewer than --min-days")
 @_only("retention")
-@_output_options
+@output_options
 def retention(
     min_days: int,
     fail_on: str | None,
@@ -243,14 +243,14 @@ def retention(
       cbrq retention 'vault_id=VAULT' --store inv --fail-on short -f csv -o short.csv
     """
     result = _run("retention", options, min_days=min_days)
-    _emit(result, fmt, output, fail_on, options["fields"], only)
+    emit(result, fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
 @analysis_source
 @_fail_on("capacity", "a vault is at or above its threshold")
 @_only("capacity")
-@_output_options
+@output_options
 def capacity(
     fail_on: str | None,
     only: tuple[str, ...] | None,
@@ -270,7 +270,7 @@ def capacity(
       cbrq capacity --store inv
       cbrq capacity --store inv --fail-on full -f json -o capacity.json
     """
-    _emit(_run("capacity", options), fmt, output, fail_on, options["fields"], only)
+    emit(_run("capacity", options), fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()
@@ -280,7 +280,7 @@ def capacity(
     "many hours before --at is stuck."
 )
 @_only("hygiene")
-@_output_options
+@output_options
 def hygiene(
     stuck_hours: int,
     only: tuple[str, ...] | None,
@@ -299,7 +299,7 @@ def hygiene(
       cbrq hygiene --store inv --stuck-hours 12 --at now -f ndjson
     """
     result = _run("hygiene", options, stuck_hours=stuck_hours)
-    _emit(result, fmt, output, None, options["fields"], only)
+    emit(result, fmt, output, None, options["fields"], only)
 
 
 def _side(path: str) -> Inventory:
@@ -316,7 +316,7 @@ def _side(path: str) -> Inventory:
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @_only("diff")
-@_output_options
+@output_options
 def diff(
     a: str,
     b: str,
@@ -341,7 +341,7 @@ def diff(
     """
     with _side(a) as before, _side(b) as after:
         result = before.diff(after, at=at)
-    _emit(result, fmt, output, None, fields, only)
+    emit(result, fmt, output, None, fields, only)
 
 
 #: The commands :mod:`engine.cli` adds to the ``cbrq`` group.

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
@@ -115,10 +116,14 @@ def output_option(
     )
 
 
-def _check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+def check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """The callback of a time option: ``now`` or a SPEC timestamp, as aware UTC (or None).
+
+    Example: ``click.option("--taken-at", callback=check_at)``.
+    """
     from engine.analyses import parse_at
 
-    return None if value is None else parse_at(value, "--at")
+    return None if value is None else parse_at(value, param.opts[0] if param.opts else "--at")
 
 
 def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> Any:
@@ -140,7 +145,7 @@ def at_option(command: F) -> F:
 
     Example: ``@at_option`` above an analysis command.
     """
-    return click.option("--at", callback=_check_at, metavar="TIME", help=AT_HELP)(command)
+    return click.option("--at", callback=check_at, metavar="TIME", help=AT_HELP)(command)
 
 
 def max_age_option(text: str) -> Callable[[F], F]:
@@ -250,17 +255,37 @@ def _engine_options() -> list[Callable[[F], F]]:
     ]
 
 
+def history_options() -> list[Callable[[F], F]]:
+    """``--as-of TIME`` and ``--ever``: which instant of a store's history answers (SPEC §6)."""
+    return [
+        click.option(
+            "--as-of",
+            "as_of",
+            callback=check_at,
+            metavar="TIME",
+            help="Answer as the API would have at TIME ('now' or a timestamp): the "
+            "backups present then, each at its version then [default: the latest].",
+        ),
+        click.option(
+            "--ever",
+            is_flag=True,
+            help="Every backup ever ingested, at its newest version (what a store "
+            "without --snapshot ingests answers).",
+        ),
+    ]
+
+
 def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F], F]:
     """``--store``/``--from``, ``--project``, ``-p``, ``--exact-names``, ``--time-field``.
 
-    ``verb`` starts the help of ``--from``; ``engines`` adds ``--engine`` and
-    ``--spark-master`` (the query commands).
+    ``verb`` starts the help of ``--from``; ``engines`` adds ``--engine``,
+    ``--spark-master``, ``--as-of`` and ``--ever`` (the query commands).
 
     Example: ``@source_options("Analyse")`` above a click command.
     """
     options = _where_options(verb) + _asking_options()
     if engines:
-        options += _engine_options()
+        options += _engine_options() + history_options()
 
     def apply(command: F) -> F:
         for option in reversed(options):
@@ -271,9 +296,14 @@ def source_options(verb: str = "Query", *, engines: bool = False) -> Callable[[F
 
 
 def open_inventory(
-    store: str | None, dumps: tuple[str, ...], engine: str = "polars", master: str | None = None
+    store: str | None,
+    dumps: tuple[str, ...],
+    engine: str = "polars",
+    master: str | None = None,
+    as_of: datetime | None = None,
+    ever: bool = False,
 ) -> Inventory:
-    """The inventory ``--store`` or ``--from`` names, answering with ``engine``.
+    """The inventory ``--store`` or ``--from`` names, answering with ``engine``, as of ``as_of``.
 
     Example: ``with open_inventory(None, ("sample_data",)) as inv: ...``.
     """
@@ -283,7 +313,11 @@ def open_inventory(
         raise click.UsageError("give --store or --from, not both")
     if master is not None and engine != "spark":
         raise click.UsageError("--spark-master needs --engine spark")
+    if as_of is not None and ever:
+        raise click.UsageError("give --as-of or --ever, not both")
     inventory = Inventory.from_dumps(list(dumps)) if dumps else Inventory.open(store)
+    if as_of is not None or ever:
+        inventory = inventory.as_of(as_of, ever=ever)
     return inventory.using(engine, spark=master)
 
 

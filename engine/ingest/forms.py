@@ -58,6 +58,8 @@ class Chunk:
     first_row: int
     records: list[msgspec.Raw]
     ndjson: bytes | None = None
+    #: The response's ``count``, when it is a page that gives one (SPEC §6's check).
+    count: int | None = None
 
     def locate(self, index: int) -> Location:
         """The location of record ``index`` of this chunk, for messages.
@@ -243,21 +245,21 @@ def _split_response(
             )
         return [Chunk("backups", source.label, where, first_row, [msgspec.Raw(_encode(top))])]
     kind, is_list = RESPONSE_KEYS[key]
-    _check_count(location, top)
+    count = _check_count(location, top)
     if not is_list:
         return [Chunk(kind, source.label, where, first_row, [top[key]])]
     try:
         records = _RAW_LIST.decode(top[key])
     except msgspec.DecodeError as err:
         raise InputError(location, f"'{key}' must be a list of records ({err})") from err
-    return [Chunk(kind, source.label, where, first_row, records)]
+    return [Chunk(kind, source.label, where, first_row, records, count=count)]
 
 
-def _check_count(location: Location, top: dict[str, msgspec.Raw]) -> None:
+def _check_count(location: Location, top: dict[str, msgspec.Raw]) -> int | None:
     if "count" not in top:
-        return
+        return None
     try:
-        msgspec.json.decode(top["count"], type=int)
+        return msgspec.json.decode(top["count"], type=int)
     except msgspec.DecodeError as err:
         raise InputError(location, "'count' must be an integer") from err
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -27,14 +28,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Protocol
 
 import polars as pl
 
 from engine import interrupts
-from engine.errors import InputError
+from engine.errors import IncompleteExport, InputError
 from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
+from engine.ingest.snapshot import NARROW, Page, page_problems, record
+from engine.ingest.snapshot import taken_at as taken
 from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.manifest import Manifest, read_manifest, resolve_store
@@ -89,6 +93,14 @@ class IngestSummary:
     elapsed: float = 0.0
     bytes_read: int = 0
     segments_merged: int = 0
+    #: SPEC §6: when the export was taken (``""``: unknown), whether it was declared a
+    #: snapshot, whether its pages formed a complete export (``None``: no pages) and why
+    #: not, and the records found unchanged (history stores: not written again).
+    taken_at: str = ""
+    snapshot: bool = False
+    complete: bool | None = None
+    why: str = ""
+    backups_unchanged: int = 0
 
 
 ProgressFn = Callable[[Tick], None]
@@ -100,6 +112,9 @@ def ingest(
     *,
     lenient: bool = False,
     progress: ProgressFn | None = None,
+    snapshot: bool = False,
+    taken_at: datetime | None = None,
+    scope: str = "project",
 ) -> IngestSummary:
     """Ingest dump files into the inventory at ``store``, all or nothing.
 
@@ -107,6 +122,13 @@ def ingest(
     :class:`~engine.errors.InputError` and the inventory stays exactly as it
     was. ``lenient``: bad records (and unreadable files) go to the
     quarantine file with their reason; the rest lands.
+
+    SPEC §6: ``snapshot`` declares the call one full export of ``scope``
+    (``project`` or ``vault``), taken at ``taken_at`` (default: the newest
+    ``updated_at`` of its backups); its pages must pass the completeness check
+    (:class:`~engine.errors.IncompleteExport` otherwise, the store unchanged),
+    every file is read even if ingested before, and from then on the store
+    keeps history (:mod:`engine.store.history`).
 
     Example::
 
@@ -121,8 +143,11 @@ def ingest(
         previous = read_manifest(root)
         generation = Generation(root, previous)
         try:
-            read = _read(refs, generation, previous, lenient, progress)
+            # A store that keeps history records what every ingest saw, files seen before too.
+            again = snapshot or previous.keeps_history
+            read = _read(refs, generation, previous, lenient, progress, again)
             interrupts.check()
+            call = _call(read, previous, snapshot, taken_at, scope)
             if previous.generation and not read.entries and not read.rejected:
                 # Every file was ingested before: the inventory stays as it is, and
                 # rewriting the same tables would cost as much as the first ingest.
@@ -130,7 +155,7 @@ def ingest(
                 read.summary.totals = {k: previous.counts.get(k, 0) for k in RECORD_KINDS}
                 read.summary.quarantine_file = previous.quarantine
             else:
-                _finish(generation, previous, read, progress)
+                _finish(generation, previous, read, progress, call)
                 committed = True
         except BaseException:
             abandon(generation)
@@ -224,6 +249,9 @@ class _Read:
     rejected: list[Rejected]
     small: dict[str, list[pl.DataFrame]]
     files_seen: int = 0
+    #: The responses with a ``count`` read, and the narrow rows of every backup (SPEC §6).
+    pages: list[Page] = field(default_factory=list)
+    narrow: list[pl.DataFrame] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -245,9 +273,14 @@ def _read(
     previous: Manifest,
     lenient: bool,
     progress: ProgressFn | None,
+    snapshot: bool = False,
 ) -> _Read:
-    """Read, split and normalize every file; backups go to ``sink`` a batch at a time."""
-    reader = _Reader(refs, sink, previous, lenient, progress)
+    """Read, split and normalize every file; backups go to ``sink`` a batch at a time.
+
+    ``snapshot``: files ingested before are read again (a store that keeps history
+    records what each ingest saw).
+    """
+    reader = _Reader(refs, sink, previous, lenient, progress, snapshot)
     try:
         for ref in refs:
             interrupts.check()  # between files: nothing is held
@@ -259,7 +292,15 @@ def _read(
     finally:
         reader.pipeline.close()
     reader.summary.files = len(reader.entries)
-    return _Read(reader.summary, reader.entries, reader.rejected, reader.small, len(refs))
+    return _Read(
+        reader.summary,
+        reader.entries,
+        reader.rejected,
+        reader.small,
+        len(refs),
+        reader.pages,
+        reader.narrow,
+    )
 
 
 class _Reader:
@@ -277,12 +318,15 @@ class _Reader:
         previous: Manifest,
         lenient: bool,
         progress: ProgressFn | None,
+        snapshot: bool = False,
     ) -> None:
         self.summary = IngestSummary()
         self.entries: list[dict[str, Any]] = []
         self.rejected: list[Rejected] = []
         self.small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
-        self._known = set(previous.hashes)
+        self.pages: list[Page] = []
+        self.narrow: list[pl.DataFrame] = []
+        self._known: set[str] = set() if snapshot else set(previous.hashes)
         self._base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
         self._lenient = lenient
         self._progress = progress
@@ -314,6 +358,11 @@ class _Reader:
         self._known.add(source.sha256)
         seq = self._base_seq + len(self.entries)
         self.entries.append(_entry(source.label, source.sha256, seq, chunks))
+        self.pages += [
+            Page(c.kind, seq, c.first_row, len(c.records), c.count)
+            for c in chunks
+            if c.count is not None
+        ]
         self._batch.extend((seq, c) for c in chunks)
         self._batch_bytes += len(source.data)
         if self._batch_bytes >= BATCH_BYTES:
@@ -326,7 +375,7 @@ class _Reader:
         self._flush()
         self._tick(in_batch, "typing records")
         for kind, result in self.pipeline.wait():
-            _absorb(result, kind, self.summary, self.rejected, self.small)
+            _absorb(result, kind, self.summary, self.rejected, self.small, self.narrow)
 
     def _in_batch(self) -> int:
         return sum(len(c.records) for _, c in self._batch)
@@ -343,7 +392,7 @@ class _Reader:
         # Records set aside keep input order: the previous batch's, then this
         # batch's unreadable files, then (later) this batch's records.
         for kind, result in self.pipeline.submit(self._batch):
-            _absorb(result, kind, self.summary, self.rejected, self.small)
+            _absorb(result, kind, self.summary, self.rejected, self.small, self.narrow)
         self.rejected.extend(self._unreadable)
         self._batch, self._batch_bytes, self._unreadable = [], 0, []
 
@@ -451,18 +500,74 @@ def _absorb(
     summary: IngestSummary,
     rejected: list[Rejected],
     small: dict[str, list[pl.DataFrame]],
+    narrow: list[pl.DataFrame],
 ) -> None:
     summary.records[kind] += result.frame.height
     summary.unknown_keys |= result.unknown_keys
     rejected.extend(result.rejected)
     if kind != "backups" and result.frame.height:
         small[kind].append(result.frame)
+    elif kind == "backups" and result.frame.height:
+        narrow.append(result.frame.select(NARROW))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """This ingest call as SPEC §6 sees it: declared or not, when, its rows, its pages' verdict."""
+
+    snapshot: bool
+    scope: str
+    when: str
+    rows: pl.DataFrame
+    problems: list[str]
+    paged: bool
+    vault_projects: tuple[str, ...] = ()
+
+
+def _call(
+    read: _Read, previous: Manifest, snapshot: bool, given: datetime | None, scope: str
+) -> _Call:
+    """Check the call's pages; a snapshot that fails the check raises IncompleteExport."""
+    rows = pl.concat(read.narrow) if read.narrow else pl.DataFrame(schema=_NARROW_SCHEMA)
+    problems = page_problems(rows, read.pages, "backups")
+    vaults = [f.select("id", "project_id", *NARROW[-2:]) for f in read.small["vaults"]]
+    vault_projects: tuple[str, ...] = ()
+    if vaults:
+        listed = pl.concat(vaults)
+        problems += page_problems(listed, read.pages, "vaults")
+        vault_projects = tuple(listed["project_id"].drop_nulls().unique().sort().to_list())
+    if snapshot and problems:
+        raise IncompleteExport(problems)
+    summary = read.summary
+    summary.snapshot, summary.taken_at = snapshot, taken(given, rows, previous)
+    paged = any(page.kind in ("backups", "vaults") for page in read.pages)
+    summary.complete = (not problems) if paged else None
+    summary.why = "; ".join(problems)
+    return _Call(snapshot, scope, summary.taken_at, rows, problems, paged, vault_projects)
+
+
+#: The narrow rows of an ingest without backups.
+_NARROW_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String(),
+        "project_id": pl.String(),
+        "vault_id": pl.String(),
+        "updated_at": pl.Datetime("us", "UTC"),
+        "_seq": pl.Int64(),
+        "_row": pl.Int64(),
+    }
+)
 
 
 def _finish(
-    generation: Generation, previous: Manifest, read: _Read, progress: ProgressFn | None
+    generation: Generation,
+    previous: Manifest,
+    read: _Read,
+    progress: ProgressFn | None,
+    call: _Call,
 ) -> None:
     summary, rejected = read.summary, read.rejected
+    generation.history = previous.keeps_history or call.snapshot
 
     def phase(name: str) -> None:
         interrupts.check()  # between phases
@@ -470,6 +575,9 @@ def _finish(
             done, records = read.files_seen, sum(summary.records.values())
             progress(Tick(done, done, summary.bytes_read, summary.bytes_read, records, name))
 
+    sightings: str | None = None
+    if generation.history and not generation.has_parts("backups"):
+        sightings = generation.write_sightings(pl.Series([], dtype=pl.Int64))
     for kind, frames in read.small.items():
         for frame in frames:
             generation.write_part(kind, frame, ordering(kind)[0])
@@ -484,8 +592,11 @@ def _finish(
             summary.totals[kind] = done.live
             summary.backups_new = done.added - done.displaced
             summary.backups_replaced = done.displaced
-            summary.backups_duplicate = summary.records[kind] - done.added
+            summary.backups_duplicate = summary.records[kind] - done.added - done.unchanged
+            summary.backups_unchanged = done.unchanged
             summary.segments_merged = done.merged
+            if done.seen is not None:
+                sightings = generation.write_sightings(done.seen)
         else:
             summary.totals[kind] = generation.write_table(kind, sort, order)
     phase("committing")
@@ -494,9 +605,22 @@ def _finish(
     summary.quarantine_file = quarantine
     # The last point to stop with the inventory unchanged; the commit itself is never cut.
     interrupts.check()
-    generation.commit(
-        generation.manifest(summary.totals, [*previous.files, *read.entries], quarantine)
+    seqs = [int(entry["seq"]) for entry in read.entries]
+    made = record(
+        previous,
+        when=call.when,
+        snapshot=call.snapshot,
+        scope=call.scope,
+        rows=call.rows,
+        seqs=(min(seqs), max(seqs)) if seqs else (0, -1),
+        problems=call.problems,
+        paged=call.paged,
+        sightings=sightings,
     )
+    made = dataclasses.replace(made, vault_projects=call.vault_projects)
+    files = [*previous.files, *read.entries]
+    ingests = (*previous.ingests, made)
+    generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))
 
 
 def _write_quarantine(

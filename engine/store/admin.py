@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from engine import interrupts
+from engine.errors import QueryError
 from engine.payload import canonical_payloads
 from engine.spec import RECORD_KINDS
+from engine.store.history import NO_HISTORY, POSITION, as_of_rows
 from engine.store.manifest import require_manifest, resolve_store
-from engine.store.read import decoding, require_files, scan, verify_read
+from engine.store.read import decoding, require_files, scan, scan_physical, verify_read
 from engine.store.schema import PAYLOAD
 from engine.store.write import (
     MAX_DEAD_SHARE,
@@ -141,12 +144,16 @@ def export_pages(
     *,
     kind: str = "backups",
     page_size: int | None = None,
+    as_of: datetime | None = None,
+    ever: bool = False,
 ) -> Iterator[str]:
     """The inventory as API-shaped response pages of JSON text.
 
     Backups come in the API's default order (``created_at`` newest first,
     then ``id``); every record exactly as ingested, timestamps put into the
     API's form (:mod:`engine.payload`). ``page_size=None`` gives one page with everything.
+    A store fed snapshots gives its backups as of ``as_of`` (default: the
+    latest; SPEC §6); ``ever``: every backup ever seen.
 
     Example::
 
@@ -156,6 +163,12 @@ def export_pages(
     root = resolve_store(store)
     manifest = require_manifest(root)
     frame = scan(root, kind, manifest)
+    if as_of is not None and not manifest.keeps_history:
+        raise QueryError([NO_HISTORY])
+    if kind == "backups" and not ever and manifest.keeps_history:
+        rows = as_of_rows(root, manifest, as_of)
+        numbered = scan_physical(root, kind, manifest).with_row_index(POSITION)
+        frame = numbered.join(rows, on=POSITION, how="semi").drop(POSITION)
     if kind == "backups":
         frame = frame.sort(["created_at", "id"], descending=[True, False], nulls_last=True)
     with decoding(root, manifest):  # every file is read: a checksum costs little more

@@ -41,6 +41,15 @@ FORMAT: Final[str] = "cbrq-inventory"
 #: Version 3 adds segments and superseded rows; versions 1 (one file per
 #: table) and 2 (one segment per table) are still read.
 VERSION: Final[int] = 3
+#: Version 4: a store that keeps history (it has had a snapshot ingest, SPEC §6):
+#: superseded rows are kept as versions and each ingest records what it saw.
+#: Written only by such stores, so a store without snapshots stays readable by
+#: the versions before it.
+HISTORY_VERSION: Final[int] = 4
+#: A history store's per-ingest file of the rows it saw (``_ref``: ``_seq`` and
+#: ``_row`` packed as ``_seq * 2**32 + _row``), in the ingest's generation.
+SIGHTINGS: Final[str] = "sightings.parquet"
+REF: Final[str] = "_ref"
 #: Small row groups keep whole records cheap to fetch for one result page: a
 #: page of 100 backups scattered over 1M (sort by name) reads 100 groups of
 #: 2048 rows, not 100 of 16384 (270 ms instead of 1.7 s, measured 2026-11-27).

@@ -42,6 +42,7 @@ from engine.store.layout import (
     DEFAULT_STORE,
     FORMAT,
     GENERATION_DIR,
+    HISTORY_VERSION,
     MANIFEST,
     STORE_ENV,
     VERSION,
@@ -74,6 +75,56 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class IngestRecord:
+    """One ``cbrq ingest`` call as its commit recorded it (SPEC §6).
+
+    ``n`` numbers ingests from 1 in the order they were made; ``taken_at``
+    is when the export was taken (ISO 8601, UTC, microseconds; ``""``: no
+    backup and no earlier ingest to take it from); ``snapshot`` says the
+    call was declared a full export of ``scope`` (``project`` or ``vault``)
+    covering ``projects`` / ``vaults``; ``seqs`` are the first and last
+    ``_seq`` of its files (``last < first``: it read no new file);
+    ``sightings`` the store file of the rows it saw (history stores);
+    ``backups`` the backup records it held; ``complete`` whether its pages
+    formed a complete export (``None``: it had no page with a ``count``),
+    and ``why`` what was not.
+
+    Example: ``read_manifest(root).ingests[-1].taken_at`` -> ``"2026-11-02T00:00:00.000000Z"``.
+    """
+
+    n: int
+    taken_at: str
+    snapshot: bool = False
+    scope: str | None = None
+    projects: tuple[str, ...] = ()
+    vaults: tuple[str, ...] = ()
+    seqs: tuple[int, int] = (0, -1)
+    sightings: str | None = None
+    backups: int = 0
+    complete: bool | None = None
+    why: str = ""
+    #: The projects of its vault records (shown by ``cbrq snapshots``, not a coverage).
+    vault_projects: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """As written in the manifest's ``ingests``."""
+        return {
+            "n": self.n,
+            "taken_at": self.taken_at,
+            "snapshot": self.snapshot,
+            "scope": self.scope,
+            "projects": list(self.projects),
+            "vaults": list(self.vaults),
+            "seqs": list(self.seqs),
+            "sightings": self.sightings,
+            "backups": self.backups,
+            "complete": self.complete,
+            "why": self.why,
+            "vault_projects": list(self.vault_projects),
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What ``manifest.json`` says: the current commit, its tables and ingested files.
 
@@ -99,12 +150,23 @@ class Manifest:
     rows: dict[str, list[int]] = field(default_factory=dict)
     #: Size and SHA-256 of each file, by store-relative name (none before checksums existed).
     checksums: dict[str, Recorded] = field(default_factory=dict)
+    #: Every ingest, oldest first (none before ingests were recorded).
+    ingests: tuple[IngestRecord, ...] = ()
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether any ingest was a snapshot: superseded rows are then versions, kept.
+
+        Example: ``read_manifest(root).keeps_history`` -> ``False`` for a store never fed
+        ``--snapshot``.
+        """
+        return any(record.snapshot for record in self.ingests)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object written to disk."""
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": HISTORY_VERSION if self.keeps_history else VERSION,
             "generation": self.generation,
             "updated_at": self.updated_at,
             "tables": self.tables,
@@ -116,6 +178,7 @@ class Manifest:
             "quarantine": self.quarantine,
             "files": self.files,
             "checksums": {name: entry.to_json() for name, entry in self.checksums.items()},
+            "ingests": [record.to_json() for record in self.ingests],
         }
 
     @property
@@ -154,6 +217,7 @@ class Manifest:
         names += list(self.dead.values())
         if self.quarantine:
             names.append(self.quarantine)
+        names += [record.sightings for record in self.ingests if record.sightings]
         return list(dict.fromkeys(names))
 
     def referenced(self) -> set[str]:
@@ -165,6 +229,7 @@ class Manifest:
         names += list(self.dead.values())
         if self.quarantine:
             names.append(self.quarantine)
+        names += [record.sightings for record in self.ingests if record.sightings]
         return {name.split("/", 1)[0] for name in names}
 
 
@@ -205,8 +270,11 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
     """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise StoreError(f"{path}: not a cbrq inventory manifest")
-    if raw.get("version") not in (1, 2, VERSION):
-        raise StoreError(f"{path}: inventory version {raw.get('version')}, expected {VERSION}")
+    if raw.get("version") not in (1, 2, VERSION, HISTORY_VERSION):
+        raise StoreError(
+            f"{path}: inventory version {raw.get('version')}, expected {VERSION} "
+            f"or {HISTORY_VERSION}"
+        )
     check = _Keys(path, raw)
     tables = {
         kind: _file_names(path, kind, files)
@@ -246,7 +314,39 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         superseded=check.ints("superseded"),
         rows=check.int_lists("rows"),
         checksums=_checksums(path, check.mapping("checksums")),
+        ingests=_ingests(path, check.value("ingests", list, "a list of ingest records")),
     )
+
+
+def _ingests(path: Path, raw: list[Any] | None) -> tuple[IngestRecord, ...]:
+    """The manifest's ``ingests``, each checked; ``path`` names the manifest in errors."""
+    out: list[IngestRecord] = []
+    for number, entry in enumerate(raw or []):
+        try:
+            seqs = entry["seqs"]
+            record = IngestRecord(
+                n=int(entry["n"]),
+                taken_at=str(entry["taken_at"]),
+                snapshot=bool(entry["snapshot"]),
+                scope=entry.get("scope"),
+                projects=tuple(str(p) for p in entry.get("projects", [])),
+                vaults=tuple(str(v) for v in entry.get("vaults", [])),
+                seqs=(int(seqs[0]), int(seqs[1])),
+                sightings=entry.get("sightings"),
+                backups=int(entry.get("backups", 0)),
+                complete=entry.get("complete"),
+                why=str(entry.get("why", "")),
+                vault_projects=tuple(str(p) for p in entry.get("vault_projects", [])),
+            )
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise StoreError(
+                f"{path}: ingests[{number}] is {_shown(entry)}; allowed: an object with n, "
+                "taken_at, snapshot and seqs" + REPAIR
+            ) from None
+        if record.sightings is not None:
+            _safe_name(path, f"ingests[{number}].sightings", record.sightings)
+        out.append(record)
+    return tuple(out)
 
 
 class _Keys:

@@ -52,13 +52,23 @@ from engine.store.layout import (
     FILE_ROWS,
     LOCK,
     MANIFEST,
+    PAYLOAD,
     POS,
+    REF,
     ROW,
     ROW_GROUP_ROWS,
     SEQ,
+    SIGHTINGS,
     STORE_ORDER,
 )
-from engine.store.manifest import READERS, Manifest, damaged, read_manifest, require_manifest
+from engine.store.manifest import (
+    READERS,
+    IngestRecord,
+    Manifest,
+    damaged,
+    read_manifest,
+    require_manifest,
+)
 from engine.store.read import dead_file, dead_key, decoding, scan_physical, table_files
 from engine.store.schema import empty_frame
 
@@ -97,6 +107,9 @@ MAX_DEAD_SHARE: Final[float] = 0.25
 #: cbrq) and by its position among the table's stored rows (for cbrq's filter).
 DEAD_SCHEMA: Final = pl.Schema({SEQ: pl.Int64(), ROW: pl.Int64(), POS: pl.Int64()})
 _SRC: Final[str] = "_cbrq_source"
+#: A record's fingerprint while a history store compares versions: a hash of its
+#: text, computed in this process for both sides (never stored).
+FP: Final[str] = "_cbrq_fingerprint"
 _IDX: Final[str] = "_cbrq_index"
 _BUCKET: Final[str] = "_cbrq_bucket"
 
@@ -168,6 +181,10 @@ class Appended:
     displaced: int
     merged: int
     live: int
+    #: History stores: the stored rows (packed ``_seq``/``_row``) this ingest saw.
+    seen: pl.Series | None = None
+    #: History stores: records found unchanged (a stored version, not written again).
+    unchanged: int = 0
 
 
 def newest(frame: pl.DataFrame, keys: list[str], order: list[str]) -> pl.DataFrame:
@@ -270,6 +287,8 @@ class Generation:
         }
         self._dead: dict[str, str] = dict(previous.dead)
         self._superseded: dict[str, int] = dict(previous.superseded)
+        #: Whether this store keeps history (SPEC §6): set by the ingest that writes it.
+        self.history = previous.keeps_history
 
     def _stored_rows(self, kind: str) -> list[int]:
         """Rows of each previous segment: from the manifest, or (older stores) the footers."""
@@ -330,7 +349,83 @@ class Generation:
         3. The dead file lists the superseded rows not merged away.
         """
         with decoding(self.root, self.previous, filesystem=False):
+            if self.history:
+                return self._append_history(kind, sort, order)
             return self._append(kind, sort, order)
+
+    def _append_history(self, kind: str, sort: list[str], order: list[str]) -> Appended:
+        """:meth:`append` for a store that keeps history (SPEC §6).
+
+        A record identical to a stored version of its key (same ``updated_at``,
+        same text) is not written again: the ingest saw that stored row. Every
+        other record is written, even one older than the stored live row (a
+        version of the past, superseded at once). Superseded rows are versions,
+        kept by merges; the dead file lists them for the newest-version view.
+        """
+        keys = list(DEDUP_KEYS[kind])
+        prior = self.previous.segment_files(kind)
+        parts = [(p, PART_ROWS) for p in self._parts[kind]]
+        staged = sum(_rows([path]) for path, _ in parts)
+        merged = merge_count(self._rows.get(kind, []), staged, 0.0)
+        kept = len(prior) - merged
+        rewrite_names = [name for files in prior[kept:] for name in files]
+        if rewrite_names:
+            self._require_intact(kind, rewrite_names, "not merged")
+        rewrite = [self.root / name for name in rewrite_names]
+        fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
+        stored = (
+            scan_physical(self.root, kind, self.previous)
+            .with_row_index(POS)
+            .select(*keys, *order, pl.col(POS).cast(pl.Int64), pl.col(PAYLOAD).hash().alias(FP))
+        )
+        previous_dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
+        rival = _Versions(stored if prior else None, keys, order, previous_dead[POS])
+        masks, added = _winners(fresh, keys, order, self.path / "parts", rival, fingerprint=True)
+        every = [*[np.ones(_rows([path]), dtype=np.bool_) for path in rewrite], *masks]
+        files: list[Path] = []
+        if added or merged:
+            sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
+            files = self._sink_table(kind, sources, every, sort)
+        self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), 0)
+        dead = (
+            pl.concat([previous_dead.select(SEQ, ROW), rival.displaced(), rival.born_dead()])
+            .unique()
+            .join(rival.revived(), on=[SEQ, ROW], how="anti")
+        )
+        positioned = self._positions(kind, dead)
+        self._write_dead(kind, positioned)
+        self._superseded[kind] = positioned.height
+        displaced = rival.displaced().height
+        born_dead, revived = rival.born_dead().height, rival.revived().height
+        live = self.previous.counts.get(kind, 0) + added - displaced - born_dead + revived
+        return Appended(
+            added, displaced, merged, live, seen=rival.seen(), unchanged=rival.unchanged
+        )
+
+    def _positions(self, kind: str, dead: pl.DataFrame) -> pl.DataFrame:
+        """``dead`` (``_seq``, ``_row``) with each row's position in the table as it now stands."""
+        if dead.height == 0:
+            return pl.DataFrame(schema=DEAD_SCHEMA)
+        files = [self.root / name for name in self._tables[kind]]
+        wanted = dead.select(dead_key()).to_series().implode()
+        found = (
+            pl.scan_parquet(files, glob=False)
+            .select(SEQ, ROW)
+            .with_row_index(POS)
+            .filter(dead_key().is_in(wanted))
+            .select(
+                pl.col(SEQ).cast(pl.Int64), pl.col(ROW).cast(pl.Int64), pl.col(POS).cast(pl.Int64)
+            )
+            .collect()
+        )
+        return found.cast(DEAD_SCHEMA)
+
+    def write_sightings(self, refs: pl.Series) -> str:
+        """Write the rows an ingest saw (packed ``_seq``/``_row``, sorted); its store name."""
+        path = self.path / SIGHTINGS
+        frame = pl.DataFrame({REF: refs.cast(pl.Int64)}).unique().sort(REF)
+        pq.write_table(frame.to_arrow(), path, compression="zstd", write_page_checksum=True)
+        return f"{self.name}/{SIGHTINGS}"
 
     def _append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
         keys = list(DEDUP_KEYS[kind])
@@ -393,6 +488,16 @@ class Generation:
     def _compact(self, kind: str, sort: list[str]) -> int:
         files = table_files(self.root, self.previous, kind)
         dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
+        if self.history and kind == "backups":
+            # Superseded rows are versions of the past: one segment, every version kept.
+            masks = [np.ones(_rows([path]), dtype=np.bool_) for path in files]
+            written = self._sink_table(kind, [(p, ROW_GROUP_ROWS) for p in files], masks, sort)
+            rows = sum(int(mask.sum()) for mask in masks)
+            self._set_table(kind, 0, written, rows, 0)
+            positioned = self._positions(kind, dead.select(SEQ, ROW))
+            self._write_dead(kind, positioned)
+            self._superseded[kind] = positioned.height
+            return rows - positioned.height
         masks, _ = _live_masks(files, dead.select(dead_key()).to_series())
         written = self._sink_table(kind, [(p, ROW_GROUP_ROWS) for p in files], masks, sort)
         self._write_dead(kind, pl.DataFrame(schema=DEAD_SCHEMA))
@@ -489,10 +594,18 @@ class Generation:
         return f"{self.name}/{name}"
 
     def manifest(
-        self, counts: dict[str, int], files: list[dict[str, Any]], quarantine: str | None
+        self,
+        counts: dict[str, int],
+        files: list[dict[str, Any]],
+        quarantine: str | None,
+        ingests: tuple[IngestRecord, ...] | None = None,
     ) -> Manifest:
-        """The manifest of this generation's tables, with the given counts and file list."""
+        """The manifest of this generation's tables, with the given counts and file list.
+
+        ``ingests``: every ingest record (default: the previous commit's).
+        """
         return Manifest(
+            ingests=self.previous.ingests if ingests is None else ingests,
             generation=self.number,
             tables=dict(self._tables),
             counts=counts,
@@ -593,6 +706,108 @@ class _Rival:
         if not self._displaced:
             return pl.DataFrame(schema=DEAD_SCHEMA)
         return pl.concat(self._displaced).rename({f"{POS}_stored": POS})
+
+
+class _Versions:
+    """The stored versions that staged winners meet in a store that keeps history.
+
+    Per dedup partition: a winner identical to a stored version of its key
+    (same ``updated_at``, same fingerprint) is not written, and the ingest saw
+    that stored row; if that version is superseded but at least as new as the
+    live one (``updated_at``), it is live again, this ingest being the later
+    one. Any other winner is written: newer than (or as new as) the live row,
+    it supersedes it; older, it is a version of the past, superseded at once.
+    The live row of a key is its stored row not in the dead file (``dead``:
+    their positions).
+    """
+
+    def __init__(
+        self, stored: pl.LazyFrame | None, keys: list[str], order: list[str], dead: pl.Series
+    ) -> None:
+        self._stored = stored
+        self._keys = keys
+        self._order = order
+        self._dead = dead.implode()
+        self._displaced: list[pl.DataFrame] = []
+        self._born_dead: list[pl.DataFrame] = []
+        self._revived: list[pl.DataFrame] = []
+        self._seen: list[pl.Series] = []
+        self.unchanged = 0
+
+    def __call__(self, winners: pl.DataFrame) -> pl.DataFrame:
+        if self._stored is None:
+            self._seen.append(winners.select(dead_key()).to_series())
+            return winners
+        found = self._stored.filter(_among(winners, self._keys)).collect(engine="streaming")
+        live = found.filter(~pl.col(POS).is_in(self._dead))
+        same_on = [*self._keys, self._order[0], FP]
+        identical = (
+            found.join(winners.select(same_on), on=same_on, how="semi", nulls_equal=True)
+            .with_columns(pl.col(POS).is_in(live[POS].implode()).alias("_live"))
+            .sort("_live", SEQ, ROW)
+            .unique(subset=self._keys, keep="last")  # the live copy if it is one of them
+        )
+        self._seen.append(identical.select(dead_key()).to_series())
+        self._revive(identical.filter(~pl.col("_live")), live)
+        fresh = winners.join(identical.select(same_on), on=same_on, how="anti", nulls_equal=True)
+        self.unchanged += winners.height - fresh.height
+        self._seen.append(fresh.select(dead_key()).to_series())
+        old = {name: f"{name}_stored" for name in self._order}
+        both = fresh.join(
+            live.select(*self._keys, *self._order).rename(old), on=self._keys, how="left"
+        )
+        present = pl.col(f"{SEQ}_stored").is_not_null()
+        older = present & _after([pl.col(old[n]) for n in self._order], self._order)
+        self._displaced.append(
+            both.filter(present & ~older).select(
+                pl.col(old[SEQ]).alias(SEQ), pl.col(old[ROW]).alias(ROW)
+            )
+        )
+        self._born_dead.append(both.filter(older).select(SEQ, ROW))
+        return fresh
+
+    def _revive(self, superseded: pl.DataFrame, live: pl.DataFrame) -> None:
+        """Superseded versions seen again that are at least as new as the live row: live again."""
+        when = self._order[0]
+        both = superseded.join(
+            live.select(*self._keys, pl.col(when).alias("_live_at"), SEQ, ROW),
+            on=self._keys,
+            how="left",
+            suffix="_live",
+        )
+        mine, theirs = pl.col(when), pl.col("_live_at")
+        not_older = theirs.is_null() | (mine >= theirs).fill_null(False)
+        back = both.filter(not_older)
+        self._revived.append(back.select(SEQ, ROW))
+        self._displaced.append(
+            back.filter(pl.col(f"{SEQ}_live").is_not_null()).select(
+                pl.col(f"{SEQ}_live").alias(SEQ), pl.col(f"{ROW}_live").alias(ROW)
+            )
+        )
+
+    def _frame(self, pieces: list[pl.DataFrame]) -> pl.DataFrame:
+        schema = pl.Schema({SEQ: pl.Int64(), ROW: pl.Int64()})
+        if not pieces:
+            return pl.DataFrame(schema=schema)
+        return pl.concat([piece.cast(schema) for piece in pieces])
+
+    def displaced(self) -> pl.DataFrame:
+        """``_seq`` and ``_row`` of every live row superseded (by a winner or a revived version)."""
+        return self._frame(self._displaced)
+
+    def born_dead(self) -> pl.DataFrame:
+        """``_seq`` and ``_row`` of every written winner older than the stored live row."""
+        return self._frame(self._born_dead)
+
+    def revived(self) -> pl.DataFrame:
+        """``_seq`` and ``_row`` of every superseded version that is live again."""
+        return self._frame(self._revived)
+
+    def seen(self) -> pl.Series:
+        """Every row this ingest saw, packed (written winners and unchanged stored versions)."""
+        if not self._seen:
+            return pl.Series(REF, [], pl.Int64)
+        return pl.concat(self._seen).alias(REF)
 
 
 def _among(frame: pl.DataFrame, keys: list[str]) -> pl.Expr:
@@ -771,6 +986,7 @@ def _winners(
     order: list[str],
     spill: Path,
     rival: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    fingerprint: bool = False,
 ) -> tuple[list[Mask], int]:
     """Which rows of each source win their dedup key; and how many rows win.
 
@@ -780,6 +996,8 @@ def _winners(
     one), and each partition is deduplicated on its own, one after the other.
     ``rival``, if given, takes each partition's winners (keys, ``order``
     and their place) and returns those that also beat the stored rows.
+    ``fingerprint``: each row also carries :data:`FP`, a hash of its record
+    text (history stores compare it with the stored versions').
     """
     heights = [_scan(path).select(pl.len()).collect().item() for path, _ in sources]
     passes = max(1, -(-sum(heights) // DEDUP_ROWS))
@@ -790,7 +1008,7 @@ def _winners(
             pl.lit(i, pl.Int32).alias(_SRC),
         )
         for i, (path, _) in enumerate(sources)
-        for start, block in _numbered_blocks(path, narrow)
+        for start, block in _numbered_blocks(path, narrow, fingerprint)
     )
     if passes == 1:
         blocks = list(numbered)
@@ -811,10 +1029,18 @@ def _winners(
     return masks, kept
 
 
-def _numbered_blocks(path: Path, columns: list[str]) -> Iterator[tuple[int, pl.DataFrame]]:
-    """:func:`_blocks` of ``path`` with the index of each block's first row."""
+def _numbered_blocks(
+    path: Path, columns: list[str], fingerprint: bool = False
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """:func:`_blocks` of ``path`` with the index of each block's first row.
+
+    ``fingerprint``: with :data:`FP` (a hash of ``_payload``) in place of the payload.
+    """
     start = 0
-    for block in _blocks(path, columns, KEY_ROWS * 4):
+    wanted = [*columns, PAYLOAD] if fingerprint else columns
+    for block in _blocks(path, wanted, KEY_ROWS * 4):
+        if fingerprint:
+            block = block.with_columns(pl.col(PAYLOAD).hash().alias(FP)).drop(PAYLOAD)
         yield start, block
         start += block.height
 

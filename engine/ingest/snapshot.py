@@ -1,0 +1,186 @@
+"""What an ingest call was, by SPEC §6: its pages checked, its ``taken_at``, its record.
+
+An ingest reads pages (responses with a ``count``) and bare records. This
+module, given the pages' places and the narrow typed rows that came of them,
+
+- checks the completeness of the call (:func:`page_problems`): per project
+  (the records' ``project_id``) and per kind, the pages whose records belong
+  to it carry one ``count`` and together hold exactly ``count`` distinct ids;
+  a page whose records span two projects is a problem of its own; an empty
+  page belongs to no project; records without a ``project_id`` are the
+  project ``(no project_id)``; records without a page are taken as declared;
+- finds the call's ``taken_at`` (:func:`taken_at`): the one given, else the
+  newest ``updated_at`` of its backups, else the newest ``taken_at`` the store
+  had so far;
+- builds the commit's :class:`~engine.store.manifest.IngestRecord` (:func:`record`).
+
+Everything is columnar: the rows are matched to their pages by a join, never
+one by one.
+
+Example::
+
+    problems = page_problems(rows, pages, "backups")
+    if snapshot and problems:
+        raise engine.errors.IncompleteExport(problems)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import polars as pl
+
+from engine.store.layout import ROW, SEQ
+from engine.store.manifest import IngestRecord, Manifest
+
+#: The columns of an ingest's rows this module reads.
+NARROW: Final[tuple[str, ...]] = ("id", "project_id", "vault_id", "updated_at", SEQ, ROW)
+#: How a record without ``project_id`` is named in a problem.
+NO_PROJECT: Final[str] = "(no project_id)"
+#: ``taken_at`` as the manifest keeps it.
+TAKEN_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where one response with a ``count`` lies: its file (``seq``) and records.
+
+    Example: ``Page("backups", seq=3, first_row=0, records=1000, count=25_000)``.
+    """
+
+    kind: str
+    seq: int
+    first_row: int
+    records: int
+    count: int
+
+
+def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[str]:
+    """The completeness problems of the pages of ``kind`` (module docstring), sorted.
+
+    ``rows``: the call's typed records of ``kind`` (``id``, ``project_id``,
+    ``_seq``, ``_row``). The wording is that of the reference model
+    (:func:`engine.testing.reference.snapshot_problems`).
+
+    Example: ``page_problems(rows, [Page("backups", 0, 0, 1, 3)], "backups")`` ->
+    ``["project p1: the backups pages give count 3 but hold 1 distinct record(s)"]``.
+    """
+    mine = [page for page in pages if page.kind == kind]
+    if not mine or rows.height == 0:
+        return []
+    placed = _placed(rows, mine)
+    per_page = placed.group_by("_page").agg(
+        pl.col("_project").unique().alias("projects"), pl.col("_count").first()
+    )
+    mixed = per_page.filter(pl.col("projects").list.len() > 1)
+    problems = [
+        f"a {kind} page holds records of projects {', '.join(sorted(names))}: "
+        "each page of a snapshot belongs to one project"
+        for names in mixed["projects"].to_list()
+    ]
+    single = per_page.filter(pl.col("projects").list.len() == 1).select(
+        "_page", pl.col("projects").list.first().alias("_project"), "_count"
+    )
+    groups = (
+        placed.join(single.select("_page"), on="_page", how="semi")
+        .group_by("_project")
+        .agg(pl.col("id").n_unique().alias("found"))
+        .join(
+            single.group_by("_project").agg(pl.col("_count").unique().sort().alias("counts")),
+            on="_project",
+        )
+        .sort("_project")
+    )
+    for project, found, counts in groups.select("_project", "found", "counts").iter_rows():
+        if len(counts) != 1 or counts[0] != found:
+            given = " and ".join(str(c) for c in counts)
+            problems.append(
+                f"project {project}: the {kind} pages give count {given} "
+                f"but hold {found} distinct record(s)"
+            )
+    return problems
+
+
+def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
+    """``rows`` that lie in one of ``pages``, with its number, count and the row's project."""
+    frame = pl.DataFrame(
+        {
+            "_page": list(range(len(pages))),
+            SEQ: [p.seq for p in pages],
+            "_first": [p.first_row for p in pages],
+            "_end": [p.first_row + p.records for p in pages],
+            "_count": [p.count for p in pages],
+        },
+        schema={
+            "_page": pl.Int64,
+            SEQ: pl.Int64,
+            "_first": pl.Int64,
+            "_end": pl.Int64,
+            "_count": pl.Int64,
+        },
+    ).sort(SEQ, "_first")
+    keyed = rows.select(
+        "id",
+        pl.col("project_id").fill_null(NO_PROJECT).alias("_project"),
+        pl.col(SEQ).cast(pl.Int64),
+        pl.col(ROW).cast(pl.Int64),
+    ).sort(SEQ, ROW)
+    joined = keyed.join_asof(
+        frame,
+        left_on=ROW,
+        right_on="_first",
+        by=SEQ,
+        strategy="backward",
+        check_sortedness=False,  # both sides are sorted by (_seq, row) just above
+    )
+    return joined.filter(pl.col("_end").is_not_null() & (pl.col(ROW) < pl.col("_end")))
+
+
+def taken_at(given: datetime | None, rows: pl.DataFrame, previous: Manifest) -> str:
+    """The call's ``taken_at`` as the manifest keeps it (``""``: nothing to take it from).
+
+    Example: ``taken_at(None, rows, manifest)`` -> the newest ``updated_at`` of ``rows``.
+    """
+    if given is not None:
+        return given.astimezone(UTC).strftime(TAKEN_FORMAT)
+    newest = rows["updated_at"].max() if rows.height else None
+    if isinstance(newest, datetime):
+        return newest.astimezone(UTC).strftime(TAKEN_FORMAT)
+    earlier = [r.taken_at for r in previous.ingests if r.taken_at]
+    return max(earlier, default="")
+
+
+def record(
+    previous: Manifest,
+    *,
+    when: str,
+    snapshot: bool,
+    scope: str,
+    rows: pl.DataFrame,
+    seqs: tuple[int, int],
+    problems: Sequence[str],
+    paged: bool,
+    sightings: str | None,
+) -> IngestRecord:
+    """This call's record for the manifest's ``ingests``.
+
+    Example: ``record(previous, when="2026-11-02T00:00:00.000000Z", snapshot=True, ...)``.
+    """
+    projects = rows["project_id"].fill_null(NO_PROJECT).unique().sort().to_list()
+    vaults = rows["vault_id"].drop_nulls().unique().sort().to_list()
+    return IngestRecord(
+        n=1 + max((r.n for r in previous.ingests), default=0),
+        taken_at=when,
+        snapshot=snapshot,
+        scope=scope if snapshot else None,
+        projects=tuple(projects),
+        vaults=tuple(vaults),
+        seqs=seqs,
+        sightings=sightings,
+        backups=rows.height,
+        complete=(not problems) if paged else None,
+        why="; ".join(problems),
+    )

@@ -1,0 +1,411 @@
+"""The inventory as of an instant (SPEC §6): which stored backup rows answer at T.
+
+A store that keeps history holds every version of a backup it has seen (a
+superseded row is a version of the past, kept) and, per ingest, the rows it
+saw (its sightings file: ``_seq`` and ``_row`` packed, :data:`~engine.store.layout.REF`).
+Ingests older than history have no sightings file; the rows they wrote stand
+for what they saw. From these and the manifest's ingest records,
+:func:`as_of_rows` computes, columnar, the rows of the backups present at T,
+each at its version at T:
+
+- **time order** is ``(taken_at, ingest number)``; an ingest without a
+  ``taken_at`` is older than every instant; only ingests taken at or before
+  T count;
+- **version at T**: among the rows seen by those ingests, the newest
+  ``updated_at`` (missing is oldest), then the later ingest that saw it,
+  then the later row;
+- **presence at T**: P is the newest snapshot covering the backup (project
+  scope: its ``project_id``; vault scope: its ``vault_id``; judged on its
+  version at T). It is present when P saw it, or an ingest after P saw it;
+  with no P, when any ingest saw it.
+
+Nothing here collects: the frames are lazy, and the reader collects them
+with its query.
+
+Example::
+
+    rows = as_of_rows(root, manifest, datetime(2026, 11, 2, tzinfo=UTC))
+    scan_physical(root, "backups", manifest).with_row_index("_rid").join(rows, on="_rid")
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from engine.errors import NeverSeen, Problem
+from engine.store.layout import PAYLOAD, REF, SEQ
+from engine.store.manifest import IngestRecord, Manifest
+from engine.store.read import dead_key, require_files, scan_physical
+
+#: The column numbering the physical rows (the backends' ``_rid``).
+POSITION: Final[str] = "_rid"
+#: How a backup without ``project_id`` is named among a snapshot's projects.
+NO_PROJECT: Final[str] = "(no project_id)"
+#: Why an instant cannot be asked of a store without history (``--as-of``).
+NO_HISTORY: Final = Problem(
+    "as_of",
+    None,
+    "this inventory keeps no history: it was never fed a --snapshot ingest",
+    "ingest full exports with `cbrq ingest --snapshot`; history begins with the first",
+)
+#: Older than every instant: where an ingest without ``taken_at`` sorts.
+_EARLIEST: Final[datetime] = datetime(1, 1, 1, tzinfo=UTC)
+_TIME: Final = pl.Datetime("us", "UTC")
+
+
+def ingests(manifest: Manifest, at: datetime | None = None) -> pl.DataFrame:
+    """The ingests taken at or before ``at`` (all with ``None``): number, time, scope, coverage.
+
+    Example: ``ingests(read_manifest(root))["taken"]`` -> each ingest's ``taken_at``.
+    """
+    records = manifest.ingests
+    frame = pl.DataFrame(
+        {
+            "n": [r.n for r in records],
+            "taken": [_instant(r.taken_at) for r in records],
+            "snapshot": [r.snapshot for r in records],
+            "scope": [r.scope for r in records],
+            "projects": [list(r.projects) for r in records],
+            "vaults": [list(r.vaults) for r in records],
+        },
+        schema={
+            "n": pl.Int64,
+            "taken": _TIME,
+            "snapshot": pl.Boolean,
+            "scope": pl.String,
+            "projects": pl.List(pl.String),
+            "vaults": pl.List(pl.String),
+        },
+    )
+    if at is not None:
+        frame = frame.filter(pl.col("taken").is_null() | (pl.col("taken") <= at))
+    return frame.with_columns(pl.col("taken").fill_null(_EARLIEST).alias("order_time"))
+
+
+def _instant(text: str) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def sightings(root: Path, manifest: Manifest, numbers: list[int]) -> pl.LazyFrame:
+    """``(_ref, n)``: the rows each of the ingests ``numbers`` saw.
+
+    An ingest with a sightings file is read from it; an older one is taken to
+    have seen the rows it wrote (its files' ``_seq``).
+
+    Example: ``sightings(root, manifest, [1, 2]).collect()``.
+    """
+    wanted = set(numbers)
+    pieces: list[pl.LazyFrame] = []
+    derived: list[tuple[int, int, int]] = []
+    for record in manifest.ingests:
+        if record.n not in wanted:
+            continue
+        if record.sightings:
+            require_files(root, manifest, [record.sightings])
+            path = root / record.sightings
+            pieces.append(
+                pl.scan_parquet(path, glob=False).select(REF, pl.lit(record.n, pl.Int64).alias("n"))
+            )
+        elif record.seqs[1] >= record.seqs[0]:
+            derived.append((record.n, *record.seqs))
+    if derived:
+        spans = pl.LazyFrame(
+            {
+                "n": [d[0] for d in derived],
+                "lo": [d[1] for d in derived],
+                "hi": [d[2] for d in derived],
+            },
+            schema={"n": pl.Int64, "lo": pl.Int64, "hi": pl.Int64},
+        )
+        rows = scan_physical(root, "backups", manifest).select(
+            pl.col(SEQ).cast(pl.Int64), dead_key().alias(REF)
+        )
+        pieces.append(
+            rows.join_where(spans, pl.col(SEQ) >= pl.col("lo"), pl.col(SEQ) <= pl.col("hi")).select(
+                REF, "n"
+            )
+        )
+    if not pieces:
+        return pl.LazyFrame(schema={REF: pl.Int64, "n": pl.Int64})
+    return pl.concat(pieces)
+
+
+def as_of_rows(root: Path, manifest: Manifest, at: datetime | None) -> pl.LazyFrame:
+    """The physical rows (:data:`POSITION`) of the backups present at ``at``, at their version.
+
+    ``at`` ``None``: the latest (every ingest counts).
+
+    Example: ``as_of_rows(root, manifest, None).collect().height`` -> backups present now.
+    """
+    return present(root, manifest, at).select(POSITION)
+
+
+def present(
+    root: Path, manifest: Manifest, at: datetime | None, only: list[str] | None = None
+) -> pl.LazyFrame:
+    """The backups present at ``at``: ``_rid``, ``id``, ``_project``, ``vault_id`` of each version.
+
+    ``only``: just these backup ids (cheaper, for ``cbrq history``).
+
+    Example: ``present(root, manifest, None, ["b-1"]).collect()``.
+    """
+    made = ingests(manifest, at)
+    physical = (
+        scan_physical(root, "backups", manifest)
+        .with_row_index(POSITION)
+        .select(
+            POSITION,
+            "id",
+            pl.col("project_id").fill_null(NO_PROJECT).alias("_project"),
+            "vault_id",
+            "updated_at",
+            dead_key().alias(REF),
+        )
+    )
+    if only is not None:
+        physical = physical.filter(pl.col("id").is_in(only))
+    times = made.lazy().select("n", "order_time")
+    seen = sightings(root, manifest, made["n"].to_list()).join(physical, on=REF).join(times, on="n")
+    versions = (
+        seen.group_by(POSITION, "id", "_project", "vault_id", "updated_at")
+        .agg(pl.col("n").max().alias("last"))
+        .sort(["updated_at", "last", POSITION], nulls_last=False)
+        .unique(subset="id", keep="last")
+    )
+    heads = _heads(made, versions)
+    kept = (
+        seen.select("id", "n", "order_time")
+        .join(heads, on="id")
+        .group_by("id")
+        .agg(_present().any().alias("present"))
+        .filter("present")
+        .select("id")
+    )
+    return versions.join(kept, on="id", how="semi").select(POSITION, "id", "_project", "vault_id")
+
+
+def _heads(made: pl.DataFrame, versions: pl.LazyFrame) -> pl.LazyFrame:
+    """Per backup: P, the newest snapshot covering it (``p_time``, ``p_n``; null: none)."""
+    snaps = made.filter("snapshot").lazy()
+    by_project = _newest(
+        snaps.filter(pl.col("scope") == "project").explode("projects"), "projects", "_project"
+    )
+    by_vault = _newest(
+        snaps.filter(pl.col("scope") == "vault").explode("vaults"), "vaults", "vault_id"
+    )
+    both = (
+        versions.select("id", "_project", "vault_id")
+        .join(by_project, on="_project", how="left")
+        .join(by_vault, on="vault_id", how="left", suffix="_v")
+    )
+    vault_newer = pl.col("p_n_v").is_not_null() & (
+        pl.col("p_n").is_null()
+        | (pl.col("p_time_v") > pl.col("p_time"))
+        | ((pl.col("p_time_v") == pl.col("p_time")) & (pl.col("p_n_v") > pl.col("p_n")))
+    )
+    return both.select(
+        "id",
+        pl.when(vault_newer).then(pl.col("p_time_v")).otherwise(pl.col("p_time")).alias("p_time"),
+        pl.when(vault_newer).then(pl.col("p_n_v")).otherwise(pl.col("p_n")).alias("p_n"),
+    )
+
+
+def _newest(snaps: pl.LazyFrame, column: str, key: str) -> pl.LazyFrame:
+    """Per value of ``column`` (a project or a vault): its newest snapshot by time order."""
+    return (
+        snaps.sort("order_time", "n")
+        .group_by(column)
+        .agg(pl.col("order_time").last().alias("p_time"), pl.col("n").last().alias("p_n"))
+        .rename({column: key})
+    )
+
+
+def _present() -> pl.Expr:
+    """Per sighting of a backup: does it make the backup present (P saw it, or came after P)."""
+    after = (pl.col("order_time") > pl.col("p_time")) | (
+        (pl.col("order_time") == pl.col("p_time")) & (pl.col("n") > pl.col("p_n"))
+    )
+    return pl.col("p_n").is_null() | (pl.col("n") == pl.col("p_n")) | after
+
+
+def _covered(frame: pl.LazyFrame, record: IngestRecord) -> pl.LazyFrame:
+    """The rows of ``frame`` (present backups) that snapshot ``record`` speaks for."""
+    if record.scope == "vault":
+        return frame.filter(pl.col("vault_id").is_in(list(record.vaults)))
+    return frame.filter(pl.col("_project").is_in(list(record.projects)))
+
+
+def _speaks_for(record: IngestRecord) -> tuple[str | None, tuple[str, ...]]:
+    return record.scope, record.vaults if record.scope == "vault" else record.projects
+
+
+def snapshot_rows(root: Path, manifest: Manifest) -> pl.DataFrame:
+    """The rows of ``cbrq snapshots`` (SPEC §6), one per snapshot, in ingest order.
+
+    ``backups``: those it covers present at its ``taken_at``; ``added``,
+    ``gone``, ``changed``: against the newest earlier snapshot (time order)
+    speaking for the same scope and projects (or vaults); with none, every
+    backup counts as added. ``changed`` compares the two versions' records.
+
+    Example: ``snapshot_rows(root, read_manifest(root))["gone"].to_list()``.
+    """
+    payloads = (
+        scan_physical(root, "backups", manifest)
+        .with_row_index(POSITION)
+        .select(POSITION, pl.col(PAYLOAD))
+    )
+    order = {r.n: (_instant(r.taken_at) or _EARLIEST, r.n) for r in manifest.ingests}
+    rows: list[dict[str, object]] = []
+    for number, record in enumerate(manifest.ingests, start=1):
+        if not record.snapshot:
+            continue
+        at = order[record.n][0]
+        now = _covered(present(root, manifest, at), record).select(POSITION, "id")
+        earlier = [
+            r
+            for r in manifest.ingests
+            if r.snapshot and _speaks_for(r) == _speaks_for(record) and order[r.n] < order[record.n]
+        ]
+        if earlier:
+            previous = max(earlier, key=lambda r: order[r.n])
+            then = present(root, manifest, order[previous.n][0])
+            before = _covered(then, record).select(POSITION, "id")
+        else:
+            before = pl.LazyFrame(schema={POSITION: pl.UInt32, "id": pl.String})
+        counted = _compare(now, before, payloads).collect()
+        rows.append(
+            {
+                "seq": number,
+                "taken_at": None if at == _EARLIEST else at,
+                "scope": record.scope,
+                "projects": sorted(
+                    {p for p in (*record.projects, *record.vault_projects) if p != NO_PROJECT}
+                ),
+                **counted.row(0, named=True),
+            }
+        )
+    return pl.DataFrame(rows, schema=SNAPSHOT_SCHEMA)
+
+
+#: The columns of :func:`snapshot_rows`.
+SNAPSHOT_SCHEMA: Final = pl.Schema(
+    {
+        "seq": pl.Int64(),
+        "taken_at": pl.Datetime("us", "UTC"),
+        "scope": pl.String(),
+        "projects": pl.List(pl.String()),
+        "backups": pl.Int64(),
+        "added": pl.Int64(),
+        "gone": pl.Int64(),
+        "changed": pl.Int64(),
+    }
+)
+
+
+def _compare(now: pl.LazyFrame, before: pl.LazyFrame, payloads: pl.LazyFrame) -> pl.LazyFrame:
+    """Counts of ``now``, and of what was added, gone and changed since ``before``."""
+    both = now.join(before, on="id", how="inner", suffix="_before")
+    differs = (
+        both.filter(pl.col(POSITION) != pl.col(f"{POSITION}_before"))
+        .join(payloads, on=POSITION)
+        .join(payloads, left_on=f"{POSITION}_before", right_on=POSITION, suffix="_before")
+        .filter(pl.col(PAYLOAD) != pl.col(f"{PAYLOAD}_before"))
+    )
+    return pl.concat(
+        [
+            now.select(pl.len().cast(pl.Int64).alias("backups")),
+            now.join(before, on="id", how="anti").select(pl.len().cast(pl.Int64).alias("added")),
+            before.join(now, on="id", how="anti").select(pl.len().cast(pl.Int64).alias("gone")),
+            differs.select(pl.len().cast(pl.Int64).alias("changed")),
+        ],
+        how="horizontal",
+    )
+
+
+#: The columns of :func:`history_rows`.
+HISTORY_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String(),
+        "taken_at": pl.Datetime("us", "UTC"),
+        "event": pl.String(),
+        "status": pl.String(),
+        "updated_at": pl.Datetime("us", "UTC"),
+    }
+)
+
+
+def history_rows(root: Path, manifest: Manifest, ids: list[str]) -> pl.DataFrame:
+    """The rows of ``cbrq history ID...`` (SPEC §6): per backup, each change in time order.
+
+    Walks the store's distinct ``taken_at`` instants: ``seen`` (first
+    present), ``changed`` (another version, its record differs), ``gone``
+    (shows the version that went), ``back`` (present again). Backups in the
+    order asked. Raises :class:`~engine.errors.NeverSeen` naming every id no
+    ingest holds.
+
+    Example: ``history_rows(root, manifest, ["b-1"])["event"].to_list()`` -> ``["seen", "gone"]``.
+    """
+    asked = list(dict.fromkeys(ids))
+    stored = (
+        scan_physical(root, "backups", manifest)
+        .with_row_index(POSITION)
+        .filter(pl.col("id").is_in(asked))
+        .select(POSITION, "id", "status", "updated_at", PAYLOAD)
+        .collect()
+    )
+    missing = [i for i in asked if i not in set(stored["id"].to_list())]
+    if missing:
+        raise NeverSeen(missing)
+    instants = sorted({_instant(r.taken_at) or _EARLIEST for r in manifest.ingests})
+    states = [
+        present(root, manifest, at, asked)
+        .select(POSITION, "id")
+        .collect()
+        .with_columns(pl.lit(at, _TIME).alias("taken_at"))
+        for at in instants
+    ]
+    timeline = pl.concat(states) if states else pl.DataFrame(schema={POSITION: pl.UInt32})
+    rows: list[dict[str, object]] = []
+    for ident in asked:
+        rows += _story(ident, instants, timeline, stored)
+    return pl.DataFrame(rows, schema=HISTORY_SCHEMA)
+
+
+def _story(
+    ident: str, instants: list[datetime], timeline: pl.DataFrame, stored: pl.DataFrame
+) -> list[dict[str, object]]:
+    """``ident``'s rows: one per instant at which its presence or version changed."""
+    at_rows = dict(timeline.filter(pl.col("id") == ident).select("taken_at", POSITION).iter_rows())
+    records = {row[POSITION]: row for row in stored.iter_rows(named=True)}
+    out: list[dict[str, object]] = []
+    last: int | None = None
+    present_before = shown = False
+    for at in instants:
+        now = at_rows.get(at)
+        event = None
+        if now is None:
+            event = "gone" if present_before else None
+        elif not shown:
+            event = "seen"
+        elif not present_before:
+            event = "back"
+        elif last is not None and records[now][PAYLOAD] != records[last][PAYLOAD]:
+            event = "changed"
+        if event is not None:
+            version = records[now if now is not None else last]
+            out.append(
+                {
+                    "id": ident,
+                    "taken_at": None if at == _EARLIEST else at,
+                    "event": event,
+                    "status": version["status"],
+                    "updated_at": version["updated_at"],
+                }
+            )
+        present_before, shown = now is not None, shown or now is not None
+        last = now if now is not None else last
+    return out

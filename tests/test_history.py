@@ -1,0 +1,236 @@
+"""The inventory over time (SPEC §6): snapshot ingests, answers as of an instant, history.
+
+The store is held to :mod:`engine.testing.reference`'s model of SPEC §6
+(written from SPEC, not from the engine) on random sequences of snapshot and
+partial ingests (:func:`engine.testing.strategies.ingest_sequences`): pages
+dropped, reordered and repeated, out-of-order ``taken_at``, vault scope.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, note, settings
+
+from engine.api import ingest
+from engine.errors import IncompleteExport, QueryError
+from engine.instants import parse_instant
+from engine.inventory import Inventory
+from engine.store.manifest import read_manifest
+from engine.testing import reference
+from engine.testing.strategies import Step, ingest_sequences
+from tests.conftest import snapshot as files_of
+
+
+def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dict[str, Any]:
+    when = f"2026-11-0{day}T0{day}:00:00Z"
+    return {
+        "id": ident,
+        "name": ident,
+        "status": status,
+        "project_id": "p1",
+        "vault_id": "v1",
+        "resource_id": "r1",
+        "resource_type": "OS::Nova::Server",
+        "created_at": when,
+        "updated_at": when,
+        **more,
+    }
+
+
+def _page(path: Path, *backups: dict[str, Any], count: int | None = None) -> str:
+    total = len(backups) if count is None else count
+    path.write_text(json.dumps({"count": total, "backups": list(backups)}))
+    return str(path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> Path:
+    """The issue's example: b-1, b-2 on day 1; b-2, b-3 on day 2 (b-1 deleted)."""
+    store = tmp_path / "s"
+    day1 = _page(tmp_path / "day1.json", _backup("b-1", 1), _backup("b-2", 1))
+    day2 = _page(tmp_path / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
+    for day in (day1, day2):
+        assert _cli("ingest", day, "--store", str(store), "--snapshot", "-q").returncode == 0
+    return store
+
+
+def test_a_deleted_backup_is_not_listed_after_the_next_snapshot(two_days: Path) -> None:
+    done = _cli("query", "status=available", "--store", str(two_days), "-f", "json")
+    assert sorted(b["id"] for b in json.loads(done.stdout)["backups"]) == ["b-2", "b-3"]
+    assert _cli("count", "--store", str(two_days), "--ever").stdout.strip() == "3"
+    day1 = _cli("count", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
+    assert day1.stdout.strip() == "2"
+    exported = _cli("export", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
+    assert sorted(b["id"] for b in json.loads(exported.stdout)["backups"]) == ["b-1", "b-2"]
+    duck = _cli("count", "--store", str(two_days), "--engine", "duckdb")
+    assert duck.stdout.strip() == "2", duck.stderr
+
+
+def test_snapshots_and_history_say_what_went_when(two_days: Path) -> None:
+    rows = json.loads(_cli("snapshots", "--store", str(two_days), "-f", "json").stdout)["rows"]
+    assert [(r["seq"], r["backups"], r["added"], r["gone"]) for r in rows] == [
+        (1, 2, 2, 0),
+        (2, 2, 1, 1),
+    ]
+    story = json.loads(_cli("history", "b-1", "--store", str(two_days), "-f", "json").stdout)
+    assert [(r["event"], r["taken_at"][:10]) for r in story["rows"]] == [
+        ("seen", "2026-11-01"),
+        ("gone", "2026-11-02"),
+    ]
+    unknown = _cli("history", "b-9", "--store", str(two_days))
+    assert unknown.returncode == 2 and "never seen in this inventory: b-9" in unknown.stderr
+
+
+def test_an_incomplete_snapshot_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest([_page(tmp_path / "a.json", _backup("b-1", 1))], store, snapshot=True)
+    before = files_of(store)
+    short = _page(tmp_path / "b.json", _backup("b-2", 2), count=3)
+    with pytest.raises(IncompleteExport, match=r"project p1: .* count 3 but hold 1 distinct"):
+        ingest([short], store, snapshot=True)
+    assert files_of(store) == before
+    done = _cli("ingest", short, "--store", str(store), "--snapshot")
+    assert done.returncode == 1 and "the inventory is unchanged" in done.stderr
+    plain = _cli("ingest", short, "--store", str(store))
+    assert plain.returncode == 0 and "not a complete export" in plain.stderr
+
+
+def test_the_same_snapshot_twice_changes_no_answer(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    day = _page(tmp_path / "day.json", _backup("b-1", 1), _backup("b-2", 1))
+    ingest([day], store, snapshot=True)
+    with Inventory.open(store) as inv:
+        before = inv.query().to_dict()
+    again = ingest([day], store, snapshot=True)
+    assert (again.backups_unchanged, again.backups_new, again.backups_replaced) == (2, 0, 0)
+    with Inventory.open(store) as inv:
+        assert inv.query().to_dict() == before
+        rows = inv.snapshots().frame.select("seq", "backups", "added", "gone", "changed").rows()
+    assert rows == [(1, 2, 2, 0, 0), (2, 2, 0, 0, 0)]
+
+
+def test_an_unchanged_record_is_not_written_again(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest([_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))], store, snapshot=True)
+    second = _page(tmp_path / "2.json", _backup("b-1", 1), _backup("b-2", 2, "error"))
+    summary = ingest([second], store, snapshot=True)
+    assert (summary.backups_unchanged, summary.backups_new, summary.backups_replaced) == (1, 0, 1)
+    with Inventory.open(store, ever=True) as inv:
+        assert inv.physical().collect().height == 3  # b-1 once, b-2 in two versions
+
+
+def test_a_store_without_snapshots_answers_as_before(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest([_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))], store)
+    ingest([_page(tmp_path / "2.json", _backup("b-2", 2, "error"), _backup("b-3", 2))], store)
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["version"] == 3 and [i["snapshot"] for i in manifest["ingests"]] == [False] * 2
+    with Inventory.open(store) as inv:
+        assert not inv.history_view and inv.count() == 3
+        assert inv.query("status=error").ids == ["b-2"]
+        with pytest.raises(QueryError, match="keeps no history"):
+            inv.as_of("2026-11-01T12:00:00Z")
+    refused = _cli("count", "--store", str(store), "--as-of", "now")
+    assert refused.returncode == 2 and "cbrq ingest --snapshot" in refused.stderr
+
+
+# --- against the model ---------------------------------------------------------------------
+
+
+def _engine_state(inv: Inventory) -> dict[str, tuple[Any, ...]]:
+    return {b["id"]: _key(b) for b in inv.query()}
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record.get("status"), parse_instant(str(record.get("updated_at"))))
+
+
+def _instants(kept: list[reference.Ingest]) -> list[datetime | None]:
+    times = {t for t in reference.taken_at_of(kept) if t is not None}
+    probes = {t + delta for t in times for delta in (timedelta(0), timedelta(hours=-1))}
+    return [None, *sorted(probes)]
+
+
+def _told(step: Step) -> str:
+    """One step in a line: its options, then each file as compact JSON."""
+    files = " | ".join(json.dumps(content, separators=(",", ":")) for content in step.files)
+    return f"{step.options} refused={step.refused} {files}"
+
+
+def _run(steps: list[Step], store: Path, folder: Path) -> list[reference.Ingest]:
+    kept: list[reference.Ingest] = []
+    for number, step in enumerate(steps):
+        note(f"step {number}: {_told(step)}")
+        if not step.files:
+            continue  # `cbrq ingest` takes at least one path
+        paths = step.write(folder / str(number))
+        taken = None if step.taken_at is None else parse_instant(step.taken_at)
+        options = {"snapshot": step.ingest.snapshot, "scope": step.ingest.scope, "taken_at": taken}
+        if step.refused:
+            before = files_of(store)
+            with pytest.raises(IncompleteExport):
+                ingest(paths, store, **options)
+            assert files_of(store) == before
+            continue
+        ingest(paths, store, **options)
+        kept.append(step.ingest)
+    return kept
+
+
+@settings(max_examples=max(10, settings().max_examples // 2))
+@given(ingest_sequences())
+def test_the_store_answers_as_the_model_at_every_instant(steps: list[Step]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Path(scratch) / "s"
+        kept = _run(steps, store, Path(scratch))
+        if not kept or not kept[0].snapshot:
+            return  # history begins with a store's first snapshot (README)
+        with Inventory.open(store) as inv:
+            for at in _instants(kept):
+                expected = {i: _key(r) for i, r in reference.as_of(kept, at).items()}
+                note(f"at {at}")
+                assert _engine_state(inv.as_of(at)) == expected
+            ever = {i: _key(r) for i, r in reference.ever(kept).items()}
+            assert _engine_state(inv.as_of(None, ever=True)) == ever
+            if any(k.snapshot for k in kept):
+                assert _rows(inv.snapshots().frame) == _rows_of(reference.snapshots(kept))
+
+
+def _rows(frame: Any) -> list[tuple[Any, ...]]:
+    return [
+        (r["seq"], r["backups"], r["added"], r["gone"], r["changed"], r["taken_at"])
+        for r in frame.iter_rows(named=True)
+    ]
+
+
+def _rows_of(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    def when(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    return [
+        (r["seq"], r["backups"], r["added"], r["gone"], r["changed"], when(r["taken_at"]))
+        for r in rows
+    ]
+
+
+def test_manifest_records_every_ingest(two_days: Path) -> None:
+    records = read_manifest(two_days).ingests
+    assert [(r.n, r.snapshot, r.scope, r.projects, r.complete) for r in records] == [
+        (1, True, "project", ("p1",), True),
+        (2, True, "project", ("p1",), True),
+    ]
+    assert records[1].taken_at == "2026-11-02T02:00:00.000000Z"
