@@ -41,7 +41,7 @@ from engine.ingest.snapshot import NARROW, Page, page_problems, record
 from engine.ingest.snapshot import taken_at as taken
 from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
-from engine.store.manifest import Manifest, read_manifest, resolve_store
+from engine.store.manifest import IngestRecord, Manifest, read_manifest, resolve_store
 from engine.store.schema import empty_frame
 from engine.store.write import Generation, abandon, newest, ordering, writer_lock
 
@@ -605,6 +605,13 @@ def _finish(
     summary.quarantine_file = quarantine
     # The last point to stop with the inventory unchanged; the commit itself is never cut.
     interrupts.check()
+    files = [*previous.files, *read.entries]
+    ingests = (*previous.ingests, _record(previous, read, call, sightings))
+    generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))
+
+
+def _record(previous: Manifest, read: _Read, call: _Call, sightings: str | None) -> IngestRecord:
+    """This call's entry in the manifest's ``ingests`` (SPEC §6)."""
     seqs = [int(entry["seq"]) for entry in read.entries]
     made = record(
         previous,
@@ -617,10 +624,7 @@ def _finish(
         paged=call.paged,
         sightings=sightings,
     )
-    made = dataclasses.replace(made, vault_projects=call.vault_projects)
-    files = [*previous.files, *read.entries]
-    ingests = (*previous.ingests, made)
-    generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))
+    return dataclasses.replace(made, vault_projects=call.vault_projects)
 
 
 def _write_quarantine(
