@@ -227,6 +227,23 @@ def _rows_of(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
+def test_compact_keeps_every_answer_and_moves_the_sightings(two_days: Path) -> None:
+    def answers() -> list[Any]:
+        with Inventory.open(two_days) as inv:
+            instants = [None, "2026-11-01T12:00:00Z", "2026-11-02T12:00:00Z"]
+            return [inv.as_of(at).query().ids for at in instants] + [inv.snapshots().frame.rows()]
+
+    before = answers()
+    assert _cli("compact", "--store", str(two_days)).returncode == 0
+    assert answers() == before
+    check = _cli("check", "--store", str(two_days))
+    assert check.returncode == 0 and "notice" not in check.stdout, check.stdout
+    # No generation stays on disk for a sightings file alone (day 2 merged day 1's segment).
+    manifest = read_manifest(two_days)
+    used = {name.split("/")[0] for files in manifest.tables.values() for name in files}
+    assert {r.sightings.split("/")[0] for r in manifest.ingests if r.sightings} <= used
+
+
 def test_manifest_records_every_ingest(two_days: Path) -> None:
     records = read_manifest(two_days).ingests
     assert [(r.n, r.snapshot, r.scope, r.projects, r.complete) for r in records] == [

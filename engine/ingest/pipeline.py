@@ -273,14 +273,14 @@ def _read(
     previous: Manifest,
     lenient: bool,
     progress: ProgressFn | None,
-    snapshot: bool = False,
+    again: bool = False,
 ) -> _Read:
     """Read, split and normalize every file; backups go to ``sink`` a batch at a time.
 
-    ``snapshot``: files ingested before are read again (a store that keeps history
+    ``again``: files ingested before are read again (a store that keeps history
     records what each ingest saw).
     """
-    reader = _Reader(refs, sink, previous, lenient, progress, snapshot)
+    reader = _Reader(refs, sink, previous, lenient, progress, again)
     try:
         for ref in refs:
             interrupts.check()  # between files: nothing is held
@@ -318,7 +318,7 @@ class _Reader:
         previous: Manifest,
         lenient: bool,
         progress: ProgressFn | None,
-        snapshot: bool = False,
+        again: bool = False,
     ) -> None:
         self.summary = IngestSummary()
         self.entries: list[dict[str, Any]] = []
@@ -326,7 +326,7 @@ class _Reader:
         self.small: dict[str, list[pl.DataFrame]] = {"vaults": [], "members": []}
         self.pages: list[Page] = []
         self.narrow: list[pl.DataFrame] = []
-        self._known: set[str] = set() if snapshot else set(previous.hashes)
+        self._known: set[str] = set() if again else set(previous.hashes)
         self._base_seq = 1 + max((int(f["seq"]) for f in previous.files), default=-1)
         self._lenient = lenient
         self._progress = progress
@@ -607,6 +607,8 @@ def _finish(
     interrupts.check()
     files = [*previous.files, *read.entries]
     ingests = (*previous.ingests, _record(previous, read, call, sightings))
+    if generation.history:
+        ingests = generation.fold_sightings(ingests, quarantine)
     generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))
 
 

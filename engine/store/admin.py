@@ -48,7 +48,9 @@ def compact(store: str | os.PathLike[str] | None = None) -> dict[str, int]:
 
     Ingest merges segments by itself (a bounded number of segments and of
     superseded rows, :mod:`engine.store.write`); this merges all of them at once,
-    for a store that is about to be archived or copied. Same writer lock and
+    for a store that is about to be archived or copied. A store that keeps
+    history keeps every version, and its ingests' sightings files move into
+    the new generation, so no older generation stays on disk for them. Same writer lock and
     crash safety as ingest; the answers to every query stay the same.
 
     Example: ``compact("cbrq-store")`` -> ``{"backups": 1000, "vaults": 12, "members": 3}``.
@@ -64,8 +66,11 @@ def compact(store: str | os.PathLike[str] | None = None) -> dict[str, int]:
                 interrupts.check()
                 generation.compact(kind, ordering(kind)[0])
             interrupts.check()
+            ingests = generation.fold_sightings(previous.ingests, previous.quarantine)
             generation.commit(
-                generation.manifest(dict(previous.counts), previous.files, previous.quarantine)
+                generation.manifest(
+                    dict(previous.counts), previous.files, previous.quarantine, ingests
+                )
             )
         except BaseException:
             abandon(generation)

@@ -420,6 +420,31 @@ class Generation:
         )
         return found.cast(DEAD_SCHEMA)
 
+    def fold_sightings(
+        self, records: tuple[IngestRecord, ...], quarantine: str | None
+    ) -> tuple[IngestRecord, ...]:
+        """``records`` with the sightings files of otherwise unused generations copied here.
+
+        A generation whose tables were all merged away would stay on disk for
+        its ingest's sightings file alone (with the segments it no longer
+        serves): the small file moves into this generation instead, and the
+        old directory is removed like any other unreferenced one.
+
+        Example: ``gen.fold_sightings(previous.ingests, quarantine)``.
+        """
+        names = [n for files in self._tables.values() for n in files]
+        names += [*self._dead.values(), *([quarantine] if quarantine else [])]
+        used = {name.split("/", 1)[0] for name in names} | {self.name}
+        out = []
+        for entry in records:
+            if entry.sightings is None or entry.sightings.split("/", 1)[0] in used:
+                out.append(entry)
+                continue
+            name = f"sightings-{entry.n:06d}.parquet"
+            shutil.copyfile(self.root / entry.sightings, self.path / name)
+            out.append(dataclasses.replace(entry, sightings=f"{self.name}/{name}"))
+        return tuple(out)
+
     def write_sightings(self, refs: pl.Series) -> str:
         """Write the rows an ingest saw (packed ``_seq``/``_row``, sorted); its store name."""
         path = self.path / SIGHTINGS
