@@ -37,6 +37,7 @@ from typing import Final
 import polars as pl
 
 from engine.errors import NeverSeen, Problem
+from engine.instants import parse_instant
 from engine.store.layout import PAYLOAD, REF, SEQ
 from engine.store.manifest import IngestRecord, Manifest
 from engine.store.read import dead_key, require_files, scan_physical
@@ -87,7 +88,8 @@ def ingests(manifest: Manifest, at: datetime | None = None) -> pl.DataFrame:
 
 
 def _instant(text: str) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    """A manifest ``taken_at`` as an instant (``""``: none), by the one timestamp grammar."""
+    return parse_instant(text) if text else None
 
 
 def sightings(root: Path, manifest: Manifest, numbers: list[int]) -> pl.LazyFrame:
