@@ -1,7 +1,8 @@
 """A kill (SIGKILL) at any moment of `cbrq ingest` leaves the store exactly before or after.
 
-Each trial starts from the same store, kills an append (which supersedes
-stored rows and merges segments) after a random delay, then checks what a
+Each trial starts from the same store (a plain one, and one that keeps history
+since a snapshot), kills an append (which supersedes stored rows and merges
+segments) after a random delay, then checks what a
 user sees: the export, a page, and DuckDB's view of the live rows, equal to
 the store before the ingest or to the store after a complete one. The next
 ingest then runs on top as usual. A few trials under the default profile,
@@ -45,9 +46,15 @@ def seen(root: Path) -> tuple[Any, ...]:
     )
 
 
-@pytest.fixture(scope="module")
-def states(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Any, Any, float]:
-    """A store, the files of an append, what the store shows before and after it, its time."""
+@pytest.fixture(scope="module", params=["plain", "history"])
+def states(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[str], Any, Any, float]:
+    """A store, the files of an append, what the store shows before and after it, its time.
+
+    ``history``: the store's first ingest is a snapshot, so the killed append is
+    a history store's (versions kept, sightings written and moved, SPEC §6).
+    """
     tmp = tmp_path_factory.mktemp("crash")
     inputs = tmp / "in"
     inputs.mkdir()
@@ -56,7 +63,7 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], A
     ]
     (inputs / "0.json").write_text(page(*first))
     root = tmp / "before"
-    ingest([str(inputs / "0.json")], root)
+    ingest([str(inputs / "0.json")], root, snapshot=request.param == "history")
     ingest([str(_write(inputs, "1.json", range(3000, 3400)))], root)  # a second segment
     newer = [
         backup(f"b{i:04d}", name=f"new{i}", updated_at="2030-01-01T00:00:00Z")
