@@ -244,6 +244,15 @@ def test_compact_keeps_every_answer_and_moves_the_sightings(two_days: Path) -> N
     assert {r.sightings.split("/")[0] for r in manifest.ingests if r.sightings} <= used
 
 
+def test_info_reports_the_history(two_days: Path) -> None:
+    state = json.loads(_cli("info", "--store", str(two_days), "-f", "json").stdout)["history"]
+    assert (state["keeps_history"], state["ingests"], state["snapshots"]) == (True, 2, 2)
+    assert state["newest_taken_at"] == "2026-11-02T02:00:00.000000Z"
+    assert state["sightings_bytes"] > 0
+    text = _cli("info", "--store", str(two_days)).stdout
+    assert "history: 2 snapshot(s) among 2 ingests" in text
+
+
 def test_manifest_records_every_ingest(two_days: Path) -> None:
     records = read_manifest(two_days).ingests
     assert [(r.n, r.snapshot, r.scope, r.projects, r.complete) for r in records] == [

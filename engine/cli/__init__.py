@@ -495,13 +495,26 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
             f"{len(segments)} segment(s) of {rows} rows in {files} file(s)"
         )
     limits = state["limits"]
-    lines.append(
-        f"merges: automatic past {limits['segments']} segments or "
-        f"{limits['superseded_share']:.0%} superseded rows; `cbrq compact` merges all"
-    )
+    if state["history"]["keeps_history"]:
+        lines.append(
+            f"merges: automatic past {limits['segments']} segments; superseded rows are "
+            "earlier versions, kept (SPEC §6); `cbrq compact` merges all"
+        )
+    else:
+        lines.append(
+            f"merges: automatic past {limits['segments']} segments or "
+            f"{limits['superseded_share']:.0%} superseded rows; `cbrq compact` merges all"
+        )
     if state["quarantine"]:
         size, where = state["quarantine_bytes"], state["quarantine"]
         lines.append(f"quarantine: {state['quarantined']} record(s), {size:,} bytes, in {where}")
+    history = state["history"]
+    if history["keeps_history"]:
+        lines.append(
+            f"history: {history['snapshots']} snapshot(s) among {history['ingests']} ingests, "
+            f"newest taken at {history['newest_taken_at']}; {history['versions_kept']:,} "
+            f"earlier version(s) kept, sightings {history['sightings_bytes']:,} bytes"
+        )
     return lines
 
 

@@ -29,7 +29,7 @@ from engine.errors import QueryError
 from engine.payload import canonical_payloads
 from engine.spec import RECORD_KINDS
 from engine.store.history import NO_HISTORY, POSITION, as_of_rows
-from engine.store.manifest import require_manifest, resolve_store
+from engine.store.manifest import Manifest, require_manifest, resolve_store
 from engine.store.read import decoding, require_files, scan, scan_physical, verify_read
 from engine.store.schema import PAYLOAD
 from engine.store.write import (
@@ -131,6 +131,21 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         "quarantine": None if manifest.quarantine is None else str(root / manifest.quarantine),
         "quarantined": quarantined,
         "quarantine_bytes": quarantine_bytes,
+        "history": _history(root, manifest),
+    }
+
+
+def _history(root: Path, manifest: Manifest) -> dict[str, Any]:
+    """What SPEC §6 keeps: ingests, snapshots, the newest taken_at, versions and sightings kept."""
+    snapshots = [r for r in manifest.ingests if r.snapshot]
+    sightings = [r.sightings for r in manifest.ingests if r.sightings]
+    return {
+        "keeps_history": manifest.keeps_history,
+        "ingests": len(manifest.ingests),
+        "snapshots": len(snapshots),
+        "newest_taken_at": max((r.taken_at for r in manifest.ingests if r.taken_at), default=None),
+        "versions_kept": manifest.superseded.get("backups", 0) if manifest.keeps_history else 0,
+        "sightings_bytes": sum((root / name).stat().st_size for name in sightings),
     }
 
 
