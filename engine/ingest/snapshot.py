@@ -124,7 +124,7 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     ).sort(SEQ, "_first")
     keyed = rows.select(
         "id",
-        pl.col("project_id").fill_null(NO_PROJECT).alias("_project"),
+        pl.col("project_id").cast(pl.String).fill_null(NO_PROJECT).alias("_project"),
         pl.col(SEQ).cast(pl.Int64),
         pl.col(ROW).cast(pl.Int64),
     ).sort(SEQ, ROW)
@@ -169,8 +169,8 @@ def record(
 
     Example: ``record(previous, when="2026-11-02T00:00:00.000000Z", snapshot=True, ...)``.
     """
-    projects = rows["project_id"].fill_null(NO_PROJECT).unique().sort().to_list()
-    vaults = rows["vault_id"].drop_nulls().unique().sort().to_list()
+    projects = rows["project_id"].cast(pl.String).fill_null(NO_PROJECT).unique().sort().to_list()
+    vaults = rows["vault_id"].cast(pl.String).drop_nulls().unique().sort().to_list()
     return IngestRecord(
         n=1 + max((r.n for r in previous.ingests), default=0),
         taken_at=when,
