@@ -80,6 +80,15 @@ def test_a_deleted_backup_is_not_listed_after_the_next_snapshot(two_days: Path) 
     assert duck.stdout.strip() == "2", duck.stderr
 
 
+def test_the_server_executor_answers_the_latest_too(two_days: Path) -> None:
+    from engine.backends.resident import Resident
+
+    with Inventory.open(two_days) as inv:
+        resident = Resident.build(inv)  # what cbrq serve answers from
+        assert sorted(resident.answer(inv.parse("")).ids) == ["b-2", "b-3"]
+        assert resident.count(inv.parse("status=available")) == 2
+
+
 def test_snapshots_and_history_say_what_went_when(two_days: Path) -> None:
     rows = json.loads(_cli("snapshots", "--store", str(two_days), "-f", "json").stdout)["rows"]
     assert [(r["seq"], r["backups"], r["added"], r["gone"]) for r in rows] == [

@@ -33,13 +33,12 @@ from typing import Final
 
 import polars as pl
 
+from engine.store.history import NO_PROJECT
 from engine.store.layout import ROW, SEQ
 from engine.store.manifest import IngestRecord, Manifest
 
 #: The columns of an ingest's rows this module reads.
 NARROW: Final[tuple[str, ...]] = ("id", "project_id", "vault_id", "updated_at", SEQ, ROW)
-#: How a record without ``project_id`` is named in a problem.
-NO_PROJECT: Final[str] = "(no project_id)"
 #: ``taken_at`` as the manifest keeps it.
 TAKEN_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -30,21 +30,22 @@ Example::
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 
 from engine.errors import NeverSeen, Problem
-from engine.instants import parse_instant
+from engine.instants import MIN_INSTANT, parse_instant
 from engine.store.layout import PAYLOAD, REF, SEQ
 from engine.store.manifest import IngestRecord, Manifest
 from engine.store.read import dead_key, require_files, scan_physical
 
 #: The column numbering the physical rows (the backends' ``_rid``).
 POSITION: Final[str] = "_rid"
-#: How a backup without ``project_id`` is named among a snapshot's projects.
+#: How a backup without ``project_id`` is named among a snapshot's projects (and in the
+#: completeness check's problems, :mod:`engine.ingest.snapshot`).
 NO_PROJECT: Final[str] = "(no project_id)"
 #: Why an instant cannot be asked of a store without history (``--as-of``).
 NO_HISTORY: Final = Problem(
@@ -54,7 +55,7 @@ NO_HISTORY: Final = Problem(
     "ingest full exports with `cbrq ingest --snapshot`; history begins with the first",
 )
 #: Older than every instant: where an ingest without ``taken_at`` sorts.
-_EARLIEST: Final[datetime] = datetime(1, 1, 1, tzinfo=UTC)
+_EARLIEST: Final[datetime] = MIN_INSTANT
 _TIME: Final = pl.Datetime("us", "UTC")
 
 
