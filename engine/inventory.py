@@ -414,6 +414,8 @@ class Inventory:
         """
         if self._frames is not None:
             return frame
+        if self.history_view and self.instant is None and "backups" in self.manifest.away:
+            return live(frame, self._root, self.manifest, "backups", RID, latest=True)
         if self.history_view:
             return frame.filter(pl.col(RID).is_in(self._present.implode()))
         return live(frame, self._root, self.manifest, "backups", RID)

@@ -229,6 +229,11 @@ def test_the_store_answers_as_the_model_at_every_instant(steps: list[Step]) -> N
             assert _engine_state(inv.as_of(None, ever=True)) == ever
             if any(k.snapshot for k in kept):
                 assert _rows(inv.snapshots().frame) == _rows_of(reference.snapshots(kept))
+            ids = sorted(reference.ever(kept))[:3]
+            if ids:
+                told = [(r["id"], r["event"], r["status"]) for r in reference.history(kept, ids)]
+                rows = inv.history(ids).frame.select("id", "event", "status").rows()
+                assert rows == told
 
 
 def _rows(frame: Any) -> list[tuple[Any, ...]]:

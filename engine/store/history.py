@@ -39,9 +39,9 @@ import polars as pl
 from engine.errors import NeverSeen, Problem
 from engine.instants import MIN_INSTANT, parse_instant
 from engine.spec import DEDUP_KEYS
-from engine.store.layout import PAYLOAD, REF, SEQ
+from engine.store.layout import PAYLOAD, POS, REF, ROW, SEQ
 from engine.store.manifest import IngestRecord, Manifest
-from engine.store.read import dead_key, require_files, scan_physical
+from engine.store.read import dead_key, live, require_files, scan_physical
 
 #: The column numbering the physical rows (the backends' ``_rid``).
 POSITION: Final[str] = "_rid"
@@ -94,11 +94,14 @@ def _instant(text: str) -> datetime | None:
     return parse_instant(text) if text else None
 
 
-def sightings(root: Path, manifest: Manifest, numbers: list[int]) -> pl.LazyFrame:
-    """``(_ref, n)``: the rows each of the ingests ``numbers`` saw.
+def sightings(
+    root: Path, manifest: Manifest, numbers: list[int], refs: pl.Series | None = None
+) -> pl.LazyFrame:
+    """``(_ref, n)``: the rows each of the ingests ``numbers`` saw (``refs``: only these rows).
 
-    An ingest with a sightings file is read from it; an older one is taken to
-    have seen the rows it wrote (its files' ``_seq``).
+    An ingest with a sightings file is read from it (sorted by ``_ref``: a
+    filter on a few refs skips most of it); an older one is taken to have
+    seen the rows it wrote (its files' ``_seq``).
 
     Example: ``sightings(root, manifest, [1, 2]).collect()``.
     """
@@ -111,9 +114,10 @@ def sightings(root: Path, manifest: Manifest, numbers: list[int]) -> pl.LazyFram
         if record.sightings:
             require_files(root, manifest, [record.sightings])
             path = root / record.sightings
-            pieces.append(
-                pl.scan_parquet(path, glob=False).select(REF, pl.lit(record.n, pl.Int64).alias("n"))
-            )
+            piece = pl.scan_parquet(path, glob=False)
+            if refs is not None:
+                piece = piece.filter(pl.col(REF).is_in(refs.implode()))
+            pieces.append(piece.select(REF, pl.lit(record.n, pl.Int64).alias("n")))
         elif record.seqs[1] >= record.seqs[0]:
             derived.append((record.n, *record.seqs))
     if derived:
@@ -157,7 +161,14 @@ def present(
 
     Example: ``present(root, manifest, None, ["b-1"]).collect()``.
     """
+    physical = _versions_table(root, manifest, only)
     made = ingests(manifest, at)
+    seen = sightings(root, manifest, made["n"].to_list()).join(physical, on=REF)
+    return _present_among(made, seen)
+
+
+def _versions_table(root: Path, manifest: Manifest, only: list[str] | None) -> pl.LazyFrame:
+    """Every stored backup row (``only`` these ids) with what presence needs of it."""
     physical = (
         scan_physical(root, "backups", manifest)
         .with_row_index(POSITION)
@@ -170,10 +181,15 @@ def present(
             dead_key().alias(REF),
         )
     )
-    if only is not None:
-        physical = physical.filter(pl.col("id").is_in(only))
-    times = made.lazy().select("n", "order_time")
-    seen = sightings(root, manifest, made["n"].to_list()).join(physical, on=REF).join(times, on="n")
+    return physical if only is None else physical.filter(pl.col("id").is_in(only))
+
+
+def _present_among(made: pl.DataFrame, seen: pl.LazyFrame) -> pl.LazyFrame:
+    """:func:`present` given the ingests ``made`` (taken at or before T) and what they saw.
+
+    ``seen``: the rows of :func:`_versions_table` with the ``n`` of each ingest that saw them.
+    """
+    seen = seen.join(made.lazy().select("n", "order_time"), on="n")
     versions = (
         seen.group_by(POSITION, "id", "_project", "vault_id", "updated_at")
         .agg(pl.col("n").max().alias("last"))
@@ -324,6 +340,69 @@ def _listing_heads(held: pl.LazyFrame, versions: pl.LazyFrame, kind: str) -> pl.
         .sort("p_time", "p_n")
         .unique(subset=keys, keep="last")
         .select(*keys, "p_time", "p_n")
+    )
+
+
+def latest_rows(root: Path, manifest: Manifest) -> pl.LazyFrame:
+    """:func:`as_of_rows` at the latest, reading only the sightings that can still matter.
+
+    At the latest, a backup's version is its newest (the dead file's live
+    row) and its presence depends only on the ingests from its P on: the
+    sightings read are those of the ingests from the oldest P of any project
+    or vault on (usually the newest snapshot's alone).
+
+    Example: ``latest_rows(root, manifest).collect().height`` -> backups present now.
+    """
+    made = ingests(manifest)
+    numbered = scan_physical(root, "backups", manifest).with_row_index(POSITION)
+    current = live(numbered, root, manifest, "backups", POSITION).select(
+        POSITION, "id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"), "vault_id"
+    )
+    heads = _heads(made, current)
+    snaps = made.filter("snapshot").sort("order_time", "n")
+    window = made
+    if snaps.height:
+        firsts = pl.concat(
+            [
+                _newest(snaps.lazy().filter(pl.col("scope") == s).explode(c), c, "key")
+                for s, c in (("project", "projects"), ("vault", "vaults"))
+            ]
+        ).collect()
+        if firsts.height:
+            oldest = firsts.sort("p_time", "p_n").row(0, named=True)
+            later = (pl.col("order_time") > oldest["p_time"]) | (
+                (pl.col("order_time") == oldest["p_time"]) & (pl.col("n") >= oldest["p_n"])
+            )
+            window = made.filter(later)
+    ids = numbered.select(dead_key().alias(REF), "id")
+    seen = (
+        sightings(root, manifest, window["n"].to_list())
+        .join(ids, on=REF)
+        .join(window.lazy().select("n", "order_time"), on="n")
+    )
+    kept = seen.join(heads, on="id").filter(_present()).select("id").unique()
+    return (
+        current.join(heads, on="id")
+        .filter(pl.col("p_n").is_null() | pl.col("id").is_in(kept.collect()["id"].implode()))
+        .select(POSITION)
+    )
+
+
+def latest_away(root: Path, manifest: Manifest) -> pl.DataFrame:
+    """The stored backup rows not in the latest view: ``_seq``, ``_row``, ``_pos`` (a dead file).
+
+    Example: ``latest_away(root, manifest).height`` -> versions kept plus backups gone.
+    """
+    present_now = latest_rows(root, manifest).collect()[POSITION].cast(pl.Int64)
+    rows = scan_physical(root, "backups", manifest).select(SEQ, ROW).with_row_index(POSITION)
+    return (
+        rows.filter(~pl.col(POSITION).cast(pl.Int64).is_in(present_now.implode()))
+        .select(
+            pl.col(SEQ).cast(pl.Int64),
+            pl.col(ROW).cast(pl.Int64),
+            pl.col(POSITION).cast(pl.Int64).alias(POS),
+        )
+        .collect()
     )
 
 
@@ -500,8 +579,11 @@ def history_rows(root: Path, manifest: Manifest, ids: list[str]) -> pl.DataFrame
     if missing:
         raise NeverSeen(missing)
     instants = sorted({_instant(r.taken_at) or _EARLIEST for r in manifest.ingests})
+    rows = _versions_table(root, manifest, asked).collect()
+    numbers = [r.n for r in manifest.ingests]
+    seen = sightings(root, manifest, numbers, rows[REF]).join(rows.lazy(), on=REF).collect()
     states = [
-        present(root, manifest, at, asked)
+        _present_among(ingests(manifest, at), seen.lazy())
         .select(POSITION, "id")
         .collect()
         .with_columns(pl.lit(at, _TIME).alias("taken_at"))

@@ -166,6 +166,10 @@ class Manifest:
     checksums: dict[str, Recorded] = field(default_factory=dict)
     #: Every ingest, oldest first (none before ingests were recorded).
     ingests: tuple[IngestRecord, ...] = ()
+    #: A history store's file of the backup rows not in the latest view (superseded
+    #: versions and backups gone), laid out as a dead file: SPEC §6 as of now, read
+    #: as cheaply as a store without history (none: computed from the sightings).
+    away: dict[str, str] = field(default_factory=dict)
 
     @property
     def keeps_history(self) -> bool:
@@ -177,8 +181,8 @@ class Manifest:
         return any(record.snapshot for record in self.ingests)
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest as the JSON object written to disk."""
-        return {
+        """The manifest as the JSON object written to disk (``away`` only when there is one)."""
+        out = {
             "format": FORMAT,
             "version": HISTORY_VERSION if self.keeps_history else VERSION,
             "generation": self.generation,
@@ -194,6 +198,7 @@ class Manifest:
             "checksums": {name: entry.to_json() for name, entry in self.checksums.items()},
             "ingests": [record.to_json() for record in self.ingests],
         }
+        return {**out, "away": self.away} if self.away else out
 
     @property
     def hashes(self) -> set[str]:
@@ -228,7 +233,7 @@ class Manifest:
         Example: ``read_manifest(root).listed()`` -> ``["g000001/backups-00000.parquet", ...]``.
         """
         names = [n for files in self.tables.values() for n in files]
-        names += list(self.dead.values())
+        names += [*self.dead.values(), *self.away.values()]
         if self.quarantine:
             names.append(self.quarantine)
         names += [name for record in self.ingests for name in record.files()]
@@ -240,7 +245,7 @@ class Manifest:
         Example: ``read_manifest(root).referenced()`` -> ``{"g000001", "g000004"}``.
         """
         names = [n for files in self.tables.values() for n in files]
-        names += list(self.dead.values())
+        names += [*self.dead.values(), *self.away.values()]
         if self.quarantine:
             names.append(self.quarantine)
         names += [name for record in self.ingests for name in record.files()]
@@ -312,10 +317,12 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
     if quarantine is not None:
         _safe_name(path, "quarantine", quarantine)
     dead = check.mapping("dead")
-    for kind, name in dead.items():
-        if not isinstance(name, str):
-            raise StoreError(f"{path}: dead.{kind} is {_shown(name)}; allowed: a file name")
-        _safe_name(path, f"dead.{kind}", name)
+    away = check.mapping("away")
+    for key, named in (("dead", dead), ("away", away)):
+        for kind, name in named.items():
+            if not isinstance(name, str):
+                raise StoreError(f"{path}: {key}.{kind} is {_shown(name)}; allowed: a file name")
+            _safe_name(path, f"{key}.{kind}", name)
     return Manifest(
         generation=check.integer("generation", required=True),
         tables=tables,
@@ -325,6 +332,7 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         updated_at=str(check.value("updated_at", str, "a timestamp string") or ""),
         segments=segments,
         dead=dict(dead),
+        away=dict(away),
         superseded=check.ints("superseded"),
         rows=check.int_lists("rows"),
         checksums=_checksums(path, check.mapping("checksums")),

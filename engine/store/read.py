@@ -155,21 +155,30 @@ def decoding(root: Path | None, manifest: Manifest, *, filesystem: bool = True) 
 
 
 def live(
-    frame: pl.LazyFrame, root: Path, manifest: Manifest, kind: str, position: str
+    frame: pl.LazyFrame,
+    root: Path,
+    manifest: Manifest,
+    kind: str,
+    position: str,
+    *,
+    latest: bool = False,
 ) -> pl.LazyFrame:
     """``frame`` less the superseded rows; ``position`` numbers its rows in physical order.
 
     The dead file lists each superseded row's physical position (``_pos``)
     next to its ``(_seq, _row)``, so the filter needs no column but the row
     number (reading ``_seq`` and ``_row`` cost a count at 1M a third more).
-    Keeps the order of ``frame``.
+    Keeps the order of ``frame``. ``latest``: less the rows of the manifest's
+    away file instead (a history store's latest view, SPEC §6).
 
     Example: ``live(scan_physical(root, k).with_row_index("at"), root, m, k, "at")``.
     """
-    dead = dead_file(root, manifest, kind)
-    if dead is None:
+    listing = manifest.away if latest else manifest.dead
+    name = listing.get(kind)
+    if name is None:
         return frame
-    require_files(root, manifest, [manifest.dead[kind]])
+    dead = root / name
+    require_files(root, manifest, [name])
     with decoding(root, manifest):
         positions = pl.read_parquet(dead, columns=[POS], glob=False)[POS]
     at = pl.col(position).cast(pl.Int64)

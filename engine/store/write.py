@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from engine import interrupts
 from engine.errors import StoreError
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
+from engine.store.history import latest_away
 from engine.store.integrity import COPY, WRITING, Survey, record, refusal, survey, verify
 from engine.store.layout import (
     DEDUP_ORDER,
@@ -671,6 +672,28 @@ class Generation:
             superseded={k: v for k, v in self._superseded.items() if v},
         )
 
+    def _settle_history(self, manifest: Manifest) -> Manifest:
+        """``manifest`` with its away file (:func:`~engine.store.history.latest_away`) up to date.
+
+        Recomputed when the backups or the ingests changed (a snapshot that
+        rewrote nothing still makes backups gone); otherwise carried over.
+        """
+        if not manifest.keeps_history:
+            return dataclasses.replace(manifest, away={})
+        previous = self.previous
+        if (
+            previous.away
+            and manifest.ingests == previous.ingests
+            and manifest.tables.get("backups") == previous.tables.get("backups")
+        ):
+            return dataclasses.replace(manifest, away=dict(previous.away))
+        with decoding(self.root, manifest, filesystem=False):
+            away = latest_away(self.root, manifest)
+        path = self.path / "backups-away.parquet"
+        table = away.sort(POS).to_arrow()
+        pq.write_table(table, path, compression="zstd", write_page_checksum=True)
+        return dataclasses.replace(manifest, away={"backups": f"{self.name}/{path.name}"})
+
     def commit(self, manifest: Manifest) -> None:
         """Make this generation current in one rename, then drop unreferenced ones.
 
@@ -680,6 +703,7 @@ class Generation:
         ``cbrq check --repair`` restores if ``manifest.json`` is lost.
         """
         shutil.rmtree(self.path / "parts", ignore_errors=True)
+        manifest = self._settle_history(manifest)
         (self.path / READERS).touch()
         mine = f"{self.name}/"
         sums = {
