@@ -579,9 +579,9 @@ def history_rows(root: Path, manifest: Manifest, ids: list[str]) -> pl.DataFrame
     if missing:
         raise NeverSeen(missing)
     instants = sorted({_instant(r.taken_at) or _EARLIEST for r in manifest.ingests})
-    rows = _versions_table(root, manifest, asked).collect()
+    versions = _versions_table(root, manifest, asked).collect()
     numbers = [r.n for r in manifest.ingests]
-    seen = sightings(root, manifest, numbers, rows[REF]).join(rows.lazy(), on=REF).collect()
+    seen = sightings(root, manifest, numbers, versions[REF]).join(versions.lazy(), on=REF).collect()
     states = [
         _present_among(ingests(manifest, at), seen.lazy())
         .select(POSITION, "id")
