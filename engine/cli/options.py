@@ -136,7 +136,8 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> A
 AT_HELP: Final[str] = (
     "The instant ages are measured against: 'now' or a timestamp "
     "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
-    "[default: the newest updated_at of the inventory]."
+    "[default: the newest updated_at of the inventory]. On a store fed --snapshot "
+    "ingests, an --at given also reads the inventory as of that instant."
 )
 
 

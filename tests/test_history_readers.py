@@ -1,0 +1,131 @@
+"""Every reader of a store with snapshots answers as of its instant (SPEC §6 "Reading").
+
+The analyses and ``report`` read the inventory as of an ``--at`` given;
+``cbrq serve --as-of``; ``cbrq diff --store S --as-of T1 --to T2``; the SQL
+``cbrq info --sql`` prints; and the DuckDB and Spark backends, held to
+:mod:`engine.testing.reference`'s model like polars in ``tests/test_history.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.api import ingest
+from engine.inventory import Inventory
+
+DAY1 = "2026-11-01T12:00:00Z"
+
+
+def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dict[str, Any]:
+    when = f"2026-11-0{day}T0{day}:00:00Z"
+    return {
+        "id": ident,
+        "name": ident,
+        "status": status,
+        "project_id": "p1",
+        "vault_id": "v1",
+        "resource_id": "r1",
+        "resource_type": "OS::Nova::Server",
+        "created_at": when,
+        "updated_at": when,
+        **more,
+    }
+
+
+def _page(path: Path, *backups: dict[str, Any]) -> str:
+    path.write_text(json.dumps({"count": len(backups), "backups": list(backups)}))
+    return str(path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+#: b-1 is overdue (expired before day 1's noon), b-4 in error; both are deleted on day 2.
+_DOOMED = (_backup("b-1", 1, expired_at="2026-11-01T06:00:00Z"), _backup("b-4", 1, "error"))
+
+
+def _days(folder: Path) -> list[str]:
+    day1 = _page(folder / "day1.json", *_DOOMED, _backup("b-2", 1))
+    day2 = _page(folder / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
+    return [day1, day2]
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> Path:
+    """Day 1: b-1 (overdue), b-4 (error) and b-2; day 2: b-2 and b-3 (b-1, b-4 deleted)."""
+    store = tmp_path / "s"
+    for day in _days(tmp_path):
+        ingest([day], store, snapshot=True)
+    return store
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    """The same two pages ingested without --snapshot: b-1 is never gone."""
+    store = tmp_path / "plain"
+    for day in _days(tmp_path):
+        ingest([day], store)
+    return store
+
+
+def _ids(analysis: Any) -> list[str]:
+    return sorted(set(analysis.frame["id"].to_list()))
+
+
+def test_an_analysis_at_a_past_instant_reads_that_day(two_days: Path) -> None:
+    with Inventory.open(two_days) as inv:
+        assert _ids(inv.retention(at=DAY1)) == ["b-1"]
+        assert _ids(inv.hygiene(at=DAY1)) == ["b-4"]
+        assert inv.stats(at=DAY1).frame["backups"].sum() == 3
+        # The default at (the newest updated_at) reads the latest: b-1 is gone.
+        assert _ids(inv.retention()) == [] and _ids(inv.hygiene()) == []
+        assert inv.stats().frame["backups"].sum() == 2
+        assert inv.retention().at is not None and inv.retention().at.day == 2
+        # 'now' is an explicit at: the latest export, ages measured to now.
+        assert _ids(inv.hygiene(at="now")) == []
+    done = _cli("retention", "--store", str(two_days), "--at", DAY1, "-f", "json")
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["at"].startswith("2026-11-01T12:00:00")
+    assert {(r["id"], r["finding"]) for r in body["rows"]} == {("b-1", "short"), ("b-1", "overdue")}
+    latest = json.loads(_cli("hygiene", "--store", str(two_days), "-f", "json").stdout)
+    assert latest["rows"] == []
+
+
+def test_an_inventory_pinned_by_as_of_keeps_its_instant(two_days: Path) -> None:
+    with Inventory.open(two_days, as_of=DAY1) as inv:
+        assert _ids(inv.hygiene()) == ["b-4"]
+        assert _ids(inv.hygiene(at="2026-11-03T00:00:00Z")) == ["b-4"]
+    with Inventory.open(two_days, ever=True) as inv:
+        assert _ids(inv.hygiene(at="2026-11-03T00:00:00Z")) == ["b-4"]
+
+
+def test_a_store_without_snapshots_analyses_as_before(plain: Path) -> None:
+    with Inventory.open(plain) as inv:
+        assert not inv.history_view and inv.analysed(DAY1) is inv
+        assert _ids(inv.retention(at=DAY1)) == ["b-1"]
+        assert _ids(inv.hygiene(at=DAY1)) == _ids(inv.hygiene()) == ["b-4"]
+    done = _cli("hygiene", "--store", str(plain), "--at", DAY1, "-f", "json")
+    assert done.returncode == 0 and [r["id"] for r in json.loads(done.stdout)["rows"]] == ["b-4"]
+
+
+def test_a_report_at_a_past_instant_shows_that_day(two_days: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from engine.report import ReportOptions
+    from engine.report.data import gather
+
+    with Inventory.open(two_days) as inv:
+        then = gather(inv, ReportOptions(at=DAY1))
+        now = gather(inv, ReportOptions())
+    assert _ids(then.hygiene) == ["b-4"] and _ids(then.retention) == ["b-1"]
+    assert then.daily["backups"].sum() == 3 and set(then.daily["status"]) == {"available", "error"}
+    assert _ids(now.hygiene) == [] and set(now.daily["status"]) == {"available"}
