@@ -129,3 +129,53 @@ def test_a_report_at_a_past_instant_shows_that_day(two_days: Path) -> None:
     assert _ids(then.hygiene) == ["b-4"] and _ids(then.retention) == ["b-1"]
     assert then.daily["backups"].sum() == 3 and set(then.daily["status"]) == {"available", "error"}
     assert _ids(now.hygiene) == [] and set(now.daily["status"]) == {"available"}
+
+
+# --- cbrq serve --as-of ----------------------------------------------------------------------
+
+
+def _served(url: str) -> list[str]:
+    from tests.server_fixture import get
+
+    status, _, body = get(f"{url}/v3/p1/backups")
+    assert status == 200, body
+    return sorted(b["id"] for b in body["backups"])
+
+
+def test_the_server_answers_as_of_its_instant(two_days: Path, tmp_path: Path) -> None:
+    from tests.server_fixture import get, running
+
+    with Inventory.open(two_days, as_of=DAY1) as inv, running(inv) as url:
+        assert _served(url) == ["b-1", "b-2", "b-4"]
+        assert get(f"{url}/v3/p1/backups/b-1")[0] == 200
+        assert get(f"{url}/v3/p1/backups/b-3")[0] == 404
+    with Inventory.open(two_days, ever=True) as inv, running(inv) as url:
+        assert _served(url) == ["b-1", "b-2", "b-3", "b-4"]
+    with Inventory.open(two_days) as inv, running(inv) as url:
+        assert _served(url) == ["b-2", "b-3"]
+        assert get(f"{url}/v3/p1/backups/b-1")[0] == 404
+
+
+def test_a_new_commit_is_served_as_of_the_same_instant(two_days: Path, tmp_path: Path) -> None:
+    from engine.server.app import Backend
+
+    def ids(backend: Backend) -> list[str]:
+        return sorted(b["id"] for b in json.loads(backend.list_backups("p1", []))["backups"])
+
+    with Inventory.open(two_days, as_of=DAY1) as pinned, Inventory.open(two_days) as latest:
+        then, now = Backend(pinned, log=lambda _: None), Backend(latest, log=lambda _: None)
+        day3 = _page(tmp_path / "day3.json", _backup("b-5", 3))
+        ingest([day3], two_days, snapshot=True)
+        assert then.refresh() and now.refresh()
+        assert ids(then) == ["b-1", "b-2", "b-4"] and ids(now) == ["b-5"]
+        then.close()
+        now.close()
+
+
+def test_serve_refuses_an_instant_it_cannot_answer(two_days: Path, plain: Path) -> None:
+    refused = _cli("serve", "--store", str(plain), "--as-of", DAY1, "--port", "0")
+    assert refused.returncode == 2 and "keeps no history" in refused.stderr
+    both = _cli("serve", "--store", str(two_days), "--as-of", DAY1, "--ever", "--port", "0")
+    assert both.returncode == 2 and "--as-of or --ever, not both" in both.stderr
+    workers = _cli("serve", "--store", str(plain), "--as-of", DAY1, "--workers", "2")
+    assert workers.returncode == 2 and "keeps no history" in workers.stderr

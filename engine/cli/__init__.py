@@ -806,6 +806,7 @@ def explain(query_string: str | None, **options: Any) -> None:
 @click.option(
     "--quiet", "-q", is_flag=True, help="No log line per request (reloads and 500s still)."
 )
+@history_options_decorator
 def serve(
     store: str | None,
     dumps: tuple[str, ...],
@@ -815,6 +816,8 @@ def serve(
     token_file: str | None,
     workers: int,
     quiet: bool,
+    as_of: datetime | None,
+    ever: bool,
 ) -> None:
     """Serve the inventory as a local CBR endpoint that the official SDK uses unchanged.
 
@@ -824,13 +827,16 @@ def serve(
     with AK/SK are accepted without checking the signature. A token is taken
     from --token, --token-file or $CBRQ_TOKEN, in that order. Serving a
     store, the server picks up a new commit (a later `cbrq ingest`) by itself
-    within seconds and logs it.
+    within seconds and logs it. A store fed --snapshot ingests is served as
+    of --as-of (default: the latest export), or as ever with --ever.
 
     \b
     Example:
       cbrq serve --store inv --port 8080 --workers 2
+      cbrq serve --store inv --as-of 2026-11-01T00:00:00Z
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
+    from engine.instants import format_instant
     from engine.server.app import create_app
     from engine.server.http import read_token
     from engine.server.http import serve as run
@@ -841,16 +847,24 @@ def serve(
         required = read_token(token, token_file)
     except (OSError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--token-file") from err
+    when = "" if as_of is None else f" as of {format_instant(as_of)}"
+    when = " as ever seen" if ever else when
     if workers > 1:
         if dumps:
             raise click.UsageError("--workers needs a store: ingest the dumps, then --store")
+        if as_of is not None and ever:
+            raise click.UsageError("give --as-of or --ever, not both")
         root = resolve_store(store)
-        click.echo(f"cbrq: serving {root} on http://{host}:{port} ({workers} workers)", err=True)
-        serve_workers(root, host, port, workers, token=required, quiet=quiet)
+        click.echo(
+            f"cbrq: serving {root}{when} on http://{host}:{port} ({workers} workers)", err=True
+        )
+        serve_workers(
+            root, host, port, workers, token=required, quiet=quiet, as_of=as_of, ever=ever
+        )
         return
-    with open_inventory(store, dumps) as inventory:
+    with open_inventory(store, dumps, as_of=as_of, ever=ever) as inventory:
         app = create_app(inventory, token=required, quiet=quiet)
-        click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)
+        click.echo(f"cbrq: serving {inventory.label}{when} on http://{host}:{port}", err=True)
         run(app, host, port)
 
 
