@@ -137,7 +137,8 @@ AT_HELP: Final[str] = (
     "The instant ages are measured against: 'now' or a timestamp "
     "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
     "[default: the newest updated_at of the inventory]. On a store fed --snapshot "
-    "ingests, an --at given also reads the inventory as of that instant."
+    "ingests, stats, rpo, retention, capacity, hygiene and report read the inventory "
+    "as of an --at given."
 )
 
 
