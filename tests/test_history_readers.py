@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ from hypothesis import strategies as st
 
 from engine.api import ingest
 from engine.inventory import Inventory
+from engine.testing import reference
+from engine.testing.strategies import Step, ingest_sequences
+from tests.test_history import _engine_state, _instants, _key, _run
 
 DAY1 = "2026-11-01T12:00:00Z"
 
@@ -264,3 +269,97 @@ def test_diff_of_two_instants_gives_the_vaults_of_the_two_exports(tmp_path: Path
     with Inventory.from_dumps(days[0].folder) as a, Inventory.from_dumps(days[2].folder) as b:
         expected = _diff_rows(a, b, "vault")
     assert expected[1] and got == expected
+
+
+# --- cbrq info --sql: the rule of SPEC §6 in DuckDB SQL ---------------------------------------
+
+
+def _sql_ids(sql: str, variable: str | None = None) -> list[str]:
+    import duckdb
+
+    with duckdb.connect() as con:
+        if variable is not None:
+            con.execute(f"SET VARIABLE cbrq_as_of = '{variable}'")
+        return sorted(str(row[0]) for row in con.sql(f"SELECT id FROM ({sql})").fetchall())
+
+
+def test_the_printed_sql_answers_as_cbrq_at_each_snapshot(tmp_path: Path) -> None:
+    from engine.generate import write_series
+    from engine.store.manifest import read_manifest
+
+    store = tmp_path / "s"
+    days = write_series(tmp_path / "daily", 200, days=3, seed=3).days
+    ingest([str(days[0].folder)], store)  # before history: the rows it wrote stand for it
+    for day in days[1:]:
+        ingest([str(day.folder)], store, snapshot=True)
+    latest = _cli("info", "--store", str(store), "--sql")
+    assert latest.returncode == 0, latest.stderr
+    for taken in [r.taken_at for r in read_manifest(store).ingests] + ["now"]:
+        asked = _cli("query", "--store", str(store), "--as-of", taken, "-f", "ndjson")
+        expected = sorted(json.loads(line)["id"] for line in asked.stdout.splitlines())
+        printed = _cli("info", "--store", str(store), "--sql", "--as-of", taken).stdout
+        assert _sql_ids(printed) == expected
+        if taken != "now":
+            assert _sql_ids(latest.stdout, variable=taken) == expected
+    with Inventory.open(store) as inv:
+        assert _sql_ids(latest.stdout) == sorted(inv.query(columns=["id"]).ids)
+    duck = f"SELECT status, count(*) FROM ({latest.stdout}) GROUP BY 1"
+    assert _cli("info", "--store", str(store), "--sql", "--kind", "vaults").returncode == 0
+    import duckdb
+
+    assert sum(n for _, n in duckdb.sql(duck).fetchall()) == len(_sql_ids(latest.stdout))
+
+
+def test_info_as_of_needs_sql_and_a_history(two_days: Path, plain: Path) -> None:
+    alone = _cli("info", "--store", str(two_days), "--as-of", DAY1)
+    assert alone.returncode == 2 and "--as-of needs --sql" in alone.stderr
+    refused = _cli("info", "--store", str(plain), "--sql", "--as-of", DAY1)
+    assert refused.returncode == 2 and "keeps no history" in refused.stderr
+    vaults = _cli("info", "--store", str(two_days), "--sql", "--as-of", DAY1, "--kind", "vaults")
+    assert vaults.returncode == 2 and "--kind backups" in vaults.stderr
+    plain_sql = _cli("info", "--store", str(plain), "--sql").stdout
+    assert _sql_ids(plain_sql) == ["b-1", "b-2", "b-3", "b-4"]  # a plain store: as before
+
+
+# --- against the model, on every reader ------------------------------------------------------
+
+
+def _model_runs(steps: list[Step], check: Callable[[Path, list[reference.Ingest]], None]) -> None:
+    """Ingest ``steps`` into a fresh store, then ``check`` it (history begins with a snapshot)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Path(scratch) / "s"
+        kept = _run(steps, store, Path(scratch))
+        if kept and kept[0].snapshot:
+            check(store, kept)
+
+
+def _expected(kept: list[reference.Ingest], at: datetime | None) -> dict[str, tuple[Any, ...]]:
+    return {i: _key(r) for i, r in reference.as_of(kept, at).items()}
+
+
+@settings(max_examples=max(5, settings().max_examples // 4))
+@given(ingest_sequences())
+def test_the_printed_sql_answers_as_the_model(steps: list[Step]) -> None:
+    from engine.store.history_sql import duckdb_history_sql
+    from engine.store.manifest import read_manifest
+
+    def check(store: Path, kept: list[reference.Ingest]) -> None:
+        manifest = read_manifest(store)
+        for at in _instants(kept):
+            note(f"at {at}")
+            assert _sql_ids(duckdb_history_sql(store, manifest, at)) == sorted(_expected(kept, at))
+
+    _model_runs(steps, check)
+
+
+@settings(max_examples=max(5, settings().max_examples // 4))
+@given(ingest_sequences())
+def test_duckdb_answers_as_the_model_at_every_instant(steps: list[Step]) -> None:
+    def check(store: Path, kept: list[reference.Ingest]) -> None:
+        with Inventory.open(store, engine="duckdb") as inv:
+            for at in _instants(kept):
+                note(f"at {at}")
+                assert _engine_state(inv.as_of(at)) == _expected(kept, at)
+                assert inv.as_of(at).count() == len(_expected(kept, at))
+
+    _model_runs(steps, check)

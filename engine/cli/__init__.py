@@ -49,7 +49,10 @@ from engine.errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from engine.api import IngestSummary, Tick
+    from engine.store.manifest import Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -423,6 +426,22 @@ def export(
             out.write("[" + ",".join(pages) + "]\n")
 
 
+def _sql_of(root: Path, manifest: Manifest, kind: str, as_of: datetime | None) -> str:
+    """The DuckDB query ``cbrq info --sql`` prints: the live rows, or the backups as of."""
+    from engine.errors import QueryError
+    from engine.store.history import NO_HISTORY
+    from engine.store.history_sql import duckdb_history_sql
+    from engine.store.read import duckdb_sql
+
+    if kind == "backups" and manifest.keeps_history:
+        return duckdb_history_sql(root, manifest, as_of)
+    if as_of is not None and kind != "backups":
+        raise click.UsageError("--as-of reads the backups: give it with --kind backups")
+    if as_of is not None:
+        raise QueryError([NO_HISTORY])
+    return duckdb_sql(root, manifest, kind)
+
+
 @main.command()
 @store_option
 @format_option(
@@ -431,37 +450,57 @@ def export(
 @click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
 @click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
 @click.option(
+    "--as-of",
+    "as_of",
+    callback=check_at,
+    metavar="TIME",
+    help="With --sql on a store fed --snapshot ingests: the backups as of TIME "
+    "[default: the variable cbrq_as_of if set in DuckDB, else the latest].",
+)
+@click.option(
     "--ingested",
     is_flag=True,
     help="List the ingested dump files: time, records read per kind, source (in ingest order).",
 )
 @_kind_option("The table --files and --sql are about.")
-def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, kind: str) -> None:
+def info(
+    store: str | None,
+    fmt: str,
+    files: bool,
+    sql: bool,
+    as_of: datetime | None,
+    ingested: bool,
+    kind: str,
+) -> None:
     """Show the inventory's state: generation, rows, segments, superseded rows.
 
     A table is stored as sorted segments (one per ingest until merged);
     rows that a newer copy of the same id superseded stay in their file
     until a merge and are listed in the table's dead file. --sql prints the
     one query that reads exactly the live rows (one per backup id) with
-    DuckDB, after any number of ingests.
+    DuckDB, after any number of ingests; on a store fed --snapshot ingests,
+    the backups present at an instant (SPEC §6): --as-of, or in DuckDB
+    SET VARIABLE cbrq_as_of = 'TIME' before the query (default: the latest).
 
     \b
     Example:
       cbrq info --store inv
       cbrq info --store inv --ingested | tail -3
       duckdb -c "SELECT status, count(*) FROM ($(cbrq info --store inv --sql)) GROUP BY 1"
+      cbrq info --store inv --sql --as-of 2026-11-01T00:00:00Z > day1.sql
     """
     from pathlib import Path
 
     from engine import api
     from engine.render import visible
     from engine.store.manifest import require_manifest, resolve_store
-    from engine.store.read import duckdb_sql
 
     state = api.store_info(store)
+    if as_of is not None and not sql:
+        raise click.UsageError("--as-of needs --sql")
     if sql:
         root = resolve_store(store)
-        click.echo(duckdb_sql(root, require_manifest(root), kind))
+        click.echo(_sql_of(root, require_manifest(root), kind, as_of))
     elif files:
         for segment in state["tables"][kind]["segments"]:
             for name in segment["files"]:
