@@ -58,7 +58,7 @@ QuerySource = str | Mapping[str, Any] | QueryParams | None
 
 #: What an inventory holds for one instant: dropped by :meth:`Inventory.as_of`.
 _PER_INSTANT: Final[frozenset[str]] = frozenset(
-    {"tables", "context", "_vaults", "_present", "instant", "everything"}
+    {"tables", "context", "_vaults", "_present", "instant", "everything", "_analysed"}
 )
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
@@ -77,6 +77,23 @@ def _reads(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, reading)
+
+
+def _as_of_at(method: _Method) -> _Method:
+    """An analysis that reads the inventory as of its ``at`` (SPEC §6 "Reading").
+
+    An ``at`` given (a timestamp or ``now``, parsed once here) on a store
+    with snapshots read at its latest runs the analysis on the inventory as
+    of ``at`` (:meth:`Inventory.analysed`); ``at`` left out reads the latest
+    view, as every store without snapshots always does.
+    """
+
+    @wraps(method)
+    def analysing(self: Inventory, *args: Any, at: str | datetime | None = None, **kw: Any) -> Any:
+        instant = None if at is None else analyses.parse_at(at, "at")
+        return method(self.analysed(instant), *args, at=instant, **kw)
+
+    return cast(_Method, analysing)
 
 
 #: Memory the typed tables of :meth:`Inventory.from_dumps` take per byte of
@@ -544,6 +561,27 @@ class Inventory:
 
     # --- analyses (SPEC §5) ---------------------------------------------------
 
+    def analysed(self, at: str | datetime | None) -> Inventory:
+        """The inventory an analysis measuring against ``at`` reads (SPEC §6 "Reading").
+
+        On a store with snapshots read at its latest, an ``at`` given means
+        the inventory as of ``at`` (a report "at" a past instant shows that
+        day); ``None`` (the analyses' default ``at``), a store without
+        snapshots, dumps in memory, or an inventory already pinned by
+        :meth:`as_of` (or ``ever``) give this inventory. The last view made
+        is kept, so the analyses of one report share it.
+
+        Example: ``Inventory.open("inv").analysed("2026-11-01T12:00:00Z").count()``.
+        """
+        if at is None or self.instant is not None or not self.history_view:
+            return self
+        instant = analyses.parse_at(at, "at")
+        kept = self.__dict__.get("_analysed")
+        if kept is None or kept[0] != instant:
+            kept = self.__dict__["_analysed"] = (instant, self.as_of(instant))
+        view: Inventory = kept[1]
+        return view
+
     def _scope(
         self, query: QuerySource, project: str | None, semantics: Semantics | None
     ) -> tuple[BackupQuery, pl.LazyFrame]:
@@ -562,6 +600,7 @@ class Inventory:
         return analyses.vault_table(self.raw("vaults"))
 
     @_reads
+    @_as_of_at
     def stats(
         self,
         filter: QuerySource = None,
@@ -583,6 +622,7 @@ class Inventory:
         return analyses.stats(backups, keys, self._at(at))
 
     @_reads
+    @_as_of_at
     def rpo(
         self,
         filter: QuerySource = None,
@@ -603,6 +643,7 @@ class Inventory:
         return analyses.rpo(backups, vaults, query, at_, limit, ordered=self.tables.ordered)
 
     @_reads
+    @_as_of_at
     def retention(
         self,
         filter: QuerySource = None,
@@ -621,6 +662,7 @@ class Inventory:
         return analyses.retention(backups, self._at(at), days)
 
     @_reads
+    @_as_of_at
     def capacity(
         self,
         filter: QuerySource = None,
@@ -638,6 +680,7 @@ class Inventory:
         return analyses.capacity(backups, vaults, self._at(at))
 
     @_reads
+    @_as_of_at
     def hygiene(
         self,
         filter: QuerySource = None,

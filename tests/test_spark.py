@@ -38,11 +38,15 @@ from engine.backends import spark as backend
 from engine.backends.base import Result
 from engine.inventory import Inventory
 from engine.query import Semantics
+from engine.testing import reference
 from engine.testing.strategies import Inventory as Generated
+from engine.testing.strategies import Step, ingest_sequences
 from tests.golden.cases import SAMPLE, Case, cases, engine_answer, load_store
 from tests.records import backup, page
 from tests.test_differential import engine_summary, load, reference_summary, scenarios
 from tests.test_differential import load_store as load_store_twice
+from tests.test_history import _engine_state, _instants
+from tests.test_history_readers import _expected, _model_runs
 from tests.test_paging import PagingWalk
 
 #: Property-test examples: a quarter of the active profile's.
@@ -216,3 +220,29 @@ def test_a_running_session_is_used_and_left_running(spark: Any) -> None:
     assert spark.range(2).count() == 2
     with pytest.raises(backend.SessionError, match="already runs a Spark session"):
         backend.Started.on("local[7]")  # asked for another master: said, not ignored
+
+
+# --- SPEC §6: a store with snapshots, as of each instant --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def answering(spark: Any) -> Any:
+    """The session, once it has answered a query (Spark's first answer raises the recursion
+    limit, which hypothesis refuses to see change inside a test)."""
+    with Inventory.open(load_store(), engine="spark", spark=spark) as inv:
+        inv.query("limit=1")
+    return spark
+
+
+@settings(max_examples=EXAMPLES)
+@given(ingest_sequences())
+def test_spark_answers_as_the_history_model_at_every_instant(
+    answering: Any, steps: list[Step]
+) -> None:
+    def check(store: Path, kept: list[reference.Ingest]) -> None:
+        with Inventory.open(store, engine="spark", spark=answering) as inv:
+            for at in _instants(kept):
+                note(f"at {at}")
+                assert _engine_state(inv.as_of(at)) == _expected(kept, at)
+
+    _model_runs(steps, check)

@@ -49,7 +49,10 @@ from engine.errors import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from engine.api import IngestSummary, Tick
+    from engine.store.manifest import Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -423,6 +426,22 @@ def export(
             out.write("[" + ",".join(pages) + "]\n")
 
 
+def _sql_of(root: Path, manifest: Manifest, kind: str, as_of: datetime | None) -> str:
+    """The DuckDB query ``cbrq info --sql`` prints: the live rows, or the backups as of."""
+    from engine.errors import QueryError
+    from engine.store.history import NO_HISTORY
+    from engine.store.history_sql import duckdb_history_sql
+    from engine.store.read import duckdb_sql
+
+    if kind == "backups" and manifest.keeps_history:
+        return duckdb_history_sql(root, manifest, as_of)
+    if as_of is not None and kind != "backups":
+        raise click.UsageError("--as-of reads the backups: give it with --kind backups")
+    if as_of is not None:
+        raise QueryError([NO_HISTORY])
+    return duckdb_sql(root, manifest, kind)
+
+
 @main.command()
 @store_option
 @format_option(
@@ -431,37 +450,57 @@ def export(
 @click.option("--files", is_flag=True, help="Print the Parquet files of --kind, one per line.")
 @click.option("--sql", is_flag=True, help="Print a DuckDB query of the live rows of --kind.")
 @click.option(
+    "--as-of",
+    "as_of",
+    callback=check_at,
+    metavar="TIME",
+    help="With --sql on a store fed --snapshot ingests: the backups as of TIME "
+    "[default: the variable cbrq_as_of if set in DuckDB, else the latest].",
+)
+@click.option(
     "--ingested",
     is_flag=True,
     help="List the ingested dump files: time, records read per kind, source (in ingest order).",
 )
 @_kind_option("The table --files and --sql are about.")
-def info(store: str | None, fmt: str, files: bool, sql: bool, ingested: bool, kind: str) -> None:
+def info(
+    store: str | None,
+    fmt: str,
+    files: bool,
+    sql: bool,
+    as_of: datetime | None,
+    ingested: bool,
+    kind: str,
+) -> None:
     """Show the inventory's state: generation, rows, segments, superseded rows.
 
     A table is stored as sorted segments (one per ingest until merged);
     rows that a newer copy of the same id superseded stay in their file
     until a merge and are listed in the table's dead file. --sql prints the
     one query that reads exactly the live rows (one per backup id) with
-    DuckDB, after any number of ingests.
+    DuckDB, after any number of ingests; on a store fed --snapshot ingests,
+    the backups present at an instant (SPEC §6): --as-of, or in DuckDB
+    SET VARIABLE cbrq_as_of = 'TIME' before the query (default: the latest).
 
     \b
     Example:
       cbrq info --store inv
       cbrq info --store inv --ingested | tail -3
       duckdb -c "SELECT status, count(*) FROM ($(cbrq info --store inv --sql)) GROUP BY 1"
+      cbrq info --store inv --sql --as-of 2026-11-01T00:00:00Z > day1.sql
     """
     from pathlib import Path
 
     from engine import api
     from engine.render import visible
     from engine.store.manifest import require_manifest, resolve_store
-    from engine.store.read import duckdb_sql
 
     state = api.store_info(store)
+    if as_of is not None and not sql:
+        raise click.UsageError("--as-of needs --sql")
     if sql:
         root = resolve_store(store)
-        click.echo(duckdb_sql(root, require_manifest(root), kind))
+        click.echo(_sql_of(root, require_manifest(root), kind, as_of))
     elif files:
         for segment in state["tables"][kind]["segments"]:
             for name in segment["files"]:
@@ -807,6 +846,7 @@ def explain(query_string: str | None, **options: Any) -> None:
 @click.option(
     "--quiet", "-q", is_flag=True, help="No log line per request (reloads and 500s still)."
 )
+@history_options_decorator
 def serve(
     store: str | None,
     dumps: tuple[str, ...],
@@ -816,6 +856,8 @@ def serve(
     token_file: str | None,
     workers: int,
     quiet: bool,
+    as_of: datetime | None,
+    ever: bool,
 ) -> None:
     """Serve the inventory as a local CBR endpoint that the official SDK uses unchanged.
 
@@ -825,13 +867,16 @@ def serve(
     with AK/SK are accepted without checking the signature. A token is taken
     from --token, --token-file or $CBRQ_TOKEN, in that order. Serving a
     store, the server picks up a new commit (a later `cbrq ingest`) by itself
-    within seconds and logs it.
+    within seconds and logs it. A store fed --snapshot ingests is served as
+    of --as-of (default: the latest export), or as ever with --ever.
 
     \b
     Example:
       cbrq serve --store inv --port 8080 --workers 2
+      cbrq serve --store inv --as-of 2026-11-01T00:00:00Z
       curl 'http://127.0.0.1:8080/v3/PROJECT/backups?status=error&limit=2'
     """
+    from engine.instants import format_instant
     from engine.server.app import create_app
     from engine.server.http import read_token
     from engine.server.http import serve as run
@@ -842,16 +887,24 @@ def serve(
         required = read_token(token, token_file)
     except (OSError, ValueError) as err:
         raise click.BadParameter(str(err), param_hint="--token-file") from err
+    when = "" if as_of is None else f" as of {format_instant(as_of)}"
+    when = " as ever seen" if ever else when
     if workers > 1:
         if dumps:
             raise click.UsageError("--workers needs a store: ingest the dumps, then --store")
+        if as_of is not None and ever:
+            raise click.UsageError("give --as-of or --ever, not both")
         root = resolve_store(store)
-        click.echo(f"cbrq: serving {root} on http://{host}:{port} ({workers} workers)", err=True)
-        serve_workers(root, host, port, workers, token=required, quiet=quiet)
+        click.echo(
+            f"cbrq: serving {root}{when} on http://{host}:{port} ({workers} workers)", err=True
+        )
+        serve_workers(
+            root, host, port, workers, token=required, quiet=quiet, as_of=as_of, ever=ever
+        )
         return
-    with open_inventory(store, dumps) as inventory:
+    with open_inventory(store, dumps, as_of=as_of, ever=ever) as inventory:
         app = create_app(inventory, token=required, quiet=quiet)
-        click.echo(f"cbrq: serving {inventory.label} on http://{host}:{port}", err=True)
+        click.echo(f"cbrq: serving {inventory.label}{when} on http://{host}:{port}", err=True)
         run(app, host, port)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
@@ -25,6 +26,7 @@ import click
 
 from engine.cli.options import (
     at_option,
+    check_at,
     chosen_format,
     format_option,
     max_age_option,
@@ -35,6 +37,7 @@ from engine.cli.options import (
     query_params,
     semantics,
     source_options,
+    store_option,
     stuck_hours_option,
     to_terminal,
 )
@@ -313,13 +316,30 @@ def _side(path: str) -> Inventory:
 
 
 @click.command()
-@click.argument("a", metavar="A")
-@click.argument("b", metavar="B")
+@click.argument("a", metavar="[A B]", required=False)
+@click.argument("b", metavar="", required=False)
+@store_option
+@click.option(
+    "--as-of",
+    "as_of",
+    callback=check_at,
+    metavar="TIME",
+    help="Instead of A and B: the store (--store) as of TIME is A ('now' or a timestamp).",
+)
+@click.option(
+    "--to",
+    callback=check_at,
+    metavar="TIME",
+    help="With --as-of: the store as of TIME is B [default: the latest].",
+)
 @_only("diff")
 @output_options
 def diff(
-    a: str,
-    b: str,
+    a: str | None,
+    b: str | None,
+    store: str | None,
+    as_of: datetime | None,
+    to: datetime | None,
     only: tuple[str, ...] | None,
     at: Any,
     fmt: str | None,
@@ -328,20 +348,44 @@ def diff(
 ) -> None:
     """Show the backups and vaults added, removed or changed from inventory A to B.
 
-    A and B are each a store directory or a dump file or directory. A
-    changed row names the fields that differ (timestamps compared as
-    instants, absent equal to null); vaults also give the change of
-    billing.used (MB). On a terminal the counts come first; -f json gives
-    every row. --at defaults to B's newest updated_at.
+    A and B are each a store directory or a dump file or directory; or,
+    with --as-of T1 [--to T2], the store (--store) as of T1 and as of T2
+    (SPEC §6; default the latest), without A and B. A changed row names the
+    fields that differ (timestamps compared as instants, absent equal to
+    null); vaults also give the change of billing.used (MB). On a terminal
+    the counts come first; -f json gives every row. --at defaults to B's
+    newest updated_at.
 
     \b
     Example:
       cbrq diff last-week-store today-store
       cbrq diff dumps/2026-11-01 dumps/2026-11-08 -f json -o changes.json
+      cbrq diff --store inv --as-of 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z
     """
-    with _side(a) as before, _side(b) as after:
-        result = before.diff(after, at=at)
+    _check_sides(a, b, store, as_of, to)
+    if a is not None and b is not None:
+        with _side(a) as before, _side(b) as after:
+            result = before.diff(after, at=at)
+    else:
+        with open_inventory(store, ()) as inventory:
+            result = inventory.as_of(as_of).diff(inventory.as_of(to), at=at)
     emit(result, fmt, output, None, fields, only)
+
+
+def _check_sides(
+    a: str | None, b: str | None, store: str | None, as_of: datetime | None, to: datetime | None
+) -> None:
+    """Two inventories (A B) or two instants of one store (--as-of, --to): one or the other."""
+    instants = "--store S --as-of T1 [--to T2]"
+    if a is not None and (store is not None or as_of is not None or to is not None):
+        raise click.UsageError(
+            f"give A and B (two inventories) or {instants} (two instants of one store), not both"
+        )
+    if a is not None and b is None:
+        raise click.UsageError(f"give both A and B (or {instants} without them)")
+    if a is None and as_of is None:
+        first = "--to needs --as-of" if to is not None else "give A and B"
+        raise click.UsageError(f"{first} (the inventories to compare), or {instants}")
 
 
 #: The commands :mod:`engine.cli` adds to the ``cbrq`` group.

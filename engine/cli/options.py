@@ -136,7 +136,9 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> A
 AT_HELP: Final[str] = (
     "The instant ages are measured against: 'now' or a timestamp "
     "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
-    "[default: the newest updated_at of the inventory]."
+    "[default: the newest updated_at of the inventory]. On a store fed --snapshot "
+    "ingests, stats, rpo, retention, capacity, hygiene and report read the inventory "
+    "as of an --at given."
 )
 
 

@@ -114,12 +114,14 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
 
     Example: ``gather(Inventory.open("inv"), ReportOptions(at="now")).capacity.frame``.
     """
-    from engine.analyses import parse_duration, parse_filter
+    from engine.analyses import parse_at, parse_duration, parse_filter
     from engine.backends.polars import compile_filter
 
     flt, project, semantics = options.filter, options.project, options.semantics
     max_age = parse_duration(options.max_age, "max_age")
-    status = inv.stats(flt, by=("status",), at=options.at, project=project, semantics=semantics)
+    asked = None if options.at is None else parse_at(options.at, "at")
+    inv = inv.analysed(asked)  # SPEC §6: a report "at" a past instant shows that day
+    status = inv.stats(flt, by=("status",), at=asked, project=project, semantics=semantics)
     at = status.at  # "now" read once: every part of the page measures to the same instant
     scope = _Scope(at=at, project=project, semantics=semantics)
     query = parse_filter(

@@ -41,6 +41,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -109,10 +110,13 @@ def unloadable(root: Path, manifest: Manifest | None, err: BaseException) -> Cbr
     return StoreError(f"{where}: cannot be loaded ({_reason(err)}); {check_hint(root)}")
 
 
-def _open(root: Path) -> Inventory:
-    """``Inventory.open(root)``, every failure a cbrq error naming what could not be read."""
+def _open(root: Path, as_of: datetime | None = None, ever: bool = False) -> Inventory:
+    """``Inventory.open(root, as_of=, ever=)``, every failure a cbrq error naming what failed.
+
+    ``as_of`` and ``ever``: the instant the server answers as of (SPEC §6).
+    """
     try:
-        return Inventory.open(root)
+        return Inventory.open(root, as_of=as_of, ever=ever)
     except LOAD_ERRORS as err:
         raise unloadable(root, None, err) from err
 
@@ -215,6 +219,8 @@ class Backend:
         self.failure: LoadFailure | None = None
         self._refreshing = threading.Lock()
         self._owned = False  # the first inventory is the caller's to close
+        # A newer commit is read as the first inventory is: as of its instant, or as ever.
+        self._view = (inventory.instant, inventory.everything)
 
     def list_backups(self, project: str, pairs: list[tuple[str, str]]) -> str:
         """The ListBackups response text; raises QueryError."""
@@ -278,7 +284,7 @@ class Backend:
             # changes the stamp again, and the next look loads that commit too.
             inventory = None
             try:
-                inventory = _open(root)
+                inventory = _open(root, *self._view)
                 if inventory.manifest.generation == old.generation:
                     inventory.close()
                     self.snapshot = dataclasses.replace(old, stamp=stamp)

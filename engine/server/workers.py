@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -165,7 +166,15 @@ class SharedFolder:
 
 
 def serve_workers(
-    store: Path, host: str, port: int, workers: int, *, token: str | None, quiet: bool
+    store: Path,
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    token: str | None,
+    quiet: bool,
+    as_of: datetime | None = None,
+    ever: bool = False,
 ) -> None:
     """Serve ``store`` from ``workers`` processes sharing one mapped copy of its records.
 
@@ -175,7 +184,8 @@ def serve_workers(
     removed by the last process to go, even when this one is killed) that
     every worker maps (:func:`shared_rows`); each worker keeps only its own
     orders, codes and masks. Each worker follows new commits by itself, and
-    stops when this process dies.
+    stops when this process dies. ``as_of`` and ``ever``: the instant the
+    workers answer as of (SPEC §6; default the latest).
 
     Raises :class:`StoreError` (naming the damaged file) when the store's
     commit cannot be loaded here or by a worker at its start: the workers
@@ -186,7 +196,7 @@ def serve_workers(
     SharedFolder.sweep()
     shared = SharedFolder.create()
     try:
-        with _open(store) as inventory:
+        with _open(store, as_of, ever) as inventory:
             try:
                 shared_rows(shared.path)(inventory)  # written once, before the workers map it
             except LOAD_ERRORS as err:
@@ -197,6 +207,7 @@ def serve_workers(
             "token": token,
             "quiet": quiet,
             "parent": os.getpid(),
+            "view": [None if as_of is None else as_of.isoformat(), ever],  # SPEC §6
         }
         os.environ[WORKER_ENV] = json.dumps(spec)
         uvicorn.run(
@@ -236,7 +247,9 @@ def worker_app() -> ASGIApp:
     _held.append(shared)
     atexit.register(shared.leave)
     try:
-        inventory = _open(Path(spec["store"]))
+        when, ever = spec["view"]
+        as_of = None if when is None else datetime.fromisoformat(when)
+        inventory = _open(Path(spec["store"]), as_of, ever)
         live = shared_rows(folder)
         app = create_app(inventory, token=spec["token"], quiet=spec["quiet"], live=live)
         return _Leaving(app, shared)
