@@ -253,9 +253,6 @@ def test_diff_of_two_instants_needs_a_store_with_snapshots(plain: Path) -> None:
     assert done.returncode == 2 and "keeps no history" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="vault versions at an instant (SPEC §6) land separately; then remove this"
-)
 def test_diff_of_two_instants_gives_the_vaults_of_the_two_exports(tmp_path: Path) -> None:
     from engine.generate import write_series
     from engine.store.manifest import read_manifest
