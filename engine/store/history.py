@@ -222,9 +222,9 @@ _COVER: Final[dict[tuple[str, str], str]] = {
 def listing_versions(root: Path, manifest: Manifest, kind: str) -> pl.LazyFrame:
     """Every copy of ``kind`` (vaults, members) each ingest held, with its ingest ``n``.
 
-    Ingests that kept no listing (before the store kept history, or before
-    history kept listings) are stood for by the table's rows as one ingest
-    ``n = 0`` older than every other: seen, never a snapshot.
+    An ingest that kept no listing (made before its store kept history) is
+    stood for by the table's rows it wrote (their ``_seq`` in its files):
+    the newest copy of each key, as the table keeps it, when that ingest's.
 
     Example: ``listing_versions(root, manifest, "vaults").select("id", "n").collect()``.
     """
@@ -237,11 +237,23 @@ def listing_versions(root: Path, manifest: Manifest, kind: str) -> pl.LazyFrame:
                 pl.lit(number, pl.Int64).alias("n")
             )
         )
-    if manifest.tables.get(kind) and any(r.listings is None for r in manifest.ingests):
-        table = scan_physical(root, kind, manifest)
-        pieces.insert(0, table.with_columns(pl.lit(0, pl.Int64).alias("n")))
+    spans = [(r.n, *r.seqs) for r in manifest.ingests if r.listings is None]
+    if manifest.tables.get(kind) and spans:
+        ranges = pl.LazyFrame(
+            {"n": [s[0] for s in spans], "lo": [s[1] for s in spans], "hi": [s[2] for s in spans]},
+            schema={"n": pl.Int64, "lo": pl.Int64, "hi": pl.Int64},
+        )
+        table = scan_physical(root, kind, manifest).with_columns(pl.col(SEQ).cast(pl.Int64))
+        pieces.insert(
+            0,
+            table.join_where(ranges, pl.col(SEQ) >= pl.col("lo"), pl.col(SEQ) <= pl.col("hi")).drop(
+                "lo", "hi"
+            ),
+        )
     if not pieces:
-        return scan_physical(root, kind, manifest).with_columns(pl.lit(0, pl.Int64).alias("n"))
+        return (
+            scan_physical(root, kind, manifest).head(0).with_columns(pl.lit(0, pl.Int64).alias("n"))
+        )
     return pl.concat(pieces, how="diagonal_relaxed")
 
 
