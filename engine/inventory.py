@@ -690,3 +690,45 @@ class Inventory:
         return Analysis(
             "history", self._newest_taken(), history_rows(root, self.manifest, list(ids))
         )
+
+    # --- the inventory over time (SPEC §6 trend) ---------------------------------
+
+    @_reads
+    def trend(
+        self,
+        filter: QuerySource = None,
+        *,
+        every: str = "day",
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        max_age: str | timedelta = DEFAULT_MAX_AGE,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Per day, week or month: backups, size, statuses, added, gone, breaches, vault use.
+
+        One row per period end from the first snapshot to the last (SPEC §6);
+        needs a store fed ``--snapshot`` ingests.
+
+        Example: ``Inventory.open("inv").trend("status=error", every="week").frame``.
+        """
+        from engine.trend import TrendAsk, matching, trend
+
+        ask = TrendAsk.parse(every, since, until, max_age)
+        root = self._history_store("trend")
+        query = analyses.parse_filter(
+            QueryParams.of(filter),
+            lambda params: self.parse(params, project=project, semantics=semantics),
+        )
+        match = matching(query, self.physical(), self.tables)
+        return trend(root, self.manifest, ask, match, self._vaults_at(query))
+
+    def _vaults_at(self, query: BackupQuery) -> Callable[[datetime], Any]:
+        """The vaults present at an instant (narrowed by ``query``) and the resources rpo takes."""
+
+        def at(instant: datetime) -> tuple[pl.DataFrame, pl.Series]:
+            vaults = analyses.vault_table(self.as_of(instant).raw("vaults"))
+            listed = analyses.listed_resources(vaults, query)
+            return analyses.narrow_vaults(vaults, query), listed
+
+        return at
