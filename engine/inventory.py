@@ -43,7 +43,13 @@ from engine.spec import (
     LONGEST_SPAN_DAYS,
     RECORD_KINDS,
 )
-from engine.store.history import NO_HISTORY, as_of_rows, history_rows, snapshot_rows
+from engine.store.history import (
+    NO_HISTORY,
+    as_of_rows,
+    history_rows,
+    listed_at,
+    snapshot_rows,
+)
 from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 from engine.store.manifest import Lease, Manifest, resolve_store
 from engine.store.read import decoding, live, scan, scan_physical, table_files
@@ -300,12 +306,22 @@ class Inventory:
         if kind == "backups" and self.history_view:
             numbered = self.physical().with_row_index(RID)
             return self.live(numbered).drop(RID)
-        frame = scan(self._root, kind, self.manifest)
+        frame = self._small(kind)
         with decoding(self.root, self.manifest):
             # A footer that does not decode is named here, not at a caller's collect;
             # polars keeps the resolved scan, so a later collect reads no footer again.
             frame.collect_schema()
         return frame
+
+    def _small(self, kind: str) -> pl.LazyFrame:
+        """The vaults or members this inventory answers with: as of :attr:`instant` (SPEC §6).
+
+        Example: ``inv.as_of("2026-11-02T00:00:00Z")._small("vaults")``.
+        """
+        if self.history_view:
+            with decoding(self.root, self.manifest):
+                return listed_at(self._root, self.manifest, kind, self.instant).collect().lazy()
+        return scan(self._root, kind, self.manifest)
 
     @property
     def _root(self) -> Path:
@@ -368,8 +384,8 @@ class Inventory:
         backups = self.physical().with_row_index(RID)
         return Tables(
             backups=self.live(backups),
-            vaults=scan(self._root, "vaults", self.manifest),
-            members=scan(self._root, "members", self.manifest),
+            vaults=self._small("vaults"),
+            members=self._small("members"),
             has_members=self.manifest.counts.get("members", 0) > 0,
             ordered=len(self.manifest.segment_files("backups")) <= 1,
         )

@@ -164,6 +164,16 @@ def _engine_state(inv: Inventory) -> dict[str, tuple[Any, ...]]:
     return {b["id"]: _key(b) for b in inv.query()}
 
 
+def _vault_state(inv: Inventory) -> dict[str, Any]:
+    vaults = inv.lazy("vaults").select("id", "billing").collect()
+    return {v["id"]: _vault(v) for v in vaults.to_dicts()}
+
+
+def _vault(record: dict[str, Any]) -> Any:
+    billing = record.get("billing")
+    return billing.get("used") if isinstance(billing, dict) else None
+
+
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record.get("status"), parse_instant(str(record.get("updated_at"))))
 
@@ -213,6 +223,8 @@ def test_the_store_answers_as_the_model_at_every_instant(steps: list[Step]) -> N
                 expected = {i: _key(r) for i, r in reference.as_of(kept, at).items()}
                 note(f"at {at}")
                 assert _engine_state(inv.as_of(at)) == expected
+                vaults = {i: _vault(r) for i, r in reference.vaults_as_of(kept, at).items()}
+                assert _vault_state(inv.as_of(at)) == vaults
             ever = {i: _key(r) for i, r in reference.ever(kept).items()}
             assert _engine_state(inv.as_of(None, ever=True)) == ever
             if any(k.snapshot for k in kept):
@@ -269,3 +281,69 @@ def test_manifest_records_every_ingest(two_days: Path) -> None:
         (2, True, "project", ("p1",), True),
     ]
     assert records[1].taken_at == "2026-11-02T02:00:00.000000Z"
+
+
+# --- vaults over time ----------------------------------------------------------------------
+
+
+def _vault_page(path: Path, *vaults: dict[str, Any]) -> str:
+    path.write_text(json.dumps({"count": len(vaults), "vaults": list(vaults)}))
+    return str(path)
+
+
+def _vault_record(ident: str, used: float) -> dict[str, Any]:
+    return {"id": ident, "name": ident, "project_id": "p1", "billing": {"size": 100, "used": used}}
+
+
+@pytest.fixture
+def filling(tmp_path: Path) -> Path:
+    """Two days: v1 fills from 10 % to 90 %; v2 is deleted on day 2."""
+    store = tmp_path / "s"
+    days = [
+        (_backup("b-1", 1), [_vault_record("v1", 10_240), _vault_record("v2", 1_024)]),
+        (_backup("b-2", 2), [_vault_record("v1", 92_160)]),
+    ]
+    for day, (backup, vaults) in enumerate(days, start=1):
+        backups = _page(tmp_path / f"b{day}.json", backup)
+        listing = _vault_page(tmp_path / f"v{day}.json", *vaults)
+        done = _cli("ingest", backups, listing, "--store", str(store), "--snapshot", "-q")
+        assert done.returncode == 0, done.stderr
+    return store
+
+
+def test_vaults_answer_as_of_an_instant(filling: Path) -> None:
+    with Inventory.open(filling) as inv:
+        day1, day2 = inv.as_of("2026-11-01T12:00:00Z"), inv.as_of(None)
+        assert _vault_state(day1) == {"v1": 10_240, "v2": 1_024}
+        assert _vault_state(day2) == {"v1": 92_160}
+        # used_percent reads the vault versions at T (SPEC §6).
+        assert day1.count("used_percent=80") == 0
+        assert day2.count("used_percent=80") == 1  # b-1 went on day 2
+        assert [r["id"] for r in day1.capacity().frame.to_dicts()] == ["v1", "v2"]
+        assert inv.as_of(None, ever=True).lazy("vaults").collect().height == 2
+    listed = _cli(
+        "count", "used_percent=80", "--store", str(filling), "--as-of", "2026-11-01T12:00:00Z"
+    )
+    assert listed.returncode == 0 and listed.stdout.split() == ["0"], listed
+
+
+def test_a_history_store_without_vault_listings_still_answers(filling: Path) -> None:
+    """A store made before listings were kept: its vault table stands for every earlier ingest."""
+    path = filling / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for entry in manifest["ingests"]:
+        entry.pop("listings")
+    path.write_text(json.dumps(manifest))
+    with Inventory.open(filling) as inv:
+        assert _vault_state(inv) == {"v1": 92_160, "v2": 1_024}
+
+
+def test_compact_moves_the_listings(filling: Path) -> None:
+    before = [
+        _vault_state(Inventory.open(filling).as_of(at)) for at in (None, "2026-11-01T12:00:00Z")
+    ]
+    assert _cli("compact", "--store", str(filling)).returncode == 0
+    with Inventory.open(filling) as inv:
+        assert [_vault_state(inv.as_of(at)) for at in (None, "2026-11-01T12:00:00Z")] == before
+    check = _cli("check", "--store", str(filling))
+    assert check.returncode == 0 and "notice" not in check.stdout, check.stdout

@@ -293,9 +293,9 @@ def _database(inventory: Source) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for kind in ("backups", "vaults", "members"):
-        as_of = kind == "backups" and inventory.history_view
+        as_of = inventory.history_view
         if inventory.root is None or inventory.manifest.counts.get(kind, 0) == 0 or as_of:
-            # In memory, no files of this kind, or the backups as of an instant (SPEC §6,
+            # In memory, no files of this kind, or the records as of an instant (SPEC §6,
             # computed by cbrq): the table as it is, columns and all.
             con.register(f"_{kind}", inventory.raw(kind).collect().to_arrow())
             con.execute(f"CREATE VIEW {kind} AS SELECT * FROM _{kind}")

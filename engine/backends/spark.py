@@ -398,8 +398,8 @@ def tables(inventory: Source, spark: SparkSession | None = None) -> SparkTables:
 def _table(inventory: Source, kind: str, spark: SparkSession) -> DataFrame:
     if inventory._frames is not None:
         return _from_polars(inventory._frames[kind], spark)
-    if kind == "backups" and inventory.history_view:
-        # The backups as of an instant (SPEC §6), computed by cbrq, handed over through Arrow.
+    if inventory.history_view:
+        # The records as of an instant (SPEC §6), computed by cbrq, handed over through Arrow.
         return _from_polars(inventory.raw(kind).collect(), spark)
     assert inventory.root is not None
     files = table_files(inventory.root, inventory.manifest, kind)

@@ -514,7 +514,8 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
         lines.append(
             f"history: {history['snapshots']} snapshot(s) among {history['ingests']} ingests, "
             f"newest taken at {history['newest_taken_at']}; {history['versions_kept']:,} "
-            f"earlier version(s) kept, sightings {history['sightings_bytes']:,} bytes"
+            f"earlier version(s) kept, sightings {history['sightings_bytes']:,} bytes, "
+            f"vault and member listings {history['listings_bytes']:,} bytes"
         )
     return lines
 

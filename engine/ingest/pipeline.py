@@ -597,9 +597,12 @@ def _finish(
     sightings: str | None = None
     if generation.history and not generation.has_parts("backups"):
         sightings = generation.write_sightings(pl.Series([], dtype=pl.Int64))
+    listings: dict[str, str] | None = {} if generation.history else None
     for kind, frames in read.small.items():
         for frame in frames:
             generation.write_part(kind, frame, ordering(kind)[0])
+        if listings is not None and any(frame.height for frame in frames):
+            listings[kind] = generation.write_listing(kind, frames)
     for kind in RECORD_KINDS:
         sort, order = ordering(kind)
         if previous.tables.get(kind) and not generation.has_parts(kind):
@@ -625,7 +628,8 @@ def _finish(
     # The last point to stop with the inventory unchanged; the commit itself is never cut.
     interrupts.check()
     files = [*previous.files, *read.entries]
-    ingests = (*previous.ingests, _record(previous, read, call, sightings))
+    made = dataclasses.replace(_record(previous, read, call, sightings), listings=listings)
+    ingests = (*previous.ingests, made)
     if generation.history:
         ingests = generation.fold_sightings(ingests, quarantine)
     generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))

@@ -136,9 +136,10 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def _history(root: Path, manifest: Manifest) -> dict[str, Any]:
-    """What SPEC §6 keeps: ingests, snapshots, the newest taken_at, versions and sightings kept."""
+    """What SPEC §6 keeps: ingests, snapshots, newest taken_at, versions, sightings, listings."""
     snapshots = [r for r in manifest.ingests if r.snapshot]
     sightings = [r.sightings for r in manifest.ingests if r.sightings]
+    listings = [name for r in manifest.ingests for name in (r.listings or {}).values()]
     return {
         "keeps_history": manifest.keeps_history,
         "ingests": len(manifest.ingests),
@@ -146,6 +147,7 @@ def _history(root: Path, manifest: Manifest) -> dict[str, Any]:
         "newest_taken_at": max((r.taken_at for r in manifest.ingests if r.taken_at), default=None),
         "versions_kept": manifest.superseded.get("backups", 0) if manifest.keeps_history else 0,
         "sightings_bytes": sum((root / name).stat().st_size for name in sightings),
+        "listings_bytes": sum((root / name).stat().st_size for name in listings),
     }
 
 

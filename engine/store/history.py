@@ -38,6 +38,7 @@ import polars as pl
 
 from engine.errors import NeverSeen, Problem
 from engine.instants import MIN_INSTANT, parse_instant
+from engine.spec import DEDUP_KEYS
 from engine.store.layout import PAYLOAD, REF, SEQ
 from engine.store.manifest import IngestRecord, Manifest
 from engine.store.read import dead_key, require_files, scan_physical
@@ -189,6 +190,141 @@ def present(
         .select("id")
     )
     return versions.join(kept, on="id", how="semi").select(POSITION, "id", "_project", "vault_id")
+
+
+#: What a snapshot's listing of a small table speaks for (SPEC §6, "vaults and members
+#: follow the same rules with their own snapshots"): project scope, the projects of its
+#: vaults; vault scope, the vaults it lists; members, the backups it lists members of.
+_COVER: Final[dict[tuple[str, str], str]] = {
+    ("vaults", "project"): "_project",
+    ("vaults", "vault"): "id",
+    ("members", "project"): "backup_id",
+    ("members", "vault"): "backup_id",
+}
+
+
+def listing_versions(root: Path, manifest: Manifest, kind: str) -> pl.LazyFrame:
+    """Every copy of ``kind`` (vaults, members) each ingest held, with its ingest ``n``.
+
+    Ingests that kept no listing (before the store kept history, or before
+    history kept listings) are stood for by the table's rows as one ingest
+    ``n = 0`` older than every other: seen, never a snapshot.
+
+    Example: ``listing_versions(root, manifest, "vaults").select("id", "n").collect()``.
+    """
+    pieces: list[pl.LazyFrame] = []
+    names = [(r.n, r.listings[kind]) for r in manifest.ingests if r.listings and kind in r.listings]
+    require_files(root, manifest, [name for _, name in names])
+    for number, name in names:
+        pieces.append(
+            pl.scan_parquet(root / name, glob=False).with_columns(
+                pl.lit(number, pl.Int64).alias("n")
+            )
+        )
+    if manifest.tables.get(kind) and any(r.listings is None for r in manifest.ingests):
+        table = scan_physical(root, kind, manifest)
+        pieces.insert(0, table.with_columns(pl.lit(0, pl.Int64).alias("n")))
+    if not pieces:
+        return scan_physical(root, kind, manifest).with_columns(pl.lit(0, pl.Int64).alias("n"))
+    return pl.concat(pieces, how="diagonal_relaxed")
+
+
+def vault_versions(root: Path, manifest: Manifest) -> pl.LazyFrame:
+    """Each vault copy an ingest held, with the ingest's ``n`` and ``taken`` (its ``taken_at``).
+
+    The vault table's columns plus ``n`` and ``taken``; copies older than the
+    store's listings (``n = 0``) have no ``taken``. For series over time such
+    as ``capacity --forecast``.
+
+    Example: ``vault_versions(root, manifest).select("id", "taken", "billing").collect()``.
+    """
+    made = ingests(manifest).lazy().select("n", "taken")
+    return listing_versions(root, manifest, "vaults").join(made, on="n", how="left")
+
+
+def listed_at(root: Path, manifest: Manifest, kind: str, at: datetime | None) -> pl.LazyFrame:
+    """The ``kind`` records (vaults, members) present at ``at``, each at its version then.
+
+    Versions are ordered by the ingest's ``taken_at``, then ingest order, then
+    the record's place (SPEC §6: vault records carry no ``updated_at``);
+    presence as for backups, against the snapshots that held ``kind`` records.
+    The columns are the table's.
+
+    Example: ``listed_at(root, manifest, "vaults", None).select("id").collect()``.
+    """
+    columns = scan_physical(root, kind, manifest).collect_schema().names()
+    keys = list(DEDUP_KEYS[kind])
+    made = ingests(manifest, at)
+    times = pl.concat(
+        [
+            made.lazy().select("n", "order_time", "snapshot", "scope"),
+            pl.LazyFrame(
+                {"n": [0], "order_time": [_EARLIEST], "snapshot": [False], "scope": [None]},
+                schema={
+                    "n": pl.Int64,
+                    "order_time": _TIME,
+                    "snapshot": pl.Boolean,
+                    "scope": pl.String,
+                },
+            ),
+        ]
+    )
+    held = (
+        listing_versions(root, manifest, kind)
+        .join(times, on="n")
+        .with_columns(
+            pl.col("project_id").fill_null(NO_PROJECT).alias("_project")
+            if kind == "vaults"
+            else pl.lit(None, pl.String).alias("_project")
+        )
+    )
+    versions = held.sort("order_time", "n", SEQ, "_row").unique(subset=keys, keep="last")
+    newest = _listing_heads(held, versions, kind)
+    kept = (
+        held.select(*keys, "n", "order_time")
+        .join(versions.select(keys).join(newest, on=keys, how="left"), on=keys)
+        .group_by(keys)
+        .agg(_present().any().alias("present"))
+        .filter("present")
+        .select(keys)
+    )
+    return versions.join(kept, on=keys, how="semi", nulls_equal=True).select(columns)
+
+
+def _listing_heads(held: pl.LazyFrame, versions: pl.LazyFrame, kind: str) -> pl.LazyFrame:
+    """Per key of ``kind``: P, the newest snapshot covering its version (``p_time``, ``p_n``).
+
+    A snapshot's listing covers what :data:`_COVER` says; a key no snapshot
+    covers is missing from the result.
+    """
+    keys = list(DEDUP_KEYS[kind])
+    covers = [(scope, cover) for (table, scope), cover in _COVER.items() if table == kind]
+    heads = pl.concat(
+        [
+            held.filter("snapshot", pl.col("scope") == scope)
+            .select(pl.col(cover).cast(pl.String).alias("_cover"), "order_time", "n")
+            .unique()
+            .sort("order_time", "n")
+            .group_by("_cover")
+            .agg(pl.col("order_time").last().alias("p_time"), pl.col("n").last().alias("p_n"))
+            .with_columns(pl.lit(cover).alias("_by"))
+            for scope, cover in covers
+        ]
+    )
+    covered = pl.concat(
+        [
+            versions.select(
+                *keys, pl.col(c).cast(pl.String).alias("_cover"), pl.lit(c).alias("_by")
+            )
+            for c in dict.fromkeys(cover for _, cover in covers)
+        ]
+    )
+    return (
+        covered.join(heads, on=["_by", "_cover"])
+        .sort("p_time", "p_n")
+        .unique(subset=keys, keep="last")
+        .select(*keys, "p_time", "p_n")
+    )
 
 
 def _heads(made: pl.DataFrame, versions: pl.LazyFrame) -> pl.LazyFrame:

@@ -43,7 +43,7 @@ _READERS: Final[str] = ".readers"
 #: The names a generation directory of cbrq holds: tables, staging, leases, markers.
 OWN_ENTRY: Final = re.compile(
     r"(?:backups|vaults|members)-(?:[0-9]{5}|dead)\.parquet|quarantine\.ndjson"
-    r"|sightings(?:-[0-9]{6})?\.parquet"
+    r"|sightings(?:-[0-9]{6})?\.parquet|(?:vaults|members)-held(?:-[0-9]{6})?\.parquet"
     r"|\.readers|\.writing|parts|manifest\.json(?:\.tmp)?"
 )
 #: Bytes read at a time while a file is hashed.

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -87,7 +88,10 @@ class IngestRecord:
     ``sightings`` the store file of the rows it saw (history stores);
     ``backups`` the backup records it held; ``complete`` whether its pages
     formed a complete export (``None``: it had no page with a ``count``),
-    and ``why`` what was not.
+    and ``why`` what was not. ``listings`` (history stores): the store file
+    of the vault and member records it held, by kind (none held: no entry;
+    ``None``: an ingest that kept no listings, made before a store kept
+    them or before it kept history).
 
     Example: ``read_manifest(root).ingests[-1].taken_at`` -> ``"2026-11-02T00:00:00.000000Z"``.
     """
@@ -105,6 +109,7 @@ class IngestRecord:
     why: str = ""
     #: The projects of its vault records (shown by ``cbrq snapshots``, not a coverage).
     vault_projects: tuple[str, ...] = ()
+    listings: Mapping[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As written in the manifest's ``ingests``."""
@@ -121,7 +126,16 @@ class IngestRecord:
             "complete": self.complete,
             "why": self.why,
             "vault_projects": list(self.vault_projects),
+            "listings": None if self.listings is None else dict(self.listings),
         }
+
+    def files(self) -> list[str]:
+        """The store files this ingest wrote for history: sightings, then listings.
+
+        Example: ``record.files()`` -> ``["g02/sightings.parquet", "g02/vaults-held.parquet"]``.
+        """
+        named = [self.sightings] if self.sightings else []
+        return named + list((self.listings or {}).values())
 
 
 @dataclass(frozen=True)
@@ -217,7 +231,7 @@ class Manifest:
         names += list(self.dead.values())
         if self.quarantine:
             names.append(self.quarantine)
-        names += [record.sightings for record in self.ingests if record.sightings]
+        names += [name for record in self.ingests for name in record.files()]
         return list(dict.fromkeys(names))
 
     def referenced(self) -> set[str]:
@@ -229,7 +243,7 @@ class Manifest:
         names += list(self.dead.values())
         if self.quarantine:
             names.append(self.quarantine)
-        names += [record.sightings for record in self.ingests if record.sightings]
+        names += [name for record in self.ingests for name in record.files()]
         return {name.split("/", 1)[0] for name in names}
 
 
@@ -337,6 +351,7 @@ def _ingests(path: Path, raw: list[Any] | None) -> tuple[IngestRecord, ...]:
                 complete=entry.get("complete"),
                 why=str(entry.get("why", "")),
                 vault_projects=tuple(str(p) for p in entry.get("vault_projects", [])),
+                listings=_listings(entry.get("listings")),
             )
         except (KeyError, TypeError, ValueError, IndexError):
             raise StoreError(
@@ -345,8 +360,21 @@ def _ingests(path: Path, raw: list[Any] | None) -> tuple[IngestRecord, ...]:
             ) from None
         if record.sightings is not None:
             _safe_name(path, f"ingests[{number}].sightings", record.sightings)
+        for kind, name in (record.listings or {}).items():
+            _safe_name(path, f"ingests[{number}].listings.{kind}", name)
         out.append(record)
     return tuple(out)
+
+
+def _listings(raw: Any) -> dict[str, str] | None:
+    """An ingest's ``listings``: kind -> file name; a wrong shape is a ``TypeError``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(
+        k in ("vaults", "members") and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise TypeError("listings")
+    return dict(raw)
 
 
 class _Keys:

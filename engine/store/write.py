@@ -423,12 +423,12 @@ class Generation:
     def fold_sightings(
         self, records: tuple[IngestRecord, ...], quarantine: str | None
     ) -> tuple[IngestRecord, ...]:
-        """``records`` with the sightings files of otherwise unused generations copied here.
+        """``records`` with the history files of otherwise unused generations copied here.
 
         A generation whose tables were all merged away would stay on disk for
-        its ingest's sightings file alone (with the segments it no longer
-        serves): the small file moves into this generation instead, and the
-        old directory is removed like any other unreferenced one.
+        its ingest's sightings and listings files alone (with the segments it
+        no longer serves): the small files move into this generation instead,
+        and the old directory is removed like any other unreferenced one.
 
         Example: ``gen.fold_sightings(previous.ingests, quarantine)``.
         """
@@ -437,13 +437,42 @@ class Generation:
         used = {name.split("/", 1)[0] for name in names} | {self.name}
         out = []
         for entry in records:
-            if entry.sightings is None or entry.sightings.split("/", 1)[0] in used:
+            if all(name.split("/", 1)[0] in used for name in entry.files()):
                 out.append(entry)
                 continue
-            name = f"sightings-{entry.n:06d}.parquet"
-            shutil.copyfile(self.root / entry.sightings, self.path / name)
-            out.append(dataclasses.replace(entry, sightings=f"{self.name}/{name}"))
+            sightings = entry.sightings and self._fold(entry.sightings, f"sightings-{entry.n:06d}")
+            listings = entry.listings and {
+                kind: self._fold(name, f"{kind}-held-{entry.n:06d}")
+                for kind, name in entry.listings.items()
+            }
+            out.append(dataclasses.replace(entry, sightings=sightings, listings=listings))
         return tuple(out)
+
+    def _fold(self, name: str, stem: str) -> str:
+        """The store file ``name`` copied into this generation as ``stem``.parquet; its new name."""
+        shutil.copyfile(self.root / name, self.path / f"{stem}.parquet")
+        return f"{self.name}/{stem}.parquet"
+
+    def write_listing(self, kind: str, frames: list[pl.DataFrame]) -> str:
+        """Write the ``kind`` records (vaults, members) an ingest held; its store name.
+
+        One row per key (the copy read last wins, as in the table), in the
+        table's schema: a history store's versions of the small tables.
+
+        Example: ``gen.write_listing("vaults", frames)`` -> ``"g000003/vaults-held.parquet"``.
+        """
+        sort, order = ordering(kind)
+        frame = (
+            pl.concat(frames, how="vertical_relaxed")
+            .sort(order)
+            .unique(subset=list(DEDUP_KEYS[kind]), keep="last", maintain_order=True)
+            .sort(sort, nulls_last=True)
+        )
+        name = f"{kind}-held.parquet"
+        pq.write_table(
+            frame.to_arrow(), self.path / name, compression="zstd", write_page_checksum=True
+        )
+        return f"{self.name}/{name}"
 
     def write_sightings(self, refs: pl.Series) -> str:
         """Write the rows an ingest saw (packed ``_seq``/``_row``, sorted); its store name."""
