@@ -626,14 +626,18 @@ class Inventory:
         at: str | datetime | None = None,
         project: str | None = None,
         semantics: Semantics | None = None,
+        forecast: bool = False,
     ) -> Analysis:
         """Per vault: size, use, fill against its threshold, backups, resources (SPEC §5).
+
+        ``forecast`` adds ``days_to_full`` (SPEC §6, needs a store's vault history).
 
         Example: ``inv.capacity().frame.filter("full")``.
         """
         query, backups = self._scope(filter, project, semantics)
         vaults = analyses.narrow_vaults(self._vaults, query)
-        return analyses.capacity(backups, vaults, self._at(at))
+        result = analyses.capacity(backups, vaults, self._at(at))
+        return self._forecast(result) if forecast else result
 
     @_reads
     def hygiene(
@@ -748,3 +752,13 @@ class Inventory:
             return analyses.narrow_vaults(vaults, query), listed
 
         return at
+
+    def _forecast(self, capacity: Analysis) -> Analysis:
+        """``capacity`` with ``days_to_full`` from the store's vault versions (SPEC §6)."""
+        from dataclasses import replace
+
+        from engine.store.history import vault_versions
+        from engine.trend.forecast import forecast
+
+        versions = vault_versions(self._history_store("forecast"), self.manifest)
+        return replace(capacity, frame=forecast(capacity.frame, versions, capacity.at))
