@@ -410,6 +410,15 @@ def narrow_vaults(vaults: pl.DataFrame, query: BackupQuery) -> pl.DataFrame:
     return vaults.filter(pl.col("id").is_in(wanted)) if wanted else vaults
 
 
+def listed_resources(vaults: pl.DataFrame, query: BackupQuery) -> pl.Series:
+    """The resource ids rpo takes from ``vaults`` (:func:`vault_table`) for ``query``'s filter.
+
+    Example: ``listed_resources(vault_table(inv.raw("vaults")), inv.parse("vault_id=v1"))``.
+    """
+    listed = _from_vaults(narrow_vaults(vaults, query), query)
+    return listed.select("resource_id").collect()["resource_id"]
+
+
 def _lists_resources(vaults: pl.DataFrame) -> bool:
     """Whether any of ``vaults`` lists a resource."""
     return vaults.height > 0 and bool((vaults["resources"].list.len() > 0).any())

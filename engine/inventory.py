@@ -670,14 +670,18 @@ class Inventory:
         at: str | datetime | None = None,
         project: str | None = None,
         semantics: Semantics | None = None,
+        forecast: bool = False,
     ) -> Analysis:
         """Per vault: size, use, fill against its threshold, backups, resources (SPEC §5).
+
+        ``forecast`` adds ``days_to_full`` (SPEC §6, needs a store's vault history).
 
         Example: ``inv.capacity().frame.filter("full")``.
         """
         query, backups = self._scope(filter, project, semantics)
         vaults = analyses.narrow_vaults(self._vaults, query)
-        return analyses.capacity(backups, vaults, self._at(at))
+        result = analyses.capacity(backups, vaults, self._at(at))
+        return self._forecast(result) if forecast else result
 
     @_reads
     @_as_of_at
@@ -751,3 +755,55 @@ class Inventory:
         return Analysis(
             "history", self._newest_taken(), history_rows(root, self.manifest, list(ids))
         )
+
+    # --- the inventory over time (SPEC §6 trend) ---------------------------------
+
+    @_reads
+    def trend(
+        self,
+        filter: QuerySource = None,
+        *,
+        every: str = "day",
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        max_age: str | timedelta = DEFAULT_MAX_AGE,
+        project: str | None = None,
+        semantics: Semantics | None = None,
+    ) -> Analysis:
+        """Per day, week or month: backups, size, statuses, added, gone, breaches, vault use.
+
+        One row per period end from the first snapshot to the last (SPEC §6);
+        needs a store fed ``--snapshot`` ingests.
+
+        Example: ``Inventory.open("inv").trend("status=error", every="week").frame``.
+        """
+        from engine.trend import TrendAsk, matching, trend
+
+        ask = TrendAsk.parse(every, since, until, max_age)
+        root = self._history_store("trend")
+        query = analyses.parse_filter(
+            QueryParams.of(filter),
+            lambda params: self.parse(params, project=project, semantics=semantics),
+        )
+        match = matching(query, self.physical(), self.tables)
+        return trend(root, self.manifest, ask, match, self._vaults_at(query))
+
+    def _vaults_at(self, query: BackupQuery) -> Callable[[datetime], Any]:
+        """The vaults present at an instant (narrowed by ``query``) and the resources rpo takes."""
+
+        def at(instant: datetime) -> tuple[pl.DataFrame, pl.Series]:
+            vaults = analyses.vault_table(self.as_of(instant).raw("vaults"))
+            listed = analyses.listed_resources(vaults, query)
+            return analyses.narrow_vaults(vaults, query), listed
+
+        return at
+
+    def _forecast(self, capacity: Analysis) -> Analysis:
+        """``capacity`` with ``days_to_full`` from the store's vault versions (SPEC §6)."""
+        from dataclasses import replace
+
+        from engine.store.history import vault_versions
+        from engine.trend.forecast import forecast
+
+        versions = vault_versions(self._history_store("forecast"), self.manifest)
+        return replace(capacity, frame=forecast(capacity.frame, versions, capacity.at))

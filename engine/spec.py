@@ -247,6 +247,49 @@ ANALYSIS_FORBIDDEN: Final[tuple[str, ...]] = ("marker", "offset", "limit", "sort
 #: ``used_mb_delta`` is B - A of ``billing.used`` for a changed vault, null
 #: for added and removed ones (and when either side has none).
 
+# --- the inventory over time: trend and forecast (SPEC §6) ------------------
+
+#: The columns of ``cbrq trend``, in SPEC §6's order.
+TREND_COLUMNS: Final[tuple[str, ...]] = (
+    "at",
+    "backups",
+    "size_gb",
+    "available",
+    "error",
+    "added",
+    "gone",
+    "breaches",
+    "used_mb",
+)
+DEFAULT_TREND_EVERY: Final[str] = "day"
+#: Decision (trend periods): periods are those of ``stats`` (UTC day, ISO week from
+#: Monday, month); a period ends at its last microsecond (a day at 23:59:59.999999),
+#: as "at or before T" counts an export taken at midnight for the day it starts.
+#: Rows run from the period of the first snapshot (``max(first snapshot, --since)``)
+#: to that of the last (``min(last snapshot, --until)``); the last row's ``at`` is
+#: that end, not its period's end. ``--since`` after ``--until`` is an error; a
+#: range holding no instant gives no rows. A store without a snapshot is an error.
+#: Decision (trend counts): ``backups``, ``size_gb`` (``resource_size`` summed,
+#: nulls as 0), ``available`` and ``error`` count the backups present at ``at``
+#: whose version then matches the filter. ``added``: those counted at this row
+#: and not at the previous period's end (for the first row: the end of the period
+#: before it); ``gone`` the reverse; so ``backups`` = previous + added - gone.
+#: ``breaches``: rpo's ``never`` and ``breach`` rows at ``at`` over those backups
+#: and the resources the vaults present at ``at`` list (SPEC §5's rules, the
+#: filter narrowing them as it narrows rpo). ``used_mb``: ``billing.used``
+#: summed over the vaults present at ``at`` (a ``vault_id`` in the filter keeps
+#: that vault only, as capacity does); null when no vault is present.
+#: Decision (capacity --forecast): the points of a vault are its versions taken in
+#: ``[at - FORECAST_DAYS days, at]``, one per distinct ``taken_at`` (the version of
+#: the later ingest at a shared instant), x in days, y ``billing.used`` (MB; a
+#: version without one is no point). With fewer than :data:`FORECAST_POINTS`
+#: points, or a least-squares slope <= 0, ``days_to_full`` is null; a vault
+#: ``full`` at ``at`` gives 0; else the days from ``at`` until the line reaches
+#: ``threshold`` % of ``billing.size`` (GB x 1024 MB), at least 0 (a line already
+#: past the mark of a vault not yet full gives 0); null for a vault of size 0.
+FORECAST_DAYS: Final[int] = 30
+FORECAST_POINTS: Final[int] = 3
+
 # --- the HTML report (cbrq report) -----------------------------------------
 
 #: Decision: the report's replication coverage is the share of the filtered

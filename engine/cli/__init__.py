@@ -37,6 +37,7 @@ from engine.cli.options import (
     to_terminal,
 )
 from engine.cli.report import report
+from engine.cli.trend import COMMANDS as TREND_COMMANDS
 from engine.errors import (
     INTERNAL_ERROR_STATUS,
     CbrqError,
@@ -1053,7 +1054,7 @@ def generate(
     )
 
 
-for _command in (*ANALYSIS_COMMANDS, *HISTORY_COMMANDS):
+for _command in (*ANALYSIS_COMMANDS, *HISTORY_COMMANDS, *TREND_COMMANDS):
     main.add_command(_command)
 main.add_command(report)
 

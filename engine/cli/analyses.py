@@ -253,8 +253,15 @@ def retention(
 @analysis_source
 @_fail_on("capacity", "a vault is at or above its threshold")
 @_only("capacity")
+@click.option(
+    "--forecast",
+    is_flag=True,
+    help="Add days_to_full: the least-squares line of billing.used over the vault's versions "
+    "of the last 30 days, solved for its threshold (a store fed --snapshot ingests).",
+)
 @output_options
 def capacity(
+    forecast: bool,
     fail_on: str | None,
     only: tuple[str, ...] | None,
     fmt: str | None,
@@ -272,8 +279,10 @@ def capacity(
     Example:
       cbrq capacity --store inv
       cbrq capacity --store inv --fail-on full -f json -o capacity.json
+      cbrq capacity --store inv --forecast
     """
-    emit(_run("capacity", options), fmt, output, fail_on, options["fields"], only)
+    result = _run("capacity", options, forecast=forecast)
+    emit(result, fmt, output, fail_on, options["fields"], only)
 
 
 @click.command()

@@ -1245,3 +1245,105 @@ def _story(line: _Timeline, ident: str) -> list[Record]:
         present, shown = now is not None, shown or now is not None
         last = now if now is not None else last
     return rows
+
+
+# --- SPEC §6: trend and forecast ------------------------------------------------------------
+#
+#  R8 A trend period ends at its last microsecond (UTC day, ISO week from Monday, month); rows
+#     run from the period of max(first snapshot, since) to that of min(last snapshot, until),
+#     the last row at that end. "added"/"gone": matching backups present at this row's ``at``
+#     and not at the previous period's end, and the reverse.
+#  R9 A forecast's points are a vault's versions at the distinct taken_at of the ingests
+#     holding it in [at - 30 days, at], x in days; the line is ordinary least squares.
+
+_ONE_MICRO = timedelta(microseconds=1)
+
+
+def _period_start(when: datetime, every: str) -> datetime:
+    """The start (UTC) of the day, ISO week or month holding ``when``."""
+    day = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if every == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if every == "month" else day
+
+
+def _next_period(start: datetime, every: str) -> datetime:
+    if every == "month":
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start + timedelta(days=7 if every == "week" else 1)
+
+
+def trend_instants(first: datetime, last: datetime, every: str) -> tuple[datetime, list[datetime]]:
+    """(the end of the period before the first row, each row's ``at``) for R8.
+
+    Example: ``trend_instants(t1, t2, "day")[1][-1] == t2``.
+    """
+    start = _period_start(first, every)
+    ats = []
+    while start <= last:
+        following = _next_period(start, every)
+        ats.append(min(following - _ONE_MICRO, last))
+        start = following
+    return _period_start(first, every) - _ONE_MICRO, ats
+
+
+def _matching(ingests: Sequence[Ingest], at: datetime, filter: str) -> dict[str, Record]:
+    present = as_of(ingests, at)
+    vaults = list(vaults_as_of(ingests, at).values())
+    kept = answer(list(present.values()), vaults, [], filter)["backups"]
+    return {b["id"]: b for b in kept}
+
+
+def trend(
+    ingests: Sequence[Ingest],
+    filter: str = "",
+    *,
+    every: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    max_age: str | timedelta = "24h",
+) -> list[Record]:
+    """The rows of ``cbrq trend -f json`` (SPEC §6, readings R8), instants in API form.
+
+    Raises ValueError for a store without a snapshot.
+
+    Example: ``[r["backups"] for r in trend(accepted(calls), every="week")]``.
+    """
+    line = _timeline(ingests)
+    taken = [t for t, i in zip(line.taken, line.ingests, strict=True) if i.snapshot and t]
+    if not taken:
+        raise ValueError("trend needs snapshots")
+    first = max(min(taken), since) if since else min(taken)
+    last = min(max(taken), until) if until else max(taken)
+    if first > last:
+        return []
+    before, ats = trend_instants(first, last, every)
+    previous = _matching(ingests, before, filter)
+    vault_id = dict(parse_qsl(filter)).get("vault_id")
+    rows = []
+    for at in ats:
+        now = _matching(ingests, at, filter)
+        vaults = list(vaults_as_of(ingests, at).values())
+        rpo = analysis(
+            "rpo", list(as_of(ingests, at).values()), vaults, [], filter, at=at, max_age=max_age
+        )["rows"]
+        used = [
+            (v.get("billing") or {}).get("used") or 0
+            for v in vaults
+            if vault_id is None or v["id"] == vault_id
+        ]
+        rows.append(
+            {
+                "at": _api(at),
+                "backups": len(now),
+                "size_gb": sum(b.get("resource_size") or 0 for b in now.values()),
+                "available": sum(1 for b in now.values() if b.get("status") == "available"),
+                "error": sum(1 for b in now.values() if b.get("status") == "error"),
+                "added": len(now.keys() - previous.keys()),
+                "gone": len(previous.keys() - now.keys()),
+                "breaches": sum(1 for r in rpo if r["verdict"] in ("never", "breach")),
+                "used_mb": float(sum(used)) if used else None,
+            }
+        )
+        previous = now
+    return rows
