@@ -333,14 +333,16 @@ def test_vaults_answer_as_of_an_instant(filling: Path) -> None:
 
 
 def test_a_history_store_without_vault_listings_still_answers(filling: Path) -> None:
-    """A store made before listings were kept: its vault table stands for every earlier ingest."""
+    """A store made before listings were kept: its vault table's rows stand for the ingests
+    that wrote them (the table kept only each vault's newest copy: v1's day-1 copy is lost)."""
     path = filling / "manifest.json"
     manifest = json.loads(path.read_text())
     for entry in manifest["ingests"]:
         entry.pop("listings")
     path.write_text(json.dumps(manifest))
     with Inventory.open(filling) as inv:
-        assert _vault_state(inv) == {"v1": 92_160, "v2": 1_024}
+        assert _vault_state(inv) == {"v1": 92_160}
+        assert _vault_state(inv.as_of("2026-11-01T12:00:00Z")) == {"v2": 1_024}
 
 
 def test_compact_moves_the_listings(filling: Path) -> None:
