@@ -1214,22 +1214,21 @@ def _gather(
     cursors = [_Cursor(path, rows) for path, rows in sources]
     for chunk in _chunks(order, n_rows):
         interrupts.check()  # SIGINT/SIGTERM stop between chunks (engine.interrupts)
-        spans = chunk.group_by(_SRC).agg(
-            pl.col(_IDX).min().alias("low"), pl.col(_IDX).max().alias("high")
-        )
+        source = chunk[_SRC].to_numpy()
+        index = chunk[_IDX].to_numpy()
+        take = np.empty(chunk.height, dtype=np.int64)
         pieces: list[pl.DataFrame] = []
-        bases: dict[int, int] = {}
         held = 0
-        for src, low, high in spans.sort(_SRC).iter_rows():
-            piece = cursors[src].take(low, high)
-            bases[src] = held - low
-            held += piece.height
-            pieces.append(piece)
-        take = chunk.select(
-            pl.col(_SRC).replace_strict(bases, return_dtype=pl.Int64) + pl.col(_IDX)
-        )
+        for src in np.unique(source):
+            mine = source == src
+            wanted = np.unique(index[mine])
+            # Only the kept rows are held: a sparse mask (a snapshot keeping 1 % of what
+            # it staged) reads its sources through, one block at a time.
+            pieces.append(cursors[int(src)].take(wanted))
+            take[mine] = held + np.searchsorted(wanted, index[mine])
+            held += pieces[-1].height
         # One chunk first: gathering list columns across chunks is slow.
-        frame = pl.concat(pieces).rechunk()[take.to_series()]
+        frame = pl.concat(pieces).rechunk()[take]
         if predicate is not None:
             frame = frame.filter(predicate)
         yield frame if with_columns is None else frame.select(with_columns)
@@ -1345,23 +1344,30 @@ class _Cursor:
         self._path = path
         self._blocks = _blocks(path, None, rows)
         self._rows = rows
-        self._buffer: pl.DataFrame | None = None
+        self._buffer: pl.DataFrame | None = None  # the block read last
         self._start = 0  # index in the source of the buffer's first row
-        self._read = 0  # rows read from the source so far
 
-    def take(self, low: int, high: int) -> pl.DataFrame:
-        """Rows ``low`` to ``high`` (inclusive); later calls never ask for earlier rows."""
-        pieces = [] if self._buffer is None else [self._buffer]
-        while self._read <= high:
+    def take(self, wanted: npt.NDArray[np.int64]) -> pl.DataFrame:
+        """The rows at ``wanted`` (sorted, unique); later calls never ask for earlier rows.
+
+        Holds one block of the source besides the rows taken.
+        """
+        high = int(wanted[-1])
+        out: list[pl.DataFrame] = []
+        while True:
+            if self._buffer is not None:
+                end = self._start + self._buffer.height
+                inside = wanted[(wanted >= self._start) & (wanted < end)]
+                if inside.size:
+                    out.append(self._buffer[inside - self._start])
+                if high < end:
+                    break
+                self._start, self._buffer = end, None
             piece = next(self._blocks, None)
             if piece is None:
-                raise StoreError(f"{self._path}: ends at row {self._read}, before row {high}")
-            self._read += piece.height
-            pieces.append(piece)
-        buffer = pl.concat(pieces).slice(low - self._start)
-        self._buffer = buffer.slice(high - low + 1)
-        self._start = high + 1
-        return buffer.head(high - low + 1)
+                raise StoreError(f"{self._path}: ends at row {self._start}, before row {high}")
+            self._buffer = piece
+        return pl.concat(out)
 
     def finish(self) -> None:
         """Drop what is held."""
