@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import matplotlib
 import numpy as np
@@ -125,20 +125,31 @@ def _levels_chart(trends: Trends) -> Chart:
     marker = "o" if frame.height <= 60 else ""
     top.plot(x, frame["backups"].to_numpy(), color=ACCENT, lw=1.5, marker=marker, ms=3)
     top.set_title("backups present", loc="left")
-    top.yaxis.set_major_locator(MaxNLocator(integer=True))
     # As floats: a size past 64 bits is too long for matplotlib's integers.
     sizes = frame["size_gb"].cast(pl.Float64).to_numpy()
     bottom.plot(x, sizes, color=ADDED_COLOUR, lw=1.5, marker=marker, ms=3)
     bottom.set_title("size (sum of resource_size, GB)", loc="left")
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
-    for ax in (top, bottom):
-        ax.margins(y=0.2)
+    _fit_levels(top, frame["backups"].cast(pl.Float64).to_numpy())
+    _fit_levels(bottom, sizes)
     _period_axis(bottom, starts, trends.every)
     caption = (
         "Backups matching the filter present at the end of each period, and the sum of "
         f"their resource_size; the y axes fit the values, not zero. {_span_words(trends)}"
     )
     return Chart("trend_backups_size", "Backups and size over time", caption, figure)
+
+
+def _fit_levels(ax: Axes, values: np.ndarray[Any, np.dtype[np.float64]]) -> None:
+    """y limits fitted to ``values`` with room around them, never below zero, whole ticks.
+
+    A series that never changes gets a band around its value: matplotlib's own
+    would tick 0.015 backups, or go below zero.
+    """
+    low, high = float(values.min()), float(values.max())
+    pad = (high - low) * 0.2 or max(1.0, abs(high) * 0.05)
+    ax.set_ylim(max(0.0, low - pad), high + pad)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _churn_chart(trends: Trends) -> Chart:
