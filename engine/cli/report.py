@@ -61,7 +61,10 @@ def report(
     hygiene), each with its table and charts: backups per day by status,
     error rate per week, size by resource type, RPO age distribution,
     replication coverage, retention periods, vault fill against thresholds,
-    hygiene findings. FILTER is a ListBackups filter narrowing the backups
+    hygiene findings. A store holding two or more snapshots also gets a
+    trends section (backups and size, added vs gone, errors and rpo
+    breaches per day, week or month, and each vault's fill forecast), up to
+    --at when given. FILTER is a ListBackups filter narrowing the backups
     (no marker, offset, limit or sort). The file loads nothing from the
     network, and the same inventory and --at give the same bytes. Needs the
     report extra: pip install 'cbrq[report]'.

@@ -4,8 +4,11 @@
 few aggregates the charts need that they do not give, as lazy polars over the
 narrow columns), has :mod:`engine.report.charts` draw them, and writes one HTML page.
 Data flows one way: :func:`gather` (polars, the only code of the report that
-reads the inventory) -> :func:`engine.report.charts.draw` (matplotlib) ->
-:func:`page` (HTML text); :func:`build` runs the three.
+reads the inventory) -> :func:`engine.report.charts.draw` and
+:func:`engine.report.trends.draw_trends` (matplotlib) -> :func:`page` (HTML
+text); :func:`build` runs them. A store holding two or more snapshots (SPEC §6)
+adds a trends section after the summary; any other inventory gives the page
+without it.
 
 Guarantees:
 
@@ -24,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from engine.report.charts import Chart, draw
 from engine.report.data import ReportData, ReportOptions, duration_text, gather
-from engine.report.page import SECTIONS, TABLE_ROWS, page, sections
+from engine.report.page import SECTIONS, TABLE_ROWS, TRENDS_SECTION, page, sections
+from engine.report.trends import draw_trends
 
 if TYPE_CHECKING:
     from engine.inventory import Inventory
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SECTIONS",
     "TABLE_ROWS",
+    "TRENDS_SECTION",
     "Report",
     "ReportData",
     "ReportOptions",
@@ -60,5 +65,5 @@ def build(inv: Inventory, options: ReportOptions | None = None) -> Report:
     Example: ``Path("report.html").write_text(build(inv, ReportOptions(at="now")).html)``.
     """
     data = gather(inv, options or ReportOptions())
-    charts = draw(data)
+    charts = draw_trends(data) + draw(data)  # page order: trends come after the summary
     return Report(page(data, charts), charts)

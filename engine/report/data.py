@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 import numpy as np
 import polars as pl
@@ -20,10 +20,15 @@ from engine.spec import (
     REPLICATED_STATUS,
 )
 
+#: The longest span of snapshots (days) drawn per day, then per week; longer spans per month.
+TREND_DAYS_PER_DAY: Final[int] = 90
+TREND_DAYS_PER_WEEK: Final[int] = 731
+
 if TYPE_CHECKING:
     from engine.analyses import Analysis
     from engine.inventory import Inventory, QuerySource
     from engine.query import Semantics
+
 
 @dataclass(frozen=True)
 class ReportOptions:
@@ -96,6 +101,7 @@ class ReportData:
     retention_days: np.ndarray[Any, np.dtype[np.float64]]
     capacity: Analysis
     hygiene: Analysis
+    trends: Trends | None = None
 
     @property
     def at(self) -> datetime | None:
@@ -104,6 +110,40 @@ class ReportData:
         Example: ``gather(inv, ReportOptions(at="now")).at``.
         """
         return self.status.at
+
+
+@dataclass(frozen=True)
+class Trends:
+    """The trends section's data: the store's inventory over its snapshots (SPEC §6).
+
+    ``every``: the period of ``rows`` (day, week or month, from the span of
+    ``snapshots``: the ``taken_at`` of the snapshots up to the report's
+    ``at``); ``rows``: ``Inventory.trend`` over the report's filter and
+    ``max_age``; ``fill``: the vaults with a size, their ``used_percent`` and
+    ``days_to_full`` (``capacity --forecast``), soonest full first, never
+    rising last; ``sizeless``: vaults left out of ``fill`` for having no size.
+
+    Example: ``gather(inv, ReportOptions()).trends.rows.frame["backups"]``.
+    """
+
+    every: str
+    snapshots: tuple[datetime, ...]
+    rows: Analysis
+    fill: pl.DataFrame
+    sizeless: int
+
+
+def trend_period(span: timedelta) -> str:
+    """The period a trend of snapshots spanning ``span`` is drawn per: day, week or month.
+
+    Up to :data:`TREND_DAYS_PER_DAY` days per day (at most ~90 points), up to
+    :data:`TREND_DAYS_PER_WEEK` per week (~104), beyond that per month.
+
+    Example: ``trend_period(timedelta(days=120)) == "week"``.
+    """
+    if span <= timedelta(days=TREND_DAYS_PER_DAY):
+        return "day"
+    return "week" if span <= timedelta(days=TREND_DAYS_PER_WEEK) else "month"
 
 
 # --- gather: the only code of the report that reads the inventory -----------
@@ -120,7 +160,9 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
     flt, project, semantics = options.filter, options.project, options.semantics
     max_age = parse_duration(options.max_age, "max_age")
     asked = None if options.at is None else parse_at(options.at, "at")
-    inv = inv.analysed(asked)  # SPEC §6: a report "at" a past instant shows that day
+    until = asked if asked is not None else inv.instant  # a store read as of an instant
+    snapshots = _snapshots(inv, until)
+    store, inv = inv, inv.analysed(asked)  # SPEC §6: a report "at" a past instant shows that day
     status = inv.stats(flt, by=("status",), at=asked, project=project, semantics=semantics)
     at = status.at  # "now" read once: every part of the page measures to the same instant
     scope = _Scope(at=at, project=project, semantics=semantics)
@@ -129,6 +171,7 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
     )
     backups = compile_filter(query, inv.tables)
     replication, kept = pl.collect_all([_replication_plan(backups), _retention_plan(backups)])
+    capacity = inv.capacity(flt, forecast=len(snapshots) >= 2, **scope)
     return ReportData(
         label=inv.label,
         options=options,
@@ -140,9 +183,48 @@ def gather(inv: Inventory, options: ReportOptions) -> ReportData:
         replication=replication,
         retention=inv.retention(flt, min_days=options.min_days, **scope),
         retention_days=kept["days"].to_numpy(),
-        capacity=inv.capacity(flt, **scope),
+        capacity=replace(capacity, frame=capacity.frame.drop("days_to_full", strict=False)),
         hygiene=inv.hygiene(flt, stuck_hours=options.stuck_hours, **scope),
+        trends=_trends(store, options, snapshots, until, max_age, capacity),
     )
+
+
+def _snapshots(inv: Inventory, until: datetime | None) -> tuple[datetime, ...]:
+    """The ``taken_at`` of the store's snapshots up to ``until`` (all: ``None``), oldest first."""
+    from engine.analyses import parse_at
+
+    if inv.root is None:
+        return ()
+    records = inv.manifest.ingests
+    taken = [parse_at(r.taken_at, "taken_at") for r in records if r.snapshot and r.taken_at]
+    return tuple(sorted(t for t in taken if until is None or t <= until))
+
+
+def _trends(
+    inv: Inventory,
+    options: ReportOptions,
+    snapshots: tuple[datetime, ...],
+    until: datetime | None,
+    max_age: timedelta,
+    capacity: Analysis,
+) -> Trends | None:
+    """The trends section's data, or ``None`` with fewer than two snapshots to draw.
+
+    ``capacity`` was asked with ``forecast``; the trend runs from the first
+    snapshot to ``until`` (the report's ``at`` when one was asked; ``None``: the last snapshot).
+    """
+    if len(snapshots) < 2:
+        return None
+    every = trend_period(snapshots[-1] - snapshots[0])
+    rows = inv.trend(
+        options.filter, every=every, until=until, max_age=max_age,
+        project=options.project, semantics=options.semantics,
+    )  # fmt: skip
+    sized = capacity.frame.filter(pl.col("used_percent").is_not_null())
+    fill = sized.select("id", "name", "used_percent", "threshold", "days_to_full").sort(
+        "days_to_full", "used_percent", "id", descending=[False, True, False], nulls_last=True
+    )
+    return Trends(every, snapshots, rows, fill, capacity.frame.height - sized.height)
 
 
 class _Scope(TypedDict):

@@ -15,8 +15,7 @@ from engine.render import visible
 from engine.report.charts import Chart, percent_text, svg
 
 if TYPE_CHECKING:
-    from engine.report.data import ReportData
-    pass
+    from engine.report.data import ReportData, Trends
 
 #: Rows of each analysis table shown in the page; the rest are counted.
 TABLE_ROWS: Final[int] = 25
@@ -30,6 +29,8 @@ SECTIONS: Final[tuple[tuple[str, str], ...]] = (
     ("capacity", "Vault capacity (capacity)"),
     ("hygiene", "Hygiene (hygiene)"),
 )
+#: The section a store with two or more snapshots adds after the summary: (anchor, heading).
+TRENDS_SECTION: Final[tuple[str, str]] = ("trends", "Trends across snapshots (trend)")
 
 
 def page(data: ReportData, charts: Sequence[Chart]) -> str:
@@ -38,9 +39,11 @@ def page(data: ReportData, charts: Sequence[Chart]) -> str:
     Example: ``page(data, draw(data)).startswith("<!DOCTYPE html>")``.
     """
     by_name = {chart.name: chart for chart in charts}
+    trends = [] if data.trends is None else [_section("trends", _trends_body(data, by_name))]
     body = [
         _header(data),
         _section("summary", _summary(data)),
+        *trends,
         _section("stats", _stats_body(data, by_name)),
         _section("rpo", _rpo_body(data, by_name)),
         _section("replication", _replication_body(data, by_name)),
@@ -71,8 +74,15 @@ def _when(value: datetime | None) -> str:
     return "none" if value is None else format_instant(value).replace("T", " ")[:19]
 
 
+def _page_sections(data: ReportData) -> tuple[tuple[str, str], ...]:
+    """The sections of this page: :data:`SECTIONS`, with the trends after the summary if any."""
+    if data.trends is None:
+        return SECTIONS
+    return (SECTIONS[0], TRENDS_SECTION, *SECTIONS[1:])
+
+
 def _header(data: ReportData) -> str:
-    nav = " ".join(f'<a href="#{anchor}">{_e(title)}</a>' for anchor, title in SECTIONS)
+    nav = " ".join(f'<a href="#{anchor}">{_e(title)}</a>' for anchor, title in _page_sections(data))
     options = data.options
     words = [
         f"inventory <code>{_e(data.label)}</code>",
@@ -86,7 +96,7 @@ def _header(data: ReportData) -> str:
 
 
 def _section(anchor: str, inner: str) -> str:
-    title = dict(SECTIONS)[anchor]
+    title = dict((*SECTIONS, TRENDS_SECTION))[anchor]
     return f'<section id="{anchor}">\n<h2>{_e(title)}</h2>\n{inner}\n</section>'
 
 
@@ -199,6 +209,44 @@ def _retention_body(data: ReportData, charts: dict[str, Chart]) -> str:
     )
 
 
+def _trends_body(data: ReportData, charts: dict[str, Chart]) -> str:
+    trends = data.trends
+    assert trends is not None  # the page adds this section only with trends
+    first, last = trends.snapshots[0], trends.snapshots[-1]
+    intro = (
+        f"<p>How the inventory changed over the store's {len(trends.snapshots):,} snapshots "
+        f"({_e(_when(first))} to {_e(_when(last))} UTC), per <b>{_e(trends.every)}</b>, "
+        "with this report's filter and max age. Each row counts the backups present at the "
+        "end of its period; added and gone are the changes during it.</p>"
+    )
+    command = f"cbrq trend --every {trends.every} --max-age {data.options.max_age_text}"
+    return "\n".join(
+        [
+            intro,
+            _figure_html(charts["trend_backups_size"]),
+            _figure_html(charts["trend_added_gone"]),
+            _figure_html(charts["trend_errors_breaches"]),
+            f"<h3>Per {_e(trends.every)}, newest first</h3>",
+            _table(trends.rows.frame.reverse(), command),
+            '<h3 id="trends-fill">Vault fill and forecast</h3>',
+            _fill_intro(trends),
+            _table(trends.fill, "cbrq capacity --forecast"),
+        ]
+    )
+
+
+def _fill_intro(trends: Trends) -> str:
+    sizeless = (
+        f" {trends.sizeless:,} vault(s) without a size are left out." if trends.sizeless else ""
+    )
+    return (
+        "<p>Each vault's used share at 'at' and the days until it reaches its threshold, "
+        "from the least-squares line of its billing.used over the last 30 days (at least "
+        "3 versions); soonest first. <b>0</b>: already full; <b>not rising</b>: the line "
+        f"does not rise, or the vault has too few versions to draw one.{sizeless}</p>"
+    )
+
+
 def _capacity_body(data: ReportData, charts: dict[str, Chart]) -> str:
     return "\n".join(
         [_figure_html(charts["vault_fill"]), _table(data.capacity.frame, "cbrq capacity")]
@@ -243,7 +291,7 @@ def _cell(column: str, value: object) -> str:
 
 
 def _shown(column: str, value: object) -> str:
-    if value is None:
+    if value is None and column != "days_to_full":
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -251,6 +299,8 @@ def _shown(column: str, value: object) -> str:
         return _when(value)
     if column == "age_seconds" and isinstance(value, float):
         return _age(value)
+    if column == "days_to_full":
+        return "not rising" if value is None else f"{value:,.1f}" if value else "0 (full)"
     if column == "used_percent" and isinstance(value, float):
         return percent_text(value)
     if isinstance(value, float):
