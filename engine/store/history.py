@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -163,8 +164,94 @@ def present(
     """
     physical = _versions_table(root, manifest, only)
     made = ingests(manifest, at)
+    if in_time_order(manifest):
+        return _present_in_order(root, manifest, made, physical)
     seen = sightings(root, manifest, made["n"].to_list()).join(physical, on=REF)
     return _present_among(made, seen)
+
+
+def in_time_order(manifest: Manifest) -> bool:
+    """Whether the ingests were made in time order (each ``taken_at`` at or after the last).
+
+    Then an ingest saw only rows written by itself or earlier ingests, so the
+    versions at T are the rows the ingests taken by T wrote: no sightings needed.
+
+    Example: ``in_time_order(read_manifest(root))`` -> ``True`` for a daily series.
+    """
+    times = [_instant(r.taken_at) or _EARLIEST for r in manifest.ingests]
+    return all(a <= b for a, b in itertools.pairwise(times))
+
+
+def _present_in_order(
+    root: Path, manifest: Manifest, made: pl.DataFrame, physical: pl.LazyFrame
+) -> pl.LazyFrame:
+    """:func:`present` for a store of ingests in time order, reading few sightings.
+
+    Versions: the rows with ``_seq`` up to the last file of the ingests in
+    ``made``, the newest ``updated_at`` of each id winning; ids whose newest
+    copies tie are settled by the sightings of just those rows (the later
+    ingest that saw one, then the later row). Presence: the sightings of the
+    ingests from the oldest P on (usually one snapshot's).
+    """
+    numbers = set(made["n"].to_list())
+    last = max((r.seqs[1] for r in manifest.ingests if r.n in numbers), default=-1)
+    candidates = physical.filter((pl.col(REF) // (1 << 32)) <= last)
+    top = pl.col("updated_at").max().over("id")
+    newest = candidates.filter(pl.col("updated_at").eq_missing(top))
+    tied = newest.filter(pl.len().over("id") > 1).collect()
+    seen = sightings(root, manifest, sorted(numbers), tied[REF]).join(tied.lazy(), on=REF)
+    settled = _present_among(made, seen, presence=False)
+    versions = pl.concat(
+        [
+            newest.filter(pl.len().over("id") == 1).select(POSITION, "id", "_project", "vault_id"),
+            settled,
+        ]
+    )
+    return _kept(made, versions, _window(made), root, manifest, physical)
+
+
+def _window(made: pl.DataFrame) -> pl.DataFrame:
+    """The ingests of ``made`` from the oldest P of any project or vault on (all with no P)."""
+    snaps = made.filter("snapshot")
+    if snaps.height == 0:
+        return made
+    firsts = pl.concat(
+        [
+            _newest(snaps.lazy().filter(pl.col("scope") == s).explode(c), c, "key")
+            for s, c in (("project", "projects"), ("vault", "vaults"))
+        ]
+    ).collect()
+    if firsts.height == 0:
+        return made
+    oldest = firsts.sort("p_time", "p_n").row(0, named=True)
+    later = (pl.col("order_time") > oldest["p_time"]) | (
+        (pl.col("order_time") == oldest["p_time"]) & (pl.col("n") >= oldest["p_n"])
+    )
+    return made.filter(later)
+
+
+def _kept(
+    made: pl.DataFrame,
+    versions: pl.LazyFrame,
+    window: pl.DataFrame,
+    root: Path,
+    manifest: Manifest,
+    physical: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """``versions`` (one row per id) of the backups present: no P, or seen from their P on."""
+    heads = _heads(made, versions)
+    ids = physical.select(REF, "id")
+    seen = (
+        sightings(root, manifest, window["n"].to_list())
+        .join(ids, on=REF)
+        .join(window.lazy().select("n", "order_time"), on="n")
+    )
+    kept = seen.join(heads, on="id").filter(_present()).select("id").unique()
+    return (
+        versions.join(heads, on="id")
+        .filter(pl.col("p_n").is_null() | pl.col("id").is_in(kept.collect()["id"].implode()))
+        .select(POSITION, "id", "_project", "vault_id")
+    )
 
 
 def _versions_table(root: Path, manifest: Manifest, only: list[str] | None) -> pl.LazyFrame:
@@ -184,10 +271,13 @@ def _versions_table(root: Path, manifest: Manifest, only: list[str] | None) -> p
     return physical if only is None else physical.filter(pl.col("id").is_in(only))
 
 
-def _present_among(made: pl.DataFrame, seen: pl.LazyFrame) -> pl.LazyFrame:
+def _present_among(
+    made: pl.DataFrame, seen: pl.LazyFrame, *, presence: bool = True
+) -> pl.LazyFrame:
     """:func:`present` given the ingests ``made`` (taken at or before T) and what they saw.
 
     ``seen``: the rows of :func:`_versions_table` with the ``n`` of each ingest that saw them.
+    ``presence=False``: the version of every id seen, present or not.
     """
     seen = seen.join(made.lazy().select("n", "order_time"), on="n")
     versions = (
@@ -196,6 +286,8 @@ def _present_among(made: pl.DataFrame, seen: pl.LazyFrame) -> pl.LazyFrame:
         .sort(["updated_at", "last", POSITION], nulls_last=False)
         .unique(subset="id", keep="last")
     )
+    if not presence:
+        return versions.select(POSITION, "id", "_project", "vault_id")
     heads = _heads(made, versions)
     kept = (
         seen.select("id", "n", "order_time")
@@ -370,34 +462,8 @@ def latest_rows(root: Path, manifest: Manifest) -> pl.LazyFrame:
     current = live(numbered, root, manifest, "backups", POSITION).select(
         POSITION, "id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"), "vault_id"
     )
-    heads = _heads(made, current)
-    snaps = made.filter("snapshot").sort("order_time", "n")
-    window = made
-    if snaps.height:
-        firsts = pl.concat(
-            [
-                _newest(snaps.lazy().filter(pl.col("scope") == s).explode(c), c, "key")
-                for s, c in (("project", "projects"), ("vault", "vaults"))
-            ]
-        ).collect()
-        if firsts.height:
-            oldest = firsts.sort("p_time", "p_n").row(0, named=True)
-            later = (pl.col("order_time") > oldest["p_time"]) | (
-                (pl.col("order_time") == oldest["p_time"]) & (pl.col("n") >= oldest["p_n"])
-            )
-            window = made.filter(later)
     ids = numbered.select(dead_key().alias(REF), "id")
-    seen = (
-        sightings(root, manifest, window["n"].to_list())
-        .join(ids, on=REF)
-        .join(window.lazy().select("n", "order_time"), on="n")
-    )
-    kept = seen.join(heads, on="id").filter(_present()).select("id").unique()
-    return (
-        current.join(heads, on="id")
-        .filter(pl.col("p_n").is_null() | pl.col("id").is_in(kept.collect()["id"].implode()))
-        .select(POSITION)
-    )
+    return _kept(made, current, _window(made), root, manifest, ids).select(POSITION)
 
 
 def latest_away(root: Path, manifest: Manifest) -> pl.DataFrame:
