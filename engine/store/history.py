@@ -197,13 +197,17 @@ def _present_in_order(
     last = max((r.seqs[1] for r in manifest.ingests if r.n in numbers), default=-1)
     candidates = physical.filter((pl.col(REF) // (1 << 32)) <= last)
     top = pl.col("updated_at").max().over("id")
-    newest = candidates.filter(pl.col("updated_at").eq_missing(top))
-    tied = newest.filter(pl.len().over("id") > 1).collect()
+    newest = (
+        candidates.filter(pl.col("updated_at").eq_missing(top))
+        .with_columns((pl.len().over("id") > 1).alias("_tied"))
+        .collect()
+    )
+    tied = newest.filter("_tied")
     seen = sightings(root, manifest, sorted(numbers), tied[REF]).join(tied.lazy(), on=REF)
     settled = _present_among(made, seen, presence=False)
     versions = pl.concat(
         [
-            newest.filter(pl.len().over("id") == 1).select(POSITION, "id", "_project", "vault_id"),
+            newest.lazy().filter(~pl.col("_tied")).select(POSITION, "id", "_project", "vault_id"),
             settled,
         ]
     )
@@ -239,19 +243,17 @@ def _kept(
     physical: pl.LazyFrame,
 ) -> pl.LazyFrame:
     """``versions`` (one row per id) of the backups present: no P, or seen from their P on."""
-    heads = _heads(made, versions)
+    headed = _heads(made, versions).collect()
+    covered = headed.filter(pl.col("p_n").is_not_null()).select("id", "p_time", "p_n")
     ids = physical.select(REF, "id")
     seen = (
         sightings(root, manifest, window["n"].to_list())
         .join(ids, on=REF)
         .join(window.lazy().select("n", "order_time"), on="n")
     )
-    kept = seen.join(heads, on="id").filter(_present()).select("id").unique()
-    return (
-        versions.join(heads, on="id")
-        .filter(pl.col("p_n").is_null() | pl.col("id").is_in(kept.collect()["id"].implode()))
-        .select(POSITION, "id", "_project", "vault_id")
-    )
+    kept = seen.join(covered.lazy(), on="id").filter(_present()).select("id").unique().collect()
+    present_now = pl.col("p_n").is_null() | pl.col("id").is_in(kept["id"].implode())
+    return headed.lazy().filter(present_now).select(POSITION, "id", "_project", "vault_id")
 
 
 def _versions_table(root: Path, manifest: Manifest, only: list[str] | None) -> pl.LazyFrame:
@@ -288,7 +290,7 @@ def _present_among(
     )
     if not presence:
         return versions.select(POSITION, "id", "_project", "vault_id")
-    heads = _heads(made, versions)
+    heads = _heads(made, versions).select("id", "p_time", "p_n")
     kept = (
         seen.select("id", "n", "order_time")
         .join(heads, on="id")
@@ -485,7 +487,7 @@ def latest_away(root: Path, manifest: Manifest) -> pl.DataFrame:
 
 
 def _heads(made: pl.DataFrame, versions: pl.LazyFrame) -> pl.LazyFrame:
-    """Per backup: P, the newest snapshot covering it (``p_time``, ``p_n``; null: none)."""
+    """``versions`` with P, the newest snapshot covering each (``p_time``, ``p_n``; null: none)."""
     snaps = made.filter("snapshot").lazy()
     by_project = _newest(
         snaps.filter(pl.col("scope") == "project").explode("projects"), "projects", "_project"
@@ -493,21 +495,18 @@ def _heads(made: pl.DataFrame, versions: pl.LazyFrame) -> pl.LazyFrame:
     by_vault = _newest(
         snaps.filter(pl.col("scope") == "vault").explode("vaults"), "vaults", "vault_id"
     )
-    both = (
-        versions.select("id", "_project", "vault_id")
-        .join(by_project, on="_project", how="left")
-        .join(by_vault, on="vault_id", how="left", suffix="_v")
+    both = versions.join(by_project, on="_project", how="left").join(
+        by_vault, on="vault_id", how="left", suffix="_v"
     )
     vault_newer = pl.col("p_n_v").is_not_null() & (
         pl.col("p_n").is_null()
         | (pl.col("p_time_v") > pl.col("p_time"))
         | ((pl.col("p_time_v") == pl.col("p_time")) & (pl.col("p_n_v") > pl.col("p_n")))
     )
-    return both.select(
-        "id",
+    return both.with_columns(
         pl.when(vault_newer).then(pl.col("p_time_v")).otherwise(pl.col("p_time")).alias("p_time"),
         pl.when(vault_newer).then(pl.col("p_n_v")).otherwise(pl.col("p_n")).alias("p_n"),
-    )
+    ).drop("p_time_v", "p_n_v")
 
 
 def _newest(snaps: pl.LazyFrame, column: str, key: str) -> pl.LazyFrame:
