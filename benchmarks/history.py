@@ -84,9 +84,13 @@ def answer(inv: Inventory, query: str) -> tuple[int, list[str]]:
     return result.count, result.ids
 
 
-def feed(days: list[Path], store: Path) -> list[tuple[float, float]]:
-    """Ingest every day with --snapshot; wall and RSS of each."""
-    shutil.rmtree(store, ignore_errors=True)
+def feed(days: list[Path], store: Path, resume: bool) -> list[tuple[float, float]]:
+    """Ingest every day with --snapshot (``resume``: those after the store's last); wall, RSS."""
+    if resume and store.exists():
+        with Inventory.open(store) as inv:
+            days = days[len(inv.manifest.ingests) :]
+    else:
+        shutil.rmtree(store, ignore_errors=True)
     out = []
     for day in days:
         out.append(ingest(day, store, "--snapshot"))
@@ -124,13 +128,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.work-history"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=None, help="only the first N days")
+    parser.add_argument(
+        "--resume", action="store_true", help="feed on from the history store's last ingest"
+    )
     args = parser.parse_args()
     days = sorted(p for p in args.series.iterdir() if p.is_dir())[: args.days]
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     history, newest, middle = work / "history", work / "newest", work / "middle"
     print(f"feeding {len(days)} snapshots", flush=True)
-    fed = feed(days[:-1], history)
+    fed = feed(days[:-1], history, args.resume)
     plain = []
     for _ in range(args.runs):
         shutil.rmtree(newest, ignore_errors=True)
