@@ -354,3 +354,21 @@ def test_compact_moves_the_listings(filling: Path) -> None:
         assert [_vault_state(inv.as_of(at)) for at in (None, "2026-11-01T12:00:00Z")] == before
     check = _cli("check", "--store", str(filling))
     assert check.returncode == 0 and "notice" not in check.stdout, check.stdout
+
+
+def test_a_history_store_without_an_away_file_answers_the_same(two_days: Path) -> None:
+    """A store with snapshots written before the latest view was kept (no ``away``)."""
+    with Inventory.open(two_days) as inv:
+        before = (inv.query().ids, inv.count("status=available"), inv.as_of(None).query().ids)
+    path = two_days / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest.pop("away")
+    path.write_text(json.dumps(manifest))
+    with Inventory.open(two_days) as inv:
+        assert not inv.manifest.away
+        assert (inv.query().ids, inv.count("status=available"), inv.query().ids) == before
+    # The next commit writes it again.
+    day3 = _page(two_days.parent / "day3.json", _backup("b-3", 2), _backup("b-4", 3))
+    assert _cli("ingest", day3, "--store", str(two_days), "--snapshot", "-q").returncode == 0
+    with Inventory.open(two_days) as inv:
+        assert inv.manifest.away and sorted(inv.query().ids) == ["b-3", "b-4"]
