@@ -14,11 +14,12 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property, wraps
 from pathlib import Path
@@ -29,7 +30,7 @@ import polars as pl
 from engine import analyses
 from engine.analyses import Analysis
 from engine.backends import Backend, backend_class
-from engine.backends.base import RID, Result, Tables, fetch
+from engine.backends.base import RID, Result, Streamed, Tables, fetch
 from engine.backends.polars import compile_filter, sort_keys
 from engine.errors import Problem, QueryError
 from engine.params import QueryContext, QueryParams, parse_query
@@ -516,6 +517,26 @@ class Inventory:
         Example: ``inv.run(inv.parse("limit=1"))``.
         """
         return self.backend.answer(query, columns)
+
+    def stream(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Streamed:
+        """:meth:`run`, the page's records read a batch at a time (for writing as they come).
+
+        Backends that cannot stream give their whole answer as one batch. A
+        file that does not decode while the batches are read is named.
+
+        Example: ``inv.stream(inv.parse("status=error")).count``.
+        """
+        with decoding(self.root, self.manifest):
+            backend = self.backend
+            stream = getattr(backend, "stream", None)
+            if stream is None:
+                return Streamed.of(backend.answer(query, columns))
+            answer: Streamed = stream(query, columns)
+        return dataclasses.replace(answer, batches=self._decoded(answer.batches))
+
+    def _decoded(self, batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        with decoding(self.root, self.manifest):
+            yield from batches
 
     @_reads
     def count(

@@ -190,6 +190,49 @@ class Result:
         return dict(json.loads(self.to_json()))
 
 
+#: Records gathered at a time when an answer is written as it is read (:class:`Streamed`).
+STREAM_ROWS: Final[int] = 8_192
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A ListBackups answer whose records are read a batch at a time, in result order.
+
+    ``count``, ``offset`` and ``limit`` as in :class:`Result`; ``batches``
+    yields the page's rows (the columns asked, ``_payload`` in API form), at
+    least one frame, possibly empty. Read it once.
+
+    Example: ``sum(b.height for b in inv.stream(inv.parse("status=error")).batches)``.
+    """
+
+    count: int
+    offset: int
+    limit: int | None
+    batches: Iterator[pl.DataFrame]
+
+    @classmethod
+    def of(cls, result: Result) -> Streamed:
+        """A whole :class:`Result` as one batch.
+
+        Example: ``Streamed.of(inv.query("limit=5"))``.
+        """
+        return cls(result.count, result.offset, result.limit, iter([result.rows]))
+
+
+def stream_records(
+    tables: Tables,
+    backups_files: Sequence[Path],
+    rids: pl.Series,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """:func:`records` of ``rids``, :data:`STREAM_ROWS` at a time (one empty frame for none).
+
+    Example: ``next(stream_records(tables, files, pl.Series([3, 1])))``.
+    """
+    for start in range(0, max(rids.len(), 1), STREAM_ROWS):
+        yield records(tables, backups_files, rids.slice(start, STREAM_ROWS), columns)
+
+
 def records(
     tables: Tables,
     backups_files: Sequence[Path],

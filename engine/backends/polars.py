@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, ClassVar, Final
 import polars as pl
 
 from engine.backends import Translator
-from engine.backends.base import RID, Result, Tables, marker_error, records
+from engine.backends.base import (
+    RID,
+    Result,
+    Streamed,
+    Tables,
+    marker_error,
+    records,
+    stream_records,
+)
 from engine.params import filter_plan
 from engine.plan import (
     AnyOf,
@@ -52,6 +60,7 @@ from engine.store.layout import STORE_ORDER
 
 if TYPE_CHECKING:
     from engine.backends.base import Source
+
 
 @dataclass(frozen=True)
 class Lookup:
@@ -272,23 +281,34 @@ def execute(
 
     Example: ``execute(parse_query("limit=5"), tables, [store / "g000001/backups-00000.parquet"])``.
     """
+    total, rids = page_rows(query, tables)
+    return Result(total, query.offset, query.limit, records(tables, backups_files, rids, columns))
+
+
+def page_rows(query: BackupQuery, tables: Tables) -> tuple[int, pl.Series]:
+    """The count of matches and the ``_rid`` of each row of the page, in result order.
+
+    Raises :class:`QueryError` for a marker that is not among the matches.
+
+    Example: ``page_rows(parse_query("limit=5"), tables)`` -> ``(1000, Series([...]))``.
+    """
     plan = compile_query(query, tables)
     if query.marker is None:
         # Count and page in one pass; the page's slice turns the sort into a top-k.
         counted, page = pl.collect_all(
-            [compile_filter(query, tables).select(pl.len()), plan.slice(query.offset, query.limit)]
+            [
+                compile_filter(query, tables).select(pl.len()),
+                plan.slice(query.offset, query.limit).select(RID),
+            ]
         )
-        total = int(counted.item())
-    else:
-        order = plan.collect()
-        hit = order["id"].index_of(query.marker)
-        if hit is None:
-            raise marker_error(query.marker)
-        total = order.height
-        page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
-    return Result(
-        total, query.offset, query.limit, records(tables, backups_files, page[RID], columns)
-    )
+        return int(counted.item()), page[RID]
+    order = plan.select("id", RID).collect()
+    hit = order["id"].index_of(query.marker)
+    if hit is None:
+        raise marker_error(query.marker)
+    total = order.height
+    page = order.slice(min(int(hit) + 1 + query.offset, total), query.limit)
+    return total, page[RID]
 
 
 class PolarsBackend:
@@ -310,6 +330,15 @@ class PolarsBackend:
     def answer(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Result:
         """:func:`execute` on this inventory's tables and files."""
         return execute(query, self.tables, self.files, columns)
+
+    def stream(self, query: BackupQuery, columns: Sequence[str] | None = None) -> Streamed:
+        """:meth:`answer`, its records read a batch at a time as they are written.
+
+        Example: ``PolarsBackend(inv).stream(inv.parse("status=error")).count``.
+        """
+        total, rids = page_rows(query, self.tables)
+        batches = stream_records(self.tables, self.files, rids, columns)
+        return Streamed(total, query.offset, query.limit, batches)
 
     def count(self, query: BackupQuery) -> int:
         """:func:`count` on this inventory's tables."""

@@ -706,16 +706,22 @@ def query(
         chosen = chosen_format(fmt, output)
         request = query_params(query_string, params)
         columns = render.columns_for(chosen, typed.names(), chosen_fields)
+        terminal = to_terminal(output)
         try:
-            result = inventory.query(
-                request, project=project, semantics=chosen_semantics, columns=columns
-            )
+            parsed = inventory.parse(request, project=project, semantics=chosen_semantics)
+            # Off a terminal the records are written as they are read (bounded memory).
+            answer = None if terminal else inventory.stream(parsed, columns)
+            result = inventory.run(parsed, columns) if terminal else None
         except CbrqError as err:
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
             raise
         with output_file(output, "wb") as out:
-            render.render(result, chosen, out, terminal=to_terminal(output), fields=chosen_fields)
+            if answer is not None:
+                render.render_stream(answer, chosen, out, fields=chosen_fields)
+            else:
+                assert result is not None
+                render.render(result, chosen, out, terminal=True, fields=chosen_fields)
 
 
 def _run_batch(

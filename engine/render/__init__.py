@@ -16,13 +16,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Final, Protocol
 
 import polars as pl
 
-from engine.backends.base import Result
+from engine.backends.base import Result, Streamed
 from engine.instants import canonical_expr
 from engine.render.fields import Fields
 from engine.spec import ANALYSIS_AT_KEY, OUTPUT_FORMATS
@@ -295,6 +295,99 @@ def render(
             result = replace(result, rows=result.frame.select(fields.columns()))
             columns = tuple(result.rows.columns)
     write(QueryOutput(result, columns), fmt, out, terminal=terminal)
+
+
+#: Rows a table written off a terminal holds at most: aligning columns needs every row
+#: first, so a larger answer stops here with a notice (``-f tsv`` writes them all).
+TABLE_CAP: Final[int] = 10_000
+
+
+def render_stream(
+    answer: Streamed, fmt: str, out: IO[bytes], *, fields: Fields | None = None
+) -> None:
+    """Write ``answer`` (not to a terminal) as its batches are read: memory of one batch.
+
+    The bytes equal :func:`render`'s for json, ndjson, csv and tsv; parquet
+    holds the same rows in row groups of a batch; a table stops at
+    :data:`TABLE_CAP` rows with a notice.
+
+    Example: ``render_stream(inv.stream(inv.parse("status=error")), "ndjson", sys.stdout.buffer)``.
+    """
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt == "table":
+        _stream_table(answer, out, fields)
+        return
+    batches = (_cut(batch, fmt, fields) for batch in answer.batches)
+    if fmt == "json":
+        out.write(f'{{"count":{answer.count},"backups":['.encode())
+        first = True
+        for batch in batches:
+            if batch.height:
+                out.write(("" if first else ",").encode() + ",".join(batch[PAYLOAD]).encode())
+                first = False
+        limit = "null" if answer.limit is None else str(answer.limit)
+        out.write(f'],"offset":{answer.offset},"limit":{limit}}}\n'.encode())
+    elif fmt == "ndjson":
+        for batch in batches:
+            out.write("".join(text + "\n" for text in batch[PAYLOAD]).encode())
+    elif fmt == "parquet":
+        _stream_parquet(batches, out)
+    else:
+        separator = "," if fmt == "csv" else "\t"
+        for number, batch in enumerate(batches):
+            text = flat(batch).write_csv(separator=separator, include_header=number == 0)
+            out.write(text.encode())
+
+
+def _cut(batch: pl.DataFrame, fmt: str, fields: Fields | None) -> pl.DataFrame:
+    """A batch as :func:`render` shapes a page: records cut to ``fields``, or typed columns."""
+    if fmt in ("json", "ndjson"):
+        if fields is None:
+            return batch
+        return pl.DataFrame({PAYLOAD: json_texts(_typed(batch).select(fields.records()))})
+    frame = _typed(batch)
+    return frame if fields is None else frame.select(fields.columns())
+
+
+def _typed(batch: pl.DataFrame) -> pl.DataFrame:
+    return batch.drop([c for c in INTERNAL_COLUMNS if c in batch.columns])
+
+
+def _stream_parquet(batches: Iterator[pl.DataFrame], out: IO[bytes]) -> None:
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for batch in batches:
+            table = batch.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _stream_table(answer: Streamed, out: IO[bytes], fields: Fields | None) -> None:
+    """The table of the first :data:`TABLE_CAP` rows, and a notice if there were more."""
+    held: list[pl.DataFrame] = []
+    rows = 0
+    more = False
+    for batch in answer.batches:
+        if rows >= TABLE_CAP:
+            more = more or batch.height > 0
+            break
+        held.append(batch.head(TABLE_CAP - rows))
+        more = batch.height > TABLE_CAP - rows
+        rows += held[-1].height
+    page = Result(answer.count, answer.offset, answer.limit, pl.concat(held))
+    render(page, "table", out, fields=fields)
+    if more:
+        out.write(
+            f"stopped at {TABLE_CAP:,} rows: a table off a terminal aligns every row it "
+            "holds; -f tsv (or csv, ndjson) writes them all as they are read\n".encode()
+        )
 
 
 def json_response(result: Result, fields: Fields | None = None) -> str:
