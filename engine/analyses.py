@@ -16,7 +16,6 @@ whose text differs between the two inventories.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -26,8 +25,15 @@ import polars as pl
 
 from engine.backends.base import RID
 from engine.errors import Problem, QueryError
-from engine.instants import ALLOWED as TIME_ALLOWED
-from engine.instants import canonical_expr, format_instant, parse_instant
+from engine.instants import (
+    MOMENT_ALLOWED,
+    SPAN_ALLOWED,
+    canonical_expr,
+    format_instant,
+    parse_instant,
+    parse_moment,
+    parse_span,
+)
 from engine.params import QueryParams
 from engine.query import BackupQuery
 from engine.spec import (
@@ -36,7 +42,6 @@ from engine.spec import (
     DEFAULT_THRESHOLD,
     DIFF_CHANGES,
     DIFF_KINDS,
-    DURATION_UNITS,
     FAIL_ON_VERDICTS,
     LONGEST_SPAN_DAYS,
     RPO_VERDICTS,
@@ -212,14 +217,11 @@ def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 # --- parameters ---------------------------------------------------------------
 
-_DURATION: Final = re.compile(r"([0-9]{1,9})([" + "".join(DURATION_UNITS) + "])")
-DURATION_ALLOWED: Final[str] = (
-    "a whole number and a unit: m (minutes), h (hours), d (days), e.g. 90m, 24h, 7d"
-)
+DURATION_ALLOWED: Final[str] = SPAN_ALLOWED
 
 
 def parse_duration(value: str | timedelta, name: str = "max_age") -> timedelta:
-    """A duration written ``90m``, ``24h`` or ``7d`` (or a timedelta, checked >= 0).
+    """A duration written ``90m``, ``24h``, ``7d`` or ``2w`` (or a timedelta, checked >= 0).
 
     Raises :class:`QueryError` naming ``name``.
 
@@ -230,30 +232,28 @@ def parse_duration(value: str | timedelta, name: str = "max_age") -> timedelta:
         if not timedelta(0) <= value <= longest:
             raise QueryError([Problem(name, str(value), "out of range", DURATION_ALLOWED)])
         return value
-    match = _DURATION.fullmatch(value.strip())
-    if match is None:
+    span = parse_span(value)
+    if span is None:
         raise QueryError([Problem(name, value, "not a duration", DURATION_ALLOWED)])
-    span = timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})  # at most 9 digits
     if span > longest:
         raise QueryError([Problem(name, value, "longer than 100 years", DURATION_ALLOWED)])
     return span
 
 
 def parse_at(value: str | datetime, name: str = "at") -> datetime:
-    """``now``, a SPEC timestamp (zone-less means UTC) or a datetime, as aware UTC.
+    """An instant of cbrq's own options (:func:`engine.instants.parse_moment`), as aware UTC.
 
-    Raises :class:`QueryError` naming ``name``.
+    Takes ``now``, ``today``, ``yesterday``, a date (midnight UTC), a relative
+    time (``-7d``, ``now-24h``), any SPEC timestamp (zone-less means UTC), or
+    a datetime. Raises :class:`QueryError` naming ``name`` and every accepted form.
 
     Example: ``parse_at("2026-01-01T00:00:00+08:00")`` -> 2025-12-31 16:00 UTC.
     """
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if value == "now":
-        return datetime.now(UTC)
-    instant = parse_instant(value)
+    instant = parse_moment(value)
     if instant is None:
-        allowed = f"now, or {TIME_ALLOWED}"
-        raise QueryError([Problem(name, value, "not a timestamp", allowed)])
+        raise QueryError([Problem(name, value, "not a time", MOMENT_ALLOWED)])
     return instant
 
 

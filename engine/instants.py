@@ -12,6 +12,14 @@ a second); leap seconds (``:60``) are invalid; instants outside years
 This module gives the grammar twice, for the two sizes of work and with the
 same answers: :func:`parse_instant` for one value (query parameters,
 error reports) and :func:`instant_expr` for a whole column (ingest).
+
+cbrq's own options (``--at``, ``--as-of``, ``--to``, ``--taken-at``,
+``--since``, ``--until``) take more, as people write time: :func:`parse_moment`
+adds ``now``, ``today``, ``yesterday``, a date (midnight UTC) and relative
+forms (``-7d``, ``now-24h``, ``today-1w``) to every form above, and
+:func:`parse_span` reads durations (``90m``, ``24h``, ``7d``, ``2w``). Query
+parameters (``start_time``, ``end_time``) keep the API's grammar: they call
+:func:`parse_instant` only.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from engine.spec import CANONICAL_TIMESTAMP_FORMAT
+from engine.spec import CANONICAL_TIMESTAMP_FORMAT, DURATION_UNITS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -158,3 +166,94 @@ def canonical_expr(instant: pl.Expr) -> pl.Expr:
     Example: ``df.select(canonical_expr(pl.col("created_at")))``.
     """
     return instant.dt.convert_time_zone("UTC").dt.strftime(CANONICAL_TIMESTAMP_FORMAT)
+
+
+# --- cbrq's own options: time as people write it ---------------------------------
+
+_SPAN: Final = re.compile(r"([0-9]{1,9})([" + "".join(DURATION_UNITS) + "])")
+#: What :func:`parse_span` accepts, in words (error messages and help).
+SPAN_ALLOWED: Final[str] = (
+    "a whole number and a unit: m (minutes), h (hours), d (days), w (weeks), e.g. 90m, 24h, 7d, 2w"
+)
+_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_RELATIVE: Final = re.compile(
+    r"(?P<anchor>now|today|yesterday)?(?:(?P<sign>[+-])(?P<span>[0-9]{1,9}[a-z]))?"
+)
+#: What :func:`parse_moment` accepts, in words (error messages and help).
+MOMENT_ALLOWED: Final[str] = (
+    "now, today or yesterday (midnight UTC), a date YYYY-MM-DD (midnight UTC), "
+    "a time relative to now such as -7d, now-24h or today-1w (units m, h, d, w), "
+    f"or a timestamp: {ALLOWED}"
+)
+
+
+def parse_span(text: str) -> timedelta | None:
+    """A duration written ``90m``, ``24h``, ``7d`` or ``2w``, or ``None`` if it is not one.
+
+    One past :class:`~datetime.timedelta`'s range (``999999999w``) is
+    ``timedelta.max``: too long for any use, and callers say so.
+
+    Example::
+
+        >>> parse_span("2w")
+        datetime.timedelta(days=14)
+    """
+    match = _SPAN.fullmatch(text.strip())
+    if match is None:
+        return None
+    try:
+        return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})  # at most 9 digits
+    except OverflowError:
+        return timedelta.max
+
+
+def parse_moment(text: str, now: datetime | None = None) -> datetime | None:
+    """An instant as cbrq's own options take it, aware UTC, or ``None`` if invalid.
+
+    Every :func:`parse_instant` form, and ``now``, ``today`` (midnight UTC),
+    ``yesterday``, a date ``YYYY-MM-DD`` (midnight UTC), and those words with
+    a span added or taken away (``now-24h``, ``today-1w``; ``-7d`` alone
+    counts from now). Words are read in any case. ``now``: the clock's
+    instant, by default ``datetime.now(UTC)``.
+
+    Example::
+
+        >>> parse_moment("2026-11-01")
+        datetime.datetime(2026, 11, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    stripped = text.strip()
+    exact = parse_instant(stripped)
+    if exact is not None:
+        return exact
+    date = _DATE.fullmatch(stripped)
+    if date is not None:
+        return _midnight(int(date[1]), int(date[2]), int(date[3]))
+    return _relative(stripped.lower(), now or datetime.now(UTC))
+
+
+def _midnight(year: int, month: int, day: int) -> datetime | None:
+    """Midnight UTC of a calendar day, or ``None`` for no such day (02-30, year 0)."""
+    try:
+        return datetime(year, month, day, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _relative(text: str, now: datetime) -> datetime | None:
+    """``now``/``today``/``yesterday``, with an optional ``±span``: ``None`` if not that form."""
+    match = _RELATIVE.fullmatch(text)
+    if match is None or not (match["anchor"] or match["span"]):
+        return None
+    now = now.astimezone(UTC)
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    base = {"today": today, "yesterday": today - timedelta(days=1)}.get(match["anchor"], now)
+    if match["span"] is None:
+        return base
+    span = parse_span(match["span"])
+    if span is None:
+        return None
+    try:
+        moved = base + span if match["sign"] == "+" else base - span
+    except OverflowError:  # past year 1 or 9999
+        return None
+    return moved if MIN_INSTANT <= moved <= MAX_INSTANT else None

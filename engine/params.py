@@ -17,6 +17,7 @@ one fails at import).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -280,8 +281,11 @@ def _time(key: str) -> Parser:
     def parse(values: list[str], _ctx: QueryContext) -> dict[str, Any]:
         instant = parse_instant(_one(values))
         if instant is None:
+            text = _one(values)
             hint = "for example 2018-02-01T12:00:00Z"
-            if " " in _one(values):
+            if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):  # a date is cbrq's, not the API's
+                hint = f"the API takes no bare date: write {text}T00:00:00Z"
+            elif " " in text:
                 hint = "a '+' in a query string means a space: write the offset as %2B08:00"
             raise _Bad("not a timestamp", TIME_ALLOWED, hint)
         return {key: instant}

@@ -150,8 +150,13 @@ STATS_KEYS: Final[tuple[str, ...]] = (*STATS_FIELDS, *STATS_PERIODS)
 #: Decision: ``stats`` needs at least one group key (no "one total row" case);
 #: a key given twice is an error. Group keys sort ascending with nulls last.
 DEFAULT_STATS_BY: Final[tuple[str, ...]] = ("status",)
-#: Durations are a whole number and a unit (``90m``, ``24h``, ``7d``).
-DURATION_UNITS: Final[dict[str, str]] = {"m": "minutes", "h": "hours", "d": "days"}
+#: Durations are a whole number and a unit (``90m``, ``24h``, ``7d``, ``2w``).
+DURATION_UNITS: Final[dict[str, str]] = {
+    "m": "minutes",
+    "h": "hours",
+    "d": "days",
+    "w": "weeks",
+}
 DEFAULT_MAX_AGE: Final[str] = "24h"
 #: Decision: durations, --min-days and --stuck-hours are at most 100 years (36,500
 #: days): longer ones name no real policy and overflow instant arithmetic.

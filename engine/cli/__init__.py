@@ -21,6 +21,7 @@ import click
 from engine.cli.analyses import COMMANDS as ANALYSIS_COMMANDS
 from engine.cli.history import COMMANDS as HISTORY_COMMANDS
 from engine.cli.options import (
+    TIME_WORDS,
     check_at,
     chosen_format,
     format_option,
@@ -190,7 +191,7 @@ def _kind_option(text: str) -> Callable[[F], F]:
     "--taken-at",
     callback=check_at,
     metavar="TIME",
-    help="When the export was taken: 'now' or a timestamp [default: the newest "
+    help=f"When the export was taken: {TIME_WORDS} [default: the newest "
     "updated_at of its backups].",
 )
 @click.option(

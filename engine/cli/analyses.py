@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 import click
 
 from engine.cli.options import (
+    TIME_WORDS,
     at_option,
     check_at,
     chosen_format,
@@ -193,7 +194,7 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
 
 @click.command()
 @analysis_source
-@max_age_option("Oldest acceptable good backup: a number and m, h or d (90m, 24h, 7d).")
+@max_age_option("Oldest acceptable good backup: a number and m, h, d or w (90m, 24h, 7d, 2w).")
 @_fail_on("rpo", "a resource has no good backup (never), or, with breach, one older than --max-age")
 @_only("rpo")
 @output_options
@@ -333,7 +334,7 @@ def _side(path: str) -> Inventory:
     "as_of",
     callback=check_at,
     metavar="TIME",
-    help="Instead of A and B: the store (--store) as of TIME is A ('now' or a timestamp).",
+    help=f"Instead of A and B: the store (--store) as of TIME is A ({TIME_WORDS}).",
 )
 @click.option(
     "--to",

@@ -116,8 +116,19 @@ def output_option(
     )
 
 
+#: How a TIME option is written (every one of them reads it by :func:`check_at`).
+TIME_WORDS: Final[str] = (
+    "now, today, yesterday, a date (2026-11-01: midnight UTC), -7d, now-24h "
+    "or a timestamp (2026-11-01T06:00:00Z)"
+)
+
+
 def check_at(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    """The callback of a time option: ``now`` or a SPEC timestamp, as aware UTC (or None).
+    """The callback of every TIME option, as aware UTC (or None): :data:`TIME_WORDS`.
+
+    One grammar for ``--at``, ``--as-of``, ``--to``, ``--taken-at``,
+    ``--since`` and ``--until`` (:func:`engine.instants.parse_moment`); a bad
+    value is an error naming the option and every accepted form.
 
     Example: ``click.option("--taken-at", callback=check_at)``.
     """
@@ -134,8 +145,7 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str) -> A
 
 #: The help of ``--at``, the instant every analysis measures ages against.
 AT_HELP: Final[str] = (
-    "The instant ages are measured against: 'now' or a timestamp "
-    "(2026-01-31T00:00:00Z, offsets and fractions accepted) "
+    f"The instant ages are measured against: {TIME_WORDS} "
     "[default: the newest updated_at of the inventory]. On a store fed --snapshot "
     "ingests, stats, rpo, retention, capacity, hygiene and report read the inventory "
     "as of an --at given."
@@ -143,7 +153,7 @@ AT_HELP: Final[str] = (
 
 
 def at_option(command: F) -> F:
-    """``--at TIME``, parsed (``now`` or a timestamp); ``None``: the inventory's default.
+    """``--at TIME``, parsed by :func:`check_at`; ``None``: the inventory's default.
 
     Example: ``@at_option`` above an analysis command.
     """
@@ -265,7 +275,7 @@ def history_options() -> list[Callable[[F], F]]:
             "as_of",
             callback=check_at,
             metavar="TIME",
-            help="Answer as the API would have at TIME ('now' or a timestamp): the "
+            help=f"Answer as the API would have at TIME ({TIME_WORDS}): the "
             "backups present then, each at its version then [default: the latest].",
         ),
         click.option(

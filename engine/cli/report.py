@@ -35,7 +35,7 @@ from engine.errors import MissingExtra
 @analysis_source
 @output_option("report.html", "The HTML file to write (- for standard output).")
 @at_option
-@max_age_option("rpo: oldest acceptable good backup (90m, 24h, 7d).")
+@max_age_option("rpo: oldest acceptable good backup (90m, 24h, 7d, 2w).")
 @min_days_option("retention: shortest acceptable retention, in days.")
 @stuck_hours_option("hygiene: hours a backup may stay in a passing status (protecting, ...).")
 @click.option(

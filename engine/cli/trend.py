@@ -18,6 +18,7 @@ import click
 
 from engine.cli.analyses import analysis_source, emit
 from engine.cli.options import (
+    TIME_WORDS,
     check_at,
     format_option,
     max_age_option,
@@ -38,9 +39,16 @@ from engine.spec import DEFAULT_TREND_EVERY, STATS_PERIODS
     show_default=True,
     help="The period: day (UTC), week (ISO, from Monday) or month.",
 )
-@click.option("--since", callback=check_at, metavar="TIME", help="Start at this instant's period.")
-@click.option("--until", callback=check_at, metavar="TIME", help="End at this instant.")
-@max_age_option("breaches: rpo's oldest acceptable good backup (90m, 24h, 7d).")
+@click.option(
+    "--since",
+    callback=check_at,
+    metavar="TIME",
+    help=f"Start at this instant's period ({TIME_WORDS}).",
+)
+@click.option(
+    "--until", callback=check_at, metavar="TIME", help="End at this instant (as --since)."
+)
+@max_age_option("breaches: rpo's oldest acceptable good backup (90m, 24h, 7d, 2w).")
 @format_option()
 @output_option()
 @click.option(
