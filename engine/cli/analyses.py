@@ -124,6 +124,18 @@ def _run(name: str, options: dict[str, Any], **arguments: Any) -> Analysis:
     return result
 
 
+#: Where an analysis' ``at`` comes from when ``--at`` is not given (SPEC §5).
+AT_DEFAULT: Final[str] = "the newest updated_at"
+
+
+def at_origin(given: datetime | None, default: str = AT_DEFAULT) -> str:
+    """Where ``at`` came from, as a table's footer says it: given, or which default.
+
+    Example: ``at_origin(None)`` -> ``"default: the newest updated_at"``.
+    """
+    return "given" if given is not None else f"default: {default}"
+
+
 def emit(
     analysis: Analysis,
     fmt: str | None,
@@ -131,12 +143,17 @@ def emit(
     fail_on: str | None,
     fields: str | None = None,
     only: tuple[str, ...] | None = None,
+    *,
+    origin: str = "",
 ) -> None:
     """Write ``analysis`` (the rows of the ``only`` verdicts, its ``fields``) in the chosen format.
 
-    Exits 3 afterwards if a row fails ``fail_on`` (judged on every row,
-    whatever ``only`` and ``fields`` keep: the mail lists the problems, the
-    status says there is one).
+    ``origin``: where ``at`` came from (:func:`at_origin`), said after it in
+    a table's footer (json keeps ``{"at", "rows"}``). Exits 3 afterwards if a
+    row fails ``fail_on`` (judged on every row, whatever ``only`` and
+    ``fields`` keep: the mail lists the problems, the status says there is one).
+
+    Example: ``emit(inv.rpo(), "table", None, None, origin=at_origin(None))``.
     """
     failed = fail_on is not None and analysis.fails(fail_on)
     if only is not None:
@@ -149,19 +166,23 @@ def emit(
         chosen = Fields.parse(fields, analysis.frame.schema)
         analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
     with output_file(output, "wb") as out:
-        write(analysis, chosen_format(fmt, output), out, terminal=to_terminal(output))
+        write(
+            analysis, chosen_format(fmt, output), out, terminal=to_terminal(output), origin=origin
+        )
     if failed:
         sys.exit(3)
 
 
-def write(analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = False) -> None:
+def write(
+    analysis: Analysis, fmt: str, out: IO[bytes], *, terminal: bool = False, origin: str = ""
+) -> None:
     """Write ``analysis`` to ``out`` as ``fmt``, by the writers every output uses.
 
     Example: ``write(inv.rpo(), "ndjson", sys.stdout.buffer)``.
     """
     from engine import render
 
-    render.write(render.AnalysisOutput(analysis), fmt, out, terminal=terminal)
+    render.write(render.AnalysisOutput(analysis, origin), fmt, out, terminal=terminal)
 
 
 @click.command()
@@ -189,7 +210,8 @@ def stats(by: tuple[str, ...], fmt: str | None, output: str | None, **options: A
       cbrq stats 'status=error' --store inv --by vault_id,week -f csv -o errors.csv
       cbrq stats --store inv --by resource_type --fields resource_type,size_gb
     """
-    emit(_run("stats", options, by=by), fmt, output, None, options["fields"])
+    result = _run("stats", options, by=by)
+    emit(result, fmt, output, None, options["fields"], origin=at_origin(options["at"]))
 
 
 @click.command()
@@ -219,7 +241,7 @@ def rpo(
       cbrq rpo --store inv --at now --fail-on breach --only never,breach -f csv
     """
     result = _run("rpo", options, max_age=max_age)
-    emit(result, fmt, output, fail_on, options["fields"], only)
+    emit(result, fmt, output, fail_on, options["fields"], only, origin=at_origin(options["at"]))
 
 
 @click.command()
@@ -247,7 +269,7 @@ def retention(
       cbrq retention 'vault_id=VAULT' --store inv --fail-on short -f csv -o short.csv
     """
     result = _run("retention", options, min_days=min_days)
-    emit(result, fmt, output, fail_on, options["fields"], only)
+    emit(result, fmt, output, fail_on, options["fields"], only, origin=at_origin(options["at"]))
 
 
 @click.command()
@@ -283,7 +305,7 @@ def capacity(
       cbrq capacity --store inv --forecast
     """
     result = _run("capacity", options, forecast=forecast)
-    emit(result, fmt, output, fail_on, options["fields"], only)
+    emit(result, fmt, output, fail_on, options["fields"], only, origin=at_origin(options["at"]))
 
 
 @click.command()
@@ -312,7 +334,7 @@ def hygiene(
       cbrq hygiene --store inv --stuck-hours 12 --at now -f ndjson
     """
     result = _run("hygiene", options, stuck_hours=stuck_hours)
-    emit(result, fmt, output, None, options["fields"], only)
+    emit(result, fmt, output, None, options["fields"], only, origin=at_origin(options["at"]))
 
 
 def _side(path: str) -> Inventory:
@@ -379,7 +401,7 @@ def diff(
     else:
         with open_inventory(store, ()) as inventory:
             result = inventory.as_of(as_of).diff(inventory.as_of(to), at=at)
-    emit(result, fmt, output, None, fields, only)
+    emit(result, fmt, output, None, fields, only, origin=at_origin(at, f"{AT_DEFAULT} of B"))
 
 
 def _check_sides(

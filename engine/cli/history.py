@@ -41,7 +41,7 @@ def snapshots(store: str | None, fmt: str | None, output: str | None, **options:
     """
     with open_inventory(store, ()) as inventory:
         result = inventory.snapshots()
-    emit(result, fmt, output, None, options["fields"])
+    emit(result, fmt, output, None, options["fields"], origin="the newest taken_at")
 
 
 @click.command()
@@ -64,7 +64,7 @@ def history(
     """
     with open_inventory(store, ()) as inventory:
         result = inventory.history(list(ids))
-    emit(result, fmt, output, None, options["fields"])
+    emit(result, fmt, output, None, options["fields"], origin="the newest taken_at")
 
 
 COMMANDS: Final[tuple[click.Command, ...]] = (snapshots, history)

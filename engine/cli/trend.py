@@ -88,7 +88,7 @@ def trend(
             project=options["project"],
             semantics=semantics(options["exact_names"], options["time_field"]),
         )
-    emit(result, fmt, output, None, options["fields"])
+    emit(result, fmt, output, None, options["fields"], origin="the last row's")
 
 
 COMMANDS: Final[tuple[click.Command, ...]] = (trend,)

@@ -186,6 +186,8 @@ class AnalysisOutput:
     """
 
     analysis: Analysis
+    #: Where ``at`` came from, for the table's footer (``given``, ``default: ...``).
+    at_origin: str = ""
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -208,7 +210,7 @@ class AnalysisOutput:
 
     def table_text(self, terminal: bool) -> str:
         """The rows fitted to the terminal, then a footer with the row count and ``at``."""
-        return analysis_table(self.analysis, terminal=terminal)
+        return analysis_table(self.analysis, terminal=terminal, at_origin=self.at_origin)
 
 
 def _terminal_size(terminal: bool) -> tuple[int | None, int | None]:
@@ -504,7 +506,7 @@ def frame_table(
     """
     # Strings from a dump are shown, never obeyed: control characters escaped, and every
     # cell a rich Text (a name like "[/]" or ":smile:" is not markup or an emoji code).
-    view = visible_columns(flat(frame))
+    view = visible_columns(flat(_zoned(frame)))
     hidden = 0
     if max_rows is not None and view.height > max_rows:
         hidden = view.height - max_rows
@@ -514,6 +516,15 @@ def frame_table(
     view = view.select(list(least))
     most = _share_spare(view, least, width)
     return _draw(view, least, most, whole, width, _notes(footer, dropped, hidden))
+
+
+def _zoned(frame: pl.DataFrame) -> pl.DataFrame:
+    """Instant columns as text in the API's form with their zone: a table is read by people.
+
+    Example: ``_zoned(frame)["created_at"][0]`` -> ``"2026-11-01T06:00:00.000000Z"``.
+    """
+    instants = [n for n, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+    return frame.with_columns(canonical_expr(pl.col(n)) + "Z" for n in instants)
 
 
 def _drop_to_fit(
@@ -636,15 +647,19 @@ ANALYSIS_DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def analysis_table(analysis: Analysis, *, terminal: bool = False) -> str:
+def analysis_table(analysis: Analysis, *, terminal: bool = False, at_origin: str = "") -> str:
     """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
 
-    ``diff`` shows its counts per kind and change first.
+    ``at`` carries its zone (``Z``) and, after it, ``at_origin`` in brackets
+    (where it came from). ``diff`` shows its counts per kind and change first.
 
-    Example: ``print(analysis_table(inv.capacity()))``.
+    Example: ``print(analysis_table(inv.capacity(), at_origin="given"))``.
     """
     width, rows = _terminal_size(terminal)
-    at = analysis.at_text() or "none (the inventory has no updated_at)"
+    at_text = analysis.at_text()
+    at = "none (the inventory has no updated_at)" if at_text is None else f"{at_text}Z"
+    if at_text is not None and at_origin:
+        at += f" ({at_origin})"
     footer = f"{analysis.frame.height} rows; at {at}"
     text = ""
     if analysis.name == "diff" and {"kind", "change"} <= set(analysis.frame.columns):
