@@ -25,6 +25,7 @@ from engine.cli.options import (
     check_at,
     chosen_format,
     format_option,
+    format_output,
     from_option,
     history_options,
     open_inventory,
@@ -73,6 +74,14 @@ class _Group(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command named first in ``args``; its own arguments are kept for error hints."""
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_ARGS_META] = list(rest)
+        return name, command, rest
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -82,7 +91,8 @@ class _Group(click.Group):
         except click.UsageError as err:
             # One style for every error, click's own included, and the way to help.
             where = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            click.echo(f"cbrq: error: {err.format_message()} (see '{where} --help')", err=True)
+            message = _parameter_hint(err, ctx.meta.get(_ARGS_META, [])) or err.format_message()
+            click.echo(f"cbrq: error: {message} (see '{where} --help')", err=True)
             ctx.exit(err.exit_code)
         except click.ClickException as err:
             # click's own file errors (--batch FILE) in the same one style.
@@ -129,6 +139,49 @@ class _Group(click.Group):
             # status of its own (EX_SOFTWARE) so that tests and scripts tell it apart.
             click.echo(f"cbrq: error: {internal_error_message(err, store_label(ctx))}", err=True)
             ctx.exit(INTERNAL_ERROR_STATUS)
+
+
+#: Where ``ctx.meta`` keeps the arguments of the command being run (for :func:`_parameter_hint`).
+_ARGS_META = "cbrq.args"
+
+
+def _parameter_hint(err: click.UsageError, args: list[str]) -> str:
+    """For an unknown option named like a ListBackups parameter: the error, saying how to give it.
+
+    ``--status error``, ``--vault-id v1`` and ``--vault_id=v1`` are what other
+    tools would take; cbrq takes query parameters with ``-p KEY=VALUE`` (or in
+    the query string). Any other error: ``""`` (click's own message stands).
+
+    Example: ``_parameter_hint(err, ["--status", "error"])`` -> ``"... use -p status=error"``.
+    """
+    import shlex
+
+    from engine.params import PARAMS
+
+    if not isinstance(err, click.NoSuchOption) or err.ctx is None:
+        return ""
+    option = err.option_name
+    name = option.lstrip("-").replace("-", "_").lower()
+    if not option.startswith("--") or name not in {p.name for p in PARAMS}:
+        return ""
+    given = shlex.quote(f"{name}={_value_after(option, args)}")
+    text = f"no such option: {option}; {name} is a ListBackups parameter"
+    if any(p.name == "params" for p in err.ctx.command.params):
+        return f"{text}: use -p {given}"
+    return f"{text}, which {err.ctx.command_path} does not take: cbrq query -p {given} does"
+
+
+def _value_after(option: str, args: list[str]) -> str:
+    """The value given to ``option`` in ``args`` (``--x v`` or ``--x=v``), else ``VALUE``.
+
+    Example: ``_value_after("--status", ["--status", "error"])`` -> ``"error"``.
+    """
+    for index, token in enumerate(args):
+        if token.startswith(option + "="):
+            return token[len(option) + 1 :]
+        if token == option and index + 1 < len(args) and not args[index + 1].startswith("--"):
+            return args[index + 1]
+    return "VALUE"
 
 
 def _exit_now(ctx: click.Context, status: int) -> None:
@@ -717,7 +770,7 @@ def query(
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
             raise
-        with output_file(output, "wb") as out:
+        with format_output(output, chosen) as out:
             if answer is not None:
                 render.render_stream(answer, chosen, out, fields=chosen_fields)
             else:

@@ -30,10 +30,10 @@ from engine.cli.options import (
     check_at,
     chosen_format,
     format_option,
+    format_output,
     max_age_option,
     min_days_option,
     open_inventory,
-    output_file,
     output_option,
     query_params,
     semantics,
@@ -165,10 +165,9 @@ def emit(
 
         chosen = Fields.parse(fields, analysis.frame.schema)
         analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
-    with output_file(output, "wb") as out:
-        write(
-            analysis, chosen_format(fmt, output), out, terminal=to_terminal(output), origin=origin
-        )
+    chosen = chosen_format(fmt, output)
+    with format_output(output, chosen) as out:
+        write(analysis, chosen, out, terminal=to_terminal(output), origin=origin)
     if failed:
         sys.exit(3)
 

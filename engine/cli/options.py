@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
+import json
 import os
 import sys
 import tempfile
@@ -112,8 +114,30 @@ def output_option(
         default=default,
         show_default=default is not None,
         type=click.Path(dir_okay=False, writable=True, allow_dash=default is not None),
+        callback=warn_format_name,
         help=text,
     )
+
+
+def warn_format_name(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """The ``-o`` callback: a bare format name (``-o table``) is warned of, then obeyed.
+
+    Other tools (the AWS CLI's ``--output table``) name the format with the
+    option cbrq names the file with: when the value is one of the command's
+    ``-f`` formats and no such file exists, say so on stderr, naming ``-f``.
+
+    Example: ``click.option("-o", callback=warn_format_name)``.
+    """
+    formats = [p for p in ctx.command.params if p.name == "fmt"]
+    choices = (
+        formats[0].type.choices if formats and isinstance(formats[0].type, click.Choice) else ()
+    )
+    if value in choices and not os.path.exists(value):
+        click.echo(
+            f"cbrq: warning: -o {value} writes a file named {value!r}; did you mean -f {value}?",
+            err=True,
+        )
+    return value
 
 
 #: How a TIME option is written (every one of them reads it by :func:`check_at`).
@@ -434,6 +458,25 @@ def output_file(output: str | None, mode: str = "w") -> Iterator[IO[Any]]:
             # A write or fsync names no file: this output is the one that failed.
             raise OSError(err.errno, err.strerror, output) from err
         raise
+
+
+@contextlib.contextmanager
+def format_output(output: str | None, fmt: str) -> Iterator[IO[bytes]]:
+    """Where a command writes ``fmt`` (binary, :func:`output_file`); json on a terminal indented.
+
+    Off a terminal (a file, a pipe) the bytes are the writer's own, compact;
+    on one, ``-f json`` is shown indented by two spaces, as ``jq`` shows it.
+
+    Example: ``with format_output(None, "json") as out: out.write(b'{"a": 1}')``.
+    """
+    with output_file(output, "wb") as out:
+        if fmt != "json" or not to_terminal(output):
+            yield out
+            return
+        buffer = io.BytesIO()
+        yield buffer
+        document = json.loads(buffer.getvalue())
+        out.write(json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n")
 
 
 #: What a write of an output fails with (a read of the store never does).
