@@ -165,9 +165,9 @@ def emit(
 
         chosen = Fields.parse(fields, analysis.frame.schema)
         analysis = replace(analysis, frame=analysis.frame.select(chosen.columns()))
-    chosen = chosen_format(fmt, output)
-    with format_output(output, chosen) as out:
-        write(analysis, chosen, out, terminal=to_terminal(output), origin=origin)
+    written = chosen_format(fmt, output)
+    with format_output(output, written) as out:
+        write(analysis, written, out, terminal=to_terminal(output), origin=origin)
     if failed:
         sys.exit(3)
 

@@ -132,7 +132,7 @@ def warn_format_name(ctx: click.Context, param: click.Parameter, value: str | No
     choices = (
         formats[0].type.choices if formats and isinstance(formats[0].type, click.Choice) else ()
     )
-    if value in choices and not os.path.exists(value):
+    if value is not None and value in choices and not os.path.exists(value):
         click.echo(
             f"cbrq: warning: -o {value} writes a file named {value!r}; did you mean -f {value}?",
             err=True,
