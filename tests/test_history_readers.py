@@ -240,7 +240,7 @@ def test_diff_of_two_instants_on_the_command_line(two_days: Path) -> None:
         (["A"], "give both A and B"),
         (["A", "B", "--as-of", DAY1], "not both"),
         (["A", "B", "--store", "S"], "not both"),
-        (["--as-of", "yesterday"], "not a timestamp"),
+        (["--as-of", "the day before"], "--as-of='the day before': not a time"),
     ],
 )
 def test_diff_says_how_to_ask_for_two_instants(args: list[str], message: str) -> None:
