@@ -770,12 +770,19 @@ def query(
             if chosen == "json" and hasattr(err, "body"):
                 click.echo(json.dumps(err.body()))
             raise
-        with format_output(output, chosen) as out:
-            if answer is not None:
-                render.render_stream(answer, chosen, out, fields=chosen_fields)
-            else:
-                assert result is not None
-                render.render(result, chosen, out, terminal=True, fields=chosen_fields)
+        _write_answer(answer, result, chosen, output, chosen_fields)
+
+
+def _write_answer(answer: Any, result: Any, fmt: str, output: str | None, fields: Any) -> None:
+    """A query's answer in ``fmt``: streamed off a terminal, or the result read whole on one."""
+    from engine import render
+
+    with format_output(output, fmt) as out:
+        if answer is not None:
+            render.render_stream(answer, fmt, out, fields=fields)
+        else:
+            assert result is not None
+            render.render(result, fmt, out, terminal=True, fields=fields)
 
 
 def _run_batch(
