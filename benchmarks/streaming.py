@@ -37,7 +37,10 @@ def first_line(checkout: Path, store: Path) -> float:
     environment = {**os.environ, "PYTHONPATH": str(checkout)}
     command = f"{sys.executable} -m engine.cli query --store {store} -f ndjson | head -1"
     started = time.perf_counter()
-    subprocess.run(command, shell=True, env=environment, capture_output=True, check=True)
+    # Run from elsewhere: `-m` puts the working directory ahead of PYTHONPATH.
+    subprocess.run(
+        command, shell=True, env=environment, capture_output=True, check=True, cwd="/"
+    )
     return time.perf_counter() - started
 
 
