@@ -79,6 +79,9 @@ class Normalized:
     frame: pl.DataFrame
     rejected: list[Rejected] = field(default_factory=list)
     unknown_keys: set[str] = field(default_factory=set)
+    #: Where the unknown keys sit: each one's path of keys from the record, and the
+    #: paths of the keys under it (``("fail_code",)``, ``("fail_code", "Code")``).
+    unknown_paths: set[tuple[str, ...]] = field(default_factory=set)
 
 
 def empty_frame(kind: str) -> pl.DataFrame:
@@ -121,8 +124,8 @@ def normalize(
     if bad:
         return _slow(kind, chunks, lenient, "a field failed to parse")
     payload = frame[PAYLOAD]
-    unknown = _unknown_keys(payload.filter(_maybe_unknown(payload)))
-    return Normalized(frame, unknown_keys=unknown)
+    unknown, paths = _unknown_keys(payload.filter(_maybe_unknown(payload)))
+    return Normalized(frame, unknown_keys=unknown, unknown_paths=paths)
 
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
@@ -258,21 +261,67 @@ def _maybe_unknown(payload: pl.Series) -> pl.Series:
     )
 
 
-def _unknown_keys(rows: pl.Series) -> set[str]:
-    """Key names, at any depth, that no typed schema knows, in records that may hold some.
+def _unknown_keys(rows: pl.Series) -> tuple[set[str], set[tuple[str, ...]]]:
+    """Key names, at any depth, that no typed schema knows, in records that may hold some;
+    and their paths (:func:`_paths_of`).
 
     Taken apart a sample at a time: each round adds the names found to the
     known ones and keeps only records whose key count still exceeds their
-    count of known names.
+    count of known names. Each new name's path is read from one record of the
+    sample that holds it: a record decoded per unknown name, not per record.
     """
     found: set[str] = set()
+    holders: list[str] = []
     while rows.len():
-        tokens = rows.head(UNKNOWN_SAMPLE).str.extract_all(_KEY).explode().drop_nulls().unique()
+        sample = rows.head(UNKNOWN_SAMPLE)
+        tokens = sample.str.extract_all(_KEY).explode().drop_nulls().unique()
         names = tokens.str.extract(_KEY).to_list()
-        found |= {name for name in names if name is not None and name not in KNOWN_KEYS}
+        new = {name for name in names if name is not None and name not in KNOWN_KEYS} - found
+        holders += _holders(sample, new)
+        found |= new
         named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
         rows = rows.filter(rows.str.count_matches(_KEY) != named)
+    paths: set[tuple[str, ...]] = set()
+    for text in dict.fromkeys(holders):
+        paths |= _paths_of(json.loads(text), frozenset(found), ())
+    return found, paths
+
+
+def _holders(sample: pl.Series, names: set[str]) -> list[str]:
+    """For each of ``names``, the first record of ``sample`` holding it (one may serve many)."""
+    at = {int(sample.str.contains(_names_pattern(frozenset({n}))).arg_max() or 0) for n in names}
+    return [sample[i] for i in sorted(at)]
+
+
+def _paths_of(value: Any, unknown: frozenset[str], prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The paths in ``value`` of the keys named in ``unknown``, and of every key under them.
+
+    A list's elements share its path.
+
+    Example: ``_paths_of({"a": {"x": {"y": 1}}}, frozenset({"x"}), ())`` ->
+    ``{("a", "x"), ("a", "x", "y")}``.
+    """
+    found: set[tuple[str, ...]] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _paths_of(item, unknown, prefix)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            path = (*prefix, key)
+            if key in unknown:
+                found |= {path} | _paths_of(inner, frozenset(_names(inner)), path)
+            else:
+                found |= _paths_of(inner, unknown, path)
     return found
+
+
+def _names(value: Any) -> set[str]:
+    """Every key name in ``value``, at any depth."""
+    if isinstance(value, list):
+        return set().union(*(_names(item) for item in value))
+    if isinstance(value, dict):
+        return set(value).union(*(_names(inner) for inner in value.values()))
+    return set()
 
 
 @functools.cache
