@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from engine.api import ingest
 from engine.cli import main
-from engine.errors import InputError
+from engine.errors import RecordError
 from engine.ingest.pipeline import IngestSummary
 from tests.conftest import snapshot
 from tests.records import backup, page
@@ -121,3 +120,43 @@ def test_quiet_ingest_prints_no_summary(write: Write, store: Path) -> None:
     path = write("p.json", page(backup("a")))
     result = CliRunner().invoke(main, ["ingest", str(path), "--store", str(store), "-q"])
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_strict_ingest_of_a_folder_names_every_bad_file(write: Write, store: Path) -> None:
+    ingest([str(write("good.json", page(backup("a"))))], store)
+    before = snapshot(store)
+    write("b-bad.json", page(backup("b", resource_size="40GB")))
+    write("c-good.json", page(backup("c")))
+    write("d-broken.json", '{"count": 1, "backups": [')
+    write("e-bad.ndjson", json.dumps(backup("e")) + "\n" + json.dumps(backup("", name="x")) + "\n")
+    result = CliRunner().invoke(main, ["ingest", str(store.parent / "in"), "--store", str(store)])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("cbrq: error: 3 files cannot be ingested")
+    assert [line.split(":")[0].strip().rsplit("/", 1)[-1] for line in lines[1:]] == [
+        "b-bad.json",
+        "d-broken.json",
+        "e-bad.ndjson",
+    ]
+    assert "'resource_size'" in lines[1] and "line 2" in lines[3]
+    assert snapshot(store) == before
+
+
+def test_one_bad_file_keeps_its_own_error(write: Write, store: Path) -> None:
+    ingest([str(write("0.json", page(backup("z"))))], store)
+    before = snapshot(store)
+    write("a.json", page(backup("a")))
+    write("b.json", page(backup("b"), backup("b2", resource_size="40GB")))
+    with pytest.raises(RecordError) as caught:
+        ingest([str(store.parent / "in")], store)
+    assert str(caught.value).endswith("""field 'resource_size' = "40GB": expected an integer""")
+    assert "b.json" in str(caught.value) and "files cannot be ingested" not in str(caught.value)
+    assert snapshot(store) == before
+
+
+def test_lenient_ingest_still_lands_the_good_files(write: Write, store: Path) -> None:
+    write("a.json", page(backup("a")))
+    write("b.json", page(backup("b", resource_size="40GB")))
+    write("c.json", "not json")
+    summary = ingest([str(store.parent / "in")], store, lenient=True)
+    assert summary.totals["backups"] == 1 and summary.quarantined == 2

@@ -67,6 +67,8 @@ class Rejected:
     location: Location
     reason: str
     record: bytes | None = None
+    #: The error a strict ingest raises for it.
+    error: InputError | None = None
 
 
 @dataclass
@@ -100,13 +102,19 @@ def empty_frame(kind: str) -> pl.DataFrame:
 
 
 def normalize(
-    kind: str, chunks: Sequence[tuple[int, Chunk]], *, lenient: bool = False
+    kind: str,
+    chunks: Sequence[tuple[int, Chunk]],
+    *,
+    lenient: bool = False,
+    each_file: bool = False,
 ) -> Normalized:
     """Type the records of ``chunks`` (pairs of file ordinal and chunk) column-wise.
 
     Strict mode raises :class:`~engine.errors.RecordError` (or ``InputError``)
     for the first bad record in input order; lenient mode returns the bad
-    ones in ``rejected`` and types the rest.
+    ones in ``rejected`` and types the rest. ``each_file`` (strict, going on to
+    name every bad file): the first bad record of each file is returned in
+    ``rejected`` instead of raised, the rest of that file is not looked at.
 
     Example::
 
@@ -119,10 +127,10 @@ def normalize(
     try:
         frame = _fast(kind, chunks)
     except pa.ArrowInvalid as err:
-        return _slow(kind, chunks, lenient, str(err))
+        return _slow(kind, chunks, _Aside(lenient, each_file), str(err))
     frame, bad = _typed(frame, kind)
     if bad:
-        return _slow(kind, chunks, lenient, "a field failed to parse")
+        return _slow(kind, chunks, _Aside(lenient, each_file), "a field failed to parse")
     payload = frame[PAYLOAD]
     unknown, paths = _unknown_keys(payload.filter(_maybe_unknown(payload)))
     return Normalized(frame, unknown_keys=unknown, unknown_paths=paths)
@@ -337,47 +345,66 @@ def _escape(name: str) -> str:
 # --- the slow path: one record at a time, only when something is wrong -------
 
 
+class _Aside:
+    """What the slow path does with a bad record: raise it, or keep it (each, or a file's first)."""
+
+    def __init__(self, lenient: bool, each_file: bool) -> None:
+        self.lenient, self.each_file = lenient, each_file
+        self.rejected: list[Rejected] = []
+        self.files: set[str] = set()  # each_file: the files whose first problem is found
+
+    def skips(self, chunk: Chunk) -> bool:
+        """Whether ``chunk``'s file needs no more looking at."""
+        return chunk.source in self.files
+
+    def take(self, problem: RecordError, raw: bytes, chunk: Chunk) -> None:
+        """Raise ``problem`` (strict), or keep it."""
+        if not self.lenient and not self.each_file:
+            raise problem
+        self.rejected.append(Rejected(problem.location, problem.reason, raw, problem))
+        if self.each_file:
+            self.files.add(chunk.source)
+
+
 def _slow(
-    kind: str, chunks: Sequence[tuple[int, Chunk]], lenient: bool, fast_error: str
+    kind: str, chunks: Sequence[tuple[int, Chunk]], aside: _Aside, fast_error: str
 ) -> Normalized:
-    rejected: list[Rejected] = []
     kept: list[tuple[int, Chunk]] = []
     for seq, chunk in chunks:
         good: list[int] = []
         for index, raw in enumerate(chunk.records):
+            if aside.skips(chunk):
+                break
             problem = check_record(kind, bytes(raw), chunk.locate(index))
             if problem is None:
                 good.append(index)
-            elif not lenient:
-                raise problem
             else:
-                rejected.append(Rejected(problem.location, problem.reason, bytes(raw)))
-        kept.extend((seq, part) for part in _runs(chunk, good))
-    if not rejected:
+                aside.take(problem, bytes(raw), chunk)
+        if not aside.skips(chunk):
+            kept.extend((seq, part) for part in _runs(chunk, good))
+    if not aside.rejected:
         # The record checker found nothing: ask Arrow's reader record by record.
         kept = []
         for seq, chunk in chunks:
             refused = _refused(kind, chunk.records, 0, len(chunk.records))
             for index, reason in refused:
+                if aside.skips(chunk):
+                    break
                 problem = RecordError(
                     chunk.locate(index),
                     "(record)",
                     bytes(chunk.records[index])[:60].decode(errors="replace"),
                     f"the JSON reader refuses it: {reason}",
                 )
-                if not lenient:
-                    raise problem
-                rejected.append(
-                    Rejected(problem.location, problem.reason, bytes(chunk.records[index]))
-                )
+                aside.take(problem, bytes(chunk.records[index]), chunk)
             bad = {index for index, _ in refused}
             good = [i for i in range(len(chunk.records)) if i not in bad]
             kept.extend((seq, part) for part in _runs(chunk, good))
-        if not rejected:
+        if not aside.rejected:
             first = Location(chunks[0][1].source)
             raise InputError(first, f"records do not match the schema: {fast_error}")
     result = normalize(kind, kept, lenient=False) if kept else Normalized(empty_frame(kind))
-    result.rejected = rejected
+    result.rejected = aside.rejected
     return result
 
 

@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 import polars as pl
 
 from engine import interrupts
-from engine.errors import IncompleteExport, InputError
+from engine.errors import BadFiles, IncompleteExport, InputError
 from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
 from engine.ingest.snapshot import NARROW, Page, page_problems, record
@@ -303,6 +303,8 @@ def _read(
         raise
     finally:
         reader.pipeline.close()
+    if not lenient and reader.rejected:
+        _refuse(reader.rejected, refs)
     reader.summary.files = len(reader.entries)
     return _Read(
         reader.summary,
@@ -313,6 +315,20 @@ def _read(
         reader.pages,
         reader.narrow,
     )
+
+
+def _refuse(rejected: list[Rejected], refs: list[SourceRef]) -> None:
+    """Raise the first problem of each bad file, in input order: one file's own error, or
+    :class:`~engine.errors.BadFiles` naming them all."""
+    order = {ref.label: n for n, ref in enumerate(refs)}
+    first: dict[str, InputError] = {}
+    for problem in rejected:
+        error = problem.error or InputError(problem.location, problem.reason)
+        first.setdefault(problem.location.source, error)
+    errors = sorted(first.values(), key=lambda e: order.get(e.location.source, len(order)))
+    if len(errors) == 1:
+        raise errors[0]
+    raise BadFiles(errors)
 
 
 class _Reader:
@@ -356,10 +372,8 @@ class _Reader:
             source = read_source(ref)
             chunks = split_source(source) if source.sha256 not in self._known else None
         except InputError as err:
-            if not self._lenient:
-                self.pipeline.wait()  # an earlier batch's bad record is reported first
-                raise
-            self._unreadable.append(Rejected(err.location, err.reason))
+            # Strict too: every bad file is named at once (:func:`_refuse`).
+            self._unreadable.append(Rejected(err.location, err.reason, error=err))
             self._done_files += 1
             return
         self._done_files += 1
@@ -470,7 +484,8 @@ class _Pipeline:
     def _normalize(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
         results: list[tuple[str, Normalized]] = []
         for kind in RECORD_KINDS:
-            result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=self._lenient)
+            mine = [p for p in batch if p[1].kind == kind]
+            result = normalize(kind, mine, lenient=self._lenient, each_file=not self._lenient)
             if kind == "backups":
                 with self._gate:
                     if self._stopped:
