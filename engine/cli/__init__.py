@@ -747,7 +747,7 @@ def query(
     chosen_semantics = semantics(exact_names, time_field)
     with open_inventory(store, dumps, engine, spark_master, as_of, ever) as inventory:
         typed = inventory.lazy().collect_schema()
-        chosen_fields = None if fields is None else Fields.parse(fields, typed)
+        chosen_fields = None if fields is None else Fields.parse(fields, typed, payload=True)
         if batch is not None:
             _run_batch(inventory, batch, project, chosen_semantics, output, fmt, chosen_fields)
             return

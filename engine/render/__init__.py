@@ -294,7 +294,8 @@ def render(
         if fmt in ("json", "ndjson"):
             result = _records_of(result, fields)
         else:
-            result = replace(result, rows=result.frame.select(fields.columns()))
+            # From the rows: a kept unknown key is read from the records' text.
+            result = replace(result, rows=result.rows.select(fields.columns()))
             columns = tuple(result.rows.columns)
     write(QueryOutput(result, columns), fmt, out, terminal=terminal)
 
@@ -402,7 +403,7 @@ def json_response(result: Result, fields: Fields | None = None) -> str:
 
 def _records_of(result: Result, fields: Fields) -> Result:
     """``result`` with each record replaced by the JSON of its chosen fields."""
-    texts = json_texts(result.frame.select(fields.records()))
+    texts = json_texts(result.rows.select(fields.records()))
     return replace(result, rows=pl.DataFrame({PAYLOAD: texts}))
 
 
