@@ -648,6 +648,22 @@ ANALYSIS_DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def readable_changes(text: str) -> str:
+    """A diff row's ``changes`` (JSON text) as a person reads it: ``field: old → new``.
+
+    Example: ``readable_changes('{"status": ["protecting", "error"]}')`` ->
+    ``'status: protecting → error'``.
+    """
+
+    def shown(value: object) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    pairs = json.loads(text).items()
+    return "; ".join(f"{field}: {shown(old)} → {shown(new)}" for field, (old, new) in pairs)
+
+
 def analysis_table(analysis: Analysis, *, terminal: bool = False, at_origin: str = "") -> str:
     """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
 
@@ -668,8 +684,12 @@ def analysis_table(analysis: Analysis, *, terminal: bool = False, at_origin: str
             pl.len().alias("count")
         )
         text = frame_table(counts, width=width, whole=("kind", "change")) + "\n"
+    frame = analysis.frame
+    if analysis.name == "diff" and frame.schema.get("changes") == pl.String:
+        shown = [None if t is None else readable_changes(t) for t in frame["changes"].to_list()]
+        frame = frame.with_columns(pl.Series("changes", shown, pl.String))
     return text + frame_table(
-        analysis.frame,
+        frame,
         footer,
         width=width,
         max_rows=rows,
