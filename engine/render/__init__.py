@@ -345,12 +345,12 @@ def render_stream(
 
 def _cut(batch: pl.DataFrame, fmt: str, fields: Fields | None) -> pl.DataFrame:
     """A batch as :func:`render` shapes a page: records cut to ``fields``, or typed columns."""
+    # With fields, from the whole batch: a kept unknown key is read from the records' text.
     if fmt in ("json", "ndjson"):
         if fields is None:
             return batch
-        return pl.DataFrame({PAYLOAD: json_texts(_typed(batch).select(fields.records()))})
-    frame = _typed(batch)
-    return frame if fields is None else frame.select(fields.columns())
+        return pl.DataFrame({PAYLOAD: json_texts(batch.select(fields.records()))})
+    return _typed(batch) if fields is None else batch.select(fields.columns())
 
 
 def _typed(batch: pl.DataFrame) -> pl.DataFrame:
