@@ -35,6 +35,7 @@ from engine.instants import (
     parse_span,
 )
 from engine.params import QueryParams
+from engine.payload import canonical_payloads
 from engine.query import BackupQuery
 from engine.spec import (
     ANALYSIS_FORBIDDEN,
@@ -94,7 +95,14 @@ DIFF_SCHEMA: Final[dict[str, pl.DataType]] = {
     "id": pl.String(),
     "fields": pl.List(pl.String),
     "used_mb_delta": pl.Float64(),
+    # Added after SPEC §5's keys: the record's names, and each changed field's old and
+    # new value as JSON text of {"field": [old, new]} (an object in JSON output).
+    "name": pl.String(),
+    "resource_name": pl.String(),
+    "changes": pl.String(),
 }
+#: Columns holding JSON text that JSON output gives as the value it encodes.
+JSON_TEXT_COLUMNS: Final[tuple[str, ...]] = ("changes",)
 #: Records decoded at a time by ``diff`` (their texts as Python strings).
 DECODE_CHUNK: Final[int] = 50_000
 #: Per analysis, the column holding a row's verdict and the verdicts it can hold
@@ -209,10 +217,14 @@ def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     # JSON has no infinity (json.dumps would write the invalid token Infinity): a
     # number past the float range, such as an overflowing used_percent, is null there.
     floats = [c for c, t in frame.schema.items() if t in (pl.Float32, pl.Float64)]
-    return frame.with_columns(
+    rows = frame.with_columns(
         *(canonical_expr(pl.col(c)).alias(c) for c in instants),
         *(pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in floats),
     ).to_dicts()
+    texts = [c for c in JSON_TEXT_COLUMNS if frame.schema.get(c) == pl.String]
+    for row in rows if texts else ():
+        row.update({c: None if row[c] is None else json.loads(row[c]) for c in texts})
+    return rows
 
 
 # --- parameters ---------------------------------------------------------------
@@ -796,12 +808,28 @@ def _differing(a: pl.LazyFrame, b: pl.LazyFrame) -> pl.DataFrame:
 
 
 def _diff_rows(kind: str, found: pl.DataFrame) -> pl.DataFrame:
-    """Rows of ``kind`` from :func:`_differing`: added, removed, and the truly changed."""
+    """Rows of ``kind`` from :func:`_differing`: added, removed, and the truly changed.
+
+    Each row names its record (from B's text, or A's if removed); a changed row gives
+    each differing field's old and new value, timestamps in the API's form.
+    """
     fields: list[list[str] | None] = []
+    changes: list[str | None] = []
+    texts = found.select(
+        *(pl.col(c).pipe(_api_texts) for c in "ab"),
+        pl.coalesce("b", "a").str.json_path_match("$.name").alias("name"),
+        pl.coalesce("b", "a").str.json_path_match("$.resource_name").alias("resource_name"),
+    )
     for start in range(0, found.height, DECODE_CHUNK):  # bounded Python memory
-        part = found.slice(start, DECODE_CHUNK)
-        pairs = zip(part["a"].to_list(), part["b"].to_list(), strict=True)
-        fields += [None if a is None or b is None else changed_fields(a, b) for a, b in pairs]
+        part = texts.slice(start, DECODE_CHUNK)
+        for a, b in zip(part["a"].to_list(), part["b"].to_list(), strict=True):
+            if a is None or b is None:
+                fields.append(None)
+                changes.append(None)
+                continue
+            values = changed_values(a, b, kind == "vault")
+            fields.append(changed_fields(a, b) if "billing.used" in values else sorted(values))
+            changes.append(json.dumps(values, ensure_ascii=False, separators=(",", ":")))
     change = (
         pl.when(pl.col("a").is_null())
         .then(pl.lit("added"))
@@ -815,8 +843,33 @@ def _diff_rows(kind: str, found: pl.DataFrame) -> pl.DataFrame:
         "id",
         pl.Series("fields", fields, pl.List(pl.String)),
         pl.lit(None, pl.Float64).alias("used_mb_delta"),
+        texts["name"],
+        texts["resource_name"],
+        pl.Series("changes", changes, pl.String),
     )
     return rows.filter((pl.col("change") != "changed") | (pl.col("fields").list.len() > 0))
+
+
+def _api_texts(texts: pl.Expr) -> pl.Expr:
+    """Record texts with their timestamps in the API's form (as output shows them)."""
+    return texts.map_batches(canonical_payloads, return_dtype=pl.String)
+
+
+def changed_values(a_text: str, b_text: str, billing: bool = False) -> dict[str, list[Any]]:
+    """Each differing top-level key (as :func:`changed_fields`) with its old and new value.
+
+    ``billing`` (vaults): ``billing.used`` too when it differs, beside ``billing``.
+
+    Example: ``changed_values('{"s":"a","n":1}', '{"s":"b","n":1.0}') == {"s": ["a", "b"]}``.
+    """
+    a, b = json.loads(a_text), json.loads(b_text)
+    keys = sorted(k for k in a.keys() | b.keys() if not _equal(a.get(k), b.get(k), k))
+    out = {k: [a.get(k), b.get(k)] for k in keys}
+    if billing and "billing" in out:
+        was, now = ((v or {}).get("used") if isinstance(v, dict) else None for v in out["billing"])
+        if not _equal(was, now, "used"):
+            out["billing.used"] = [was, now]
+    return out
 
 
 def changed_fields(a_text: str, b_text: str) -> list[str]:

@@ -4,7 +4,8 @@
 
     CbrqError                      every error cbrq raises on purpose
     ├── InputError                 a dump file cbrq cannot take (CLI exit 1)
-    │   └── RecordError            one record in it is bad (field and value known)
+    │   ├── RecordError            one record in it is bad (field and value known)
+    │   └── BadFiles               several files cannot be taken: each one's first problem
     ├── StoreError                 the inventory on disk is missing or damaged (CLI exit 1)
     ├── QueryError (ValueError)    bad query parameters, all of them (HTTP 400, CLI exit 2)
     ├── MissingExtra               an optional dependency is not installed (CLI exit 2)
@@ -95,6 +96,26 @@ def _as_json(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
+
+
+class BadFiles(InputError):
+    """Several dump files a strict ingest cannot take: the first problem of each, in input order.
+
+    Example::
+
+        a, b = InputError(Location("a.json"), "not JSON"), InputError(Location("b.json"), "...")
+        str(BadFiles([a, b])).splitlines()[1] == "  a.json: not JSON"
+    """
+
+    def __init__(self, problems: Sequence[InputError]) -> None:
+        self.problems = list(problems)
+        self.location, self.reason = problems[0].location, problems[0].reason
+        lines = "".join(f"\n  {problem}" for problem in self.problems)
+        CbrqError.__init__(
+            self,
+            f"{len(self.problems)} files cannot be ingested (the first problem of each); "
+            f"nothing was ingested:{lines}",
+        )
 
 
 class Interrupted(KeyboardInterrupt):

@@ -61,7 +61,8 @@ ROW_KEYS = {
     ],
 }
 ROW_KEYS["hygiene"] = ROW_KEYS["retention"]
-DIFF_KEYS = ["kind", "change", "id", "fields", "used_mb_delta"]
+# SPEC §5's keys, then those issue 23 added (the record's names, each change's old and new).
+DIFF_KEYS = ["kind", "change", "id", "fields", "used_mb_delta", "name", "resource_name", "changes"]
 ANALYSES = sorted(ROW_KEYS)
 
 
@@ -358,6 +359,12 @@ def test_diff_names_the_changed_fields_and_the_vault_growth(tmp_path: Path) -> N
                 "id": "b1",
                 "fields": ["status", "updated_at"],
                 "used_mb_delta": None,
+                "name": "x",
+                "resource_name": None,
+                "changes": {
+                    "status": ["available", "error"],
+                    "updated_at": ["2026-01-01T00:00:00.000000", "2026-01-02T00:00:00.000000"],
+                },
             },
             {
                 "kind": "vault",
@@ -365,6 +372,12 @@ def test_diff_names_the_changed_fields_and_the_vault_growth(tmp_path: Path) -> N
                 "id": "v1",
                 "fields": ["billing"],
                 "used_mb_delta": 500.5,
+                "name": "v",
+                "resource_name": None,
+                "changes": {
+                    "billing": [{"size": 100, "used": 1000}, {"used": 1500.5, "size": 100}],
+                    "billing.used": [1000, 1500.5],
+                },
             },
         ],
     }

@@ -101,10 +101,12 @@ def test_report_and_diff_take_bad_resources(tmp_path: Path, resources: Any) -> N
     code, text, err = run("diff", str(tmp_path / "a"), str(tmp_path / "b"), "-f", "json")
     assert code == 0, err
     changed = [r for r in json.loads(text)["rows"] if r["kind"] == "vault"]
-    assert changed == [
+    spec_keys = ("kind", "change", "id", "fields", "used_mb_delta")
+    assert [{k: r[k] for k in spec_keys} for r in changed] == [
         {"kind": "vault", "change": "changed", "id": "v1", "fields": ["resources"],
          "used_mb_delta": 0.0}
     ]  # fmt: skip
+    assert changed[0]["changes"] == {"resources": [[{"id": "r1"}], resources]}
 
 
 JSON_VALUES = st.recursive(

@@ -78,11 +78,20 @@ def swapped(rows: list[Record]) -> list[Record]:
             **r,
             "change": turn[r["change"]],
             "used_mb_delta": None if r["used_mb_delta"] is None else -r["used_mb_delta"],
+            **swapped_changes(r["changes"] or {}),
         }
         for r in rows
     ]
     order = {name: n for n, name in enumerate(spec.DIFF_KINDS + spec.DIFF_CHANGES)}
     return sorted(out, key=lambda r: (order[r["kind"]], order[r["change"]], r["id"]))
+
+
+def swapped_changes(changes: Record) -> Record:
+    """The keys of a changed row that diff(B, A) turns: old and new, and the names (A's)."""
+    if not changes:
+        return {}
+    names = {k: changes[k][0] for k in ("name", "resource_name") if k in changes}
+    return {"changes": {k: [new, old] for k, (old, new) in changes.items()}, **names}
 
 
 # --- generated pairs --------------------------------------------------------------
@@ -210,13 +219,72 @@ def sides(case: Record) -> tuple[Generated, Generated]:
 
 @pytest.mark.parametrize("case", CASES, ids=[f"diff-{n}" for n in range(len(CASES))])
 def test_model_matches_golden(case: Record) -> None:
-    assert diff(*sides(case)) == case["expected"]
+    got = diff(*sides(case))
+    spec_keys = ["kind", "change", "id", "fields", "used_mb_delta"]
+    assert {**got, "rows": [{k: r[k] for k in spec_keys} for r in got["rows"]]} == case["expected"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"diff-{n}" for n in range(len(CASES))])
 def test_engine_matches_golden(case: Record) -> None:
     with opened(*sides(case)) as (a, b):
         got = engine_diff(a, b)
-    assert got == case["expected"]
+    # The golden rows hold SPEC §5's keys; the keys issue 23 added come after them.
+    spec_keys = ["kind", "change", "id", "fields", "used_mb_delta"]
+    assert {**got, "rows": [{k: r[k] for k in spec_keys} for r in got["rows"]]} == case["expected"]
     for row in got["rows"]:
-        assert list(row) == ["kind", "change", "id", "fields", "used_mb_delta"]
+        assert list(row) == [*spec_keys, "name", "resource_name", "changes"]
+
+
+# --- issue 23: the rows name the record and carry each change's old and new value ----------
+
+
+def named_pair() -> tuple[Generated, Generated]:
+    def b(i: str, **more: Any) -> Record:
+        return {"id": i, "name": f"n-{i}", "resource_name": f"vm-{i}", "status": "available"} | more
+
+    vault = {"id": "v", "name": "vault-1", "billing": {"size": 10, "used": 100, "status": "ok"}}
+    a = Generated([b("x", status="protecting"), b("y")], [vault], [])
+    b_vault = vault | {"billing": {"size": 10, "used": 250.5, "status": "ok"}}
+    later = b("x", status="error", name="renamed", created_at="2020-01-01T08:00:00+08:00")
+    return a, Generated([later, b("z")], [b_vault], [])
+
+
+def test_changed_rows_carry_names_and_old_and_new_values() -> None:
+    a, b = named_pair()
+    with opened(a, b) as (inv_a, inv_b):
+        rows = {r["id"]: r for r in engine_diff(inv_a, inv_b)["rows"]}
+    assert rows["x"]["changes"] == {
+        "created_at": [None, "2020-01-01T00:00:00.000000"],
+        "name": ["n-x", "renamed"],
+        "status": ["protecting", "error"],
+    }
+    assert rows["x"]["fields"] == ["created_at", "name", "status"]
+    assert (rows["x"]["name"], rows["x"]["resource_name"]) == ("renamed", "vm-x")
+    assert (rows["y"]["change"], rows["y"]["name"], rows["y"]["changes"]) == (
+        "removed",
+        "n-y",
+        None,
+    )
+    assert (rows["z"]["change"], rows["z"]["resource_name"]) == ("added", "vm-z")
+    vault = rows["v"]
+    assert vault["fields"] == ["billing"] and vault["name"] == "vault-1"
+    assert vault["changes"]["billing.used"] == [100, 250.5]
+    assert vault["used_mb_delta"] == 150.5 and vault["resource_name"] is None
+    assert diff(a, b)["rows"] == list(rows.values())
+
+
+def test_a_table_shows_old_and_new_and_csv_the_json(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    a, b = named_pair()
+    write(tmp_path / "a", a), write(tmp_path / "b", b)
+    left, right = str(tmp_path / "a"), str(tmp_path / "b")
+    runner = CliRunner()
+    table = runner.invoke(main, ["diff", left, right, "-f", "table"], prog_name="cbrq")
+    assert table.exit_code == 0, table.output
+    assert "status: protecting → error" in table.stdout
+    assert "billing.used: 100 → 250.5" in table.stdout
+    got = runner.invoke(main, ["diff", left, right, "-f", "csv"], prog_name="cbrq")
+    assert '"{""created_at"":[null,""2020-01-01T00:00:00.000000""],' in got.stdout

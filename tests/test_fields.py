@@ -158,3 +158,83 @@ def test_a_null_struct_stays_null_in_json() -> None:
     frame = pl.DataFrame({"e": [{"a": 1, "b": 2}, None]}, schema=schema)
     picked = frame.select(Fields.parse("e.a", frame.schema).records())
     assert picked["e"].to_list() == [{"a": 1}, None]
+
+
+# --- kept unknown keys (issue 23 item 6) ---------------------------------------------
+
+FAILED = {"Code": "BackupService.6100", "Description": "disk full", "retries": 3}
+
+
+def kept_dump(folder: Path) -> str:
+    from tests.records import backup, page
+
+    records = [backup("a", status="error", fail_code=FAILED), backup("b", status="error")]
+    path = folder / "p.json"
+    path.write_text(page(*records))
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "csv", "tsv", "table", "parquet"])
+def test_fields_reach_kept_unknown_keys_in_every_format(tmp_path: Path, fmt: str) -> None:
+    dump = kept_dump(tmp_path)
+    out = tmp_path / f"out.{fmt}"
+    chosen = "id,fail_code.Description,fail_code.retries"
+    result = cbrq(
+        "query", "sort=id:asc", "--from", dump, "--fields", chosen, "-f", fmt, "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        rows = json.loads(out.read_text())["backups"]
+    elif fmt == "ndjson":
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    else:
+        if fmt == "table":
+            assert "disk full" in out.read_text()
+            return
+        frame = (
+            pl.read_parquet(out)
+            if fmt == "parquet"
+            else pl.read_csv(out, separator="\t" if fmt == "tsv" else ",", infer_schema=False)
+        )
+        assert frame.rows() == [("a", "disk full", "3"), ("b", None, None)]
+        return
+    assert rows == [
+        {"id": "a", "fail_code": {"Description": "disk full", "retries": "3"}},
+        {"id": "b", "fail_code": None},
+    ]
+
+
+def test_a_whole_kept_object_comes_as_its_json(tmp_path: Path) -> None:
+    result = cbrq(
+        "query",
+        "sort=id:asc",
+        "--from",
+        kept_dump(tmp_path),
+        "--fields",
+        "id,fail_code",
+        "-f",
+        "csv",
+    )
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert json.loads(rows[0]["fail_code"]) == FAILED and rows[1]["fail_code"] == ""
+
+
+def test_payload_prefix_reads_a_kept_key_and_near_misses_stay_errors(tmp_path: Path) -> None:
+    dump = kept_dump(tmp_path)
+    result = cbrq(
+        "query", "sort=id:asc&limit=1", "--from", dump, "--fields", "_payload.fail_code.Code"
+    )
+    assert json.loads(result.stdout)["backups"] == [{"fail_code": {"Code": "BackupService.6100"}}]
+    near = cbrq("query", "--from", dump, "--fields", "id,stauts")
+    assert near.exit_code == 2 and "did you mean 'status'?" in near.stderr
+    typed = cbrq("query", "--from", dump, "--fields", "_payload.status")
+    assert typed.exit_code == 2 and "unknown field '_payload.status'" in typed.stderr
+
+
+def test_kept_paths_without_the_text_are_errors() -> None:
+    schema = {"id": pl.String}
+    with pytest.raises(FieldError):
+        Fields.parse("fail_code.Description", schema)
+    chosen = Fields.parse("id,fail_code.Description", schema, payload=True)
+    assert chosen.top == ["id", "_payload"] and chosen.kept == {("fail_code", "Description")}

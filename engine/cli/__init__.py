@@ -404,20 +404,14 @@ class _CountBar:
 
 
 def _print_summary(summary: IngestSummary) -> None:
-    lines = [
-        f"files: {summary.files} ingested, {len(summary.skipped)} skipped (already ingested)",
-        f"backups: {summary.backups_new} new, {summary.backups_replaced} replaced, "
-        f"{summary.backups_duplicate} duplicate ({summary.records['backups']} read)",
-        f"vaults: {summary.records['vaults']} read; members: {summary.records['members']} read",
-        "inventory: " + ", ".join(f"{n} {k}" for k, n in summary.totals.items()),
-    ]
-    if summary.unknown_keys:
-        keys = sorted(summary.unknown_keys)
-        shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
-        lines.append(f"unknown keys kept: {shown}")
+    from engine.render.summary import ingest_lines, number
+
+    terminal = sys.stderr.isatty()
+    lines = ingest_lines(summary, terminal)
     lines += _export_lines(summary)
     if summary.quarantined:
-        lines.append(f"quarantined: {summary.quarantined} (see {summary.quarantine_file})")
+        shown = number(summary.quarantined, terminal)
+        lines.append(f"quarantined: {shown} (see {summary.quarantine_file})")
     for label in summary.skipped:
         lines.append(f"skipped: {label}")
     mb = summary.bytes_read / 1e6
@@ -753,7 +747,7 @@ def query(
     chosen_semantics = semantics(exact_names, time_field)
     with open_inventory(store, dumps, engine, spark_master, as_of, ever) as inventory:
         typed = inventory.lazy().collect_schema()
-        chosen_fields = None if fields is None else Fields.parse(fields, typed)
+        chosen_fields = None if fields is None else Fields.parse(fields, typed, payload=True)
         if batch is not None:
             _run_batch(inventory, batch, project, chosen_semantics, output, fmt, chosen_fields)
             return

@@ -67,6 +67,8 @@ class Rejected:
     location: Location
     reason: str
     record: bytes | None = None
+    #: The error a strict ingest raises for it.
+    error: InputError | None = None
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Normalized:
     frame: pl.DataFrame
     rejected: list[Rejected] = field(default_factory=list)
     unknown_keys: set[str] = field(default_factory=set)
+    #: Where the unknown keys sit: each one's path of keys from the record, and the
+    #: paths of the keys under it (``("fail_code",)``, ``("fail_code", "Code")``).
+    unknown_paths: set[tuple[str, ...]] = field(default_factory=set)
 
 
 def empty_frame(kind: str) -> pl.DataFrame:
@@ -97,13 +102,19 @@ def empty_frame(kind: str) -> pl.DataFrame:
 
 
 def normalize(
-    kind: str, chunks: Sequence[tuple[int, Chunk]], *, lenient: bool = False
+    kind: str,
+    chunks: Sequence[tuple[int, Chunk]],
+    *,
+    lenient: bool = False,
+    each_file: bool = False,
 ) -> Normalized:
     """Type the records of ``chunks`` (pairs of file ordinal and chunk) column-wise.
 
     Strict mode raises :class:`~engine.errors.RecordError` (or ``InputError``)
     for the first bad record in input order; lenient mode returns the bad
-    ones in ``rejected`` and types the rest.
+    ones in ``rejected`` and types the rest. ``each_file`` (strict, going on to
+    name every bad file): the first bad record of each file is returned in
+    ``rejected`` instead of raised, the rest of that file is not looked at.
 
     Example::
 
@@ -116,13 +127,13 @@ def normalize(
     try:
         frame = _fast(kind, chunks)
     except pa.ArrowInvalid as err:
-        return _slow(kind, chunks, lenient, str(err))
+        return _slow(kind, chunks, _Aside(lenient, each_file), str(err))
     frame, bad = _typed(frame, kind)
     if bad:
-        return _slow(kind, chunks, lenient, "a field failed to parse")
+        return _slow(kind, chunks, _Aside(lenient, each_file), "a field failed to parse")
     payload = frame[PAYLOAD]
-    unknown = _unknown_keys(payload.filter(_maybe_unknown(payload)))
-    return Normalized(frame, unknown_keys=unknown)
+    unknown, paths = _unknown_keys(payload.filter(_maybe_unknown(payload)))
+    return Normalized(frame, unknown_keys=unknown, unknown_paths=paths)
 
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
@@ -258,21 +269,67 @@ def _maybe_unknown(payload: pl.Series) -> pl.Series:
     )
 
 
-def _unknown_keys(rows: pl.Series) -> set[str]:
-    """Key names, at any depth, that no typed schema knows, in records that may hold some.
+def _unknown_keys(rows: pl.Series) -> tuple[set[str], set[tuple[str, ...]]]:
+    """Key names, at any depth, that no typed schema knows, in records that may hold some;
+    and their paths (:func:`_paths_of`).
 
     Taken apart a sample at a time: each round adds the names found to the
     known ones and keeps only records whose key count still exceeds their
-    count of known names.
+    count of known names. Each new name's path is read from one record of the
+    sample that holds it: a record decoded per unknown name, not per record.
     """
     found: set[str] = set()
+    holders: list[str] = []
     while rows.len():
-        tokens = rows.head(UNKNOWN_SAMPLE).str.extract_all(_KEY).explode().drop_nulls().unique()
+        sample = rows.head(UNKNOWN_SAMPLE)
+        tokens = sample.str.extract_all(_KEY).explode().drop_nulls().unique()
         names = tokens.str.extract(_KEY).to_list()
-        found |= {name for name in names if name is not None and name not in KNOWN_KEYS}
+        new = {name for name in names if name is not None and name not in KNOWN_KEYS} - found
+        holders += _holders(sample, new)
+        found |= new
         named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
         rows = rows.filter(rows.str.count_matches(_KEY) != named)
+    paths: set[tuple[str, ...]] = set()
+    for text in dict.fromkeys(holders):
+        paths |= _paths_of(json.loads(text), frozenset(found), ())
+    return found, paths
+
+
+def _holders(sample: pl.Series, names: set[str]) -> list[str]:
+    """For each of ``names``, the first record of ``sample`` holding it (one may serve many)."""
+    at = {int(sample.str.contains(_names_pattern(frozenset({n}))).arg_max() or 0) for n in names}
+    return [sample[i] for i in sorted(at)]
+
+
+def _paths_of(value: Any, unknown: frozenset[str], prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The paths in ``value`` of the keys named in ``unknown``, and of every key under them.
+
+    A list's elements share its path.
+
+    Example: ``_paths_of({"a": {"x": {"y": 1}}}, frozenset({"x"}), ())`` ->
+    ``{("a", "x"), ("a", "x", "y")}``.
+    """
+    found: set[tuple[str, ...]] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _paths_of(item, unknown, prefix)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            path = (*prefix, key)
+            if key in unknown:
+                found |= {path} | _paths_of(inner, frozenset(_names(inner)), path)
+            else:
+                found |= _paths_of(inner, unknown, path)
     return found
+
+
+def _names(value: Any) -> set[str]:
+    """Every key name in ``value``, at any depth."""
+    if isinstance(value, list):
+        return set().union(*(_names(item) for item in value))
+    if isinstance(value, dict):
+        return set(value).union(*(_names(inner) for inner in value.values()))
+    return set()
 
 
 @functools.cache
@@ -288,47 +345,66 @@ def _escape(name: str) -> str:
 # --- the slow path: one record at a time, only when something is wrong -------
 
 
+class _Aside:
+    """What the slow path does with a bad record: raise it, or keep it (each, or a file's first)."""
+
+    def __init__(self, lenient: bool, each_file: bool) -> None:
+        self.lenient, self.each_file = lenient, each_file
+        self.rejected: list[Rejected] = []
+        self.files: set[str] = set()  # each_file: the files whose first problem is found
+
+    def skips(self, chunk: Chunk) -> bool:
+        """Whether ``chunk``'s file needs no more looking at."""
+        return chunk.source in self.files
+
+    def take(self, problem: RecordError, raw: bytes, chunk: Chunk) -> None:
+        """Raise ``problem`` (strict), or keep it."""
+        if not self.lenient and not self.each_file:
+            raise problem
+        self.rejected.append(Rejected(problem.location, problem.reason, raw, problem))
+        if self.each_file:
+            self.files.add(chunk.source)
+
+
 def _slow(
-    kind: str, chunks: Sequence[tuple[int, Chunk]], lenient: bool, fast_error: str
+    kind: str, chunks: Sequence[tuple[int, Chunk]], aside: _Aside, fast_error: str
 ) -> Normalized:
-    rejected: list[Rejected] = []
     kept: list[tuple[int, Chunk]] = []
     for seq, chunk in chunks:
         good: list[int] = []
         for index, raw in enumerate(chunk.records):
+            if aside.skips(chunk):
+                break
             problem = check_record(kind, bytes(raw), chunk.locate(index))
             if problem is None:
                 good.append(index)
-            elif not lenient:
-                raise problem
             else:
-                rejected.append(Rejected(problem.location, problem.reason, bytes(raw)))
-        kept.extend((seq, part) for part in _runs(chunk, good))
-    if not rejected:
+                aside.take(problem, bytes(raw), chunk)
+        if not aside.skips(chunk):
+            kept.extend((seq, part) for part in _runs(chunk, good))
+    if not aside.rejected:
         # The record checker found nothing: ask Arrow's reader record by record.
         kept = []
         for seq, chunk in chunks:
             refused = _refused(kind, chunk.records, 0, len(chunk.records))
             for index, reason in refused:
+                if aside.skips(chunk):
+                    break
                 problem = RecordError(
                     chunk.locate(index),
                     "(record)",
                     bytes(chunk.records[index])[:60].decode(errors="replace"),
                     f"the JSON reader refuses it: {reason}",
                 )
-                if not lenient:
-                    raise problem
-                rejected.append(
-                    Rejected(problem.location, problem.reason, bytes(chunk.records[index]))
-                )
+                aside.take(problem, bytes(chunk.records[index]), chunk)
             bad = {index for index, _ in refused}
             good = [i for i in range(len(chunk.records)) if i not in bad]
             kept.extend((seq, part) for part in _runs(chunk, good))
-        if not rejected:
+        if not aside.rejected:
             first = Location(chunks[0][1].source)
             raise InputError(first, f"records do not match the schema: {fast_error}")
     result = normalize(kind, kept, lenient=False) if kept else Normalized(empty_frame(kind))
-    result.rejected = rejected
+    result.rejected = aside.rejected
     return result
 
 

@@ -29,12 +29,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import polars as pl
 
 from engine import interrupts
-from engine.errors import IncompleteExport, InputError
+from engine.errors import BadFiles, IncompleteExport, InputError
 from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
 from engine.ingest.snapshot import NARROW, Page, page_problems, record
@@ -42,8 +43,9 @@ from engine.ingest.snapshot import taken_at as taken
 from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.manifest import IngestRecord, Manifest, read_manifest, resolve_store
-from engine.store.schema import empty_frame
-from engine.store.write import Generation, abandon, newest, ordering, writer_lock
+from engine.store.read import decoding, scan
+from engine.store.schema import PAYLOAD, ROW, SEQ, empty_frame
+from engine.store.write import Appended, Generation, abandon, newest, ordering, writer_lock
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -51,6 +53,8 @@ from engine.store.write import Generation, abandon, newest, ordering, writer_loc
 BATCH_BYTES: Final[int] = 64 << 20
 #: Batches normalized at once (each in its own thread).
 WORKERS: Final[int] = 2
+#: The hash of a record's text among an ingest's narrow rows.
+FP: Final[str] = "_fp"
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class IngestSummary:
     skipped: list[str] = field(default_factory=list)
     records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECORD_KINDS, 0))
     backups_new: int = 0
+    #: Stored copies superseded by this ingest's records (changed ones, and in a store
+    #: without history also those re-written with the same text).
     backups_replaced: int = 0
     backups_duplicate: int = 0
     totals: dict[str, int] = field(default_factory=dict)
@@ -95,12 +101,18 @@ class IngestSummary:
     segments_merged: int = 0
     #: SPEC §6: when the export was taken (``""``: unknown), whether it was declared a
     #: snapshot, whether its pages formed a complete export (``None``: no pages) and why
-    #: not, and the records found unchanged (history stores: not written again).
+    #: not, and the records found unchanged (same id and text as the stored copy; history
+    #: stores do not write them again).
     taken_at: str = ""
     snapshot: bool = False
     complete: bool | None = None
     why: str = ""
     backups_unchanged: int = 0
+    #: Records that took over a stored copy of their id with other content: new, changed,
+    #: unchanged and duplicate add up to the backups read.
+    backups_changed: int = 0
+    #: Each unknown key kept as its path from the record (``("fail_code", "Code")``).
+    unknown_paths: set[tuple[str, ...]] = field(default_factory=set)
 
 
 ProgressFn = Callable[[Tick], None]
@@ -291,6 +303,8 @@ def _read(
         raise
     finally:
         reader.pipeline.close()
+    if not lenient and reader.rejected:
+        _refuse(reader.rejected, refs)
     reader.summary.files = len(reader.entries)
     return _Read(
         reader.summary,
@@ -301,6 +315,20 @@ def _read(
         reader.pages,
         reader.narrow,
     )
+
+
+def _refuse(rejected: list[Rejected], refs: list[SourceRef]) -> None:
+    """Raise the first problem of each bad file, in input order: one file's own error, or
+    :class:`~engine.errors.BadFiles` naming them all."""
+    order = {ref.label: n for n, ref in enumerate(refs)}
+    first: dict[str, InputError] = {}
+    for problem in rejected:
+        error = problem.error or InputError(problem.location, problem.reason)
+        first.setdefault(problem.location.source, error)
+    errors = sorted(first.values(), key=lambda e: order.get(e.location.source, len(order)))
+    if len(errors) == 1:
+        raise errors[0]
+    raise BadFiles(errors)
 
 
 class _Reader:
@@ -344,10 +372,8 @@ class _Reader:
             source = read_source(ref)
             chunks = split_source(source) if source.sha256 not in self._known else None
         except InputError as err:
-            if not self._lenient:
-                self.pipeline.wait()  # an earlier batch's bad record is reported first
-                raise
-            self._unreadable.append(Rejected(err.location, err.reason))
+            # Strict too: every bad file is named at once (:func:`_refuse`).
+            self._unreadable.append(Rejected(err.location, err.reason, error=err))
             self._done_files += 1
             return
         self._done_files += 1
@@ -458,7 +484,8 @@ class _Pipeline:
     def _normalize(self, batch: list[tuple[int, Chunk]]) -> list[tuple[str, Normalized]]:
         results: list[tuple[str, Normalized]] = []
         for kind in RECORD_KINDS:
-            result = normalize(kind, [p for p in batch if p[1].kind == kind], lenient=self._lenient)
+            mine = [p for p in batch if p[1].kind == kind]
+            result = normalize(kind, mine, lenient=self._lenient, each_file=not self._lenient)
             if kind == "backups":
                 with self._gate:
                     if self._stopped:
@@ -504,6 +531,7 @@ def _absorb(
 ) -> None:
     summary.records[kind] += result.frame.height
     summary.unknown_keys |= result.unknown_keys
+    summary.unknown_paths |= result.unknown_paths
     rejected.extend(result.rejected)
     if kind != "backups" and result.frame.height:
         small[kind].append(result.frame)
@@ -530,7 +558,7 @@ def _call(
     """Check the call's pages; a snapshot that fails the check raises IncompleteExport."""
     rows = pl.concat(read.narrow) if read.narrow else pl.DataFrame(schema=_NARROW_SCHEMA)
     problems = page_problems(rows, read.pages, "backups")
-    vaults = [f.select(_narrow()[0], _narrow()[1], *NARROW[-2:]) for f in read.small["vaults"]]
+    vaults = [f.select(*_narrow()[:2], *NARROW[-2:]) for f in read.small["vaults"]]
     vault_projects: tuple[str, ...] = ()
     if vaults:
         listed = pl.concat(vaults)
@@ -562,6 +590,7 @@ def _narrow() -> list[pl.Expr]:
         pl.col("updated_at"),
         pl.col(NARROW[-2]).cast(pl.Int64),
         pl.col(NARROW[-1]).cast(pl.Int64),
+        pl.col(PAYLOAD).hash().alias(FP),
     ]
 
 
@@ -574,6 +603,7 @@ _NARROW_SCHEMA: Final = pl.Schema(
         "updated_at": pl.Datetime("us", "UTC"),
         "_seq": pl.Int64(),
         "_row": pl.Int64(),
+        FP: pl.UInt64(),
     }
 )
 
@@ -610,13 +640,10 @@ def _finish(
             continue
         phase(f"writing {kind}")
         if kind == "backups":
+            # Before the append: a store without history re-writes a record of the same text.
+            same = 0 if generation.history else _same_text(generation.root, previous, call.rows)
             done = generation.append(kind, sort, order)
-            summary.totals[kind] = done.live
-            summary.backups_new = done.added - done.displaced
-            summary.backups_replaced = done.displaced
-            summary.backups_duplicate = summary.records[kind] - done.added - done.unchanged
-            summary.backups_unchanged = done.unchanged
-            summary.segments_merged = done.merged
+            _count_backups(summary, done, same)
             if done.seen is not None:
                 sightings = generation.write_sightings(done.seen)
         else:
@@ -633,6 +660,50 @@ def _finish(
     if generation.history:
         ingests = generation.fold_sightings(ingests, quarantine)
     generation.commit(generation.manifest(summary.totals, files, quarantine, ingests))
+
+
+def _count_backups(summary: IngestSummary, done: Appended, same: int) -> None:
+    """The backups counts of ``summary`` from what the append did.
+
+    ``same``: records of a store without history that superseded a stored copy of
+    the same text (counted unchanged, not changed, though the store wrote them).
+    """
+    summary.totals["backups"] = done.live
+    summary.backups_new = done.added - done.displaced
+    summary.backups_replaced = done.displaced
+    summary.backups_changed = done.displaced - same
+    summary.backups_unchanged = done.unchanged + same
+    summary.backups_duplicate = summary.records["backups"] - done.added - done.unchanged
+    summary.segments_merged = done.merged
+
+
+def _same_text(root: Path, previous: Manifest, rows: pl.DataFrame) -> int:
+    """How many of this ingest's winning records meet a live stored copy of the same text.
+
+    ``rows``: the narrow rows of the call (hashed ids, ``_fp`` the text's hash). Only
+    the winners whose stored copy has the same ``updated_at`` can be the same text,
+    so the stored text is hashed for those alone; a winner beats such a copy (a tie
+    goes to the later file), so each is one of the stored copies the append displaces.
+    """
+    if not previous.tables.get("backups") or rows.height == 0:
+        return 0
+    winners = newest(rows.select("id", "updated_at", SEQ, ROW, FP), ["id"], ordering("backups")[1])
+    stored = scan(root, "backups", previous).select(
+        pl.col("id").hash().alias("id"), "updated_at", pl.col(PAYLOAD).alias("_text")
+    )
+    with decoding(root, previous, filesystem=False):
+        same_time = (
+            stored.select("id", "updated_at")
+            .filter(pl.col("id").is_in(winners["id"].implode()))
+            .collect()
+            .join(winners.select("id", "updated_at"), on=["id", "updated_at"], nulls_equal=True)
+        )
+        texts = (
+            stored.filter(pl.col("id").is_in(same_time["id"].implode()))
+            .select("id", pl.col("_text").hash().alias(FP))
+            .collect()
+        )
+    return winners.join(texts, on=["id", FP], how="semi").height
 
 
 def _record(previous: Manifest, read: _Read, call: _Call, sightings: str | None) -> IngestRecord:

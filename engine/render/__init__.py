@@ -294,7 +294,8 @@ def render(
         if fmt in ("json", "ndjson"):
             result = _records_of(result, fields)
         else:
-            result = replace(result, rows=result.frame.select(fields.columns()))
+            # From the rows: a kept unknown key is read from the records' text.
+            result = replace(result, rows=result.rows.select(fields.columns()))
             columns = tuple(result.rows.columns)
     write(QueryOutput(result, columns), fmt, out, terminal=terminal)
 
@@ -344,12 +345,12 @@ def render_stream(
 
 def _cut(batch: pl.DataFrame, fmt: str, fields: Fields | None) -> pl.DataFrame:
     """A batch as :func:`render` shapes a page: records cut to ``fields``, or typed columns."""
+    # With fields, from the whole batch: a kept unknown key is read from the records' text.
     if fmt in ("json", "ndjson"):
         if fields is None:
             return batch
-        return pl.DataFrame({PAYLOAD: json_texts(_typed(batch).select(fields.records()))})
-    frame = _typed(batch)
-    return frame if fields is None else frame.select(fields.columns())
+        return pl.DataFrame({PAYLOAD: json_texts(batch.select(fields.records()))})
+    return _typed(batch) if fields is None else batch.select(fields.columns())
 
 
 def _typed(batch: pl.DataFrame) -> pl.DataFrame:
@@ -402,7 +403,7 @@ def json_response(result: Result, fields: Fields | None = None) -> str:
 
 def _records_of(result: Result, fields: Fields) -> Result:
     """``result`` with each record replaced by the JSON of its chosen fields."""
-    texts = json_texts(result.frame.select(fields.records()))
+    texts = json_texts(result.rows.select(fields.records()))
     return replace(result, rows=pl.DataFrame({PAYLOAD: texts}))
 
 
@@ -647,6 +648,22 @@ ANALYSIS_DROP_ORDER: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def readable_changes(text: str) -> str:
+    """A diff row's ``changes`` (JSON text) as a person reads it: ``field: old → new``.
+
+    Example: ``readable_changes('{"status": ["protecting", "error"]}')`` ->
+    ``'status: protecting → error'``.
+    """
+
+    def shown(value: object) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    pairs = json.loads(text).items()
+    return "; ".join(f"{field}: {shown(old)} → {shown(new)}" for field, (old, new) in pairs)
+
+
 def analysis_table(analysis: Analysis, *, terminal: bool = False, at_origin: str = "") -> str:
     """The rows as a table fitted to the terminal, then a footer stating the row count and ``at``.
 
@@ -667,8 +684,12 @@ def analysis_table(analysis: Analysis, *, terminal: bool = False, at_origin: str
             pl.len().alias("count")
         )
         text = frame_table(counts, width=width, whole=("kind", "change")) + "\n"
+    frame = analysis.frame
+    if analysis.name == "diff" and frame.schema.get("changes") == pl.String:
+        shown = [None if t is None else readable_changes(t) for t in frame["changes"].to_list()]
+        frame = frame.with_columns(pl.Series("changes", shown, pl.String))
     return text + frame_table(
-        analysis.frame,
+        frame,
         footer,
         width=width,
         max_rows=rows,

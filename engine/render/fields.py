@@ -4,7 +4,10 @@ A field is a dotted path into the typed columns: a top-level column
 (``status``), a field of a struct (``extend_info.incremental``), or a field
 of every element of a list (``replication_records.status``: the list of
 their statuses). Paths are checked against the table's schema, so an unknown
-name is an error that says what that level holds. Records keep their nesting
+name is an error that says what that level holds. Where the records' text is
+at hand (queries), a name the schema lacks, and no near miss of one, is a kept
+unknown key read from ``_payload`` (``fail_code.Description``), as text (an
+object or list as its JSON); ``_payload.NAME`` always reads the kept key. Records keep their nesting
 in JSON (``{"id": ..., "extend_info": {"incremental": true}}``); the other
 formats get one column per path, named by the path. Imports only polars.
 """
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 Tree = dict[str, "Tree | None"]
 
 SEPARATOR: Final[str] = "."
+#: The column holding each record's text (:mod:`engine.store.schema`).
+PAYLOAD: Final[str] = "_payload"
 
 
 class FieldError(CbrqError):
@@ -70,10 +75,17 @@ class Fields:
 
     paths: tuple[tuple[str, ...], ...]
     schema: Mapping[str, PolarsDataType]
+    #: The paths read from the records' text (kept unknown keys), not from typed columns.
+    kept: frozenset[tuple[str, ...]] = frozenset()
 
     @classmethod
-    def parse(cls, text: str, schema: Mapping[str, PolarsDataType]) -> Fields:
+    def parse(
+        cls, text: str, schema: Mapping[str, PolarsDataType], *, payload: bool = False
+    ) -> Fields:
         """Read ``a,b.c`` against ``schema``; raises :class:`FieldError` for a name it lacks.
+
+        ``payload``: the records' text can be read, so a name the schema lacks
+        (and that is no near miss of one) is a kept unknown key.
 
         Example::
 
@@ -83,28 +95,33 @@ class Fields:
         names = [name.strip() for name in text.split(",") if name.strip()]
         if not names:
             raise FieldError("", "", list(schema))
-        paths = []
+        paths, kept = [], set()
         for name in dict.fromkeys(names):  # a repeated name counts once
             path = tuple(name.split(SEPARATOR))
-            _dtype_at(path, schema)
+            if payload and _is_kept(path, schema):
+                path = path[1:] if path[0] == PAYLOAD else path
+                kept.add(path)
+            else:
+                _dtype_at(path, schema)
             paths.append(path)
-        return cls(tuple(paths), schema)
+        return cls(tuple(paths), schema, frozenset(kept))
 
     @property
     def top(self) -> list[str]:
         """The top-level columns the paths need (what a query must read)."""
-        return list(dict.fromkeys(path[0] for path in self.paths))
+        return list(dict.fromkeys(PAYLOAD if p in self.kept else p[0] for p in self.paths))
 
     def columns(self) -> list[pl.Expr]:
         """One expression per path, named by the path (``extend_info.incremental``).
 
         Example: ``page.select(fields.columns())``.
         """
-        out = []
-        for path in self.paths:
-            expr = _get(pl.col(path[0]), self.schema[path[0]], path[1:])
-            out.append(expr.alias(SEPARATOR.join(path)))
-        return out
+        return [self._value(path).alias(SEPARATOR.join(path)) for path in self.paths]
+
+    def _value(self, path: tuple[str, ...]) -> pl.Expr:
+        if path in self.kept:
+            return _kept(path)
+        return _get(pl.col(path[0]), self.schema[path[0]], path[1:])
 
     def records(self) -> list[pl.Expr]:
         """The chosen values with their nesting kept: one expression per top-level name.
@@ -112,7 +129,11 @@ class Fields:
         Example: ``page.select(fields.records())`` for JSON output.
         """
         return [
-            _pick(pl.col(name), self.schema[name], sub).alias(name)
+            (
+                _pick(pl.col(name), self.schema[name], sub)
+                if name in self.schema
+                else _pick_kept((name,), sub)
+            ).alias(name)
             for name, sub in self._tree().items()
         ]
 
@@ -130,6 +151,35 @@ class Fields:
                     break  # the whole value is chosen already
                 level = level.setdefault(name, {})
         return tree
+
+
+def _is_kept(path: tuple[str, ...], schema: Mapping[str, PolarsDataType]) -> bool:
+    """Whether ``path`` names a kept unknown key: ``_payload.x``, or a top name the schema
+    lacks that is no near miss of one of its names (``nmae`` stays an error with a hint)."""
+    if path[0] == PAYLOAD:
+        return len(path) > 1 and all(path[1:]) and path[1] not in schema
+    if path[0] in schema or not all(path) or path[0].startswith("_"):
+        return False
+    return not difflib.get_close_matches(path[0], list(schema), n=1)
+
+
+def _kept(path: tuple[str, ...]) -> pl.Expr:
+    """The kept key at ``path`` in each record's text: a scalar as text, an object as JSON."""
+    selector = "$" + "".join(f"[{_quoted(name)}]" for name in path)
+    return pl.col(PAYLOAD).str.json_path_match(selector)
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a JSONPath bracket key."""
+    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _pick_kept(path: tuple[str, ...], tree: Tree | None) -> pl.Expr:
+    """The kept keys of ``tree`` under ``path``, nested as chosen (absent: null)."""
+    if tree is None:
+        return _kept(path)
+    picked = [_pick_kept((*path, k), sub).alias(k) for k, sub in tree.items()]
+    return pl.when(_kept(path).is_not_null()).then(pl.struct(picked))
 
 
 def _fields_of(dtype: PolarsDataType) -> dict[str, PolarsDataType] | None:

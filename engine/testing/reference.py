@@ -367,7 +367,10 @@ ANALYSIS_COLUMNS: dict[str, tuple[str, ...]] = {
         "backups",
         "resources",
     ),
-    "diff": ("kind", "change", "id", "fields", "used_mb_delta"),
+    "diff": (
+        *("kind", "change", "id", "fields", "used_mb_delta"),
+        *("name", "resource_name", "changes"),  # issue 23: added after SPEC §5's keys
+    ),
 }
 ANALYSIS_COLUMNS["hygiene"] = ANALYSIS_COLUMNS["retention"]
 # Restated from SPEC §5 rather than read from engine.spec, so that a wrong constant there shows.
@@ -697,12 +700,30 @@ def _json(value: Any, key: str | None = None) -> Any:
     return value
 
 
+def _shown(value: Any, key: str | None = None) -> Any:
+    """A value as output shows it: timestamps, at any depth, in the API's form."""
+    if key in spec.TIMESTAMP_KEYS and isinstance(value, str) and _instant(value) is not None:
+        return _api(_instant(value))
+    if isinstance(value, dict):
+        return {k: _shown(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def _named(record: Record) -> Record:
+    """The names a diff row carries (issue 23)."""
+    return {"name": record.get("name"), "resource_name": record.get("resource_name")}
+
+
 def _changes(kind: str, old: list[Record], new: list[Record]) -> list[Record]:
     a, b = {r["id"]: r for r in old}, {r["id"]: r for r in new}
     rows = []
     for change, ids in (("added", b.keys() - a.keys()), ("removed", a.keys() - b.keys())):
         rows += [
             {"kind": kind, "change": change, "id": i, "fields": None, "used_mb_delta": None}
+            | _named({**a, **b}[i])
+            | {"changes": None}
             for i in sorted(ids)
         ]
     for i in sorted(a.keys() & b.keys()):
@@ -710,12 +731,17 @@ def _changes(kind: str, old: list[Record], new: list[Record]) -> list[Record]:
         fields = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
         if not fields:
             continue
+        values = {k: [_shown(a[i].get(k), k), _shown(b[i].get(k), k)] for k in fields}
         delta = None
         if kind == "vault":
             was, now = ((r.get("billing") or {}).get("used") for r in (a[i], b[i]))
             delta = None if was is None or now is None else float(now) - float(was)
+            if _json(was) != _json(now):
+                values["billing.used"] = [was, now]
         rows.append(
             {"kind": kind, "change": "changed", "id": i, "fields": fields, "used_mb_delta": delta}
+            | _named(b[i])
+            | {"changes": values}
         )
     return rows
 
