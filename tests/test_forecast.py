@@ -90,6 +90,14 @@ def test_days_to_full_solves_the_line_for_the_threshold() -> None:
     assert days["full"] == 0.0
 
 
+def test_a_full_vault_is_0_days_from_full_even_without_an_at() -> None:
+    # an inventory with no updated_at has no at, so no line; "0 when already full" holds still
+    versions = _versions([("up", n, 3 - n, 4192.0 + 100 * n) for n in range(4)])
+    capacity = _capacity(("full", True), ("up", False))
+    days = dict(forecast(capacity, versions, None).select("id", "days_to_full").iter_rows())
+    assert days == {"full": 0.0, "up": None}
+
+
 def test_capacity_forecast_reads_the_stores_vault_versions(tmp_path: Path) -> None:
     store = tmp_path / "s"
     for day, used in ((1, 1000), (2, 2000), (3, 3000)):

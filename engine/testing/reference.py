@@ -1261,9 +1261,10 @@ def _story(line: _Timeline, ident: str) -> list[Record]:
 #     a numeric billing.used is no point; an ingest without a taken_at gives none. x = days
 #     from ``at`` (negative), y = billing.used (MB). The line is ordinary least squares: slope
 #     = sum(dx * dy) / sum(dx * dx), none when every x is equal. days_to_full is 0 for a vault
-#     ``full`` at ``at`` (capacity's row); else null with fewer than FORECAST_POINTS points, no
-#     slope or a slope <= 0, or a size (of the version at ``at``) that is missing or 0; else the
-#     x where the line meets threshold % of size x 1024 MB, at least 0. Rows are capacity's:
+#     ``full`` at ``at`` (capacity's row, even with no ``at`` at all); else null with no ``at``,
+#     fewer than FORECAST_POINTS points, no slope or a slope <= 0, or a size (of the version at
+#     ``at``) that is missing or 0; else the x where the line meets threshold % of size x 1024
+#     MB, at least 0. Rows are capacity's:
 #     the vaults present at ``at``; with ``at`` left out, the latest, and ``at`` is §5's
 #     default (the newest updated_at then). Sums are exact (fractions), floats at the end.
 
