@@ -16,6 +16,7 @@ from engine.api import ingest
 from engine.errors import IncompleteExport
 from engine.instants import parse_instant
 from engine.inventory import Inventory
+from engine.spec import FORECAST_POINTS
 from engine.testing import reference
 from engine.testing.strategies import Step, ingest_sequences
 from engine.trend.forecast import fit, forecast
@@ -161,7 +162,7 @@ def _instants(kept: list[reference.Ingest]) -> list[datetime | None]:
 
 
 @settings(max_examples=max(10, settings().max_examples // 2))
-@given(ingest_sequences())
+@given(ingest_sequences(min_ingests=FORECAST_POINTS, listed=True))
 def test_days_to_full_is_the_models(steps: list[Step]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         store = Path(scratch) / "s"
