@@ -291,7 +291,9 @@ DEFAULT_TREND_EVERY: Final[str] = "day"
 #: points, or a least-squares slope <= 0, ``days_to_full`` is null; a vault
 #: ``full`` at ``at`` gives 0; else the days from ``at`` until the line reaches
 #: ``threshold`` % of ``billing.size`` (GB x 1024 MB), at least 0 (a line already
-#: past the mark of a vault not yet full gives 0); null for a vault of size 0.
+#: past the mark of a vault not yet full gives 0); null for a vault of size 0. With
+#: no ``at`` (no backup with an ``updated_at``) there is no line: a full vault still
+#: gives 0, every other vault null.
 FORECAST_DAYS: Final[int] = 30
 FORECAST_POINTS: Final[int] = 3
 

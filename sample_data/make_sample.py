@@ -9,7 +9,9 @@ Everything comes from ``random.Random(20261127)``: no wall clock, no
 ``uuid4``, gzip with ``mtime=0``, so two runs write byte-identical files.
 Before writing, the script deletes only the files it generates itself (their
 names are listed in ``GENERATED_PATTERNS``); ``make_sample.py``,
-``api-example.json`` and ``README.md`` are never touched.
+``api-example.json`` and ``README.md`` are never touched. The daily series in
+``sample_daily/`` (beside this folder) is not this script's: ``cbrq generate
+sample_daily -n 20 --days 5 --seed 7`` writes it (README.md).
 
 What is generated (SPEC §1 record shapes; see README.md for the edge cases):
 

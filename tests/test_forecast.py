@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import event, given, note, settings
 
 from engine.api import ingest
+from engine.errors import IncompleteExport
+from engine.instants import parse_instant
 from engine.inventory import Inventory
+from engine.spec import FORECAST_POINTS
+from engine.testing import reference
+from engine.testing.strategies import Step, ingest_sequences
 from engine.trend.forecast import fit, forecast
+from tests.golden import daily
 
 AT = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -82,6 +91,14 @@ def test_days_to_full_solves_the_line_for_the_threshold() -> None:
     assert days["full"] == 0.0
 
 
+def test_a_full_vault_is_0_days_from_full_even_without_an_at() -> None:
+    # an inventory with no updated_at has no at, so no line; "0 when already full" holds still
+    versions = _versions([("up", n, 3 - n, 4192.0 + 100 * n) for n in range(4)])
+    capacity = _capacity(("full", True), ("up", False))
+    days = dict(forecast(capacity, versions, None).select("id", "days_to_full").iter_rows())
+    assert days == {"full": 0.0, "up": None}
+
+
 def test_capacity_forecast_reads_the_stores_vault_versions(tmp_path: Path) -> None:
     store = tmp_path / "s"
     for day, used in ((1, 1000), (2, 2000), (3, 3000)):
@@ -103,3 +120,76 @@ def test_capacity_forecast_reads_the_stores_vault_versions(tmp_path: Path) -> No
     assert "days_to_full" not in plain.columns
     assert rows.columns[-1] == "days_to_full"
     assert rows["days_to_full"].to_list() == [pytest.approx((8192 - 3000) / 1000)]
+
+
+# --- against the model ---------------------------------------------------------------------
+
+
+def _run(steps: list[Step], store: Path, folder: Path) -> list[reference.Ingest]:
+    """Ingest ``steps`` in turn (as tests/test_history.py does); the calls the store kept."""
+    kept: list[reference.Ingest] = []
+    for number, step in enumerate(steps):
+        if not step.files:
+            continue  # `cbrq ingest` takes at least one path
+        taken = None if step.taken_at is None else parse_instant(step.taken_at)
+        options = {"snapshot": step.ingest.snapshot, "scope": step.ingest.scope, "taken_at": taken}
+        try:
+            ingest(step.write(folder / str(number)), store, **options)
+        except IncompleteExport:
+            assert step.refused
+            continue
+        assert not step.refused
+        kept.append(step.ingest)
+    return kept
+
+
+def _same(got: float | None, want: float | None) -> bool:
+    """Both null, or days equal to 1e-6 (relative) or 1e-6 days."""
+    if got is None or want is None:
+        return got is want
+    return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def _instants(kept: list[reference.Ingest]) -> list[datetime | None]:
+    """The default ``at``, each taken_at and an hour before, and the 30-day window's edges."""
+    times = sorted({t for t in reference.taken_at_of(kept) if t is not None})
+    if not times:
+        return [None]
+    window = timedelta(days=30)
+    edges = {times[-1] + window, times[0] + window, times[0] + window + timedelta(microseconds=1)}
+    probes = {t + delta for t in times for delta in (timedelta(0), timedelta(hours=-1))}
+    return [None, *sorted(probes | edges)]
+
+
+@settings(max_examples=max(10, settings().max_examples // 2))
+@given(ingest_sequences(min_ingests=FORECAST_POINTS, listed=True))
+def test_days_to_full_is_the_models(steps: list[Step]) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        store = Path(scratch) / "s"
+        kept = _run(steps, store, Path(scratch))
+        if not kept or not kept[0].snapshot:
+            return  # history begins with a store's first snapshot (README)
+        with Inventory.open(store) as inv:
+            for at in _instants(kept):
+                frame = inv.capacity(at=at, forecast=True).frame
+                got = dict(frame.select("id", "days_to_full").iter_rows())
+                want = {r["id"]: r["days_to_full"] for r in reference.forecast(kept, at)["rows"]}
+                note(f"at {at}: engine {got}, model {want}")
+                assert got.keys() == want.keys()
+                assert all(_same(got[k], want[k]) for k in got)
+                event("a line rising to the threshold" if any(want.values()) else "no line")
+
+
+def test_the_model_gives_the_golden_forecast_of_the_bundled_series() -> None:
+    calls = []
+    for day in sorted(p for p in daily.SERIES.iterdir() if p.is_dir()):
+        dumps = [json.loads(f.read_text()) for f in sorted(day.rglob("*.json"))]
+        calls.append(reference.Ingest.from_dumps(dumps, snapshot=True))
+    want = json.loads((daily.HERE / "capacity-forecast.json").read_text())
+    model = reference.forecast(calls)
+    assert model["at"] == want["at"]
+    assert [r["id"] for r in model["rows"]] == [r["id"] for r in want["rows"]]
+    assert sum(r["days_to_full"] is not None for r in want["rows"]) == 4  # 3 full, 1 filling
+    for row, golden in zip(model["rows"], want["rows"], strict=True):
+        assert _same(row.pop("days_to_full"), golden.pop("days_to_full")), row["name"]
+        assert row == golden

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.inventory import Inventory
+from tests.golden import daily
 from tests.golden.cases import Case, cases, engine_answer, expected_by_reference, load_store
 
 CASES = cases()
@@ -37,3 +38,22 @@ def test_reference_matches_golden(case: Case) -> None:
     store: Path = load_store()
     project = case.project or "-"
     assert expected_by_reference(store, project, case.options, case.query) == case.expected
+
+
+# --- SPEC §6 over the bundled daily series (tests/golden/daily/) ----------------------------
+
+DAILY = daily.cases()
+
+
+def test_every_section_6_command_has_a_daily_case() -> None:
+    commands = {case.args[0] for case in DAILY}
+    assert commands >= {"snapshots", "history", "trend", "capacity", "diff", "query"}
+    assert any("--forecast" in c.args for c in DAILY)
+    assert any("--as-of" in c.args and c.args[0] == "query" for c in DAILY)
+
+
+@pytest.mark.parametrize("case", DAILY, ids=[c.file for c in DAILY])
+def test_the_cli_writes_the_daily_golden_output(case: daily.DailyCase) -> None:
+    expected = case.path.read_text()
+    got = daily.output(case)
+    assert daily.same(expected, got, case.file), f"{case.file}:\n{got}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
 from engine.cli import main
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, snapshot
 from tests.test_roundtrip import canonicalized, expected
 
 
@@ -67,3 +68,44 @@ def test_sample_data_round_trip(tmp_path: Path) -> None:
     )
     members = [r for recs in sample_records("members", "member") for r in recs]
     assert len(export(store, "members")) == len(members)
+
+
+# --- the bundled daily series (sample_daily/, beside sample_data/) --------------------------
+
+#: The bundled series and the command that writes it (sample_data/README.md says the same).
+DAILY = SAMPLE.parent / "sample_daily"
+DAILY_COMMAND = "cbrq generate sample_daily -n 20 --days 5 --seed 7"
+
+
+def _days() -> list[Path]:
+    return sorted(p for p in DAILY.iterdir() if p.is_dir())
+
+
+def test_the_daily_series_is_what_its_documented_command_writes(tmp_path: Path) -> None:
+    out = tmp_path / "sample_daily"
+    _, command, _, *options = DAILY_COMMAND.split()
+    result = CliRunner().invoke(main, [command, str(out), *options])
+    assert result.exit_code == 0, result.output
+    assert snapshot(out) == snapshot(DAILY)
+    assert [p.name for p in _days()] == [f"2026-01-0{n}" for n in range(1, 6)]
+    size = sum(p.stat().st_size for p in DAILY.rglob("*") if p.is_file())
+    assert size < 300_000, size  # small enough to bundle and to read by eye
+    assert DAILY_COMMAND in (SAMPLE / "README.md").read_text()
+
+
+def test_the_daily_series_feeds_a_store_day_by_day(tmp_path: Path) -> None:
+    store = str(tmp_path / "daily-store")
+    for day in _days():
+        args = ["ingest", str(day), "--store", store, "--snapshot", "-q"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["snapshots", "--store", store, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["taken_at"][:10] for r in rows] == [d.name for d in _days()]
+    projects = sorted(p.name for p in (_days()[0] / "backups").iterdir())
+    assert all(r["projects"] == projects and r["scope"] == "project" for r in rows)
+    assert rows[0]["added"] == rows[0]["backups"] == 20
+    for before, after in pairwise(rows):
+        assert after["backups"] == before["backups"] + after["added"] - after["gone"]

@@ -4,8 +4,9 @@ Plain Python only: records are the dicts of a dump (as ``cbrq export`` gives
 them back), the query is a query string, and the answer is the API response
 dict or ``{"error": [bad parameter names]}``. :func:`analysis` and
 :func:`diff` answer SPEC §5 with the JSON of ``cbrq <analysis> -f json``;
-:func:`as_of`, :func:`snapshots` and :func:`history` model SPEC §6 over a
-list of :class:`Ingest` calls (its readings are listed at its section). It
+:func:`as_of`, :func:`snapshots`, :func:`history`, :func:`trend` and
+:func:`forecast` model SPEC §6 over a list of :class:`Ingest` calls (its
+readings are listed at its section). It
 reads the written decisions of :mod:`engine.spec` (restated here where §5 needs
 them) but none of the engine's code paths, so that the engine and this model
 can disagree. Short on purpose: read it in one sitting.
@@ -1279,8 +1280,19 @@ def _story(line: _Timeline, ident: str) -> list[Record]:
 #     run from the period of max(first snapshot, since) to that of min(last snapshot, until),
 #     the last row at that end. "added"/"gone": matching backups present at this row's ``at``
 #     and not at the previous period's end, and the reverse.
-#  R9 A forecast's points are a vault's versions at the distinct taken_at of the ingests
-#     holding it in [at - 30 days, at], x in days; the line is ordinary least squares.
+#  R9 capacity --forecast (engine.spec's written decision, restated): a vault's points are the
+#     copies of it that kept ingests held (snapshot or not, present or not) whose taken_at is in
+#     [at - FORECAST_DAYS days, at], both ends in; one point per distinct taken_at, the copy of
+#     the later ingest (ingest order; then the later record) at a shared instant; a copy without
+#     a numeric billing.used is no point; an ingest without a taken_at gives none. x = days
+#     from ``at`` (negative), y = billing.used (MB). The line is ordinary least squares: slope
+#     = sum(dx * dy) / sum(dx * dx), none when every x is equal. days_to_full is 0 for a vault
+#     ``full`` at ``at`` (capacity's row, even with no ``at`` at all); else null with no ``at``,
+#     fewer than FORECAST_POINTS points, no slope or a slope <= 0, or a size (of the version at
+#     ``at``) that is missing or 0; else the x where the line meets threshold % of size x 1024
+#     MB, at least 0. Rows are capacity's:
+#     the vaults present at ``at``; with ``at`` left out, the latest, and ``at`` is §5's
+#     default (the newest updated_at then). Sums are exact (fractions), floats at the end.
 
 _ONE_MICRO = timedelta(microseconds=1)
 
@@ -1373,3 +1385,60 @@ def trend(
         )
         previous = now
     return rows
+
+
+def forecast(ingests: Sequence[Ingest], at: datetime | None = None) -> dict[str, Any]:
+    """``cbrq capacity --forecast -f json`` (SPEC §6, reading R9): capacity rows + ``days_to_full``.
+
+    ``at`` None reads the latest inventory at §5's default ``at``; a given one
+    reads the backups and vaults present then.
+
+    Example: ``{r["id"]: r["days_to_full"] for r in forecast(accepted(calls))["rows"]}``.
+    """
+    line = _timeline(ingests)
+    backups = list(as_of(ingests, at).values())
+    vaults = list(vaults_as_of(ingests, at).values())
+    result = analysis("capacity", backups, vaults, [], "", at=at)
+    when = _at(at, backups)
+    by_id = {v["id"]: v for v in vaults}
+    for row in result["rows"]:
+        row["days_to_full"] = _days_to_full(line, row, by_id[row["id"]], when)
+    return result
+
+
+def _points(line: _Timeline, ident: str, at: datetime) -> list[tuple[Fraction, Fraction]]:
+    """(days from ``at``, billing.used) of vault ``ident`` per distinct taken_at (R9)."""
+    newest: dict[datetime, Any] = {}
+    for i, ingest in enumerate(line.ingests):  # ingest order: a later copy replaces one
+        taken = line.taken[i]
+        if taken is None or not at - timedelta(days=spec.FORECAST_DAYS) <= taken <= at:
+            continue
+        for vault in ingest.vaults:
+            used = (vault.get("billing") or {}).get("used")
+            numeric = isinstance(used, int | float) and not isinstance(used, bool)
+            if vault.get("id") == ident and numeric:
+                newest[taken] = used
+    micros = timedelta(microseconds=1)
+    return [(Fraction((t - at) // micros, 86_400_000_000), Fraction(y)) for t, y in newest.items()]
+
+
+def _days_to_full(line: _Timeline, row: Record, vault: Record, at: datetime | None) -> float | None:
+    """R9's days until ``vault`` (capacity ``row``) meets its threshold, 0 when full, or None."""
+    if row["full"]:
+        return 0.0
+    size = (vault.get("billing") or {}).get("size")
+    if at is None or not isinstance(size, int | float) or size <= 0:
+        return None
+    points = _points(line, vault["id"], at)
+    if len(points) < spec.FORECAST_POINTS:
+        return None
+    x_mean = sum(x for x, _ in points) / len(points)
+    y_mean = sum(y for _, y in points) / len(points)
+    spread = sum((x - x_mean) ** 2 for x, _ in points)
+    if spread == 0:
+        return None
+    slope = sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
+    if slope <= 0:
+        return None
+    target = Fraction(row["threshold"]) / 100 * Fraction(size) * 1024
+    return float(max(x_mean + (target - y_mean) / slope, Fraction(0)))

@@ -472,8 +472,12 @@ def _export(
     alive: dict[str, Record],
     vault_records: list[Record],
     projects: list[str],
+    listed: bool = False,
 ) -> tuple[list[Any], bool]:
-    """The dump files of one day's export of ``kind``, and whether its pages were broken."""
+    """The dump files of one day's export of ``kind``, and whether its pages were broken.
+
+    ``listed``: a snapshot always holds its vault listing (else one in two does).
+    """
     if kind == "partial":
         return draw(_partial(alive, vault_records)), False
     size = draw(st.integers(1, 3))
@@ -490,7 +494,7 @@ def _export(
         listings = [[{"vault": v} for v in vault_records if v["id"] == vault]]
     broken = draw(st.integers(0, 4)) == 0 and draw(_broken(groups))
     files = [page for group in groups for page in group]
-    if draw(st.booleans()):
+    if listed or draw(st.booleans()):
         files += [page for listing in listings for page in listing]
     if draw(st.booleans()):
         files = draw(st.permutations(files))
@@ -508,9 +512,10 @@ def _step(
     days: int,
     projects: list[str],
     kinds: tuple[str, ...],
+    listed: bool = False,
 ) -> Step:
     kind = draw(st.sampled_from(kinds))
-    files, broken = draw(_export(kind, alive, vault_records, projects))
+    files, broken = draw(_export(kind, alive, vault_records, projects, listed))
     taken = draw(st.sampled_from(["default", "day", "day", "other"]))
     when = None
     if taken != "default":
@@ -531,6 +536,8 @@ def ingest_sequences(
     max_ingests: int = 6,
     max_projects: int = 2,
     kinds: tuple[str, ...] = ("project", "project", "vault", "partial"),
+    min_ingests: int = 1,
+    listed: bool = False,
 ) -> list[Step]:
     """A short history of daily exports of one or two projects, as ingest calls.
 
@@ -540,6 +547,8 @@ def ingest_sequences(
     order, sometimes out of order or the same day twice: a project-scope
     snapshot of some projects, a vault-scope snapshot of one vault, or a
     partial listing (``kinds`` picks among ``project``, ``vault``, ``partial``).
+    ``min_ingests`` to ``max_ingests`` calls; ``listed``: every snapshot holds
+    its vault listing (for series of vault usage such as ``capacity --forecast``).
     ``--taken-at`` is that day's noon, another day's, or left to the default.
     Snapshot pages are sometimes reordered or one given twice (still
     complete), and sometimes broken (``Step.refused``).
@@ -551,7 +560,7 @@ def ingest_sequences(
             kept = [s.ingest for s in steps if not s.refused]
     """
     projects = sorted(HISTORY_VAULTS)[: draw(st.integers(1, max_projects))]
-    days = draw(st.integers(1, max_ingests))
+    days = draw(st.integers(min_ingests, max_ingests))
     alive: dict[str, Record] = {}
     used: set[str] = set()
     worlds: list[tuple[dict[str, Record], list[Record]]] = []
@@ -562,4 +571,4 @@ def ingest_sequences(
     order = list(range(days))
     if draw(st.booleans()):
         order = draw(st.lists(st.integers(0, days - 1), min_size=days, max_size=days))
-    return [draw(_step(*worlds[day], day, days, projects, kinds)) for day in order]
+    return [draw(_step(*worlds[day], day, days, projects, kinds, listed)) for day in order]

@@ -48,12 +48,14 @@ def forecast(capacity: pl.DataFrame, versions: pl.LazyFrame, at: datetime | None
     """``capacity``'s rows (SPEC §5 columns) with ``days_to_full`` from the vault ``versions``.
 
     ``versions``: :func:`engine.store.history.vault_versions` (``id``, ``n``,
-    ``taken``, ``billing``). Without ``at`` no vault has a forecast.
+    ``taken``, ``billing``). Without ``at`` there is no line: a full vault is 0
+    days from full all the same, every other vault has no forecast.
 
     Example: ``forecast(inv.capacity().frame, vault_versions(root, manifest), at)``.
     """
     if at is None:
-        return capacity.with_columns(pl.lit(None, pl.Float64).alias("days_to_full"))
+        full = pl.when(pl.col("full")).then(pl.lit(0.0)).otherwise(pl.lit(None, pl.Float64))
+        return capacity.with_columns(full.alias("days_to_full"))
     used = pl.col("billing").struct.field("used").cast(pl.Float64)
     points = (
         versions.filter(pl.col("taken").is_between(at - timedelta(days=FORECAST_DAYS), at))
