@@ -97,6 +97,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's folder: the sample data, and the inputs the examples name."""
     here = tmp_path_factory.mktemp("user")
     shutil.copytree(SAMPLE, here / "sample_data")
+    shutil.copytree(SAMPLE.parent / "sample_daily", here / "sample_daily")
     first = sorted((SAMPLE / "dumps").rglob("*.json"))[0].read_bytes()
     (here / "dump.json.gz").write_bytes(gzip.compress(first))
     (here / "exports" / "2026-01" / "a").mkdir(parents=True)
