@@ -291,7 +291,12 @@ def _unknown_keys(rows: pl.Series) -> tuple[set[str], set[tuple[str, ...]]]:
         rows = rows.filter(rows.str.count_matches(_KEY) != named)
     paths: set[tuple[str, ...]] = set()
     for text in dict.fromkeys(holders):
-        paths |= _paths_of(json.loads(text), frozenset(found), ())
+        try:  # numbers stay text: a 5,000-digit integer is no reason to fail
+            paths |= _paths_of(
+                json.loads(text, parse_int=str, parse_float=str), frozenset(found), ()
+            )
+        except (RecursionError, ValueError):  # nested deeper than Python decodes: names alone
+            paths |= {(name,) for name in found if f'"{name}"' in text}
     return found, paths
 
 
