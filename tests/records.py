@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +38,17 @@ def page(*records: dict[str, Any], count: int | None = None) -> str:
     """A ListBackups response, pretty-printed as operators save them."""
     body = {"count": len(records) if count is None else count, "backups": list(records)}
     return json.dumps(body, indent=2)
+
+
+def write_page(path: Path, *records: dict[str, Any], count: int | None = None) -> str:
+    """Write a compact ListBackups page of ``records`` to ``path``; the path as text."""
+    total = len(records) if count is None else count
+    path.write_text(json.dumps({"count": total, "backups": list(records)}))
+    return str(path)
+
+
+def cbrq(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cbrq ARGS...`` as a user would, in a process of its own; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
+    )

@@ -9,8 +9,6 @@ dropped, reordered and repeated, out-of-order ``taken_at``, vault scope.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from engine.store.manifest import read_manifest
 from engine.testing import reference
 from engine.testing.strategies import Step, ingest_sequences
 from tests.conftest import snapshot as files_of
+from tests.records import cbrq, write_page
 
 
 def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dict[str, Any]:
@@ -45,38 +44,26 @@ def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dic
     }
 
 
-def _page(path: Path, *backups: dict[str, Any], count: int | None = None) -> str:
-    total = len(backups) if count is None else count
-    path.write_text(json.dumps({"count": total, "backups": list(backups)}))
-    return str(path)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture
 def two_days(tmp_path: Path) -> Path:
     """The issue's example: b-1, b-2 on day 1; b-2, b-3 on day 2 (b-1 deleted)."""
     store = tmp_path / "s"
-    day1 = _page(tmp_path / "day1.json", _backup("b-1", 1), _backup("b-2", 1))
-    day2 = _page(tmp_path / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
+    day1 = write_page(tmp_path / "day1.json", _backup("b-1", 1), _backup("b-2", 1))
+    day2 = write_page(tmp_path / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
     for day in (day1, day2):
-        assert _cli("ingest", day, "--store", str(store), "--snapshot", "-q").returncode == 0
+        assert cbrq("ingest", day, "--store", str(store), "--snapshot", "-q").returncode == 0
     return store
 
 
 def test_a_deleted_backup_is_not_listed_after_the_next_snapshot(two_days: Path) -> None:
-    done = _cli("query", "status=available", "--store", str(two_days), "-f", "json")
+    done = cbrq("query", "status=available", "--store", str(two_days), "-f", "json")
     assert sorted(b["id"] for b in json.loads(done.stdout)["backups"]) == ["b-2", "b-3"]
-    assert _cli("count", "--store", str(two_days), "--ever").stdout.strip() == "3"
-    day1 = _cli("count", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
+    assert cbrq("count", "--store", str(two_days), "--ever").stdout.strip() == "3"
+    day1 = cbrq("count", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
     assert day1.stdout.strip() == "2"
-    exported = _cli("export", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
+    exported = cbrq("export", "--store", str(two_days), "--as-of", "2026-11-01T12:00:00Z")
     assert sorted(b["id"] for b in json.loads(exported.stdout)["backups"]) == ["b-1", "b-2"]
-    duck = _cli("count", "--store", str(two_days), "--engine", "duckdb")
+    duck = cbrq("count", "--store", str(two_days), "--engine", "duckdb")
     assert duck.stdout.strip() == "2", duck.stderr
 
 
@@ -90,37 +77,37 @@ def test_the_server_executor_answers_the_latest_too(two_days: Path) -> None:
 
 
 def test_snapshots_and_history_say_what_went_when(two_days: Path) -> None:
-    rows = json.loads(_cli("snapshots", "--store", str(two_days), "-f", "json").stdout)["rows"]
+    rows = json.loads(cbrq("snapshots", "--store", str(two_days), "-f", "json").stdout)["rows"]
     assert [(r["seq"], r["backups"], r["added"], r["gone"]) for r in rows] == [
         (1, 2, 2, 0),
         (2, 2, 1, 1),
     ]
-    story = json.loads(_cli("history", "b-1", "--store", str(two_days), "-f", "json").stdout)
+    story = json.loads(cbrq("history", "b-1", "--store", str(two_days), "-f", "json").stdout)
     assert [(r["event"], r["taken_at"][:10]) for r in story["rows"]] == [
         ("seen", "2026-11-01"),
         ("gone", "2026-11-02"),
     ]
-    unknown = _cli("history", "b-9", "--store", str(two_days))
+    unknown = cbrq("history", "b-9", "--store", str(two_days))
     assert unknown.returncode == 2 and "never seen in this inventory: b-9" in unknown.stderr
 
 
 def test_an_incomplete_snapshot_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    ingest([_page(tmp_path / "a.json", _backup("b-1", 1))], store, snapshot=True)
+    ingest([write_page(tmp_path / "a.json", _backup("b-1", 1))], store, snapshot=True)
     before = files_of(store)
-    short = _page(tmp_path / "b.json", _backup("b-2", 2), count=3)
+    short = write_page(tmp_path / "b.json", _backup("b-2", 2), count=3)
     with pytest.raises(IncompleteExport, match=r"project p1: .* count 3 but hold 1 distinct"):
         ingest([short], store, snapshot=True)
     assert files_of(store) == before
-    done = _cli("ingest", short, "--store", str(store), "--snapshot")
+    done = cbrq("ingest", short, "--store", str(store), "--snapshot")
     assert done.returncode == 1 and "the inventory is unchanged" in done.stderr
-    plain = _cli("ingest", short, "--store", str(store))
+    plain = cbrq("ingest", short, "--store", str(store))
     assert plain.returncode == 0 and "not a complete export" in plain.stderr
 
 
 def test_the_same_snapshot_twice_changes_no_answer(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    day = _page(tmp_path / "day.json", _backup("b-1", 1), _backup("b-2", 1))
+    day = write_page(tmp_path / "day.json", _backup("b-1", 1), _backup("b-2", 1))
     ingest([day], store, snapshot=True)
     with Inventory.open(store) as inv:
         before = inv.query().to_dict()
@@ -134,8 +121,12 @@ def test_the_same_snapshot_twice_changes_no_answer(tmp_path: Path) -> None:
 
 def test_an_unchanged_record_is_not_written_again(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    ingest([_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))], store, snapshot=True)
-    second = _page(tmp_path / "2.json", _backup("b-1", 1), _backup("b-2", 2, "error"))
+    ingest(
+        [write_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))],
+        store,
+        snapshot=True,
+    )
+    second = write_page(tmp_path / "2.json", _backup("b-1", 1), _backup("b-2", 2, "error"))
     summary = ingest([second], store, snapshot=True)
     assert (summary.backups_unchanged, summary.backups_new, summary.backups_replaced) == (1, 0, 1)
     with Inventory.open(store, ever=True) as inv:
@@ -144,8 +135,8 @@ def test_an_unchanged_record_is_not_written_again(tmp_path: Path) -> None:
 
 def test_a_store_without_snapshots_answers_as_before(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    ingest([_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))], store)
-    ingest([_page(tmp_path / "2.json", _backup("b-2", 2, "error"), _backup("b-3", 2))], store)
+    ingest([write_page(tmp_path / "1.json", _backup("b-1", 1), _backup("b-2", 1))], store)
+    ingest([write_page(tmp_path / "2.json", _backup("b-2", 2, "error"), _backup("b-3", 2))], store)
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["version"] == 3 and [i["snapshot"] for i in manifest["ingests"]] == [False] * 2
     with Inventory.open(store) as inv:
@@ -153,7 +144,7 @@ def test_a_store_without_snapshots_answers_as_before(tmp_path: Path) -> None:
         assert inv.query("status=error").ids == ["b-2"]
         with pytest.raises(QueryError, match="keeps no history"):
             inv.as_of("2026-11-01T12:00:00Z")
-    refused = _cli("count", "--store", str(store), "--as-of", "now")
+    refused = cbrq("count", "--store", str(store), "--as-of", "now")
     assert refused.returncode == 2 and "cbrq ingest --snapshot" in refused.stderr
 
 
@@ -260,9 +251,9 @@ def test_compact_keeps_every_answer_and_moves_the_sightings(two_days: Path) -> N
             return [inv.as_of(at).query().ids for at in instants] + [inv.snapshots().frame.rows()]
 
     before = answers()
-    assert _cli("compact", "--store", str(two_days)).returncode == 0
+    assert cbrq("compact", "--store", str(two_days)).returncode == 0
     assert answers() == before
-    check = _cli("check", "--store", str(two_days))
+    check = cbrq("check", "--store", str(two_days))
     assert check.returncode == 0 and "notice" not in check.stdout, check.stdout
     # No generation stays on disk for a sightings file alone (day 2 merged day 1's segment).
     manifest = read_manifest(two_days)
@@ -271,11 +262,11 @@ def test_compact_keeps_every_answer_and_moves_the_sightings(two_days: Path) -> N
 
 
 def test_info_reports_the_history(two_days: Path) -> None:
-    state = json.loads(_cli("info", "--store", str(two_days), "-f", "json").stdout)["history"]
+    state = json.loads(cbrq("info", "--store", str(two_days), "-f", "json").stdout)["history"]
     assert (state["keeps_history"], state["ingests"], state["snapshots"]) == (True, 2, 2)
     assert state["newest_taken_at"] == "2026-11-02T02:00:00.000000Z"
     assert state["sightings_bytes"] > 0
-    text = _cli("info", "--store", str(two_days)).stdout
+    text = cbrq("info", "--store", str(two_days)).stdout
     assert "history: 2 snapshot(s) among 2 ingests" in text
 
 
@@ -309,9 +300,9 @@ def filling(tmp_path: Path) -> Path:
         (_backup("b-2", 2), [_vault_record("v1", 92_160)]),
     ]
     for day, (backup, vaults) in enumerate(days, start=1):
-        backups = _page(tmp_path / f"b{day}.json", backup)
+        backups = write_page(tmp_path / f"b{day}.json", backup)
         listing = _vault_page(tmp_path / f"v{day}.json", *vaults)
-        done = _cli("ingest", backups, listing, "--store", str(store), "--snapshot", "-q")
+        done = cbrq("ingest", backups, listing, "--store", str(store), "--snapshot", "-q")
         assert done.returncode == 0, done.stderr
     return store
 
@@ -326,7 +317,7 @@ def test_vaults_answer_as_of_an_instant(filling: Path) -> None:
         assert day2.count("used_percent=80") == 1  # b-1 went on day 2
         assert [r["id"] for r in day1.capacity().frame.to_dicts()] == ["v1", "v2"]
         assert inv.as_of(None, ever=True).lazy("vaults").collect().height == 2
-    listed = _cli(
+    listed = cbrq(
         "count", "used_percent=80", "--store", str(filling), "--as-of", "2026-11-01T12:00:00Z"
     )
     assert listed.returncode == 0 and listed.stdout.split() == ["0"], listed
@@ -349,10 +340,10 @@ def test_compact_moves_the_listings(filling: Path) -> None:
     before = [
         _vault_state(Inventory.open(filling).as_of(at)) for at in (None, "2026-11-01T12:00:00Z")
     ]
-    assert _cli("compact", "--store", str(filling)).returncode == 0
+    assert cbrq("compact", "--store", str(filling)).returncode == 0
     with Inventory.open(filling) as inv:
         assert [_vault_state(inv.as_of(at)) for at in (None, "2026-11-01T12:00:00Z")] == before
-    check = _cli("check", "--store", str(filling))
+    check = cbrq("check", "--store", str(filling))
     assert check.returncode == 0 and "notice" not in check.stdout, check.stdout
 
 
@@ -368,7 +359,7 @@ def test_a_history_store_without_an_away_file_answers_the_same(two_days: Path) -
         assert not inv.manifest.away
         assert (inv.query().ids, inv.count("status=available"), inv.query().ids) == before
     # The next commit writes it again.
-    day3 = _page(two_days.parent / "day3.json", _backup("b-3", 2), _backup("b-4", 3))
-    assert _cli("ingest", day3, "--store", str(two_days), "--snapshot", "-q").returncode == 0
+    day3 = write_page(two_days.parent / "day3.json", _backup("b-3", 2), _backup("b-4", 3))
+    assert cbrq("ingest", day3, "--store", str(two_days), "--snapshot", "-q").returncode == 0
     with Inventory.open(two_days) as inv:
         assert inv.manifest.away and sorted(inv.query().ids) == ["b-3", "b-4"]

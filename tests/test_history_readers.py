@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +25,7 @@ from engine.api import ingest
 from engine.inventory import Inventory
 from engine.testing import reference
 from engine.testing.strategies import Step, ingest_sequences
+from tests.records import cbrq, write_page
 from tests.test_history import _engine_state, _instants, _key, _run
 
 DAY1 = "2026-11-01T12:00:00Z"
@@ -48,24 +47,13 @@ def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dic
     }
 
 
-def _page(path: Path, *backups: dict[str, Any]) -> str:
-    path.write_text(json.dumps({"count": len(backups), "backups": list(backups)}))
-    return str(path)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 #: b-1 is overdue (expired before day 1's noon), b-4 in error; both are deleted on day 2.
 _DOOMED = (_backup("b-1", 1, expired_at="2026-11-01T06:00:00Z"), _backup("b-4", 1, "error"))
 
 
 def _days(folder: Path) -> list[str]:
-    day1 = _page(folder / "day1.json", *_DOOMED, _backup("b-2", 1))
-    day2 = _page(folder / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
+    day1 = write_page(folder / "day1.json", *_DOOMED, _backup("b-2", 1))
+    day2 = write_page(folder / "day2.json", _backup("b-2", 1), _backup("b-3", 2))
     return [day1, day2]
 
 
@@ -102,12 +90,12 @@ def test_an_analysis_at_a_past_instant_reads_that_day(two_days: Path) -> None:
         assert inv.retention().at is not None and inv.retention().at.day == 2
         # 'now' is an explicit at: the latest export, ages measured to now.
         assert _ids(inv.hygiene(at="now")) == []
-    done = _cli("retention", "--store", str(two_days), "--at", DAY1, "-f", "json")
+    done = cbrq("retention", "--store", str(two_days), "--at", DAY1, "-f", "json")
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert body["at"].startswith("2026-11-01T12:00:00")
     assert {(r["id"], r["finding"]) for r in body["rows"]} == {("b-1", "short"), ("b-1", "overdue")}
-    latest = json.loads(_cli("hygiene", "--store", str(two_days), "-f", "json").stdout)
+    latest = json.loads(cbrq("hygiene", "--store", str(two_days), "-f", "json").stdout)
     assert latest["rows"] == []
 
 
@@ -124,7 +112,7 @@ def test_a_store_without_snapshots_analyses_as_before(plain: Path) -> None:
         assert not inv.history_view and inv.analysed(DAY1) is inv
         assert _ids(inv.retention(at=DAY1)) == ["b-1"]
         assert _ids(inv.hygiene(at=DAY1)) == _ids(inv.hygiene()) == ["b-4"]
-    done = _cli("hygiene", "--store", str(plain), "--at", DAY1, "-f", "json")
+    done = cbrq("hygiene", "--store", str(plain), "--at", DAY1, "-f", "json")
     assert done.returncode == 0 and [r["id"] for r in json.loads(done.stdout)["rows"]] == ["b-4"]
 
 
@@ -174,7 +162,7 @@ def test_a_new_commit_is_served_as_of_the_same_instant(two_days: Path, tmp_path:
 
     with Inventory.open(two_days, as_of=DAY1) as pinned, Inventory.open(two_days) as latest:
         then, now = Backend(pinned, log=lambda _: None), Backend(latest, log=lambda _: None)
-        day3 = _page(tmp_path / "day3.json", _backup("b-5", 3))
+        day3 = write_page(tmp_path / "day3.json", _backup("b-5", 3))
         ingest([day3], two_days, snapshot=True)
         assert then.refresh() and now.refresh()
         assert ids(then) == ["b-1", "b-2", "b-4"] and ids(now) == ["b-5"]
@@ -183,11 +171,11 @@ def test_a_new_commit_is_served_as_of_the_same_instant(two_days: Path, tmp_path:
 
 
 def test_serve_refuses_an_instant_it_cannot_answer(two_days: Path, plain: Path) -> None:
-    refused = _cli("serve", "--store", str(plain), "--as-of", DAY1, "--port", "0")
+    refused = cbrq("serve", "--store", str(plain), "--as-of", DAY1, "--port", "0")
     assert refused.returncode == 2 and "keeps no history" in refused.stderr
-    both = _cli("serve", "--store", str(two_days), "--as-of", DAY1, "--ever", "--port", "0")
+    both = cbrq("serve", "--store", str(two_days), "--as-of", DAY1, "--ever", "--port", "0")
     assert both.returncode == 2 and "--as-of or --ever, not both" in both.stderr
-    workers = _cli("serve", "--store", str(plain), "--as-of", DAY1, "--workers", "2")
+    workers = cbrq("serve", "--store", str(plain), "--as-of", DAY1, "--workers", "2")
     assert workers.returncode == 2 and "keeps no history" in workers.stderr
 
 
@@ -223,11 +211,11 @@ def test_diff_of_two_instants_is_the_diff_of_the_two_exports(seed: int) -> None:
 
 
 def test_diff_of_two_instants_on_the_command_line(two_days: Path) -> None:
-    done = _cli("diff", "--store", str(two_days), "--as-of", DAY1, "-f", "json")
+    done = cbrq("diff", "--store", str(two_days), "--as-of", DAY1, "-f", "json")
     assert done.returncode == 0, done.stderr
     rows = [(r["change"], r["id"]) for r in json.loads(done.stdout)["rows"]]
     assert rows == [("added", "b-3"), ("removed", "b-1"), ("removed", "b-4")]
-    back = _cli("diff", "--store", str(two_days), "--as-of", "now", "--to", DAY1, "-f", "json")
+    back = cbrq("diff", "--store", str(two_days), "--as-of", "now", "--to", DAY1, "-f", "json")
     rows = [(r["change"], r["id"]) for r in json.loads(back.stdout)["rows"]]
     assert rows == [("added", "b-1"), ("added", "b-4"), ("removed", "b-3")]
 
@@ -244,12 +232,12 @@ def test_diff_of_two_instants_on_the_command_line(two_days: Path) -> None:
     ],
 )
 def test_diff_says_how_to_ask_for_two_instants(args: list[str], message: str) -> None:
-    done = _cli("diff", *args)
+    done = cbrq("diff", *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
 def test_diff_of_two_instants_needs_a_store_with_snapshots(plain: Path) -> None:
-    done = _cli("diff", "--store", str(plain), "--as-of", DAY1)
+    done = cbrq("diff", "--store", str(plain), "--as-of", DAY1)
     assert done.returncode == 2 and "keeps no history" in done.stderr
 
 
@@ -289,32 +277,32 @@ def test_the_printed_sql_answers_as_cbrq_at_each_snapshot(tmp_path: Path) -> Non
     ingest([str(days[0].folder)], store)  # before history: the rows it wrote stand for it
     for day in days[1:]:
         ingest([str(day.folder)], store, snapshot=True)
-    latest = _cli("info", "--store", str(store), "--sql")
+    latest = cbrq("info", "--store", str(store), "--sql")
     assert latest.returncode == 0, latest.stderr
     for taken in [r.taken_at for r in read_manifest(store).ingests] + ["now"]:
-        asked = _cli("query", "--store", str(store), "--as-of", taken, "-f", "ndjson")
+        asked = cbrq("query", "--store", str(store), "--as-of", taken, "-f", "ndjson")
         expected = sorted(json.loads(line)["id"] for line in asked.stdout.splitlines())
-        printed = _cli("info", "--store", str(store), "--sql", "--as-of", taken).stdout
+        printed = cbrq("info", "--store", str(store), "--sql", "--as-of", taken).stdout
         assert _sql_ids(printed) == expected
         if taken != "now":
             assert _sql_ids(latest.stdout, variable=taken) == expected
     with Inventory.open(store) as inv:
         assert _sql_ids(latest.stdout) == sorted(inv.query(columns=["id"]).ids)
     duck = f"SELECT status, count(*) FROM ({latest.stdout}) GROUP BY 1"
-    assert _cli("info", "--store", str(store), "--sql", "--kind", "vaults").returncode == 0
+    assert cbrq("info", "--store", str(store), "--sql", "--kind", "vaults").returncode == 0
     import duckdb
 
     assert sum(n for _, n in duckdb.sql(duck).fetchall()) == len(_sql_ids(latest.stdout))
 
 
 def test_info_as_of_needs_sql_and_a_history(two_days: Path, plain: Path) -> None:
-    alone = _cli("info", "--store", str(two_days), "--as-of", DAY1)
+    alone = cbrq("info", "--store", str(two_days), "--as-of", DAY1)
     assert alone.returncode == 2 and "--as-of needs --sql" in alone.stderr
-    refused = _cli("info", "--store", str(plain), "--sql", "--as-of", DAY1)
+    refused = cbrq("info", "--store", str(plain), "--sql", "--as-of", DAY1)
     assert refused.returncode == 2 and "keeps no history" in refused.stderr
-    vaults = _cli("info", "--store", str(two_days), "--sql", "--as-of", DAY1, "--kind", "vaults")
+    vaults = cbrq("info", "--store", str(two_days), "--sql", "--as-of", DAY1, "--kind", "vaults")
     assert vaults.returncode == 2 and "--kind backups" in vaults.stderr
-    plain_sql = _cli("info", "--store", str(plain), "--sql").stdout
+    plain_sql = cbrq("info", "--store", str(plain), "--sql").stdout
     assert _sql_ids(plain_sql) == ["b-1", "b-2", "b-3", "b-4"]  # a plain store: as before
 
 

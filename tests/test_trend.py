@@ -9,8 +9,6 @@ Both are driven by the same random histories of exports
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from engine.inventory import Inventory
 from engine.testing import reference
 from engine.testing.strategies import Step, ingest_sequences
 from engine.trend.series import ends
+from tests.records import cbrq, write_page
 
 
 def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dict[str, Any]:
@@ -46,17 +45,6 @@ def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dic
     }
 
 
-def _page(path: Path, *backups: dict[str, Any]) -> str:
-    path.write_text(json.dumps({"count": len(backups), "backups": list(backups)}))
-    return str(path)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture
 def three_days(tmp_path: Path) -> Path:
     """b-1, b-2 on day 1; b-2 (now error), b-3 on day 2; b-3, b-4 on day 4 (nothing on day 3)."""
@@ -67,7 +55,7 @@ def three_days(tmp_path: Path) -> Path:
         [_backup("b-3", 2), _backup("b-4", 4)],
     ]
     for n, day in enumerate(days):
-        ingest([_page(tmp_path / f"{n}.json", *day)], store, snapshot=True)
+        ingest([write_page(tmp_path / f"{n}.json", *day)], store, snapshot=True)
     return store
 
 
@@ -114,7 +102,7 @@ def test_since_and_until_narrow_the_rows(three_days: Path) -> None:
 
 
 def test_cli_formats_fields_and_errors(three_days: Path, tmp_path: Path) -> None:
-    done = _cli("trend", "--store", str(three_days), "-f", "json", "--fields", "at,gone")
+    done = cbrq("trend", "--store", str(three_days), "-f", "json", "--fields", "at,gone")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["at"] == "2026-11-04T04:00:00.000000"
@@ -122,14 +110,14 @@ def test_cli_formats_fields_and_errors(three_days: Path, tmp_path: Path) -> None
         "at",
         "gone",
     ]
-    csv = _cli("trend", "--store", str(three_days), "--every", "month", "-f", "csv")
+    csv = cbrq("trend", "--store", str(three_days), "--every", "month", "-f", "csv")
     assert (
         csv.stdout.splitlines()[0]
         == "at,backups,size_gb,available,error,added,gone,breaches,used_mb"
     )
-    bad = _cli("trend", "--store", str(three_days), "--every", "year")
+    bad = cbrq("trend", "--store", str(three_days), "--every", "year")
     assert bad.returncode == 2 and "--every" in bad.stderr and "day" in bad.stderr
-    late = _cli(
+    late = cbrq(
         "trend",
         "--store",
         str(three_days),
@@ -139,18 +127,18 @@ def test_cli_formats_fields_and_errors(three_days: Path, tmp_path: Path) -> None
         "2026-11-02T00:00:00Z",
     )
     assert late.returncode == 2 and "since" in late.stderr, late.stderr
-    paging = _cli("trend", "limit=3", "--store", str(three_days))
+    paging = cbrq("trend", "limit=3", "--store", str(three_days))
     assert paging.returncode == 2 and "limit" in paging.stderr
 
 
 def test_a_store_without_snapshots_has_no_trend(tmp_path: Path) -> None:
     store = tmp_path / "plain"
-    ingest([_page(tmp_path / "1.json", _backup("b-1", 1))], store)
+    ingest([write_page(tmp_path / "1.json", _backup("b-1", 1))], store)
     with Inventory.open(store) as inv, pytest.raises(QueryError, match="needs snapshots"):
         inv.trend()
-    done = _cli("trend", "--store", str(store))
+    done = cbrq("trend", "--store", str(store))
     assert done.returncode == 2 and "needs snapshots" in done.stderr
-    memory = _cli("trend", "--from", str(tmp_path / "1.json"))
+    memory = cbrq("trend", "--from", str(tmp_path / "1.json"))
     assert memory.returncode == 2 and "--store" in memory.stderr
 
 
@@ -158,7 +146,7 @@ def test_used_mb_follows_the_vault_versions(tmp_path: Path) -> None:
     store = tmp_path / "v"
     for day, used in ((1, 100), (2, 250), (3, 175)):
         vault = {"id": "v1", "project_id": "p1", "billing": {"size": 10, "used": used}}
-        backups = _page(tmp_path / f"b{day}.json", _backup("b-1", 1))
+        backups = write_page(tmp_path / f"b{day}.json", _backup("b-1", 1))
         vaults = tmp_path / f"v{day}.json"
         vaults.write_text(json.dumps({"count": 1, "vaults": [vault]}))
         taken = datetime(2026, 11, day, 12, tzinfo=UTC)
