@@ -16,21 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from engine.cli import main
 from tests.conftest import REPO, SAMPLE
 from tests.golden.cases import load_store
+from tests.test_analyses_cli import run
 
 
 @pytest.fixture(scope="module")
 def store() -> str:
     return str(load_store())
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 # --- -o given a format name ---------------------------------------------------

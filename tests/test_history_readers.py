@@ -26,25 +26,9 @@ from engine.inventory import Inventory
 from engine.testing import reference
 from engine.testing.strategies import Step, ingest_sequences
 from tests.records import cbrq, write_page
-from tests.test_history import _engine_state, _instants, _key, _run
+from tests.test_history import _backup, _engine_state, _instants, _key, _run
 
 DAY1 = "2026-11-01T12:00:00Z"
-
-
-def _backup(ident: str, day: int, status: str = "available", **more: Any) -> dict[str, Any]:
-    when = f"2026-11-0{day}T0{day}:00:00Z"
-    return {
-        "id": ident,
-        "name": ident,
-        "status": status,
-        "project_id": "p1",
-        "vault_id": "v1",
-        "resource_id": "r1",
-        "resource_type": "OS::Nova::Server",
-        "created_at": when,
-        "updated_at": when,
-        **more,
-    }
 
 
 #: b-1 is overdue (expired before day 1's noon), b-4 in error; both are deleted on day 2.

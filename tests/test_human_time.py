@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,9 +22,7 @@ from engine.errors import QueryError
 from engine.instants import format_instant, parse_instant, parse_moment, parse_span
 from tests.conftest import SAMPLE
 from tests.golden.cases import load_store
-
-NOW = datetime(2026, 11, 5, 13, 30, 15, 250000, tzinfo=UTC)
-MIDNIGHT = datetime(2026, 11, 5, tzinfo=UTC)
+from tests.test_analyses_cli import run
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +30,8 @@ def store() -> str:
     return str(load_store())
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    from engine.cli import main
-
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+NOW = datetime(2026, 11, 5, 13, 30, 15, 250000, tzinfo=UTC)
+MIDNIGHT = datetime(2026, 11, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
