@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from engine.api import IngestSummary, Tick
+    from engine.backends.base import Result, Streamed
+    from engine.render.fields import Fields
     from engine.store.manifest import Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -767,7 +769,13 @@ def query(
         _write_answer(answer, result, chosen, output, chosen_fields)
 
 
-def _write_answer(answer: Any, result: Any, fmt: str, output: str | None, fields: Any) -> None:
+def _write_answer(
+    answer: Streamed | None,
+    result: Result | None,
+    fmt: str,
+    output: str | None,
+    fields: Fields | None,
+) -> None:
     """A query's answer in ``fmt``: streamed off a terminal, or the result read whole on one."""
     from engine import render
 
