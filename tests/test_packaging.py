@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,24 +12,32 @@ from pathlib import Path
 
 import pytest
 
+from engine.inventory import Inventory
 from tests.conftest import REPO, SAMPLE
+from tests.server_fixture import running
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A clean copy: setuptools would reuse an earlier build/ of the repo.
+    # A clean copy, without the editable install's extension or cargo's output:
+    # maturin compiles the native core again from the copied sources.
     source = tmp_path_factory.mktemp("src") / "cbrq"
     leftovers = shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".data", ".hypothesis"
-    )
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".data", ".hypothesis",
+        "target", "_native*.so", "scratch",
+    )  # fmt: skip
     shutil.copytree(REPO, source, ignore=leftovers)
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    # The compiled dependencies (pyo3) are reused from the repo's target folder.
+    env = {**os.environ, "CARGO_TARGET_DIR": str(REPO / "native" / "target")}
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(out), str(source)],
-        check=True,
         capture_output=True,
+        text=True,
+        env=env,
     )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
     (found,) = out.glob("cbrq-*.whl")
     return found
 
@@ -44,6 +53,8 @@ def test_the_wheel_holds_every_subpackage(wheel: Path) -> None:
     for module in (REPO / "engine").rglob("*.py"):
         assert str(module.relative_to(REPO)) in names, module
     assert "engine/py.typed" in names
+    assert any(n.startswith("engine/_native") and n.endswith(".so") for n in names), names
+    assert "engine/_native.pyi" in names
 
 
 def test_the_installed_wheel_runs_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
@@ -75,13 +86,24 @@ def test_the_installed_wheel_runs_outside_the_repo(wheel: Path, tmp_path: Path) 
     )
     assert version.returncode == 0 and "cbrq" in version.stdout, version.stderr
     dump = SAMPLE / "dumps" / "eca9bad1" / "backups-page-001.json"
-    query = subprocess.run(
-        [str(python), "-S", "-c", code, "count", "--from", str(dump), "status=available"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
+
+    def cbrq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), "-S", "-c", code, *args], cwd=work, capture_output=True, text=True
+        )
+
+    query = cbrq("count", "--from", str(dump), "status=available")
     assert query.returncode == 0 and query.stdout.strip().isdigit(), query.stderr
+    # The native core reads dumps in the installed wheel: ingest, query, conformance.
+    ingest = cbrq("ingest", str(SAMPLE / "dumps"), "--store", "store", "-q")
+    assert ingest.returncode == 0, ingest.stderr
+    stored = cbrq("count", "status=available", "--store", "store")
+    whole = cbrq("count", "status=available", "--from", str(SAMPLE / "dumps"))
+    assert stored.returncode == 0 and stored.stdout == whole.stdout, stored.stderr
+    with running(Inventory.from_dumps([dump])) as url:
+        args = ["--endpoint", url, "--project", "eca9bad1", "--from", str(dump)]
+        agreed = cbrq("conformance", *args, "--examples", "20")
+    assert agreed.returncode == 0 and "conformance" in agreed.stdout, agreed.stdout + agreed.stderr
 
 
 def _site_packages() -> list[str]:

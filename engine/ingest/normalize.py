@@ -16,9 +16,7 @@ ones aside while the good ones go on).
 
 from __future__ import annotations
 
-import functools
 import io
-import itertools
 import json
 import math
 import sys
@@ -26,15 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from engine import _native
 from engine.errors import InputError, Location, RecordError
-from engine.ingest.forms import Chunk
+from engine.ingest.forms import Chunk, Records
 from engine.instants import ALLOWED, instant_expr, parse_instant
 from engine.store.schema import (
     FIELDS,
@@ -50,11 +48,8 @@ from engine.store.schema import (
 
 BLOCK_SIZE: Final[int] = 4 << 20
 _LARGEST_FLOAT: Final[float] = sys.float_info.max
-_KEY: Final[str] = r'"([^"\\]*)"\s*:'
-_REGEX_META: Final[frozenset[str]] = frozenset("\\.+*?()|[]{}^$#&-~ ")
-#: Records whose unknown key names are collected at once in the rare slow rounds.
-UNKNOWN_SAMPLE: Final[int] = 256
 KNOWN_KEYS: Final[frozenset[str]] = known_keys()
+_KNOWN_LIST: Final[list[str]] = sorted(KNOWN_KEYS)
 
 
 @dataclass(frozen=True)
@@ -131,28 +126,27 @@ def normalize(
     frame, bad = _typed(frame, kind)
     if bad:
         return _slow(kind, chunks, _Aside(lenient, each_file), "a field failed to parse")
-    payload = frame[PAYLOAD]
-    unknown, paths = _unknown_keys(payload.filter(_maybe_unknown(payload)))
-    return Normalized(frame, unknown_keys=unknown, unknown_paths=paths)
+    records = Records.concat([c.records for _, c in chunks])
+    names, paths = _native.unknown_keys(records.text, _KNOWN_LIST)
+    return Normalized(frame, unknown_keys=set(names), unknown_paths={tuple(p) for p in paths})
 
 
 def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
-    raws = list(itertools.chain.from_iterable(c.records for _, c in chunks))
-    payload = _texts(raws)
+    records = Records.concat([c.records for _, c in chunks])
+    payload = _texts(records)
     if not _all_objects(payload):
         # Arrow's JSON reader must only ever see objects: a line `null` crashes
         # pyarrow 26 (SIGSEGV) and `{..}\nnull` reads as an extra empty row.
         raise pa.ArrowInvalid("a record is not a JSON object")
-    text = b"\n".join(raws)
-    table = _read_json(text, kind)
-    if table.num_rows != len(raws):
-        raise pa.ArrowInvalid(f"{table.num_rows} rows read from {len(raws)} records")
+    table = _read_json(records.lines(), kind)
+    if table.num_rows != len(records):
+        raise pa.ArrowInvalid(f"{table.num_rows} rows read from {len(records)} records")
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     lengths = np.array([len(c.records) for _, c in chunks], dtype=np.int64)
     starts = np.cumsum(lengths) - lengths
     firsts = np.array([c.first_row for _, c in chunks], dtype=np.int64)
-    rows = np.arange(len(raws), dtype=np.int64) - np.repeat(starts - firsts, lengths)
+    rows = np.arange(len(records), dtype=np.int64) - np.repeat(starts - firsts, lengths)
     seqs = np.repeat(np.array([seq for seq, _ in chunks], dtype=np.int64), lengths)
     return frame.with_columns(
         pl.Series(PAYLOAD, payload, pl.String),
@@ -179,20 +173,11 @@ def _read_json(text: bytes, kind: str) -> pa.Table:
             block = len(text) + 1
 
 
-def _texts(raws: list[msgspec.Raw]) -> pa.Array[Any]:
-    """The records' JSON text as one string column, without scanning the text again.
-
-    The offsets come from the records' lengths (``map(len)`` runs in C) and
-    the values are the records joined with nothing between them, so the
-    column is built with two copies' worth of work instead of a newline
-    search and a trim over the whole batch.
-    """
-    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
-    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = b"".join(raws)
+def _texts(records: Records) -> pa.Array[Any]:
+    """The records' JSON text as one string column, over their buffer (no copy)."""
+    offsets = records.offsets - records.offsets[0]
     return pa.LargeStringArray.from_buffers(
-        len(raws), pa.py_buffer(offsets.tobytes()), pa.py_buffer(values)
+        len(records), pa.py_buffer(offsets.astype("<i8").tobytes()), pa.py_buffer(records.text)
     )
 
 
@@ -247,104 +232,6 @@ def _convert(expr: pl.Expr, dtype: pa.DataType) -> pl.Expr | None:
         inner = _convert(pl.element(), dtype.value_type)
         return None if inner is None else expr.list.eval(inner)
     return None
-
-
-def _maybe_unknown(payload: pl.Series) -> pl.Series:
-    """Per record: may it hold a key no typed schema knows?
-
-    Every key is a ``":`` in compact JSON (save a space or non-ASCII space
-    before the colon), so a record with as many ``":`` as known key names,
-    with no ``" `` and only ASCII, holds no unknown key. Match counts only.
-    """
-    text = pl.col(PAYLOAD)
-    known = text.str.count_matches(_names_pattern(KNOWN_KEYS))
-    return (
-        payload.to_frame()
-        .select(
-            (text.str.count_matches('":', literal=True) != known)
-            | text.str.contains('" ', literal=True)
-            | (text.str.len_bytes() != text.str.len_chars())
-        )
-        .to_series()
-    )
-
-
-def _unknown_keys(rows: pl.Series) -> tuple[set[str], set[tuple[str, ...]]]:
-    """Key names, at any depth, that no typed schema knows, in records that may hold some;
-    and their paths (:func:`_paths_of`).
-
-    Taken apart a sample at a time: each round adds the names found to the
-    known ones and keeps only records whose key count still exceeds their
-    count of known names. Each new name's path is read from one record of the
-    sample that holds it: a record decoded per unknown name, not per record.
-    """
-    found: set[str] = set()
-    holders: list[str] = []
-    while rows.len():
-        sample = rows.head(UNKNOWN_SAMPLE)
-        tokens = sample.str.extract_all(_KEY).explode().drop_nulls().unique()
-        names = tokens.str.extract(_KEY).to_list()
-        new = {name for name in names if name is not None and name not in KNOWN_KEYS} - found
-        holders += _holders(sample, new)
-        found |= new
-        named = rows.str.count_matches(_names_pattern(KNOWN_KEYS | found))
-        rows = rows.filter(rows.str.count_matches(_KEY) != named)
-    paths: set[tuple[str, ...]] = set()
-    for text in dict.fromkeys(holders):
-        try:  # numbers stay text: a 5,000-digit integer is no reason to fail
-            paths |= _paths_of(
-                json.loads(text, parse_int=str, parse_float=str), frozenset(found), ()
-            )
-        except (RecursionError, ValueError):  # nested deeper than Python decodes: names alone
-            paths |= {(name,) for name in found if f'"{name}"' in text}
-    return found, paths
-
-
-def _holders(sample: pl.Series, names: set[str]) -> list[str]:
-    """For each of ``names``, the first record of ``sample`` holding it (one may serve many)."""
-    at = {int(sample.str.contains(_names_pattern(frozenset({n}))).arg_max() or 0) for n in names}
-    return [sample[i] for i in sorted(at)]
-
-
-def _paths_of(value: Any, unknown: frozenset[str], prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
-    """The paths in ``value`` of the keys named in ``unknown``, and of every key under them.
-
-    A list's elements share its path.
-
-    Example: ``_paths_of({"a": {"x": {"y": 1}}}, frozenset({"x"}), ())`` ->
-    ``{("a", "x"), ("a", "x", "y")}``.
-    """
-    found: set[tuple[str, ...]] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= _paths_of(item, unknown, prefix)
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            path = (*prefix, key)
-            if key in unknown:
-                found |= {path} | _paths_of(inner, frozenset(_names(inner)), path)
-            else:
-                found |= _paths_of(inner, unknown, path)
-    return found
-
-
-def _names(value: Any) -> set[str]:
-    """Every key name in ``value``, at any depth."""
-    if isinstance(value, list):
-        return set().union(*(_names(item) for item in value))
-    if isinstance(value, dict):
-        return set(value).union(*(_names(inner) for inner in value.values()))
-    return set()
-
-
-@functools.cache
-def _names_pattern(names: frozenset[str]) -> str:
-    """A regex matching ``"name":`` for exactly these names (as ``_KEY`` would find them)."""
-    return r'"(?:' + "|".join(sorted(_escape(n) for n in names)) + r')"\s*:'
-
-
-def _escape(name: str) -> str:
-    return "".join("\\" + c if c in _REGEX_META else c for c in name)
 
 
 # --- the slow path: one record at a time, only when something is wrong -------
@@ -413,10 +300,10 @@ def _slow(
     return result
 
 
-def _refused(kind: str, records: list[msgspec.Raw], low: int, high: int) -> list[tuple[int, str]]:
+def _refused(kind: str, records: Records, low: int, high: int) -> list[tuple[int, str]]:
     """The records in ``records[low:high]`` Arrow's reader refuses, with its reasons (halving)."""
     try:
-        _read_json(b"\n".join(records[low:high]), kind)
+        _read_json(records[low:high].lines(), kind)
     except pa.ArrowInvalid as err:
         if high - low == 1:
             return [(low, str(err).removeprefix("JSON parse error: "))]
@@ -438,7 +325,7 @@ def _runs(chunk: Chunk, good: list[int]) -> list[Chunk]:
     return runs
 
 
-def _sub(chunk: Chunk, start: int, records: list[msgspec.Raw]) -> Chunk:
+def _sub(chunk: Chunk, start: int, records: Records) -> Chunk:
     return Chunk(chunk.kind, chunk.source, chunk.where, chunk.first_row + start, records)
 
 
