@@ -7,6 +7,8 @@ offsets (``numpy.frombuffer(offsets, "<i8")``).
 
 from typing import Final
 
+from typing_extensions import Buffer
+
 #: Arrays and objects nested deeper than this are refused.
 MAX_DEPTH: Final[int]
 #: Unknown keys' paths are kept this many keys deep at most.
@@ -34,6 +36,12 @@ def records(text: bytes, start: int, end: int) -> tuple[bytes, bytes]:
 
 def join_lines(text: bytes, offsets: bytes) -> bytes:
     """The records one per line."""
+
+def instants(
+    data: Buffer, offsets: Buffer, validity: Buffer | None, offset: int, length: int
+) -> tuple[bytes, bytes, int]:
+    """The timestamps of an Arrow large-string column (its buffers, offset and length)
+    parsed to UTC microseconds: ``(int64 values, validity bitmap, null count)``."""
 
 def unknown_keys(text: bytes, known: list[str]) -> tuple[list[str], list[list[str]]]:
     """Key names outside ``known`` at any depth, and their paths (with every key under them)."""

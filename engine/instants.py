@@ -9,9 +9,11 @@ rounded (the API never sends them; truncation never moves an instant across
 a second); leap seconds (``:60``) are invalid; instants outside years
 1..9999 after applying the offset are invalid.
 
-This module gives the grammar twice, for the two sizes of work and with the
-same answers: :func:`parse_instant` for one value (query parameters,
-error reports) and :func:`instant_expr` for a whole column (ingest).
+This module gives the grammar for the sizes of work, all with the same
+answers: :func:`parse_instant` for one value (query parameters, error
+reports), :func:`instant_array` for an Arrow column (ingest; the native core,
+``native/src/instants.rs``, parses it with the GIL released) and
+:func:`instant_expr` for a polars column (inside lazy queries).
 
 cbrq's own options (``--at``, ``--as-of``, ``--to``, ``--taken-at``,
 ``--since``, ``--until``) take more, as people write time: :func:`parse_moment`
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from engine.spec import CANONICAL_TIMESTAMP_FORMAT, DURATION_UNITS
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
+    from typing_extensions import Buffer
 
 PATTERN: Final[str] = (
     r"^(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
@@ -114,6 +118,42 @@ def canonical(text: str) -> str | None:
     """
     instant = parse_instant(text)
     return None if instant is None else format_instant(instant)
+
+
+def instant_array(array: pa.Array[Any]) -> pa.Array[Any]:
+    """An Arrow string column parsed into ``timestamp('us', 'UTC')`` by the native core.
+
+    Invalid strings become null (callers compare null counts to find them).
+    Same answers as :func:`parse_instant`, value for value.
+
+    Example::
+
+        >>> import pyarrow as pa
+        >>> parsed = instant_array(pa.array(["2020-02-21T15:00:54.065+08:00", "no", None]))
+        >>> parsed.type, parsed.cast(pa.int64()).to_pylist()
+        (TimestampType(timestamp[us, tz=UTC]), [1582268454065000, None, None])
+    """
+    import pyarrow as pa
+
+    from engine import _native
+
+    kind = pa.timestamp("us", tz="UTC")
+    if len(array) == 0:
+        return pa.array([], type=kind)
+    large = array.cast(pa.large_string())
+    validity, offsets, data = large.buffers()
+    assert offsets is not None  # a non-empty string column has offsets
+
+    def view(buffer: pa.Buffer | None) -> memoryview | None:
+        # pyarrow exports its buffers as signed bytes ("b"); the core reads unsigned ones.
+        return None if buffer is None else memoryview(cast("Buffer", buffer)).cast("B")
+
+    values, bitmap, nulls = _native.instants(
+        view(data) or memoryview(b""), view(offsets) or memoryview(b""), view(validity),
+        large.offset, len(large),
+    )  # fmt: skip
+    buffers: list[pa.Buffer | None] = [pa.py_buffer(bitmap), pa.py_buffer(values)]
+    return pa.Array.from_buffers(kind, len(large), buffers, null_count=nulls)
 
 
 def instant_expr(column: pl.Expr) -> pl.Expr:

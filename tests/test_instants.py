@@ -1,15 +1,17 @@
-"""The column parser and the one-value parser of timestamps agree, value for value."""
+"""The column parsers (polars, native Arrow) and the one-value parser of timestamps
+agree, value for value."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from engine.instants import canonical, instant_expr, parse_instant
+from engine.instants import canonical, instant_array, instant_expr, parse_instant
 
 DIGITS = st.text("0123456789", min_size=1, max_size=10)
 
@@ -35,6 +37,22 @@ def near_timestamps(draw: st.DrawFn) -> str:
 def test_column_parser_agrees_with_value_parser(texts: list[str]) -> None:
     column = pl.DataFrame({"s": texts}).select(instant_expr(pl.col("s"))).to_series().to_list()
     assert column == [parse_instant(t) for t in texts]
+
+
+@given(
+    st.lists(near_timestamps() | st.text(max_size=30) | st.none(), min_size=1, max_size=20),
+    st.integers(0, 3),
+)
+@example(["2020-02-30T00:00:00", "0001-01-01T00:00:00+00:01", "2020-02-21T07:00:60"], 0)
+@example(["9999-12-31T23:59:59.9999999-00:01", "2020-02-21T07:00:54.", None], 1)
+@example(["\uff12\uff10\uff12\uff10-02-21T07:00:54", "2020-02-21T07:00:54.\u0660"], 0)
+def test_native_column_parser_agrees_with_value_parser(texts: list[str | None], cut: int) -> None:
+    """Sliced columns too: the native core reads Arrow's buffers at the column's offset."""
+    column = pa.array(texts, pa.string()).slice(min(cut, len(texts) - 1))
+    parsed = instant_array(column)
+    assert parsed.type == pa.timestamp("us", tz="UTC")
+    want = [None if t is None else parse_instant(t) for t in texts[min(cut, len(texts) - 1) :]]
+    assert [None if v is None else v.astimezone(UTC) for v in parsed.to_pylist()] == want
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@
 Takes the :class:`~engine.ingest.forms.Chunk` objects of one record kind and turns
 them, column-wise, into one polars DataFrame in the stored schema of
 :mod:`engine.store.schema`: the JSON text of all records is handed to Arrow's
-multi-threaded JSON reader in one buffer, timestamps are parsed as whole
-columns by :func:`engine.instants.instant_expr`, and the record text itself
-is kept as ``_payload`` as dumped (compact); :mod:`engine.payload` puts its
-timestamps into the API's form when records are output.
+multi-threaded JSON reader in one buffer, timestamps at any depth are parsed
+as whole Arrow columns by the native core (:func:`engine.instants.instant_array`),
+unknown keys are found by the native core's walk over the records, and the
+record text itself is kept as ``_payload`` as dumped (compact), over the
+buffer the native reader made; :mod:`engine.payload` puts its timestamps into
+the API's form when records are output.
 
 No Python code runs per record on the way. Only when the fast path finds a
 problem does :func:`check_record` look at records one by one, to name the
@@ -33,7 +35,7 @@ import pyarrow.json as pj
 from engine import _native
 from engine.errors import InputError, Location, RecordError
 from engine.ingest.forms import Chunk, Records
-from engine.instants import ALLOWED, instant_expr, parse_instant
+from engine.instants import ALLOWED, instant_array, parse_instant
 from engine.store.schema import (
     FIELDS,
     INSTANT,
@@ -41,7 +43,6 @@ from engine.store.schema import (
     REQUIRED,
     ROW,
     SEQ,
-    instant_paths,
     known_keys,
     read_schema,
 )
@@ -86,14 +87,13 @@ def empty_frame(kind: str) -> pl.DataFrame:
 
     Example: ``empty_frame("vaults").columns[-3:] == ["_payload", "_seq", "_row"]``.
     """
-    frame = pl.from_arrow(read_schema(kind).empty_table())
+    frame = pl.from_arrow(FIELDS[kind].empty_table())
     assert isinstance(frame, pl.DataFrame)
-    frame = frame.with_columns(
+    return frame.with_columns(
         pl.lit(None, pl.String).alias(PAYLOAD),
         pl.lit(None, pl.Int64).alias(SEQ),
         pl.lit(None, pl.Int64).alias(ROW),
     ).clear()
-    return _typed(frame, kind)[0]
 
 
 def normalize(
@@ -119,20 +119,22 @@ def normalize(
     chunks = [(seq, c) for seq, c in chunks if c.records]
     if not chunks:
         return Normalized(empty_frame(kind))
+    records = Records.concat([c.records for _, c in chunks])
     try:
-        frame = _fast(kind, chunks)
+        frame = _fast(kind, chunks, records)
     except pa.ArrowInvalid as err:
         return _slow(kind, chunks, _Aside(lenient, each_file), str(err))
-    frame, bad = _typed(frame, kind)
-    if bad:
+    except _Unparsed:
         return _slow(kind, chunks, _Aside(lenient, each_file), "a field failed to parse")
-    records = Records.concat([c.records for _, c in chunks])
     names, paths = _native.unknown_keys(records.text, _KNOWN_LIST)
     return Normalized(frame, unknown_keys=set(names), unknown_paths={tuple(p) for p in paths})
 
 
-def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
-    records = Records.concat([c.records for _, c in chunks])
+class _Unparsed(Exception):
+    """A timestamp failed to parse or a required field is missing: find which, slowly."""
+
+
+def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]], records: Records) -> pl.DataFrame:
     payload = _texts(records)
     if not _all_objects(payload):
         # Arrow's JSON reader must only ever see objects: a line `null` crashes
@@ -141,7 +143,7 @@ def _fast(kind: str, chunks: Sequence[tuple[int, Chunk]]) -> pl.DataFrame:
     table = _read_json(records.lines(), kind)
     if table.num_rows != len(records):
         raise pa.ArrowInvalid(f"{table.num_rows} rows read from {len(records)} records")
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(_typed(table, kind))
     assert isinstance(frame, pl.DataFrame)
     lengths = np.array([len(c.records) for _, c in chunks], dtype=np.int64)
     starts = np.cumsum(lengths) - lengths
@@ -189,49 +191,60 @@ def _all_objects(payload: pa.Array[Any]) -> bool:
 # --- typing columns -----------------------------------------------------------
 
 
-def _typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, bool]:
-    """Parse timestamps into instants; whether any timestamp or required id is bad.
+def _typed(table: pa.Table, kind: str) -> pa.Table:
+    """Parse every timestamp, at any depth, into an instant (natively, column by column).
 
-    A timestamp failed to parse where the parsed column has more nulls than
-    the text it came from, so each value is parsed once and only counted after.
+    Raises :class:`_Unparsed` where a timestamp did not parse (the parsed
+    column has more nulls than the text it came from) or a required field is
+    null or empty.
     """
-    converted: list[pl.Expr] = []
+    columns: list[pa.ChunkedArray[Any]] = []
     for f in FIELDS[kind]:
-        expr = _convert(pl.col(f.name), f.type)
-        if expr is not None:
-            converted.append(expr.alias(f.name))
-    typed = frame.with_columns(converted)
-    paths = instant_paths(FIELDS[kind])
-    leaves = [_leaf(path).null_count().alias(str(i)) for i, path in enumerate(paths)]
-    missing = [(pl.col(n).is_null() | (pl.col(n) == "")).any().alias(n) for n in REQUIRED[kind]]
-    before = frame.select(leaves).row(0) if leaves else ()
-    after = typed.select(leaves + missing).row(0)
-    return typed, before != after[: len(before)] or any(after[len(before) :])
+        column = table.column(f.name)
+        if _has_instant(f.type):
+            parts = [_parsed(chunk, f.type) for chunk in column.chunks]
+            if any(bad for _, bad in parts):
+                raise _Unparsed(f.name)
+            column = pa.chunked_array([part for part, _ in parts], type=f.type)
+        columns.append(column)
+    for name in REQUIRED[kind]:
+        column = table.column(name)
+        if column.null_count or pc.any(pc.equal(column, pa.scalar(""))).as_py():
+            raise _Unparsed(name)
+    return pa.Table.from_arrays(columns, schema=FIELDS[kind])
 
 
-def _leaf(path: tuple[str, ...]) -> pl.Expr:
-    """Every value at ``path`` (``"[]"`` flattens a list), one row per value or empty list."""
-    expr = pl.col(path[0])
-    for step in path[1:]:
-        expr = expr.list.explode() if step == "[]" else expr.struct.field(step)
-    return expr
-
-
-def _convert(expr: pl.Expr, dtype: pa.DataType) -> pl.Expr | None:
-    """``expr`` with every timestamp inside parsed; ``None`` if it holds none."""
+def _has_instant(dtype: pa.DataType) -> bool:
     if dtype == INSTANT:
-        return instant_expr(expr)
+        return True
     if isinstance(dtype, pa.StructType):
-        updates: list[pl.Expr] = []
-        for f in dtype.fields:
-            sub = _convert(expr.struct.field(f.name), f.type)
-            if sub is not None:
-                updates.append(sub.alias(f.name))
-        return expr.struct.with_fields(updates) if updates else None
+        return any(_has_instant(f.type) for f in dtype.fields)
     if isinstance(dtype, pa.ListType):
-        inner = _convert(pl.element(), dtype.value_type)
-        return None if inner is None else expr.list.eval(inner)
-    return None
+        return _has_instant(dtype.value_type)
+    return False
+
+
+def _parsed(array: pa.Array[Any], dtype: pa.DataType) -> tuple[pa.Array[Any], bool]:
+    """``array`` (as the JSON reader typed it) in ``dtype``, every timestamp inside
+    parsed; and whether any failed to parse."""
+    if not _has_instant(dtype):
+        return array, False
+    if dtype == INSTANT:
+        parsed = instant_array(array)
+        return parsed, parsed.null_count != array.null_count
+    mask = array.is_null() if array.null_count else None
+    if isinstance(dtype, pa.StructType):
+        assert isinstance(array, pa.StructArray)
+        parts = [_parsed(array.field(i), f.type) for i, f in enumerate(dtype.fields)]
+        children = [part for part, _ in parts]
+        rebuilt = pa.StructArray.from_arrays(children, fields=list(dtype.fields), mask=mask)
+        return rebuilt, any(bad for _, bad in parts)
+    assert isinstance(dtype, pa.ListType) and isinstance(array, pa.ListArray)
+    offsets = array.offsets
+    start, stop = offsets[0].as_py(), offsets[-1].as_py()
+    values, bad = _parsed(array.values.slice(start, stop - start), dtype.value_type)
+    rebased = pc.subtract(offsets, pa.scalar(start, offsets.type))
+    return pa.ListArray.from_arrays(rebased, values, type=dtype, mask=mask), bad
 
 
 # --- the slow path: one record at a time, only when something is wrong -------

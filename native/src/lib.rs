@@ -9,6 +9,7 @@
 //! Python object is made per record. The Python bindings are in `python.rs`
 //! (feature `python`, which maturin turns on).
 
+pub mod instants;
 pub mod json;
 pub mod keys;
 pub mod lines;

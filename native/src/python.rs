@@ -3,6 +3,7 @@
 //! and returns records as `(text: bytes, offsets: bytes)`, offsets being
 //! little-endian int64 (`numpy.frombuffer(offsets, "<i8")`).
 
+use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -156,6 +157,47 @@ fn unknown_keys(
     (found.names, found.paths)
 }
 
+/// The bytes of a contiguous buffer (a pyarrow `Buffer`, `bytes`, a NumPy array).
+fn bytes_of(buffer: &PyBuffer<u8>) -> PyResult<&[u8]> {
+    if !buffer.is_c_contiguous() {
+        return Err(PyValueError::new_err("a buffer must be contiguous"));
+    }
+    // SAFETY: the view is contiguous, holds `len_bytes` bytes, and `buffer` (which
+    // keeps the exporter's memory alive and unmoved) outlives the slice.
+    Ok(unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) })
+}
+
+/// instants(data, offsets, validity, offset, length) -> (values, bitmap, nulls): the
+/// timestamps of an Arrow large-string column (its buffers, its offset and length)
+/// parsed to UTC microseconds: int64 values and an Arrow validity bitmap.
+#[pyfunction]
+#[pyo3(signature = (data, offsets, validity, offset, length))]
+fn instants<'py>(
+    py: Python<'py>,
+    data: PyBuffer<u8>,
+    offsets: PyBuffer<u8>,
+    validity: Option<PyBuffer<u8>>,
+    offset: usize,
+    length: usize,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize)> {
+    let raw = bytes_of(&offsets)?;
+    if raw.len() < (offset + length + 1) * 8 {
+        return Err(PyValueError::new_err(
+            "offsets: fewer than offset + length + 1 int64",
+        ));
+    }
+    let offsets: Vec<i64> = raw[offset * 8..(offset + length + 1) * 8]
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
+        .collect();
+    let data = bytes_of(&data)?;
+    let bits = validity.as_ref().map(bytes_of).transpose()?;
+    let (values, bitmap, nulls) =
+        py.detach(|| crate::instants::parse_column(data, &offsets, bits.map(|b| (b, offset))));
+    let values: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Ok((PyBytes::new(py, &values), PyBytes::new(py, &bitmap), nulls))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JsonSyntaxError", m.py().get_type::<JsonSyntaxError>())?;
@@ -168,5 +210,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records, m)?)?;
     m.add_function(wrap_pyfunction!(join_lines, m)?)?;
     m.add_function(wrap_pyfunction!(unknown_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(instants, m)?)?;
     Ok(())
 }
