@@ -102,4 +102,5 @@ def report(
     where = "standard output" if output == "-" else output
     pngs = f", PNGs in {png_dir}" if png_dir else ""
     size = len(built.html.encode()) // 1024
-    click.echo(f"report: {where} ({size} KB, {len(built.charts)} charts{pngs})", err=True)
+    drawn = sum(chart.drawn for chart in built.charts)
+    click.echo(f"report: {where} ({size} KB, {drawn} charts{pngs})", err=True)
