@@ -337,16 +337,24 @@ def _error_rate_chart(data: ReportData) -> Chart:
     overall = float(weekly["errors"].sum()) / max(float(weekly["backups"].sum()), 1) * 100
     ax.axhline(overall, color=OTHER_COLOUR, ls="--", lw=1, label=f"overall {overall:.1f} %")
     ax.set_ylabel("error %")
-    ax.set_ylim(0, 105)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f} %"))
+    # Room above the highest week, not always up to 100 %: a low rate stays readable.
+    top = float(np.nanmax(weekly["rate"].to_numpy())) if weekly["rate"].is_not_null().any() else 0
+    ax.set_ylim(0, min(105.0, max(5.0, top * 1.2)))
+    _percent_axis(ax)
     _week_margins(ax, weekly)
     _date_axis(ax)
-    ax.legend(loc="upper left")
+    _legend_above(ax)
     caption = (
         "Share of the backups created each ISO week (Monday to Sunday, UTC) that are in "
         f"status error, {_weeks_words(weekly)}; the dashed line is the rate over those weeks."
     )
     return Chart(name, title, caption, figure)
+
+
+def _percent_axis(ax: Axes) -> None:
+    """A y axis of percentages ticked at round whole steps (1, 2, 5, 10, ...) and read ``40 %``."""
+    ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10], integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g} %"))
 
 
 def _weeks_words(weekly: pl.DataFrame) -> str:
@@ -420,7 +428,7 @@ def _rpo_chart(data: ReportData) -> Chart:
     ax.set_xlabel("time since the last good backup")
     ax.set_ylabel("resources")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper right")
+    _legend_above(ax)
     return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
 
 
@@ -456,7 +464,7 @@ def _replication_chart(data: ReportData) -> Chart:
     top = float(np.nanmax(share)) if np.isfinite(share).any() else 0.0
     ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
     ax.set_ylabel("replicated")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f} %"))
+    _percent_axis(ax)
     _week_margins(ax, weekly)
     _date_axis(ax)
     caption = (
@@ -506,7 +514,7 @@ def _retention_chart(data: ReportData) -> Chart:
     ax.set_xlabel("days kept")
     ax.set_ylabel("backups")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper right")
+    _legend_above(ax)
     return Chart("retention_days", "Retention period", caption, figure)
 
 
