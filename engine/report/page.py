@@ -465,6 +465,7 @@ h2,h3{break-after:avoid}
 figcaption{font-size:10px}
 .table{overflow:visible}
 table{font-size:9px;table-layout:auto}
+table.facts{font-size:11px}
 th,td{padding:2px 4px}
 thead{display:table-header-group}
 thead th{position:static}
