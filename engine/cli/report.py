@@ -64,10 +64,13 @@ def report(
     hygiene findings. A store holding two or more snapshots also gets a
     trends section (backups and size, added vs gone, errors and rpo
     breaches per day, week or month, and each vault's fill forecast), up to
-    --at when given. FILTER is a ListBackups filter narrowing the backups
-    (no marker, offset, limit or sort). The file loads nothing from the
-    network, and the same inventory and --at give the same bytes. Needs the
-    report extra: pip install 'cbrq[report]'.
+    --at when given. Summary cards say their verdict (OK, REVIEW, ACTION); a
+    chart with nothing to draw (no replication records, ...) is a sentence
+    saying so; printed, each section starts an A4 page. FILTER is a
+    ListBackups filter narrowing the backups (no marker, offset, limit or
+    sort). The file loads nothing from the network, and the same inventory
+    and --at give the same bytes. Needs the report extra:
+    pip install 'cbrq[report]'.
 
     \b
     Example:
