@@ -69,7 +69,10 @@ def test_extreme_dates_are_drawn(tmp_path: Path, dates: tuple[str, ...], at: str
         for n, when in enumerate(dates)
     ]
     text = report(tmp_path, records, *(["--at", at] if at else []), names=("vault",))
-    assert text.count("<svg") == 8
+    # Every chart is drawn or says why not; those with a date axis are drawn.
+    assert text.count("<svg") + text.count('<p class="nochart"') == 8
+    for name in ("backups_per_day", "error_rate_per_week", "replication_coverage"):
+        assert f'<figure id="chart-{name}">' in text
     assert dates[-1][:10] in text  # the newest backup is named in the summary
 
 

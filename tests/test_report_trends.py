@@ -65,7 +65,7 @@ def row_html(row: dict[str, object]) -> str:
     cells = []
     for value in row.values():
         if isinstance(value, datetime):
-            cells.append(f'<td class="text">{value:%Y-%m-%d %H:%M:%S}</td>')
+            cells.append(f'<td class="when">{value:%Y-%m-%d %H:%M:%S}</td>')
         elif isinstance(value, float):
             cells.append(f'<td class="num">{value:,.1f}</td>')
         else:
@@ -85,7 +85,10 @@ def test_the_section_follows_the_summary_with_its_four_parts(built: Path) -> Non
     assert len(tables(part)) == 2  # the trend rows, and the vault fill with its forecast
     assert "Vault fill and forecast" in part
     written = sorted(p.stem for p in (built / "png").iterdir())
-    assert set(TREND_CHARTS) <= set(written) and len(written) == 8 + len(TREND_CHARTS)
+    # A PNG per chart drawn in the page (a chart with nothing to draw has neither).
+    drawn = re.findall(r'<figure id="chart-(\w+)">', text)
+    assert set(TREND_CHARTS) <= set(written) and written == sorted(drawn)
+    assert len(drawn) + text.count('<p class="nochart"') == 8 + len(TREND_CHARTS)
 
 
 def test_the_rows_shown_are_the_inventorys_trend(built: Path, store: Path) -> None:
@@ -123,7 +126,7 @@ def test_a_report_at_a_past_instant_runs_the_trend_up_to_it(store: Path, tmp_pat
         frame = inv.trend(every="day", until=at).frame
     rows = re.findall(r"<tr>.*?</tr>", tables(part)[0])[1:]
     assert rows == [row_html(row) for row in reversed(frame.rows(named=True))]
-    assert rows[0].startswith('<tr><td class="text">2026-01-03 12:00:00</td>')
+    assert rows[0].startswith('<tr><td class="when">2026-01-03 12:00:00</td>')
     # Before the second snapshot the store held one: no trends section.
     cli("report", "--store", str(store), "--at", "2026-01-02T00:00:00Z",
         "-o", str(tmp_path / "early.html"))  # fmt: skip

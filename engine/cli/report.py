@@ -64,10 +64,13 @@ def report(
     hygiene findings. A store holding two or more snapshots also gets a
     trends section (backups and size, added vs gone, errors and rpo
     breaches per day, week or month, and each vault's fill forecast), up to
-    --at when given. FILTER is a ListBackups filter narrowing the backups
-    (no marker, offset, limit or sort). The file loads nothing from the
-    network, and the same inventory and --at give the same bytes. Needs the
-    report extra: pip install 'cbrq[report]'.
+    --at when given. Summary cards say their verdict (OK, REVIEW, ACTION); a
+    chart with nothing to draw (no replication records, ...) is a sentence
+    saying so; printed, each section starts an A4 page. FILTER is a
+    ListBackups filter narrowing the backups (no marker, offset, limit or
+    sort). The file loads nothing from the network, and the same inventory
+    and --at give the same bytes. Needs the report extra:
+    pip install 'cbrq[report]'.
 
     \b
     Example:
@@ -102,4 +105,5 @@ def report(
     where = "standard output" if output == "-" else output
     pngs = f", PNGs in {png_dir}" if png_dir else ""
     size = len(built.html.encode()) // 1024
-    click.echo(f"report: {where} ({size} KB, {len(built.charts)} charts{pngs})", err=True)
+    drawn = sum(chart.drawn for chart in built.charts)
+    click.echo(f"report: {where} ({size} KB, {drawn} charts{pngs})", err=True)

@@ -15,7 +15,11 @@ Guarantees:
 - *self-contained*: inline CSS and SVG only; no script, font, image or style
   sheet from anywhere, and no ``http://`` or ``https://`` in the file;
 - *deterministic*: the same inventory and ``at`` give a byte-identical file
-  (no clock, no generation time; the charts' SVG is fixed by :mod:`engine.report.charts`).
+  (no clock, no generation time; the charts' SVG is fixed by :mod:`engine.report.charts`);
+- *no empty chart*: a chart with nothing to draw has no figure, and the page says why in
+  its place (``No replication records: ...``);
+- *printable*: printed or saved as PDF, each section starts an A4 page whose tables fit
+  its width (the RPO table's verdict and age included) and no chart or card is split.
 
 Needs the ``report`` extra (matplotlib): ``pip install 'cbrq[report]'``.
 """

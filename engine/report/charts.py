@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 import matplotlib
 import numpy as np
 import polars as pl
-from matplotlib.dates import date2num
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
@@ -45,8 +45,12 @@ if TYPE_CHECKING:
 
 #: Vault bars drawn at most (the fullest first).
 CHART_VAULTS: Final[int] = 30
-#: Days drawn by the backups-per-day chart (up to the newest backup's day).
+#: Days drawn by the backups-per-day chart at most (up to the newest backup's day); the
+#: axis spans the days of the data, and at least :data:`DAILY_MIN_DAYS`.
 DAILY_DAYS: Final[int] = 180
+DAILY_MIN_DAYS: Final[int] = 7
+#: Labelled ticks of a date axis, at most: labels never touch at :data:`FIGURE_SIZE`.
+DATE_TICKS: Final[int] = 8
 #: Weeks drawn by the weekly charts (up to the newest backup's week).
 WEEKLY_WEEKS: Final[int] = 104
 #: Chart size in inches; PNGs are drawn at :data:`PNG_DPI` (900 px wide).
@@ -91,7 +95,11 @@ WARN: Final[str] = "#d64545"
 
 @dataclass(frozen=True)
 class Chart:
-    """One drawn chart: its file stem, title, a sentence on what it shows, the figure.
+    """One chart: its file stem, title, a sentence on what it shows, the figure.
+
+    A chart with nothing to draw has no figure (``figure=None``); its caption then
+    says why (``no replication records ...``) and the page prints that sentence
+    in the chart's place: no empty axes, no PNG.
 
     Example: ``Chart("capacity", "Vault fill", "Each bar ...", figure)``.
     """
@@ -99,7 +107,15 @@ class Chart:
     name: str
     title: str
     caption: str
-    figure: Figure
+    figure: Figure | None
+
+    @property
+    def drawn(self) -> bool:
+        """Whether there was something to draw (a figure).
+
+        Example: ``[c.name for c in draw(data) if c.drawn]``.
+        """
+        return self.figure is not None
 
 
 def draw(data: ReportData) -> tuple[Chart, ...]:
@@ -126,9 +142,9 @@ def _figure(height: float = FIGURE_SIZE[1]) -> tuple[Figure, Axes]:
     return figure, figure.subplots()
 
 
-def _empty(ax: Axes, text: str = "no data") -> None:
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", color=OTHER_COLOUR, fontsize=11)
+def _nothing(name: str, title: str, reason: str) -> Chart:
+    """The chart ``name`` with nothing to draw: the page says ``reason`` instead."""
+    return Chart(name, title, reason, None)
 
 
 def _statuses(frame: pl.DataFrame) -> list[str]:
@@ -150,23 +166,16 @@ def _legend_above(ax: Axes) -> None:
 
 
 def _daily_chart(data: ReportData) -> Chart:
-    figure, ax = _figure()
     daily = data.daily.filter(pl.col("day").is_not_null())
-    caption = (
-        f"Backups created per day (UTC) over the last {DAILY_DAYS} days up to the newest "
-        "backup, stacked by status: a gap is a day without backups, red a day of failures. "
-        f"The weekly charts below cover the last {WEEKLY_WEEKS} weeks."
-    )
+    name, title = "backups_per_day", "Backups per day by status"
     if daily.height == 0:
-        _empty(ax)
-        return Chart("backups_per_day", "Backups per day by status", caption, figure)
-    newest = daily["day"].max()
-    assert isinstance(newest, datetime)
-    first = _earlier(newest, timedelta(days=DAILY_DAYS - 1))
+        return _nothing(name, title, "No backup with a created_at: no backups per day to draw.")
+    first, newest = _daily_span(daily["day"])
     daily = daily.filter(pl.col("day") >= first)
     wide = daily.pivot(on="status", index="day", values="backups", aggregate_function="sum")
     days = pl.DataFrame({"day": pl.datetime_range(first, newest, "1d", eager=True)})
     wide = days.join(wide, on="day", how="left").fill_null(0)
+    figure, ax = _figure()
     start = _day_number(first.replace(tzinfo=None))
     edges = start + np.arange(wide.height + 1, dtype=float)
     bottom = np.zeros(wide.height)
@@ -177,14 +186,40 @@ def _daily_chart(data: ReportData) -> Chart:
             top, edges, baseline=bottom, fill=True, color=_colour(status), label=_label(status)
         )
         bottom = top
-    ax.xaxis_date()
     ax.set_xlim(edges[0], edges[-1])
-    _dates_in_range(ax)
+    _date_axis(ax)
     ax.set_ylabel("backups")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _legend_above(ax)
-    return Chart("backups_per_day", "Backups per day by status", caption, figure)
+    caption = (
+        f"Backups created per day (UTC), {first:%Y-%m-%d} to {newest:%Y-%m-%d} "
+        f"({wide.height} days: the days of the data, the last {DAILY_DAYS} at most), "
+        "stacked by status: a gap is a day without backups, red a day of failures. "
+        f"The weekly charts below cover the weeks of the data, the last {WEEKLY_WEEKS} at most."
+    )
+    return Chart(name, title, caption, figure)
+
+
+def _daily_span(days: pl.Series) -> tuple[datetime, datetime]:
+    """The first and last day the backups-per-day chart draws: the data's days, at most
+    :data:`DAILY_DAYS` up to the newest, at least :data:`DAILY_MIN_DAYS` (one day alone
+    would be one bar as wide as the page)."""
+    newest, oldest = days.max(), days.min()
+    assert isinstance(newest, datetime) and isinstance(oldest, datetime)
+    first = max(oldest, _earlier(newest, timedelta(days=DAILY_DAYS - 1)))
+    return min(first, _earlier(newest, timedelta(days=DAILY_MIN_DAYS - 1))), newest
+
+
+def _date_axis(ax: Axes) -> None:
+    """Dates on the x axis, fitted to what is drawn, at most :data:`DATE_TICKS` ticks with
+    concise labels (``Mar``, ``2026``, ``12``; the year once, not on every tick): labels never
+    touch, whatever the span."""
+    _dates_in_range(ax)
+    # matplotlib's stubs leave both constructors untyped.
+    locator = AutoDateLocator(minticks=3, maxticks=DATE_TICKS)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
 #: Characters of a name a chart shows (tick labels, legends); longer names end in an ellipsis.
@@ -292,37 +327,66 @@ def _weekly(daily: pl.DataFrame) -> pl.DataFrame:
 
 
 def _error_rate_chart(data: ReportData) -> Chart:
-    figure, ax = _figure(3.0)
     weekly = _weekly(data.daily)
-    caption = (
-        "Share of the backups created each ISO week (Monday to Sunday, UTC) that are in "
-        f"status error, over the last {WEEKLY_WEEKS} weeks up to the newest backup; the dashed "
-        "line is the rate over those weeks."
-    )
+    name, title = "error_rate_per_week", "Error rate per week"
     if weekly.height == 0:
-        _empty(ax)
-        return Chart("error_rate_per_week", "Error rate per week", caption, figure)
+        return _nothing(name, title, "No backup with a created_at: no error rate to draw.")
+    figure, ax = _figure(3.0)
     x = weekly["week"].dt.replace_time_zone(None).to_numpy()
     ax.plot(x, weekly["rate"].to_numpy(), color=WARN, lw=1.2, marker="o", ms=2.5)
     overall = float(weekly["errors"].sum()) / max(float(weekly["backups"].sum()), 1) * 100
     ax.axhline(overall, color=OTHER_COLOUR, ls="--", lw=1, label=f"overall {overall:.1f} %")
     ax.set_ylabel("error %")
-    ax.set_ylim(bottom=0)
-    _dates_in_range(ax)
-    ax.legend(loc="upper left")
-    return Chart("error_rate_per_week", "Error rate per week", caption, figure)
+    # Room above the highest week, not always up to 100 %: a low rate stays readable.
+    top = float(np.nanmax(weekly["rate"].to_numpy())) if weekly["rate"].is_not_null().any() else 0
+    ax.set_ylim(0, min(105.0, max(5.0, top * 1.2)))
+    _percent_axis(ax)
+    _week_margins(ax, weekly)
+    _date_axis(ax)
+    _legend_above(ax)
+    caption = (
+        "Share of the backups created each ISO week (Monday to Sunday, UTC) that are in "
+        f"status error, {_weeks_words(weekly)}; the dashed line is the rate over those weeks."
+    )
+    return Chart(name, title, caption, figure)
+
+
+def _percent_axis(ax: Axes) -> None:
+    """A y axis of percentages ticked at round whole steps (1, 2, 5, 10, ...) and read ``40 %``."""
+    ax.yaxis.set_major_locator(MaxNLocator(steps=[1, 2, 5, 10], integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g} %"))
+
+
+def _weeks_words(weekly: pl.DataFrame) -> str:
+    """The weeks a weekly chart draws, in words: ``the 12 weeks from 2026-01-05 to ...``."""
+    first, last = weekly["week"].min(), weekly["week"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    return (
+        f"the {weekly.height} week(s) from {first:%Y-%m-%d} to {last:%Y-%m-%d} (the weeks of "
+        f"the data, the last {WEEKLY_WEEKS} at most)"
+    )
+
+
+def _week_margins(ax: Axes, weekly: pl.DataFrame) -> None:
+    """The x axis from half a week before the first week to half a week after the last:
+    fitted to the data, and a single week is not a point on an axis of a few minutes."""
+    first, last = weekly["week"].min(), weekly["week"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    half = 3.5
+    low, high = (_day_number(week.replace(tzinfo=None)) for week in (first, last))
+    ax.set_xlim(low - half, high + half)
 
 
 def _types_chart(data: ReportData) -> Chart:
     types = data.types.sort("size_gb", "resource_type", descending=[True, False], nulls_last=True)
-    figure, ax = _figure(max(1.6, 0.45 * types.height + 0.9))
     caption = (
         "Total resource_size (GB) of the backups of each resource type, with the number "
         "of backups at the end of each bar."
     )
     if types.height == 0:
-        _empty(ax)
-        return Chart("size_by_resource_type", "Size by resource type", caption, figure)
+        reason = "No backups: no size by resource type to draw."
+        return _nothing("size_by_resource_type", "Size by resource type", reason)
+    figure, ax = _figure(max(1.6, 0.45 * types.height + 0.9))
     names = [_label(t) if t is not None else "(none)" for t in types["resource_type"].to_list()]
     # As floats: a size past 64 bits (Int128) is too long for matplotlib's integers.
     sizes = types["size_gb"].cast(pl.Float64).to_list()
@@ -336,7 +400,6 @@ def _types_chart(data: ReportData) -> Chart:
 
 
 def _rpo_chart(data: ReportData) -> Chart:
-    figure, ax = _figure()
     frame = data.rpo.frame
     limit = data.max_age_seconds / 3600
     ages = frame["age_seconds"].drop_nulls().to_numpy() / 3600
@@ -347,8 +410,12 @@ def _rpo_chart(data: ReportData) -> Chart:
         f"{never:,} resource(s) have no good backup at all and are not drawn."
     )
     if ages.size == 0:
-        _empty(ax, "no resource has a good backup")
-        return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
+        reason = (
+            f"No resource has a good backup (available, image_type backup): no age to draw; "
+            f"the {never:,} resource(s) are all 'never' in the table below."
+        )
+        return _nothing("rpo_age", "RPO: age of the last good backup", reason)
+    figure, ax = _figure()
     # A log axis needs low > 0 and high > low: ages and --max-age may be 0.
     low = max(min(float(ages.min()), limit) / 2, 1 / 60)
     high = max(float(ages.max()), limit, low) * 2
@@ -360,12 +427,24 @@ def _rpo_chart(data: ReportData) -> Chart:
     ax.axvline(limit, color=WARN, lw=1.5, label=f"max age {data.options.max_age_text}")
     ax.set_xlabel("time since the last good backup")
     ax.set_ylabel("resources")
-    ax.legend(loc="upper right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
     return Chart("rpo_age", "RPO: age of the last good backup", caption, figure)
 
 
 def _replication_chart(data: ReportData) -> Chart:
-    figure, ax = _figure(3.0)
+    name, title = "replication_coverage", "Replication coverage per week"
+    available = int(data.replication["available"].sum())
+    recorded = int(data.replication["recorded"].sum())
+    if recorded == 0:
+        return _nothing(name, title, no_replication(available))
+    if int(data.replication["replicated"].sum()) == 0:  # a chart at 0 % every week
+        reason = (
+            f"No successful replication: {recorded:,} of the {available:,} available "
+            "backup(s) have replication records, none in status success (the table below "
+            "gives them per vault)."
+        )
+        return _nothing(name, title, reason)
     weekly = (
         data.replication.filter(pl.col("week").is_not_null())
         .group_by("week")
@@ -374,28 +453,40 @@ def _replication_chart(data: ReportData) -> Chart:
         .sort("week")
         .pipe(_every_week)
     )
-    caption = (
-        "Share of the available backups created each ISO week that have at least one "
-        "replication record in status success (a copy in another region or vault), over "
-        f"the last {WEEKLY_WEEKS} weeks up to the newest backup."
-    )
     if weekly.height == 0:
-        _empty(ax)
-        return Chart("replication_coverage", "Replication coverage per week", caption, figure)
+        return _nothing(name, title, "No available backup with a created_at: no week to draw.")
+    figure, ax = _figure(3.0)
     x = weekly["week"].dt.replace_time_zone(None).to_numpy()
     share = weekly["share"].to_numpy()
-    ax.fill_between(x, 0, share, step="mid", color=ACCENT, alpha=0.35, lw=0)
-    ax.step(x, share, where="mid", color=ACCENT, lw=1.2)
+    # A bar per week (not a line): one week alone is still drawn, a week without backups a gap.
+    ax.bar(x, np.nan_to_num(share), width=np.timedelta64(6, "D"), color=ACCENT)
     # Room above the highest week, not always up to 100 %: a low coverage stays readable.
     top = float(np.nanmax(share)) if np.isfinite(share).any() else 0.0
     ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
-    ax.set_ylabel("% replicated")
-    _dates_in_range(ax)
-    return Chart("replication_coverage", "Replication coverage per week", caption, figure)
+    ax.set_ylabel("replicated")
+    _percent_axis(ax)
+    _week_margins(ax, weekly)
+    _date_axis(ax)
+    caption = (
+        "Share of the available backups created each ISO week that have at least one "
+        "replication record in status success (a copy in another region or vault), "
+        f"{_weeks_words(weekly)}."
+    )
+    return Chart(name, title, caption, figure)
+
+
+def no_replication(available: int) -> str:
+    """What the page says instead of a replication chart when no backup has a replication record.
+
+    Example: ``no_replication(3).startswith("No replication records")``.
+    """
+    return (
+        f"No replication records: none of the {available:,} available backup(s) has a "
+        "replication record (no copy in another region or vault was made or recorded)."
+    )
 
 
 def _retention_chart(data: ReportData) -> Chart:
-    figure, ax = _figure()
     days = data.retention_days
     minimum = data.options.min_days
     caption = (
@@ -405,8 +496,12 @@ def _retention_chart(data: ReportData) -> Chart:
     )
     positive = days[days > 0]
     if positive.size == 0:
-        _empty(ax, "no available backup has an expiry")
-        return Chart("retention_days", "Retention period", caption, figure)
+        reason = (
+            "No available backup has an expiry (expired_at): all are kept forever, no "
+            "retention period to draw."
+        )
+        return _nothing("retention_days", "Retention period", reason)
+    figure, ax = _figure()
     # A log axis needs low > 0 (--min-days may be 0) and high > low.
     low = min(float(positive.min()), float(minimum or positive.min())) / 1.5
     high = max(float(positive.max()), float(minimum), low) * 1.5
@@ -418,13 +513,13 @@ def _retention_chart(data: ReportData) -> Chart:
     ax.axvline(minimum, color=WARN, lw=1.5, label=f"min days {minimum}")
     ax.set_xlabel("days kept")
     ax.set_ylabel("backups")
-    ax.legend(loc="upper right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend_above(ax)
     return Chart("retention_days", "Retention period", caption, figure)
 
 
 def _capacity_chart(data: ReportData) -> Chart:
     frame = data.capacity.frame.filter(pl.col("used_percent").is_not_null()).head(CHART_VAULTS)
-    figure, ax = _figure(max(1.6, 0.32 * frame.height + 1.0))
     caption = (
         "Used share of each vault (billing.used / billing.size), fullest first; the black "
         "tick on each bar is that vault's threshold (80 % unless the vault sets one), and a "
@@ -436,8 +531,13 @@ def _capacity_chart(data: ReportData) -> Chart:
             f" {hidden} vault(s) without a size or beyond the first {CHART_VAULTS} not drawn."
         )
     if frame.height == 0:
-        _empty(ax, "no vault with a size")
-        return Chart("vault_fill", "Vault fill", caption, figure)
+        vaults = data.capacity.frame.height
+        reason = (
+            f"No vault with a size (billing.size): no fill to draw ({vaults:,} vault(s) "
+            "in the inventory)."
+        )
+        return _nothing("vault_fill", "Vault fill", reason)
+    figure, ax = _figure(max(1.6, 0.32 * frame.height + 1.0))
     names = [
         _label(str(n if n is not None else i))
         for n, i in zip(frame["name"], frame["id"], strict=True)
@@ -459,7 +559,6 @@ def _capacity_chart(data: ReportData) -> Chart:
 def _hygiene_chart(data: ReportData) -> Chart:
     frame = data.hygiene.frame
     counts = frame.group_by("finding", "status").len().sort("finding", "status")
-    figure, ax = _figure(2.4)
     caption = (
         "Hygiene findings by kind, split by the backup's status: orphan (no vault lists its "
         f"resource), stuck (in a transitional status for over {data.options.stuck_hours:g} h), "
@@ -468,8 +567,12 @@ def _hygiene_chart(data: ReportData) -> Chart:
     if not (frame["finding"] == "orphan").any() and data.capacity.frame["resources"].sum() == 0:
         caption += " The vaults list no resources, so no backup is called an orphan."
     if counts.height == 0:
-        _empty(ax, "no findings")
-        return Chart("hygiene_findings", "Hygiene findings", caption, figure)
+        reason = (
+            "No hygiene findings: no orphan, no backup stuck in a transitional status for over "
+            f"{data.options.stuck_hours:g} h, no backup in status error."
+        )
+        return _nothing("hygiene_findings", "Hygiene findings", reason)
+    figure, ax = _figure(2.4)
     findings = ["error", "orphan", "stuck"]
     findings += sorted(set(counts["finding"].to_list()) - set(findings))
     left = np.zeros(len(findings))
@@ -496,6 +599,8 @@ def svg(chart: Chart) -> str:
 
     Example: ``"<svg" in svg(draw(data)[0])``.
     """
+    if chart.figure is None:
+        raise ValueError(f"chart {chart.name} has nothing drawn: {chart.caption}")
     buffer = io.StringIO()
     settings: dict[RcKeyType, Any] = {**RC, "svg.hashsalt": f"cbrq-{chart.name}"}
     with matplotlib.rc_context(settings), warnings.catch_warnings():
@@ -514,7 +619,9 @@ def svg(chart: Chart) -> str:
 
 
 def write_pngs(charts: Sequence[Chart], folder: Path) -> list[Path]:
-    """Write each chart as ``folder/NAME.png`` (the folder is created); the paths written.
+    """Write each drawn chart as ``folder/NAME.png`` (the folder is created); the paths written.
+
+    A chart with nothing to draw (no figure) writes no file.
 
     Example: ``write_pngs(report.charts, Path("charts"))``.
     """
@@ -522,6 +629,8 @@ def write_pngs(charts: Sequence[Chart], folder: Path) -> list[Path]:
     written = []
     with matplotlib.rc_context(RC):
         for chart in charts:
+            if chart.figure is None:
+                continue
             path = folder / f"{chart.name}.png"
             chart.figure.savefig(path, format="png", dpi=PNG_DPI, metadata={"Software": None})
             written.append(path)

@@ -82,8 +82,8 @@ class ReportData:
     """Everything the page shows, gathered from one inventory (small frames only).
 
     ``daily``: backups per (day, status); ``types``: stats by resource type;
-    ``replication``: available backups and those with a successful
-    replication record per (week, vault_id); ``retention_days``: the kept
+    ``replication``: available backups, those with any replication record
+    and those with a successful one per (week, vault_id); ``retention_days``: the kept
     period in days of each available backup with both times.
 
     Example: ``data = gather(inv, ReportOptions()); data.rpo.frame.height``.
@@ -236,13 +236,20 @@ class _Scope(TypedDict):
 
 
 def _replication_plan(backups: pl.LazyFrame) -> pl.LazyFrame:
-    """Available backups, and those with a ``success`` replication record, per week and vault."""
+    """Available backups, those with any replication record (``recorded``) and those with a
+    ``success`` one (``replicated``), per week and vault."""
+    records = pl.col("replication_records")
     success = pl.element().struct.field("status") == REPLICATED_STATUS
-    replicated = pl.col("replication_records").list.eval(success).list.any().fill_null(False)
+    replicated = records.list.eval(success).list.any().fill_null(False)
+    recorded = records.list.len().fill_null(0) > 0
     return (
         backups.filter(pl.col("status") == "available")
         .group_by(pl.col("created_at").dt.truncate("1w").alias("week"), "vault_id")
-        .agg(pl.len().alias("available"), replicated.sum().alias("replicated"))
+        .agg(
+            pl.len().alias("available"),
+            recorded.sum().alias("recorded"),
+            replicated.sum().alias("replicated"),
+        )
         .sort("week", "vault_id", nulls_last=True)
     )
 
