@@ -83,6 +83,16 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
+/// The offset of the first byte below U+0020 in `run`, if any.
+#[inline]
+fn first_control(run: &[u8]) -> Option<usize> {
+    if run.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) == 0 {
+        None
+    } else {
+        run.iter().position(|&b| b < 0x20)
+    }
+}
+
 #[inline]
 fn is_blank(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
@@ -126,13 +136,15 @@ impl Reader<'_, '_> {
         self.pos += 1;
         loop {
             let rest = &self.data[self.pos..];
-            let Some(offset) = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            else {
+            let Some(offset) = memchr::memchr2(b'"', b'\\', rest) else {
                 self.pos = self.data.len();
                 return self.fail(ErrorKind::Truncated);
             };
+            // A control character before the quote or backslash (a vectorised scan).
+            if let Some(bad) = first_control(&rest[..offset]) {
+                self.pos += bad;
+                return self.fail(ErrorKind::ControlCharacter);
+            }
             self.pos += offset;
             match self.data[self.pos] {
                 b'"' => {
@@ -140,8 +152,7 @@ impl Reader<'_, '_> {
                     self.out.extend_from_slice(&self.data[start..self.pos]);
                     return Ok(());
                 }
-                b'\\' => self.escape()?,
-                _ => return self.fail(ErrorKind::ControlCharacter),
+                _ => self.escape()?,
             }
         }
     }
@@ -395,12 +406,12 @@ pub fn value_end(text: &[u8], start: usize) -> usize {
 /// The end (exclusive) of the string whose opening quote is at `start`.
 pub fn string_end(text: &[u8], start: usize) -> usize {
     let mut pos = start + 1;
-    while pos < text.len() {
-        match text[pos] {
-            b'\\' => pos += 2,
-            b'"' => return pos + 1,
-            _ => pos += 1,
+    while let Some(offset) = memchr::memchr2(b'"', b'\\', &text[pos.min(text.len())..]) {
+        pos += offset;
+        if text[pos] == b'"' {
+            return pos + 1;
         }
+        pos += 2;
     }
     text.len()
 }
