@@ -13,6 +13,7 @@ definition finds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 
@@ -220,3 +221,20 @@ def test_the_native_functions_refuse_spans_outside_the_text() -> None:
         _native.records(b"[1]", 0, 9)
     with pytest.raises(ValueError, match="offsets must"):
         _native.join_lines(b"{}", b"\x05" + b"\x00" * 15)
+
+
+@given(st.binary(max_size=40), st.integers(0, 50), st.integers(0, 50))
+def test_the_native_functions_never_panic_on_any_bytes(text: bytes, start: int, end: int) -> None:
+    """Rust panics must not cross into Python: bad input is a ValueError or an answer."""
+    for call in (
+        lambda: _native.members(text, start, end),
+        lambda: _native.elements(text, start, end),
+        lambda: _native.records(text, start, end),
+        lambda: _native.compact(text),
+        lambda: _native.lines(text),
+        lambda: _native.unknown_keys(text, ["id"]),
+        lambda: _native.join_lines(text, (start).to_bytes(8, "little") + end.to_bytes(8, "little")),
+        lambda: _native.instants(text, text, None, start, end),
+    ):
+        with contextlib.suppress(ValueError):
+            call()

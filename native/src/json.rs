@@ -425,9 +425,9 @@ pub fn string_end(text: &[u8], start: usize) -> usize {
 pub fn elements(text: &[u8], start: usize, end: usize) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut pos = start + 1;
-    let last = end - 1;
+    let last = end.saturating_sub(1).min(text.len());
     while pos < last {
-        let stop = value_end(text, pos);
+        let stop = value_end(text, pos).min(last);
         spans.push((pos, stop));
         pos = stop + 1;
     }
@@ -445,11 +445,14 @@ pub fn elements(text: &[u8], start: usize, end: usize) -> Vec<(usize, usize)> {
 pub fn members(text: &[u8], start: usize, end: usize) -> Vec<((usize, usize), (usize, usize))> {
     let mut found = Vec::new();
     let mut pos = start + 1;
-    let last = end - 1;
+    let last = end.saturating_sub(1).min(text.len());
     while pos < last {
         let key_end = string_end(text, pos);
         let value_start = key_end + 1;
-        let value_stop = value_end(text, value_start);
+        if value_start >= last {
+            break; // not compact JSON: no value after the key
+        }
+        let value_stop = value_end(text, value_start).min(last);
         found.push(((pos + 1, key_end - 1), (value_start, value_stop)));
         pos = value_stop + 1;
     }
@@ -545,5 +548,27 @@ mod tests {
         assert_eq!(&object[found[0].1 .0..found[0].1 .1], br#"{"x":[1]}"#);
         assert_eq!(&object[found[1].1 .0..found[1].1 .1], b"null");
         assert!(elements(b"[]", 0, 2).is_empty());
+    }
+
+    #[test]
+    fn spans_stay_inside_text_that_is_not_compact_json() {
+        for text in [
+            &b"{\""[..],
+            b"{\"a",
+            b"{\"a\":",
+            b"[\"",
+            b"{\"a\"}",
+            b"}}",
+            b"[[",
+            b"\\",
+        ] {
+            for (key, value) in members(text, 0, text.len()) {
+                assert!(key.0 <= key.1 && key.1 <= text.len() && value.0 <= value.1);
+                assert!(value.1 <= text.len());
+            }
+            for (from, to) in elements(text, 0, text.len()) {
+                assert!(from <= to && to <= text.len());
+            }
+        }
     }
 }

@@ -181,12 +181,13 @@ fn instants<'py>(
     length: usize,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, usize)> {
     let raw = bytes_of(&offsets)?;
-    if raw.len() < (offset + length + 1) * 8 {
-        return Err(PyValueError::new_err(
-            "offsets: fewer than offset + length + 1 int64",
-        ));
-    }
-    let offsets: Vec<i64> = raw[offset * 8..(offset + length + 1) * 8]
+    let end = offset
+        .checked_add(length)
+        .and_then(|n| n.checked_add(1))
+        .and_then(|n| n.checked_mul(8))
+        .filter(|&n| n <= raw.len())
+        .ok_or_else(|| PyValueError::new_err("offsets: fewer than offset + length + 1 int64"))?;
+    let offsets: Vec<i64> = raw[offset * 8..end]
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
         .collect();
