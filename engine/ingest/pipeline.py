@@ -426,10 +426,11 @@ class _Reader:
 class _Pipeline:
     """Normalizes batches in :data:`WORKERS` threads while the main thread reads the next.
 
-    Reading and splitting hold the GIL (msgspec) while Arrow and polars
-    mostly release it; one normalize worker left a core idle much of the
-    time (1.45 cores busy on average at 1M), so two batches are in flight
-    at once. Results come back in batch order.
+    Splitting is native and releases the GIL (:mod:`engine._native`), as do
+    Arrow's reader and most of polars; one normalize worker left a core idle
+    much of the time (1.45 cores busy on average at 1M, when splitting held
+    the GIL), so two batches are in flight at once. Results come back in
+    batch order.
     """
 
     def __init__(self, sink: _Sink, lenient: bool) -> None:
