@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -200,3 +201,20 @@ def test_every_error_has_one_style() -> None:
             result.stderr
         )
         assert "Usage:" not in result.stderr
+
+
+def test_the_semantics_name_every_parameter_and_the_error_body_as_given() -> None:
+    """docs/semantics.md covers the parameter table, and its error example is cbrq's own."""
+    from engine.errors import QueryError
+    from engine.inventory import Inventory
+    from engine.params import PARAMS
+
+    text = (REPO / "docs" / "semantics.md").read_text()
+    section = text.split("### The 23 parameters", 1)[1].split("\n## 3.", 1)[0]
+    assert len(PARAMS) == 23
+    for param in PARAMS:
+        assert f"`{param.name}`" in section, param.name
+    shown = json.loads(text.split("## 3. Errors", 1)[1].split("```json\n", 1)[1].split("```")[0])
+    with Inventory.from_dumps([str(SAMPLE / "dumps")]) as inv, pytest.raises(QueryError) as err:
+        inv.query("stauts=error&limit=0")
+    assert err.value.body() == shown
