@@ -104,7 +104,11 @@ def test_scratch_and_the_venv_are_ignored() -> None:
 
 #: A Markdown link or image: ``[text](target)``, the target up to a space or ``)``.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)[^)]*\)")
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [
+    REPO / "README.md",
+    REPO / "sample_data" / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+]
 
 
 def anchors(markdown: str) -> set[str]:
