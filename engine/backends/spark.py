@@ -184,8 +184,12 @@ def _launch_quietly(conf: dict[str, str]) -> None:
         launch.set(key, value)
     # pyspark leaves launch_gateway unannotated.
     gateway = launch_gateway(launch, popen_kwargs={"stderr": subprocess.PIPE})  # type: ignore[no-untyped-call]
-    stream = gateway.proc.stderr
-    threading.Thread(target=pass_on, args=(stream,), name="cbrq-spark-stderr", daemon=True).start()
+    # Under spark-submit (PYSPARK_GATEWAY_PORT set) pyspark joins the running JVM: no process.
+    stream = getattr(gateway.proc, "stderr", None)
+    if stream is not None:
+        forward = threading.Thread(target=pass_on, args=(stream,), name="cbrq-spark-stderr")
+        forward.daemon = True
+        forward.start()
     SparkContext._ensure_initialized(gateway=gateway)
 
 
