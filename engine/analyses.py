@@ -555,7 +555,11 @@ def _rpo_rows(ranked: pl.LazyFrame, named: pl.LazyFrame, listing: bool) -> pl.Da
         pl.col("resource_name").alias("newest_name"),
         pl.col("resource_type").alias("newest_type"),
     )
-    verdicts = pl.Series(RPO_VERDICTS, dtype=pl.String)
+    # The rank is the verdict's index; replace_strict, not ``pl.lit(series).get(rank)``,
+    # which polars 2.2 refuses (ShapeError: 'index' must be a scalar value in `get`).
+    verdict = pl.col("_rank").replace_strict(
+        list(range(len(RPO_VERDICTS))), list(RPO_VERDICTS), return_dtype=pl.String
+    )
     return (
         ranked.join(details, on="_order", how="left", maintain_order="left")
         .select(
@@ -564,7 +568,7 @@ def _rpo_rows(ranked: pl.LazyFrame, named: pl.LazyFrame, listing: bool) -> pl.Da
             pl.col("backups").fill_null(0),
             "last_good",
             "age_seconds",
-            pl.lit(verdicts).get(pl.col("_rank")).alias("verdict"),
+            verdict.alias("verdict"),
         )
         .collect()
     )

@@ -11,6 +11,9 @@
     ├── MissingExtra               an optional dependency is not installed (CLI exit 2)
     └── NotFoundError              unknown backup or vault on a show call (HTTP 404)
     Interrupted (KeyboardInterrupt) SIGINT/SIGTERM stopped a write (CLI exit 130/143)
+    engine.testing.MissingTestingExtra (ModuleNotFoundError)  engine.testing.strategies
+                                   without hypothesis (kept there: engine.testing imports
+                                   nothing of the engine but spec)
 
 Every error knows how to say itself in one message that names the file,
 the record, the field and what is allowed; the CLI prints ``str(error)`` and

@@ -2,8 +2,9 @@
 
 Everything the engine decides about the API lives here as plain constants, so
 that the ingester, the query compiler, the server and the reference model read
-one and the same set of facts (``../shared/SPEC.md`` is the prose version).
-Decisions SPEC.md leaves open are written down here, each with its reason.
+one and the same set of facts (``docs/semantics.md`` is the prose version,
+for users). Decisions the public API documents leave open are written down
+here, each with its reason.
 
 Example::
 

@@ -419,7 +419,7 @@ def readme_examples() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("command", "output"), readme_examples())
 def test_readme_example_output_is_real(store: str, command: str, output: str) -> None:
     args = shlex.split(command)[1:]
-    args = [store if a == "inv" else a for a in args]
+    args = [store if a == "scratch/inv" else a for a in args]  # the README's store
     if "-f" not in args:
         args += ["-f", "table"]  # what a terminal gets; CliRunner's stdout is a pipe
     code, out, _ = run(*args)

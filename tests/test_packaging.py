@@ -55,6 +55,8 @@ def test_the_wheel_holds_every_subpackage(wheel: Path) -> None:
     assert "engine/py.typed" in names
     assert any(n.startswith("engine/_native") and n.endswith(".so") for n in names), names
     assert "engine/_native.pyi" in names
+    # A Spark driver cbrq starts reads its log4j2 file from the installed package.
+    assert "engine/backends/spark-log4j2.properties" in names
 
 
 def test_the_installed_wheel_runs_outside_the_repo(wheel: Path, tmp_path: Path) -> None:

@@ -211,6 +211,30 @@ def test_the_inventory_api_takes_a_session_and_the_cli_a_master(spark: Any) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == expected
+    # Quiet by default: neither Spark's banner and WARN lines nor the JVM's notice.
+    noise = ("log4j", "WARN", "Using Spark's default", "Setting default log level")
+    assert not [line for line in done.stderr.splitlines() if any(n in line for n in noise)], (
+        done.stderr[-2000:]
+    )
+
+
+def test_the_jvm_stderr_is_passed_on_less_its_notices(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.write(write, b"WARNING: Using incubator modules: jdk.incubator.vector\nERROR real\n")
+    os.close(write)
+    with (tmp_path / "err").open("wb") as out, os.fdopen(read, "rb") as stream:
+        backend.pass_on(stream, to=out.fileno())
+    assert (tmp_path / "err").read_bytes() == b"ERROR real\n"
+
+
+def test_spark_logs_come_back_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, wanted in (("1", True), ("yes", True), ("0", False), ("", False)):
+        monkeypatch.setenv(backend.VERBOSE_ENV, value)
+        assert backend.verbose() is wanted
+    monkeypatch.delenv(backend.VERBOSE_ENV)
+    assert not backend.verbose()
+    assert backend.LOG4J2_FILE.is_file()
+    assert "rootLogger.level = error" in backend.LOG4J2_FILE.read_text()
 
 
 def test_a_running_session_is_used_and_left_running(spark: Any) -> None:

@@ -43,7 +43,10 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import threading
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +54,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import IO, TYPE_CHECKING, ClassVar, Final
 
 import polars as pl
 
@@ -112,7 +115,9 @@ def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) 
 
     A new session is local with two cores by default (any master URL works
     unchanged: ``spark://host:7077``, ``yarn``, ``k8s://...``), in UTC, with
-    few shuffle partitions, no web UI and quiet logs.
+    few shuffle partitions, no web UI and quiet logs: errors only, without
+    Spark's startup banner or the JVM's incubator notice on stderr, unless
+    ``CBRQ_SPARK_VERBOSE=1`` asks for Spark's own logging (:data:`VERBOSE_ENV`).
 
     Example: ``session().range(3).count() == 3``.
     """
@@ -130,9 +135,83 @@ def session(master: str = DEFAULT_MASTER, *, spark: SparkSession | None = None) 
     builder = SparkSession.builder.master(master).appName("cbrq")
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
+    if verbose():
+        return builder.getOrCreate()
+    for key, value in QUIET_CONF.items():
+        builder = builder.config(key, value)
+    if SparkContext._gateway is None:  # no driver JVM yet: start it with cbrq's logging
+        _launch_quietly({**SESSION_CONF, **QUIET_CONF, "spark.master": master})
     started = builder.getOrCreate()
     started.sparkContext.setLogLevel("ERROR")
     return started
+
+
+#: Set (to anything but ``0`` or nothing) to start Spark with its own logging: its
+#: default log4j profile, the startup banner and WARN lines on stderr.
+VERBOSE_ENV: Final[str] = "CBRQ_SPARK_VERBOSE"
+#: The log4j2 configuration of a driver cbrq starts, shipped with the package.
+LOG4J2_FILE: Final[Path] = Path(__file__).with_name("spark-log4j2.properties")
+#: Settings of a quiet session: the driver JVM reads cbrq's log4j2 file from its start,
+#: so Spark's "Using Spark's default log4j profile" and "Setting default log level"
+#: notices are never printed (``setLogLevel`` alone only silences what comes later).
+QUIET_CONF: Final[dict[str, str]] = {
+    "spark.driver.extraJavaOptions": shlex.quote(f"-Dlog4j2.configurationFile={LOG4J2_FILE}"),
+}
+#: What the JVM itself writes to stderr on start, which no logging setting reaches:
+#: Spark 4 adds ``--add-modules=jdk.incubator.vector`` and the JVM says so.
+JVM_NOTICES: Final[tuple[bytes, ...]] = (b"WARNING: Using incubator modules:",)
+
+
+def verbose() -> bool:
+    """Whether :data:`VERBOSE_ENV` asks for Spark's own logging.
+
+    Example: with ``CBRQ_SPARK_VERBOSE=1`` set, ``verbose()`` is true; unset or ``0``, false.
+    """
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def _launch_quietly(conf: dict[str, str]) -> None:
+    """Start the driver JVM with ``conf``, its stderr passed on less :data:`JVM_NOTICES`.
+
+    pyspark's ``launch_gateway`` takes the Popen arguments of the JVM for this; the
+    SparkContext made next finds the gateway running and uses it.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    launch = SparkConf(loadDefaults=False)
+    for key, value in conf.items():
+        launch.set(key, value)
+    # pyspark leaves launch_gateway unannotated.
+    gateway = launch_gateway(launch, popen_kwargs={"stderr": subprocess.PIPE})  # type: ignore[no-untyped-call]
+    # Under spark-submit (PYSPARK_GATEWAY_PORT set) pyspark joins the running JVM: no process.
+    stream = getattr(gateway.proc, "stderr", None)
+    if stream is not None:
+        forward = threading.Thread(target=pass_on, args=(stream,), name="cbrq-spark-stderr")
+        forward.daemon = True
+        forward.start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
+def pass_on(stream: IO[bytes], notices: tuple[bytes, ...] = JVM_NOTICES, to: int = 2) -> None:
+    """Copy ``stream`` to the file descriptor ``to`` line by line, less the lines of ``notices``.
+
+    Runs until the stream ends (the JVM exits). A failed write drops that line and
+    goes on reading, so the JVM never blocks on a full pipe.
+
+    Example::
+
+        read, write = os.pipe()
+        os.write(write, b"WARNING: Using incubator modules: x\nERROR real\n"); os.close(write)
+        pass_on(os.fdopen(read, "rb"))   # stderr shows "ERROR real" only
+    """
+    for line in stream:
+        if line.startswith(notices):
+            continue
+        with contextlib.suppress(OSError):
+            view = memoryview(line)
+            while view:
+                view = view[os.write(to, view) :]
 
 
 class SessionError(CbrqError):

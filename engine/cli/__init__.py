@@ -530,7 +530,7 @@ def info(
     until a merge and are listed in the table's dead file. --sql prints the
     one query that reads exactly the live rows (one per backup id) with
     DuckDB, after any number of ingests; on a store fed --snapshot ingests,
-    the backups present at an instant (SPEC §6): --as-of, or in DuckDB
+    the backups present at an instant (docs/semantics.md §6): --as-of, or in DuckDB
     SET VARIABLE cbrq_as_of = 'TIME' before the query (default: the latest).
 
     \b
@@ -588,7 +588,7 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
     if state["history"]["keeps_history"]:
         lines.append(
             f"merges: automatic past {limits['segments']} segments; superseded rows are "
-            "earlier versions, kept (SPEC §6); `cbrq compact` merges all"
+            "earlier versions, kept (docs/semantics.md §6); `cbrq compact` merges all"
         )
     else:
         lines.append(

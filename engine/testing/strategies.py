@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as missing:
+    if missing.name != "hypothesis":  # hypothesis is there; something it needs is not
+        raise
+    from engine.testing import MissingTestingExtra
+
+    raise MissingTestingExtra(__name__) from None
 
 from engine import spec
 from engine.testing.reference import Ingest
