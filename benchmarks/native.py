@@ -100,30 +100,20 @@ def main() -> None:
             for name, checkout in checkouts.items():
                 store = work / f"store-{name}"
                 shutil.rmtree(store, ignore_errors=True)
-                wall, rss, _ = run_rss(
-                    _cbrq(checkout, "ingest", "-q", str(data), "--store", str(store))
-                )
-                found.setdefault(f"ingest {name}", []).append((wall, rss))
-                wall, rss, out = run_rss(
-                    _cbrq(checkout, "query", "--from", str(data), ONE_SHOT.query)
-                )
+                ingest = _cbrq(checkout, "ingest", "-q", str(data), "--store", str(store))
+                found.setdefault(f"ingest {name}", []).append(run_rss(ingest)[:3])
+                query = _cbrq(checkout, "query", "--from", str(data), ONE_SHOT.query)
+                wall, cpu, rss, out = run_rss(query)
                 body = json.loads(out)
                 answers[name] = (body["count"], [b["id"] for b in body["backups"]])
-                found.setdefault(f"one-shot {name}", []).append((wall, rss))
+                found.setdefault(f"one-shot {name}", []).append((wall, cpu, rss))
             duck = [sys.executable, "-c", DUCKDB_INGEST, str(data), str(work / "duck.parquet")]
-            found.setdefault("ingest DuckDB", []).append(run_rss(duck)[:2])
-            query = [
-                sys.executable,
-                "-c",
-                DUCKDB_ONE_SHOT,
-                str(HERE.parent),
-                str(data),
-                ONE_SHOT.query,
-            ]
-            *timing, out = run_rss(query)
+            found.setdefault("ingest DuckDB", []).append(run_rss(duck)[:3])
+            raw = [sys.executable, "-c", DUCKDB_ONE_SHOT, str(HERE.parent), str(data)]
+            wall, cpu, rss, out = run_rss([*raw, ONE_SHOT.query])
             count, ids = json.loads(out)
             answers["DuckDB"] = (count, ids)
-            found.setdefault("one-shot DuckDB", []).append(tuple(timing))  # type: ignore[arg-type]
+            found.setdefault("one-shot DuckDB", []).append((wall, cpu, rss))
             line = ", ".join(
                 f"{k} {v[-1][0]:.1f} s ({v[-1][1]:.1f} CPU-s)" for k, v in found.items()
             )
@@ -137,10 +127,10 @@ def main() -> None:
     for work_name in ("ingest", "one-shot"):
         now, now_cpu, rss = _median(found[f"{work_name} now"])
         before, before_cpu, _ = _median(found[f"{work_name} before"])
-        duck, duck_cpu, _ = _median(found[f"{work_name} DuckDB"])
+        peer, peer_cpu, _ = _median(found[f"{work_name} DuckDB"])
         print(
             f"| {work_name} | {now:.1f} ({now_cpu:.1f}) | {before:.1f} ({before_cpu:.1f}) "
-            f"| {duck:.1f} ({duck_cpu:.1f}) | {now / duck:.2f}x ({now_cpu / duck_cpu:.2f}x) "
+            f"| {peer:.1f} ({peer_cpu:.1f}) | {now / peer:.2f}x ({now_cpu / peer_cpu:.2f}x) "
             f"| {now / before:.2f}x ({now_cpu / before_cpu:.2f}x) | {rss:,.0f} |"
         )
     print(f"\nOne-shot answers the same in all three: {same}.")
