@@ -61,16 +61,13 @@ def report(
     hygiene), each with its table and charts: backups per day by status,
     error rate per week, size by resource type, RPO age distribution,
     replication coverage, retention periods, vault fill against thresholds,
-    hygiene findings. A store holding two or more snapshots also gets a
-    trends section (backups and size, added vs gone, errors and rpo
-    breaches per day, week or month, and each vault's fill forecast), up to
-    --at when given. Summary cards say their verdict (OK, REVIEW, ACTION); a
-    chart with nothing to draw (no replication records, ...) is a sentence
-    saying so; printed, each section starts an A4 page. FILTER is a
-    ListBackups filter narrowing the backups (no marker, offset, limit or
-    sort). The file loads nothing from the network, and the same inventory
-    and --at give the same bytes. Needs the report extra:
-    pip install 'cbrq[report]'.
+    hygiene findings; with two or more snapshots, trends (up to --at) and
+    each vault's fill forecast. Cards say their verdict (OK, REVIEW,
+    ACTION); a chart with nothing to draw is a sentence saying so; printed,
+    each section starts an A4 page. FILTER narrows the backups (a ListBackups
+    filter: no marker, offset, limit or sort). Nothing is loaded from the
+    network; the same inventory and --at give the same bytes. Needs the
+    report extra: pip install 'cbrq[report]'.
 
     \b
     Example:
