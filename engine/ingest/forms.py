@@ -184,21 +184,36 @@ def split_source(source: Source) -> list[Chunk]:
     Example: ``[c.kind for c in split_source(read_source(ref))]`` -> ``["backups"]``.
     """
     data = source.data
-    body = data.lstrip(_BLANK)
-    head = body[:1]
+    # Positions, not stripped copies: a dump may be gigabytes.
+    start, end = _content(data)
+    head = data[start : start + 1]
     if not head:
         raise InputError(Location(source.label), "the file is empty")
     if head == b"[":
         return _split_array(source, _compact(source))
-    several = b"\n" in body.rstrip(_BLANK)
+    newline = data.find(b"\n", start, end)
+    several = newline != -1
     if head != b"{":
         if several:  # NDJSON whose first line is no object: each line says what it is
             return _split_ndjson(source)
         raise _not_json(source.label, data, "expected a JSON object or array")
-    if several and _is_whole_object(body.split(b"\n", 1)[0]):
+    if several and _is_whole_object(data[start:newline]):
         return _split_ndjson(source)
     text = _compact(source)
     return _split_response(source, text, (0, len(text)), "", 0)
+
+
+def _content(data: bytes) -> tuple[int, int]:
+    """Where ``data`` starts and ends without the JSON blanks around it.
+
+    Example: ``_content(b" [1]\\n")`` -> ``(1, 4)``.
+    """
+    start, end = 0, len(data)
+    while start < end and data[start] in _BLANK:
+        start += 1
+    while end > start and data[end - 1] in _BLANK:
+        end -= 1
+    return start, end
 
 
 def _is_whole_object(line: bytes) -> bool:
