@@ -195,18 +195,26 @@ class AnalysisOutput:
         return self.analysis.frame
 
     def json_text(self) -> str:
-        """``{"at", "rows"}``."""
-        return json.dumps(self.analysis.to_json(), ensure_ascii=False)
+        """``{"at", "rows"}``, as ``json.dumps(analysis.to_json())`` writes it, by columns."""
+        from engine.render.jsonrows import json_lines
+
+        rows = json_lines(self.analysis.frame).str.join(", ").item()
+        return f'{{"at": {self._at_json()}, "rows": [{rows}]}}'
 
     def ndjson_text(self) -> str:
-        """A row per line, ``at`` first in each."""
-        at = self.analysis.at_text()
-        # No rows: one line holding only "at", so that every output states it (a
-        # line without the row keys is no row; `jq 'select(.id)'` skips it).
-        rows = self.analysis.to_json()["rows"] or [{}]
-        return "".join(
-            json.dumps({ANALYSIS_AT_KEY: at, **row}, ensure_ascii=False) + "\n" for row in rows
-        )
+        """A row per line, ``at`` first in each (written by columns, not row by row)."""
+        from engine.render.jsonrows import json_lines
+
+        frame = self.analysis.frame
+        if frame.height == 0 or frame.width == 0:
+            # No rows: one line holding only "at", so that every output states it (a
+            # line without the row keys is no row; `jq 'select(.id)'` skips it).
+            return f'{{"{ANALYSIS_AT_KEY}": {self._at_json()}}}\n'
+        lines = json_lines(frame, (ANALYSIS_AT_KEY, self._at_json()))
+        return str(lines.str.join("\n").item()) + "\n"
+
+    def _at_json(self) -> str:
+        return json.dumps(self.analysis.at_text(), ensure_ascii=False)
 
     def table_text(self, terminal: bool) -> str:
         """The rows fitted to the terminal, then a footer with the row count and ``at``."""
