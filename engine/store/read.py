@@ -349,9 +349,13 @@ def _runs(local: pl.Series) -> list[tuple[int, int]]:
     """
     group = (local // ROW_GROUP_ROWS).unique(maintain_order=True)
     run = (group.diff().fill_null(1) != 1).cum_sum()
-    spans = pl.DataFrame({"group": group, "run": run}).group_by("run", maintain_order=True).agg(
-        low=pl.col("group").first() * ROW_GROUP_ROWS,
-        high=(pl.col("group").last() + 1) * ROW_GROUP_ROWS,
+    spans = (
+        pl.DataFrame({"group": group, "run": run})
+        .group_by("run", maintain_order=True)
+        .agg(
+            low=pl.col("group").first() * ROW_GROUP_ROWS,
+            high=(pl.col("group").last() + 1) * ROW_GROUP_ROWS,
+        )
     )
     return list(zip(spans["low"].to_list(), spans["high"].to_list(), strict=True))
 
