@@ -239,9 +239,20 @@ def _write_ndjson(output: Output, out: IO[bytes], terminal: bool) -> None:
 def _write_separated(separator: str) -> Writer:
     # TSV: tabs between fields; a value holding a tab, newline or quote is quoted as in CSV.
     def write_rows(output: Output, out: IO[bytes], terminal: bool) -> None:
-        out.write(flat(output.frame).write_csv(separator=separator).encode())
+        out.write(_csv_bytes(flat(output.frame), separator, header=True))
 
     return write_rows
+
+
+def _csv_bytes(frame: pl.DataFrame, separator: str, *, header: bool) -> bytes:
+    """``frame`` as CSV bytes, made by polars (no Python string of it).
+
+    Written to a buffer, then to the output by Python, so that a reader closing
+    the pipe (``| head -1``) is Python's ``BrokenPipeError``, not polars' error.
+    """
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, separator=separator, include_header=header)
+    return buffer.getvalue()
 
 
 def _write_parquet(output: Output, out: IO[bytes], terminal: bool) -> None:
@@ -347,8 +358,7 @@ def render_stream(
     else:
         separator = "," if fmt == "csv" else "\t"
         for number, batch in enumerate(batches):
-            text = flat(batch).write_csv(separator=separator, include_header=number == 0)
-            out.write(text.encode())
+            out.write(_csv_bytes(flat(batch), separator, header=number == 0))
 
 
 def _cut(batch: pl.DataFrame, fmt: str, fields: Fields | None) -> pl.DataFrame:
