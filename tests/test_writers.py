@@ -78,8 +78,12 @@ TRICKY = pl.DataFrame(
 )
 
 
+@pytest.mark.parametrize("piece", [2, 50_000])
 @pytest.mark.parametrize("frame", [TRICKY, TRICKY.head(0), TRICKY.rename({"id": "at"})])
-def test_analyses_json_written_by_columns_is_what_json_dumps_wrote(frame: pl.DataFrame) -> None:
+def test_analyses_json_written_by_columns_is_what_json_dumps_wrote(
+    frame: pl.DataFrame, piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render.AnalysisOutput, "PIECE_ROWS", piece)
     analysis = Analysis("diff", AT, frame)
     output = render.AnalysisOutput(analysis)
     assert (output.json_text(), output.ndjson_text()) == _dumped(analysis)
