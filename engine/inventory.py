@@ -30,7 +30,7 @@ import polars as pl
 from engine import analyses
 from engine.analyses import Analysis
 from engine.backends import Backend, backend_class
-from engine.backends.base import RID, Result, Streamed, Tables, fetch
+from engine.backends.base import RID, Result, Streamed, Tables
 from engine.backends.polars import compile_filter, sort_keys
 from engine.errors import Problem, QueryError
 from engine.params import QueryContext, QueryParams, parse_query
@@ -53,7 +53,7 @@ from engine.store.history import (
 )
 from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 from engine.store.manifest import Lease, Manifest, resolve_store
-from engine.store.read import decoding, live, scan, scan_physical, table_files
+from engine.store.read import decoding, fetch, live, scan, scan_physical, table_files
 
 QuerySource = str | Mapping[str, Any] | QueryParams | None
 

@@ -5,9 +5,10 @@
 - :class:`Tables`: an inventory's lazy polars tables, rows numbered by
   ``_rid`` (:data:`RID`);
 - :class:`Result`: count and page, the same from every backend;
-- :func:`records` / :func:`fetch`: a page's whole records (typed columns and
-  ``_payload``), read by row from the Parquet row groups that hold them, once
-  a backend has chosen the page's rows.
+- :func:`records` / :func:`stream_records`: a page's whole records (typed
+  columns and ``_payload``, in API form), read by row from the Parquet row
+  groups that hold them (:func:`engine.store.read.fetch`), once a backend has
+  chosen the page's rows.
 
 Example::
 
@@ -27,8 +28,9 @@ import polars as pl
 from engine.errors import Problem, QueryError
 from engine.payload import canonical_payloads
 from engine.query import BackupQuery, Semantics
-from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD, ROW_GROUP_ROWS
+from engine.store.layout import INTERNAL_COLUMNS, PAYLOAD
 from engine.store.manifest import Manifest
+from engine.store.read import fetch, fetch_batches
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -225,12 +227,21 @@ def stream_records(
     rids: pl.Series,
     columns: Sequence[str] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """:func:`records` of ``rids``, :data:`STREAM_ROWS` at a time (one empty frame for none).
+    """:func:`records` of ``rids``, about :data:`STREAM_ROWS` at a time (one empty frame for none).
+
+    From a store, batches end where the answer leaves a row group and the
+    first is the answer's first run in one row group
+    (:func:`engine.store.read.fetch_batches`): each group is read once, and
+    writing starts after the first.
 
     Example: ``next(stream_records(tables, files, pl.Series([3, 1])))``.
     """
-    for start in range(0, max(rids.len(), 1), STREAM_ROWS):
-        yield records(tables, backups_files, rids.slice(start, STREAM_ROWS), columns)
+    if tables.records is not None:
+        for start in range(0, max(rids.len(), 1), STREAM_ROWS):
+            yield records(tables, backups_files, rids.slice(start, STREAM_ROWS), columns)
+        return
+    for rows in fetch_batches(backups_files, rids, columns, rows=STREAM_ROWS):
+        yield _in_api_form(rows)
 
 
 def records(
@@ -252,6 +263,11 @@ def records(
         rows = held[rids]
     else:
         rows = fetch(backups_files, rids, columns)
+    return _in_api_form(rows)
+
+
+def _in_api_form(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with their payloads' timestamps in the API's form (SPEC §1)."""
     if PAYLOAD in rows.columns:
         rows = rows.with_columns(canonical_payloads(rows[PAYLOAD]))
     return rows
@@ -263,72 +279,3 @@ def marker_error(marker: str) -> QueryError:
     Example: ``raise marker_error("b9")``.
     """
     return QueryError([Problem("marker", marker, "no such backup among the matches")])
-
-
-_HEIGHTS: dict[tuple[Path, float], int] = {}
-
-
-def _heights(paths: Sequence[Path]) -> list[int]:
-    """Row counts of Parquet files (from their footers, which polars keeps once read)."""
-    heights = []
-    for path in paths:
-        key = (path, path.stat().st_mtime)
-        if key not in _HEIGHTS:
-            _HEIGHTS[key] = int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
-        heights.append(_HEIGHTS[key])
-    return heights
-
-
-def fetch(
-    paths: Sequence[Path], rids: pl.Series, columns: Sequence[str] | None = None
-) -> pl.DataFrame:
-    """Records (all columns, or ``columns``) of rows ``rids`` of a table, in that order.
-
-    ``paths`` are the table's Parquet files in order, and ``rids`` number
-    its rows across them. Only the row groups that hold the rows are read:
-    one slice of :data:`~engine.store.manifest.ROW_GROUP_ROWS` rows (a group, as the
-    store writes them) per group that holds some, all in one polars query.
-
-    Example: ``fetch([path], pl.Series([5, 2]))["id"]``.
-    """
-    if not paths or rids.len() == 0:
-        from engine.store.schema import empty_frame  # pyarrow: only for an empty answer
-
-        empty = empty_frame("backups")
-        return empty if columns is None else empty.select(columns)
-    rows = ROW_GROUP_ROWS
-    heights = pl.Series(_heights(paths), dtype=pl.Int64)
-    starts = pl.concat([pl.Series([0], dtype=pl.Int64), heights.cum_sum()])
-    files = starts.search_sorted(rids.cast(pl.Int64), side="right") - 1
-    wanted = pl.DataFrame({"rid": rids.cast(pl.Int64), "file": files.cast(pl.Int64)}).with_columns(
-        local=pl.col("rid") - starts.gather(files)
-    )
-    wanted = wanted.with_columns(offset=pl.col("local") - pl.col("local") % rows)
-    # The row groups that hold some of the rows, in table order, and where
-    # each one's rows start in the concatenation of their slices.
-    groups = (
-        wanted.select("file", "offset")
-        .unique()
-        .sort("file", "offset")
-        .with_columns(
-            size=pl.min_horizontal(
-                pl.lit(rows), pl.lit(heights).gather(pl.col("file")) - pl.col("offset")
-            )
-        )
-        .with_columns(base=pl.col("size").cum_sum() - pl.col("size"))
-    )
-    scans = [pl.scan_parquet(path, glob=False) for path in paths]  # names, not patterns
-    # Slice, then select: the other way round polars decodes more (1.2 s against 0.5 s
-    # for 86 scattered groups of 1M rows, measured 2026-11-27).
-    pieces = [
-        scans[file].slice(offset, rows)
-        for file, offset in groups.select("file", "offset").iter_rows()
-    ]
-    if columns is not None:
-        pieces = [piece.select(columns) for piece in pieces]
-    at = wanted.join(groups, on=["file", "offset"], how="left", maintain_order="left").select(
-        pl.col("base") + pl.col("local") - pl.col("offset")
-    )
-    page = pl.concat(pieces).collect()[at.to_series()]
-    assert isinstance(page, pl.DataFrame)
-    return page

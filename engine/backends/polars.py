@@ -228,7 +228,10 @@ def compile_filter(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
     frame = tables.backups
     for rule in found:
         for lookup in rule.lookups:
-            frame = frame.join(lookup.keys, left_on=lookup.on, right_on="key", how="left")
+            # The backups' order (_rid) is kept: compile_query sorts on it stably.
+            frame = frame.join(
+                lookup.keys, left_on=lookup.on, right_on="key", how="left", maintain_order="left"
+            )
     if found:
         frame = frame.filter(pl.all_horizontal([rule.predicate for rule in found]))
     return frame
@@ -250,9 +253,20 @@ def compile_query(query: BackupQuery, tables: Tables) -> pl.LazyFrame:
     keys = sort_keys(query)
     if tables.ordered:
         keys = physical_keys(keys)
-    frame = compile_filter(query, tables).sort(
-        [k.key for k in keys], descending=[k.descending for k in keys], nulls_last=True
-    )
+    frame = compile_filter(query, tables)
+    stable = keys[-1] == SortKey(RID, False)
+    if stable:
+        # The matches are in _rid order (filters and left joins keep it), so a stable
+        # sort on the other keys is the same order: one key instead of two (at 1M, the
+        # default sort's 0.16 s becomes 0.05 s), and none for created_at:asc.
+        keys = keys[:-1]
+    if keys:
+        frame = frame.sort(
+            [k.key for k in keys],
+            descending=[k.descending for k in keys],
+            nulls_last=True,
+            maintain_order=stable,
+        )
     return frame.select(RID, "id")
 
 

@@ -6,9 +6,11 @@ scans them (:func:`scan_physical`: every stored row; :func:`scan`: the live
 rows, less the ``(_seq, _row)`` pairs of the table's dead file), checks what
 it reads against the commit (:func:`require_files`: sizes; :func:`verify_read`:
 checksums), names the damaged file when a decoder fails (:func:`decoding`, which
-asks :mod:`engine.store.integrity` where), and writes the same live-row rule as
-one DuckDB query for readers without cbrq (:func:`duckdb_sql`). Names and order
-come from :mod:`engine.store.layout`. Imports neither pyarrow nor numpy.
+asks :mod:`engine.store.integrity` where), reads chosen rows by position from the
+row groups that hold them (:func:`fetch`, and :func:`fetch_batches` for an answer
+written as it is read), and writes the same live-row rule as one DuckDB query for
+readers without cbrq (:func:`duckdb_sql`). Names and order come from
+:mod:`engine.store.layout`. Imports neither pyarrow nor numpy.
 
 Example::
 
@@ -19,14 +21,15 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 
 from engine.errors import StoreError, engine_failure_message, is_engine_failure
-from engine.store.layout import MANIFEST, POS, ROW, SEQ
+from engine.store.layout import MANIFEST, POS, ROW, ROW_GROUP_ROWS, SEQ
 from engine.store.manifest import Manifest, damaged, read_manifest
 
 
@@ -53,7 +56,7 @@ def scan_physical(root: Path, kind: str, manifest: Manifest | None = None) -> pl
     """Every stored row of ``kind``, superseded ones included, in physical order.
 
     Row ``i`` of this frame is row ``i`` counted across :func:`table_files`
-    (what :func:`engine.backends.base.fetch` reads by). Use :func:`scan` for data.
+    (what :func:`fetch` reads by). Use :func:`scan` for data.
 
     Example: ``scan_physical(root, "backups").select(pl.len()).collect()``.
     """
@@ -206,6 +209,155 @@ def scan(root: Path, kind: str, manifest: Manifest | None = None) -> pl.LazyFram
         return rows
     counted = rows.with_row_index("_cbrq_position")
     return live(counted, root, manifest, kind, "_cbrq_position").drop("_cbrq_position")
+
+
+# --- rows by position -------------------------------------------------------------------
+
+#: The row number a fetched row had in its file (dropped before the rows are returned).
+_AT: Final[str] = "_cbrq_at"
+#: Files of a table a row group number can tell apart: ``file * _FILE_SPAN + group``.
+_FILE_SPAN: Final[int] = 1 << 32
+_HEIGHTS: dict[tuple[Path, float], int] = {}
+
+
+def _heights(paths: Sequence[Path]) -> list[int]:
+    """Row counts of Parquet files (from their footers, read once per file version)."""
+    heights = []
+    for path in paths:
+        key = (path, path.stat().st_mtime)
+        if key not in _HEIGHTS:
+            _HEIGHTS[key] = int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
+        heights.append(_HEIGHTS[key])
+    return heights
+
+
+def fetch(
+    paths: Sequence[Path], rids: pl.Series, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """Records (all columns, or ``columns``) of rows ``rids`` of a table, in that order.
+
+    ``paths`` are the table's Parquet files in order, and ``rids`` number
+    its rows across them. Only the row groups that hold the rows are read
+    (:data:`~engine.store.layout.ROW_GROUP_ROWS` rows each, as the store
+    writes them), each once, in one polars query; see :func:`fetch_batches`.
+
+    Example: ``fetch([path], pl.Series([5, 2]))["id"]``.
+    """
+    if not paths or rids.len() == 0:
+        return _empty(columns)
+    return _gather(paths, _located(paths, rids), columns)
+
+
+def fetch_batches(
+    paths: Sequence[Path],
+    rids: pl.Series,
+    columns: Sequence[str] | None = None,
+    *,
+    rows: int,
+) -> Iterator[pl.DataFrame]:
+    """:func:`fetch` of ``rids`` in that order, about ``rows`` at a time (one empty frame if none).
+
+    A batch ends where the answer leaves a row group, so that an answer in
+    (or against) the store's order reads each row group once; the first batch
+    is the answer's first run of rows in one row group, so that its writing
+    starts after one group is read. Memory: one batch and its row groups.
+
+    Example: ``sum(b.height for b in fetch_batches([path], pl.Series([9, 1, 4]), rows=2))``.
+    """
+    if not paths or rids.len() == 0:
+        yield _empty(columns)
+        return
+    located = _located(paths, rids)
+    bounds = _cuts(located["group"], rows)
+    for start, stop in itertools.pairwise(bounds):
+        yield _gather(paths, located.slice(start, stop - start), columns)
+
+
+def _empty(columns: Sequence[str] | None) -> pl.DataFrame:
+    from engine.store.schema import empty_frame  # pyarrow: only for an empty answer
+
+    empty = empty_frame("backups")
+    return empty if columns is None else empty.select(columns)
+
+
+def _located(paths: Sequence[Path], rids: pl.Series) -> pl.DataFrame:
+    """Where each of ``rids`` lies: ``file`` (index into ``paths``), ``local`` row, ``group``.
+
+    ``group`` numbers row groups across files (``file * 2**32 + local // ROW_GROUP_ROWS``).
+    Example: ``_located([a, b], pl.Series([0, 3000]))["file"].to_list()`` -> ``[0, 1]`` for
+    a 2,048-row ``a``.
+    """
+    at = pl.col("rid")
+    if len(paths) == 1:  # most stores: every row in one file
+        file, local = pl.lit(0, pl.Int64), at
+    else:
+        heights = pl.Series(_heights(paths), dtype=pl.Int64)
+        starts = pl.concat([pl.Series([0], dtype=pl.Int64), heights.cum_sum()])
+        file = pl.lit(starts).search_sorted(at, side="right").cast(pl.Int64) - 1
+        local = at - pl.lit(starts).gather(file)
+    return pl.DataFrame({"rid": rids.cast(pl.Int64)}).select(
+        file=file, local=local, group=file * _FILE_SPAN + local // ROW_GROUP_ROWS
+    )
+
+
+def _cuts(groups: pl.Series, rows: int) -> list[int]:
+    """Where the batches of an answer whose rows lie in ``groups`` start, and its end.
+
+    A batch starts after the first row, then after about each ``rows``, where
+    the answer's row group changes.
+
+    Example: ``_cuts(pl.Series([7, 7, 7, 6, 6, 5]), 2)`` -> ``[0, 3, 5, 6]``.
+    """
+    changes = groups.ne_missing(groups.shift(1))
+    starts = changes.arg_true()  # where a run of rows in one row group begins
+    targets = pl.Series([1, *range(rows, groups.len(), rows)], dtype=starts.dtype)
+    found = starts.search_sorted(targets, side="left")
+    cuts = starts.gather(found.filter(found < starts.len())).unique().sort()
+    return [0, *cuts.filter(cuts > 0).to_list(), groups.len()]
+
+
+def _gather(
+    paths: Sequence[Path], wanted: pl.DataFrame, columns: Sequence[str] | None
+) -> pl.DataFrame:
+    """The rows ``wanted`` (from :func:`_located`), in its order, read from their row groups.
+
+    Each run of neighbouring row groups is one slice of its file's scan,
+    filtered to the wanted rows (polars decodes the groups once and keeps
+    those rows); the rows come in file order and are put in ``wanted``'s.
+    """
+    pieces = []
+    for (file,), rows in wanted.sort("file", "local").partition_by("file", as_dict=True).items():
+        scan = pl.scan_parquet(paths[int(file)], glob=False)  # names, not patterns
+        kept = pl.col(_AT).cast(pl.Int64).is_in(rows["local"].implode())
+        for low, high in _runs(rows["local"]):
+            piece = scan.slice(low, high - low).with_row_index(_AT, offset=low).filter(kept)
+            pieces.append(piece if columns is None else piece.select(columns))
+    found = pl.concat(pieces).collect().rechunk()
+    found = found.drop(_AT) if _AT in found.columns else found
+    key = pl.col("file") * _FILE_SPAN + pl.col("local")
+    order = wanted.select(key.rank("ordinal").cast(pl.Int64) - 1).to_series()
+    if bool((order == pl.int_range(order.len(), eager=True)).all()):
+        return found  # already in file order
+    return found[order]
+
+
+def _runs(local: pl.Series) -> list[tuple[int, int]]:
+    """Row ranges ``[low, high)`` of a file covering the row groups that hold ``local`` rows.
+
+    Neighbouring row groups make one range. ``local`` is sorted.
+    Example: ``_runs(pl.Series([5, 2050, 9000]))`` -> ``[(0, 4096), (8192, 10240)]``.
+    """
+    group = (local // ROW_GROUP_ROWS).unique(maintain_order=True)
+    run = (group.diff().fill_null(1) != 1).cum_sum()
+    spans = (
+        pl.DataFrame({"group": group, "run": run})
+        .group_by("run", maintain_order=True)
+        .agg(
+            low=pl.col("group").first() * ROW_GROUP_ROWS,
+            high=(pl.col("group").last() + 1) * ROW_GROUP_ROWS,
+        )
+    )
+    return list(zip(spans["low"].to_list(), spans["high"].to_list(), strict=True))
 
 
 def duckdb_sql(root: Path, manifest: Manifest, kind: str = "backups") -> str:
