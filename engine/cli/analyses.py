@@ -67,9 +67,14 @@ def _check_by(ctx: click.Context, param: click.Parameter, value: str) -> Any:
 
 
 def output_options(command: F) -> F:
-    """``--at``, ``-f`` and ``-o``, shared by every analysis command."""
+    """``--at``, ``-f``, ``-o`` and ``--fields``, shared by every analysis command."""
+    return at_option(listing_options(command))
+
+
+def listing_options(command: F) -> F:
+    """``-f``, ``-o`` and ``--fields``: for commands whose rows do not depend on an instant
+    (``snapshots``, ``history``), which take no ``--at``."""
     options = [
-        at_option,
         format_option(),
         output_option(),
         click.option(
@@ -381,7 +386,7 @@ def diff(
 
     A and B are each a store directory or a dump file or directory; or,
     with --as-of T1 [--to T2], the store (--store) as of T1 and as of T2
-    (SPEC §6; default the latest), without A and B. A changed row names the
+    (semantics §6; default the latest), without A and B. A changed row names the
     fields that differ (timestamps compared as instants, absent equal to
     null); vaults also give the change of billing.used (MB). On a terminal
     the counts come first; -f json gives every row. --at defaults to B's

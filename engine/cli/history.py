@@ -19,13 +19,13 @@ from typing import Any, Final
 
 import click
 
-from engine.cli.analyses import emit, output_options
+from engine.cli.analyses import emit, listing_options
 from engine.cli.options import open_inventory, store_option
 
 
 @click.command()
 @store_option
-@output_options
+@listing_options
 def snapshots(store: str | None, fmt: str | None, output: str | None, **options: Any) -> None:
     """List the snapshot ingests of the store: what each export held, added and lost.
 
@@ -47,7 +47,7 @@ def snapshots(store: str | None, fmt: str | None, output: str | None, **options:
 @click.command()
 @click.argument("ids", nargs=-1, required=True)
 @store_option
-@output_options
+@listing_options
 def history(
     ids: tuple[str, ...], store: str | None, fmt: str | None, output: str | None, **options: Any
 ) -> None:
