@@ -314,11 +314,14 @@ def is_engine_failure(err: BaseException) -> bool:
 
     Example: ``is_engine_failure(polars.exceptions.ComputeError("x"))`` -> ``True``.
     """
-    return any(
-        cls.__module__.split(".")[0] in _ENGINE_MODULES
-        for cls in type(err).__mro__
-        if cls not in (BaseException, Exception, object)
-    ) or type(err).__name__ == "PanicException"
+    return (
+        any(
+            cls.__module__.split(".")[0] in _ENGINE_MODULES
+            for cls in type(err).__mro__
+            if cls not in (BaseException, Exception, object)
+        )
+        or type(err).__name__ == "PanicException"
+    )
 
 
 def engine_failure_message(err: BaseException, store: str) -> str:

@@ -30,7 +30,7 @@ from tests.records import backup
 Record = dict[str, Any]
 BAD_RESOURCES: list[Any] = [
     "r1",
-    "[{\"id\": \"r1\"}]",  # a string that looks like a list is still a string
+    '[{"id": "r1"}]',  # a string that looks like a list is still a string
     5,
     2.5,
     True,
@@ -68,9 +68,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("resources", BAD_RESOURCES, ids=repr)
 @pytest.mark.parametrize("name", ["rpo", "capacity", "hygiene"])
-def test_bad_resources_are_data_as_in_the_model(
-    tmp_path: Path, name: str, resources: Any
-) -> None:
+def test_bad_resources_are_data_as_in_the_model(tmp_path: Path, name: str, resources: Any) -> None:
     vaults = vaults_with(resources)
     with Inventory.from_dumps(write(tmp_path, BACKUPS, vaults)) as inv:
         got = getattr(inv, name)().to_json()
@@ -113,8 +111,10 @@ def test_report_and_diff_take_bad_resources(tmp_path: Path, resources: Any) -> N
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["r1", "r2", "r4", ""]),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["id", "name", "type", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["id", "name", "type", "x"]), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 

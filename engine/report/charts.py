@@ -579,9 +579,7 @@ def _hygiene_chart(data: ReportData) -> Chart:
     for status in _statuses(counts):
         part = counts.filter(pl.col("status") == status)
         width = [float(part.filter(pl.col("finding") == f)["len"].sum()) for f in findings]
-        ax.barh(
-            findings, width, left=left, color=_colour(status), label=_label(status), height=0.6
-        )
+        ax.barh(findings, width, left=left, color=_colour(status), label=_label(status), height=0.6)
         left = left + np.asarray(width)
     ax.invert_yaxis()
     ax.set_xlabel("backups")
