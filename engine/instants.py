@@ -9,11 +9,10 @@ rounded (the API never sends them; truncation never moves an instant across
 a second); leap seconds (``:60``) are invalid; instants outside years
 1..9999 after applying the offset are invalid.
 
-This module gives the grammar for the sizes of work, all with the same
+This module gives the grammar for the two sizes of work, with the same
 answers: :func:`parse_instant` for one value (query parameters, error
-reports), :func:`instant_array` for an Arrow column (ingest; the native core,
-``native/src/instants.rs``, parses it with the GIL released) and
-:func:`instant_expr` for a polars column (inside lazy queries).
+reports) and :func:`instant_array` for a whole Arrow column (ingest; the
+native core, ``native/src/instants.rs``, parses it with the GIL released).
 
 cbrq's own options (``--at``, ``--as-of``, ``--to``, ``--taken-at``,
 ``--since``, ``--until``) take more, as people write time: :func:`parse_moment`
@@ -43,12 +42,6 @@ PATTERN: Final[str] = (
     r"(?P<zone>Z|[+-][0-9]{2}:[0-5][0-9])?$"
 )
 _RE: Final = re.compile(PATTERN)
-#: The API's own form (UTC, six ASCII fraction digits), which needs no regex groups.
-CANONICAL_PATTERN: Final[str] = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}$"
-)
-_CANONICAL_FORMAT: Final[str] = CANONICAL_TIMESTAMP_FORMAT
-_BASE_FORMAT: Final[str] = "%Y-%m-%dT%H:%M:%S"
 MIN_INSTANT: Final[datetime] = datetime(1, 1, 1, tzinfo=UTC)
 MAX_INSTANT: Final[datetime] = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 ALLOWED: Final[str] = (
@@ -154,50 +147,6 @@ def instant_array(array: pa.Array[Any]) -> pa.Array[Any]:
     )  # fmt: skip
     buffers: list[pa.Buffer | None] = [pa.py_buffer(bitmap), pa.py_buffer(values)]
     return pa.Array.from_buffers(kind, len(large), buffers, null_count=nulls)
-
-
-def instant_expr(column: pl.Expr) -> pl.Expr:
-    """A polars expression parsing a string column into ``Datetime('us', 'UTC')``.
-
-    Invalid strings become null (callers compare with the input's nulls to
-    find them). Same answers as :func:`parse_instant`, value for value.
-    Values already in the API's form (most of a dump) take one fixed-format
-    ``strptime``; only the rest go through the regex groups.
-
-    Example::
-
-        df.with_columns(created_at=instant_expr(pl.col("created_at")))
-    """
-    import polars as pl
-
-    is_canonical = column.str.contains(CANONICAL_PATTERN)
-    fast = column.str.strptime(pl.Datetime("us"), _CANONICAL_FORMAT, strict=False)
-    rest = _general_instant(pl.when(is_canonical).then(None).otherwise(column))
-    parsed = pl.when(is_canonical).then(fast).otherwise(rest).dt.replace_time_zone("UTC")
-    in_range = parsed.is_between(pl.lit(MIN_INSTANT), pl.lit(MAX_INSTANT))
-    return pl.when(in_range).then(parsed).otherwise(None)
-
-
-def _general_instant(column: pl.Expr) -> pl.Expr:
-    """Any accepted form, as a naive UTC datetime (by regex groups; nulls skipped)."""
-    import polars as pl
-
-    parts = column.str.extract_groups(PATTERN)
-    base = parts.struct.field("base").str.strptime(pl.Datetime("us"), _BASE_FORMAT, strict=False)
-    # Year 0 is no year for Python's strptime (parse_instant), even when an
-    # offset would move the instant into year 1.
-    base = pl.when(base.dt.year() >= 1).then(base)
-    frac = (
-        parts.struct.field("frac").str.pad_end(9, "0").str.slice(0, 6).cast(pl.Int64, strict=False)
-    )
-    zone = parts.struct.field("zone")
-    sign = pl.when(zone.str.starts_with("-")).then(-1).otherwise(1)
-    minutes = (
-        zone.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
-        + zone.str.slice(4, 2).cast(pl.Int64, strict=False)
-    ) * sign
-    minutes = pl.when(zone.is_null() | (zone == "Z")).then(0).otherwise(minutes)
-    return base + pl.duration(microseconds=frac.fill_null(0)) - pl.duration(minutes=minutes)
 
 
 def canonical_expr(instant: pl.Expr) -> pl.Expr:
