@@ -55,6 +55,9 @@ def test_the_wheel_holds_every_subpackage(wheel: Path) -> None:
     assert "engine/py.typed" in names
     assert any(n.startswith("engine/_native") and n.endswith(".so") for n in names), names
     assert "engine/_native.pyi" in names
+    # Package data the engine reads at run time: quiet Spark needs its log4j2 file.
+    for data in (REPO / "engine").rglob("*.properties"):
+        assert str(data.relative_to(REPO)) in names, data
     # A Spark driver cbrq starts reads its log4j2 file from the installed package.
     assert "engine/backends/spark-log4j2.properties" in names
 
