@@ -405,7 +405,7 @@ class Inventory:
             vaults=self._small("vaults"),
             members=self._small("members"),
             has_members=self.manifest.counts.get("members", 0) > 0,
-            ordered=len(self.manifest.segment_files("backups")) <= 1,
+            ordered=self.manifest.ordered("backups"),
         )
 
     def physical(self) -> pl.LazyFrame:

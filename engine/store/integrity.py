@@ -518,6 +518,8 @@ def _rebuild_compacted(root: Path, directories: list[str]) -> tuple[Manifest | N
         files=[],
         quarantine=quarantine,
         segments={kind: [len(files)] for kind, files in tables.items()},
+        # Each file is sorted; whether they follow one another is not known here.
+        runs={kind: [len(files)] for kind, files in tables.items() if files},
         rows=rows,
         checksums=checksums,
     ), ""

@@ -46,6 +46,11 @@ VERSION: Final[int] = 3
 #: Written only by such stores, so a store without snapshots stays readable by
 #: the versions before it.
 HISTORY_VERSION: Final[int] = 4
+#: Version 5: a segment may be several sorted runs (``runs`` in the manifest: an
+#: ingest's batches, each written once as its own sorted file). Written only
+#: when some segment is, so that no older reader takes such a segment for one
+#: sorted run (its default order would be wrong).
+RUNS_VERSION: Final[int] = 5
 #: A history store's per-ingest file of the rows it saw (``_ref``: ``_seq`` and
 #: ``_row`` packed as ``_seq * 2**32 + _row``), in the ingest's generation.
 SIGHTINGS: Final[str] = "sightings.parquet"

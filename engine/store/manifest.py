@@ -45,6 +45,7 @@ from engine.store.layout import (
     GENERATION_DIR,
     HISTORY_VERSION,
     MANIFEST,
+    RUNS_VERSION,
     STORE_ENV,
     VERSION,
 )
@@ -144,7 +145,10 @@ class Manifest:
 
     ``tables`` lists each table's Parquet files in physical order;
     ``segments`` how many of them each segment has, in the same order (a
-    table missing here is one segment); ``dead`` the file of superseded
+    table missing here is one segment); ``runs`` how many sorted runs each
+    segment is: 1 (its files follow one another in sort order; the default
+    where missing) or its file count (each file is sorted on its own, as an
+    ingest wrote its batches); ``dead`` the file of superseded
     ``(_seq, _row)`` pairs of a table, if it has any, and ``superseded``
     how many rows it lists; ``counts`` are live rows.
 
@@ -159,6 +163,7 @@ class Manifest:
     quarantine: str | None = None
     updated_at: str = ""
     segments: dict[str, list[int]] = field(default_factory=dict)
+    runs: dict[str, list[int]] = field(default_factory=dict)
     dead: dict[str, str] = field(default_factory=dict)
     superseded: dict[str, int] = field(default_factory=dict)
     rows: dict[str, list[int]] = field(default_factory=dict)
@@ -182,9 +187,11 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as the JSON object written to disk (``away`` only when there is one)."""
+        runs = {kind: counts for kind, counts in self.runs.items() if any(n > 1 for n in counts)}
+        version = HISTORY_VERSION if self.keeps_history else VERSION
         out = {
             "format": FORMAT,
-            "version": HISTORY_VERSION if self.keeps_history else VERSION,
+            "version": RUNS_VERSION if runs else version,
             "generation": self.generation,
             "updated_at": self.updated_at,
             "tables": self.tables,
@@ -198,6 +205,8 @@ class Manifest:
             "checksums": {name: entry.to_json() for name, entry in self.checksums.items()},
             "ingests": [record.to_json() for record in self.ingests],
         }
+        if runs:
+            out["runs"] = runs
         return {**out, "away": self.away} if self.away else out
 
     @property
@@ -218,6 +227,22 @@ class Manifest:
             out.append(names[start : start + size])
             start += size
         return out
+
+    def segment_runs(self, kind: str) -> list[int]:
+        """Sorted runs in each segment of ``kind`` (1: the segment is one run).
+
+        Example: ``read_manifest(root).segment_runs("backups")`` -> ``[1, 30]``.
+        """
+        count = len(self.segment_files(kind))
+        runs = self.runs.get(kind)
+        return list(runs) if runs is not None and len(runs) == count else [1] * count
+
+    def ordered(self, kind: str) -> bool:
+        """Whether the table of ``kind`` is one sorted run (store order is then sort order).
+
+        Example: ``read_manifest(root).ordered("backups")`` -> ``True`` after ``cbrq compact``.
+        """
+        return self.segment_runs(kind) in ([], [1])
 
     def segment_rows(self, kind: str) -> list[int] | None:
         """Rows stored in each segment of ``kind``; ``None`` if the manifest predates the count.
@@ -289,10 +314,10 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
     """
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise StoreError(f"{path}: not a cbrq inventory manifest")
-    if raw.get("version") not in (1, 2, VERSION, HISTORY_VERSION):
+    if raw.get("version") not in (1, 2, VERSION, HISTORY_VERSION, RUNS_VERSION):
         raise StoreError(
-            f"{path}: inventory version {raw.get('version')}, expected {VERSION} "
-            f"or {HISTORY_VERSION}"
+            f"{path}: inventory version {raw.get('version')}, expected {VERSION}, "
+            f"{HISTORY_VERSION} or {RUNS_VERSION}"
         )
     check = _Keys(path, raw)
     tables = {
@@ -305,6 +330,16 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
             raise StoreError(
                 f"{path}: segments.{kind} is {sizes}; allowed: positive file counts "
                 f"adding up to the {len(tables.get(kind, []))} files of tables.{kind}"
+            )
+    runs = check.int_lists("runs")
+    for kind, counts in runs.items():
+        sizes = segments.get(kind, [len(tables.get(kind, []))])
+        if len(counts) != len(sizes) or any(
+            n not in (1, size) for n, size in zip(counts, sizes, strict=True)
+        ):
+            raise StoreError(
+                f"{path}: runs.{kind} is {counts}; allowed: per segment of {sizes} files, "
+                "1 or its file count"
             )
     files = check.value("files", list, "a list of ingested files", required=True)
     for number, entry in enumerate(files):
@@ -331,6 +366,7 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         quarantine=quarantine,
         updated_at=str(check.value("updated_at", str, "a timestamp string") or ""),
         segments=segments,
+        runs=runs,
         dead=dict(dead),
         away=dict(away),
         superseded=check.ints("superseded"),

@@ -11,10 +11,12 @@ committed generations the manifest does not know (a lost or older
 and no commit uses are ever removed. Each commit records every file's size
 and SHA-256 and leaves a copy of its manifest in its own directory.
 
-Backups are kept as sorted segments (:meth:`Generation.append`): an ingest
-reads only the narrow key columns of the stored rows whose id it brings
-again, writes its winners as a new segment and lists the stored rows they
-supersede in the table's dead file. Segments are merged automatically by a
+Backups are kept as segments (:meth:`Generation.append`): an ingest writes
+each batch once, as a sorted Parquet run, reads only the narrow key columns
+of the stored rows whose id it brings again, and keeps its runs as a new
+segment (a segment of several runs, ``runs`` in the manifest), listing the
+rows that lost (stored rows superseded, copies read twice) in the table's
+dead file. Segments are merged automatically by a
 size-tiered rule (:func:`merge_count`), so a table has at most
 :data:`MAX_SEGMENTS` of them and at most :data:`MAX_DEAD_SHARE` of its rows
 superseded; :meth:`Generation.compact` merges everything into one.
@@ -28,7 +30,7 @@ import fcntl
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,21 +75,22 @@ from engine.store.manifest import (
 from engine.store.read import dead_file, dead_key, decoding, scan_physical, table_files
 from engine.store.schema import empty_frame
 
-#: Rows per record batch of a staged part (per row group of a run): the final
-#: merge reads them a batch at a time.
+#: Rows per record batch of an intermediate run (:meth:`Generation._fan_in`):
+#: the final merge reads them a batch at a time.
 PART_ROWS: Final[int] = 512
-#: Staged parts, and the runs merged from them, are Arrow IPC files (lz4):
-#: about half the CPU of lz4 Parquet to write and read back, and a footer of
-#: a few bytes per batch. (As Parquet, a run of 1M rows has 2,000 row groups
-#: of 107 leaf columns, and polars held ~100 MB of footer per run it read:
-#: 1 GB of the 10M ingest's peak, measured 2026-11-27.)
+#: Intermediate runs, merged from more sources than :data:`FAN_IN`, are Arrow
+#: IPC files (lz4): about half the CPU of lz4 Parquet to write and read back,
+#: and a footer of a few bytes per batch. (As Parquet, a run of 1M rows has
+#: 2,000 row groups of 107 leaf columns, and polars held ~100 MB of footer per
+#: run it read: 1 GB of the 10M ingest's peak, measured 2026-11-27.) A batch's
+#: own run is Parquet, in the store's final form: usually it is kept as it is.
 STAGED: Final[str] = ".arrow"
 #: Records gathered into memory at once while the final table is written.
 MERGE_ROWS: Final[int] = 8_192
 #: Sort keys read from one source at a time while the output order is merged.
 KEY_ROWS: Final[int] = 16_384
-#: Sources merged at once; with more, staged parts are first merged in groups
-#: into bigger sorted runs (each source holds a slice of whole records in memory).
+#: Sources merged at once; with more, they are first merged in groups into
+#: bigger sorted runs (each source holds a slice of whole records in memory).
 FAN_IN: Final[int] = 32
 #: Rows whose dedup keys are ranked in memory at once; more are split into
 #: that many hash partitions of the keys, ranked one after the other (at 3M
@@ -219,7 +222,7 @@ def fragmented(manifest: Manifest) -> list[str]:
     return [
         kind
         for kind in RECORD_KINDS
-        if len(manifest.segment_files(kind)) > 1 or kind in manifest.dead
+        if not manifest.ordered(kind) or kind in manifest.dead
     ]
 
 
@@ -286,6 +289,9 @@ class Generation:
         self._rows: dict[str, list[int]] = {
             kind: self._stored_rows(kind) for kind in previous.tables
         }
+        self._runs: dict[str, list[int]] = {
+            kind: previous.segment_runs(kind) for kind in previous.tables
+        }
         self._dead: dict[str, str] = dict(previous.dead)
         self._superseded: dict[str, int] = dict(previous.superseded)
         #: Whether this store keeps history (SPEC §6): set by the ingest that writes it.
@@ -304,17 +310,27 @@ class Generation:
         return bool(self._parts[kind])
 
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
-        """Stage a batch of freshly typed records of ``kind``, sorted by ``sort``."""
+        """Write a batch of freshly typed records of ``kind`` as a run sorted by ``sort``.
+
+        The run is a Parquet file in the store's final form (row groups,
+        compression, statistics, page checksums): :meth:`append` usually keeps
+        it as it is, so each record is written once.
+        """
         if frame.height == 0:
             return
         with self._naming:  # parts may be staged from several threads
-            part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}{STAGED}"
+            part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}.parquet"
             self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
         table = frame.sort(sort, nulls_last=True).to_arrow()
-        options = ipc.IpcWriteOptions(compression="lz4")
-        with ipc.new_file(str(part), table.schema, options=options) as writer:
-            writer.write_table(table, max_chunksize=PART_ROWS)
+        pq.write_table(
+            table,
+            part,
+            row_group_size=ROW_GROUP_ROWS,
+            compression="zstd",
+            write_statistics=True,
+            write_page_checksum=True,
+        )
 
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
         """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
@@ -323,12 +339,11 @@ class Generation:
         sorted by ``sort``; ``order`` ranks copies of one key (the last
         after sorting by it wins). Returns the row count.
         """
-        sources = [(part, PART_ROWS) for part in self._parts[kind]]
-        old = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
-        if not sources and not old:
+        sources = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
+        sources += [(part, ROW_GROUP_ROWS) for part in self._parts[kind]]
+        if not sources:
             self._set_table(kind, 0, [], 0, 0)
             return 0
-        sources = old + self._runs(kind, sources, sort, FAN_IN - len(old))
         keys = list(DEDUP_KEYS[kind])
         with decoding(self.root, self.previous, filesystem=False):
             masks, kept = _winners(sources, keys, order, self.path / "parts")
@@ -365,7 +380,7 @@ class Generation:
         """
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
-        parts = [(p, PART_ROWS) for p in self._parts[kind]]
+        parts = [(p, ROW_GROUP_ROWS) for p in self._parts[kind]]
         staged = sum(_rows([path]) for path, _ in parts)
         merged = merge_count(self._rows.get(kind, []), staged, 0.0)
         kept = len(prior) - merged
@@ -373,7 +388,6 @@ class Generation:
         if rewrite_names:
             self._require_intact(kind, rewrite_names, "not merged")
         rewrite = [self.root / name for name in rewrite_names]
-        fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = (
             scan_physical(self.root, kind, self.previous)
             .with_row_index(POS)
@@ -381,13 +395,17 @@ class Generation:
         )
         previous_dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
         rival = _Versions(stored if prior else None, keys, order, previous_dead[POS])
-        masks, added = _winners(fresh, keys, order, self.path / "parts", rival, fingerprint=True)
-        every = [*[np.ones(_rows([path]), dtype=np.bool_) for path in rewrite], *masks]
-        files: list[Path] = []
-        if added or merged:
-            sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
-            files = self._sink_table(kind, sources, every, sort)
-        self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), 0)
+        masks, added = _winners(parts, keys, order, self.path / "parts", rival, fingerprint=True)
+        if not merged and added and added == staged:
+            # Every record read is written and nothing is merged: the runs are the segment.
+            self._set_table(kind, kept, self._adopt(kind, parts), staged, 0, runs=len(parts))
+        else:
+            every = [*[np.ones(_rows([path]), dtype=np.bool_) for path in rewrite], *masks]
+            files: list[Path] = []
+            if added or merged:
+                sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + parts
+                files = self._sink_table(kind, sources, every, sort)
+            self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), 0)
         dead = (
             pl.concat([previous_dead.select(SEQ, ROW), rival.displaced(), rival.born_dead()])
             .unique()
@@ -485,7 +503,7 @@ class Generation:
     def _append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
-        parts = [(p, PART_ROWS) for p in self._parts[kind]]
+        parts = [(p, ROW_GROUP_ROWS) for p in self._parts[kind]]
         staged = sum(_rows([path]) for path, _ in parts)
         sizes = self._rows.get(kind, [])
         share = self.previous.superseded.get(kind, 0) / max(1, sum(sizes))
@@ -496,19 +514,27 @@ class Generation:
             self._require_intact(
                 kind, [name for files in prior[kept:] for name in files], "not merged"
             )
-        # Every source holds a slice of whole records while the segment is written.
-        fresh = self._runs(kind, parts, sort, FAN_IN - len(rewrite))
         stored = (
             scan_physical(self.root, kind, self.previous)
             .with_row_index(POS)
             .select(*keys, *order, pl.col(POS).cast(pl.Int64))
         )
         rival = None if not prior else _Rival(stored, keys, order)
-        masks, added = _winners(fresh, keys, order, self.path / "parts", rival)
+        masks, added = _winners(parts, keys, order, self.path / "parts", rival)
         displaced = pl.DataFrame() if rival is None else rival.displaced()
         dead = _dead_rows(self.root, self.previous, kind, displaced)
+        live = self.previous.counts.get(kind, 0) + added - displaced.height
+        # Nothing merged and few copies lost: the runs are the new segment as written,
+        # and the copies that lost are listed dead like superseded stored rows.
+        lost = dead.height + staged - added
+        if not merged and added and lost <= MAX_DEAD_SHARE * (sum(sizes) + staged):
+            runs = self._adopt(kind, parts)
+            dead = pl.concat([dead, self._losers(kind, runs, masks)])
+            self._write_dead(kind, dead)
+            self._set_table(kind, kept, runs, staged, dead.height, runs=len(runs))
+            return Appended(added, displaced.height, 0, live)
         old_masks, dropped = _live_masks(rewrite, dead.select(dead_key()).to_series())
-        sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + fresh
+        sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + parts
         files: list[Path] = []
         every = [*old_masks, *masks]
         if added or merged:
@@ -517,8 +543,31 @@ class Generation:
         remaining = dead.filter(~dead_key().is_in(dropped.implode()))
         self._write_dead(kind, remaining)
         self._set_table(kind, kept, files, sum(int(m.sum()) for m in every), remaining.height)
-        live = self.previous.counts.get(kind, 0) + added - displaced.height
         return Appended(added, displaced.height, merged, live)
+
+    def _adopt(self, kind: str, parts: list[tuple[Path, int]]) -> list[Path]:
+        """The runs ``parts`` moved, as they are, into this generation as the table's new files."""
+        files = [self.path / f"{kind}-{number:05d}.parquet" for number in range(len(parts))]
+        for (part, _), file in zip(parts, files, strict=True):
+            os.replace(part, file)
+        return files
+
+    def _losers(self, kind: str, files: list[Path], masks: list[Mask]) -> pl.DataFrame:
+        """Rows of the adopted ``files`` that ``masks`` do not keep, as dead rows.
+
+        Their positions follow every stored row of the kept segments.
+        """
+        start = sum(self._rows.get(kind, []))
+        pieces: list[pl.DataFrame] = []
+        for file, mask in zip(files, masks, strict=True):
+            lost = np.flatnonzero(~mask)
+            if lost.size:
+                keys = pl.read_parquet(file, columns=[SEQ, ROW], glob=False)[lost]
+                pieces.append(keys.with_columns(pl.Series(POS, start + lost)))
+            start += mask.size
+        if not pieces:
+            return pl.DataFrame(schema=DEAD_SCHEMA)
+        return pl.concat([piece.cast(DEAD_SCHEMA) for piece in pieces])
 
     def compact(self, kind: str, sort: list[str]) -> int:
         """Merge every segment of ``kind`` into one, without superseded rows; its rows.
@@ -561,8 +610,16 @@ class Generation:
         return rows
 
     def _sink_table(
-        self, kind: str, sources: list[tuple[Path, int]], masks: list[Mask] | None, sort: list[str]
+        self,
+        kind: str,
+        sources: list[tuple[Path, int]],
+        masks: Sequence[Mask | None] | None,
+        sort: list[str],
     ) -> list[Path]:
+        if len(sources) > FAN_IN:
+            # Every source holds a slice of whole records while the table is written.
+            sources, masks = self._fan_in(kind, sources, masks, sort)
+
         def name(number: int) -> Path:
             return self.path / f"{kind}-{number:05d}.parquet"
 
@@ -586,19 +643,29 @@ class Generation:
             file_rows=FILE_ROWS,
         )
 
-    def _set_table(self, kind: str, kept: int, files: list[Path], rows: int, dead: int) -> None:
-        """The table of ``kind``: its first ``kept`` segments, then ``files`` (``rows`` rows)."""
+    def _set_table(
+        self, kind: str, kept: int, files: list[Path], rows: int, dead: int, *, runs: int = 1
+    ) -> None:
+        """The table of ``kind``: its first ``kept`` segments, then ``files`` (``rows`` rows).
+
+        ``runs``: 1 if ``files`` follow one another in sort order, or their
+        number if each is sorted on its own.
+        """
         segments = self.previous.segment_files(kind)[:kept] if kind in self.previous.tables else []
         counts = self._rows.get(kind, [])[:kept]
+        runs_of = self._runs.get(kind, [])[:kept]
         if files:
             segments.append([f"{self.name}/{path.name}" for path in files])
             counts.append(rows)
+            runs_of.append(runs)
         if not segments:  # an empty table is one empty file, so readers see its columns
             empty = self._sink_table(kind, [], None, [])
             segments, counts = [[f"{self.name}/{path.name}" for path in empty]], [0]
+            runs_of = [1]
         self._tables[kind] = [name for names in segments for name in names]
         self._segments[kind] = [len(names) for names in segments]
         self._rows[kind] = counts
+        self._runs[kind] = runs_of
         self._superseded[kind] = dead
         if not dead:
             self._dead.pop(kind, None)
@@ -613,23 +680,36 @@ class Generation:
         )
         self._dead[kind] = f"{self.name}/{path.name}"
 
-    def _runs(
-        self, kind: str, sources: list[tuple[Path, int]], sort: list[str], fan_in: int
-    ) -> list[tuple[Path, int]]:
-        """Merge staged parts in groups until at most ``fan_in`` sorted sources remain."""
+    def _fan_in(
+        self,
+        kind: str,
+        sources: list[tuple[Path, int]],
+        masks: Sequence[Mask | None] | None,
+        sort: list[str],
+    ) -> tuple[list[tuple[Path, int]], list[Mask | None]]:
+        """Merge ``sources`` in groups (their kept rows) until at most :data:`FAN_IN` remain.
+
+        The groups become intermediate sorted runs (Arrow IPC) under ``parts``;
+        a batch's own run merged into one is removed, a stored file is not.
+        """
+        kept: list[Mask | None] = list(masks) if masks is not None else [None] * len(sources)
+        parts = self.path / "parts"
+        parts.mkdir(exist_ok=True)
         level = 0
-        while len(sources) > max(fan_in, 2):
+        while len(sources) > FAN_IN:
             level += 1
             merged: list[tuple[Path, int]] = []
+            merged_masks: list[Mask | None] = []
             for start in range(0, len(sources), FAN_IN):
-                group = sources[start : start + FAN_IN]
+                group, group_masks = sources[start : start + FAN_IN], kept[start : start + FAN_IN]
                 if len(group) == 1:
                     merged.extend(group)
+                    merged_masks.extend(group_masks)
                     continue
-                run = self.path / "parts" / f"{kind}-run{level}-{len(merged):05d}{STAGED}"
+                run = parts / f"{kind}-run{level}-{len(merged):05d}{STAGED}"
                 _sink(
                     group,
-                    None,
+                    group_masks,
                     sort,
                     _one(run),
                     compression="lz4",
@@ -637,11 +717,13 @@ class Generation:
                     rows=PART_ROWS,
                     file_rows=None,
                 )
-                for part, _ in group:
-                    part.unlink()
+                for path, _ in group:
+                    if path.parent == parts:
+                        path.unlink()
                 merged.append((run, PART_ROWS))
-            sources = merged
-        return sources
+                merged_masks.append(None)
+            sources, kept = merged, merged_masks
+        return sources, kept
 
     def write_text(self, name: str, text: str) -> str:
         """Write a small file into the generation; its store-relative name."""
@@ -667,6 +749,7 @@ class Generation:
             files=files,
             quarantine=quarantine,
             segments=dict(self._segments),
+            runs=dict(self._runs),
             rows=dict(self._rows),
             dead=dict(self._dead),
             superseded={k: v for k, v in self._superseded.items() if v},
@@ -942,7 +1025,7 @@ def _rows(files: list[Path]) -> int:
 
 def _sink(
     sources: list[tuple[Path, int]],
-    masks: list[Mask] | None,
+    masks: Sequence[Mask | None] | None,
     sort: list[str],
     name: Callable[[int], Path],
     *,
@@ -1155,7 +1238,7 @@ def _partitions(
 
 
 def _order(
-    sources: list[tuple[Path, int]], masks: list[Mask] | None, sort: list[str]
+    sources: list[tuple[Path, int]], masks: Sequence[Mask | None] | None, sort: list[str]
 ) -> Iterator[pl.DataFrame]:
     """(source, index) pairs of the kept rows, in output order, a block at a time.
 
