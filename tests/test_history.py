@@ -105,6 +105,22 @@ def test_an_incomplete_snapshot_is_refused_and_changes_nothing(tmp_path: Path) -
     assert plain.returncode == 0 and "not a complete export" in plain.stderr
 
 
+def test_pages_mixing_projects_are_named_once_with_their_number(tmp_path: Path) -> None:
+    mixed = [_backup("b-1", 1), _backup("b-2", 2, project_id="p2")]
+    pages = [write_page(tmp_path / f"{n}.json", *mixed, count=4 + n) for n in range(3)]
+    done = cbrq("ingest", *pages, "--store", str(tmp_path / "s"))
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("export:"))
+    said = "a backups page holds records of projects p1, p2"
+    assert (
+        line.count(said) == 1
+        and f"{said}: each page of a snapshot belongs to one project (3 pages)" in line
+    )
+    with pytest.raises(IncompleteExport, match=r"\(3 pages\)") as refused:
+        ingest(pages, tmp_path / "t", snapshot=True)
+    assert len(refused.value.problems) == 1
+
+
 def test_the_same_snapshot_twice_changes_no_answer(tmp_path: Path) -> None:
     store = tmp_path / "s"
     day = write_page(tmp_path / "day.json", _backup("b-1", 1), _backup("b-2", 1))

@@ -56,7 +56,7 @@ def same_stores(left: Path, right: Path, *, layout: bool = True) -> None:
         a, b = table_files(left, one, kind), table_files(right, two, kind)
         if not (one.ordered(kind) and two.ordered(kind)):
             order = list(STORE_ORDER) if kind == "backups" else ["_seq", "_row"]
-            rows = [scan(root, kind).collect().sort(order, nulls_last=True) for root in (left, right)]
+            rows = [scan(at, kind).collect().sort(order, nulls_last=True) for at in (left, right)]
             assert rows[0].equals(rows[1]), kind
             layout = False
         else:

@@ -138,6 +138,7 @@ def backend_class(name: str) -> type[Backend]:
     made: type[Backend] = getattr(importlib.import_module(entry.module), entry.cls)
     return made
 
+
 #: What a backend's rules read (its tables) and what they give (a predicate, a condition).
 C = TypeVar("C")
 T = TypeVar("T")

@@ -38,7 +38,7 @@ from engine import interrupts
 from engine.errors import BadFiles, IncompleteExport, InputError
 from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
-from engine.ingest.snapshot import NARROW, Page, page_problems, record
+from engine.ingest.snapshot import NARROW, Page, collapsed, page_problems, record
 from engine.ingest.snapshot import taken_at as taken
 from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
@@ -567,6 +567,7 @@ def _call(
         vault_projects = tuple(
             listed["project_id"].cast(pl.String).drop_nulls().unique().sort().to_list()
         )
+    problems = collapsed(problems)
     if snapshot and problems:
         raise IncompleteExport(problems)
     summary = read.summary

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +102,19 @@ def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[
                 f"but hold {found} distinct record(s)"
             )
     return problems
+
+
+def collapsed(problems: Sequence[str]) -> list[str]:
+    """``problems`` with each said once, followed by how many pages said it if more than one.
+
+    A page mixing projects is a problem of its own, and an export of several
+    projects in mixed pages would otherwise repeat it once per page.
+
+    Example: ``collapsed(["a page ...", "a page ...", "project p1: ..."])`` ->
+    ``["a page ... (2 pages)", "project p1: ..."]``.
+    """
+    counts = Counter(problems)
+    return [f"{text} ({n} pages)" if n > 1 else text for text, n in counts.items()]
 
 
 def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:

@@ -219,11 +219,7 @@ def fragmented(manifest: Manifest) -> list[str]:
 
     Example: ``fragmented(read_manifest(root))`` -> ``["backups"]``; ``[]``: nothing to compact.
     """
-    return [
-        kind
-        for kind in RECORD_KINDS
-        if not manifest.ordered(kind) or kind in manifest.dead
-    ]
+    return [kind for kind in RECORD_KINDS if not manifest.ordered(kind) or kind in manifest.dead]
 
 
 def merge_count(sizes: list[int], added: int, dead_share: float) -> int:
