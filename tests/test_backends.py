@@ -200,9 +200,7 @@ def _shape(cls: type) -> dict[str, list[str]]:
 
     methods = ("answer", "count", "words", "plan", "check")
     return {
-        name: list(inspect.signature(getattr(cls, name)).parameters)[
-            0 if name == "check" else 1 :
-        ]
+        name: list(inspect.signature(getattr(cls, name)).parameters)[0 if name == "check" else 1 :]
         for name in methods
     }
 

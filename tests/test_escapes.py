@@ -139,9 +139,7 @@ def test_info_lists_an_ingested_file_name_escaped(tmp_path: Path) -> None:
     assert "dump\\x1b]0;PWNED\\x07.json" in done.stdout.decode()
 
 
-def test_the_html_report_shows_control_characters_escaped(
-    dumps: list[str], tmp_path: Path
-) -> None:
+def test_the_html_report_shows_control_characters_escaped(dumps: list[str], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out = tmp_path / "r.html"
     done = subprocess.run(cbrq("report", *dumps, "-o", str(out)), capture_output=True, check=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 LIMIT = 60
 
+
 def long_functions(root: Path) -> dict[str, int]:
     """Every function under ``root`` over ``LIMIT`` lines, as ``engine/x.py:name`` -> lines.
 

@@ -316,9 +316,7 @@ def older(store: Path) -> None:
     (store / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_check_of_a_store_without_checksums_verifies_what_it_can(
-    two: Path, tmp_path: Path
-) -> None:
+def test_check_of_a_store_without_checksums_verifies_what_it_can(two: Path, tmp_path: Path) -> None:
     ingest(two, tmp_path, "a2.json", range(10), updated_at="2031-01-01T00:00:00Z")  # a dead file
     older(two)
     checked = cbrq("check", "--store", str(two))

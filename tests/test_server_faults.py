@@ -256,9 +256,12 @@ def test_workers_keep_answering_from_the_old_commit_and_leave_no_half_copy(
     scratch.mkdir()
     logged = tmp_path / "serve.log"
     url = ""
-    with logged.open("w") as log, _serve(sample_store, scratch, "--workers", "2", log=log) as (
-        server,
-        port,
+    with (
+        logged.open("w") as log,
+        _serve(sample_store, scratch, "--workers", "2", log=log) as (
+            server,
+            port,
+        ),
     ):
         url = f"http://127.0.0.1:{port}/v3/{P1}/backups?limit=1"
 

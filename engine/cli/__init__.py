@@ -525,9 +525,10 @@ def info(
 ) -> None:
     """Show the inventory's state: generation, rows, segments, superseded rows.
 
-    A table is stored as sorted segments (one per ingest until merged);
-    rows that a newer copy of the same id superseded stay in their file
-    until a merge and are listed in the table's dead file. --sql prints the
+    A table is stored as segments (one per ingest until merged), each one
+    sorted run or, as an ingest wrote its batches, several; rows that a
+    newer copy of the same id superseded (or a copy read twice) stay in
+    their file until a merge and are listed in the table's dead file. --sql prints the
     one query that reads exactly the live rows (one per backup id) with
     DuckDB, after any number of ingests; on a store fed --snapshot ingests,
     the backups present at an instant (docs/semantics.md §6): --as-of, or in DuckDB
@@ -580,9 +581,11 @@ def _info_lines(state: dict[str, Any], root: Any) -> list[str]:
         segments = table["segments"]
         rows = ", ".join(f"{seg['rows']:,}" for seg in segments) or "none"
         files = sum(len(seg["files"]) for seg in segments)
+        runs = sum(seg["runs"] for seg in segments)
+        sorted_runs = f" ({runs} sorted runs)" if runs > len(segments) else ""
         lines.append(
             f"{kind}: {table['live']:,} live, {table['superseded']:,} superseded; "
-            f"{len(segments)} segment(s) of {rows} rows in {files} file(s)"
+            f"{len(segments)} segment(s) of {rows} rows in {files} file(s){sorted_runs}"
         )
     limits = state["limits"]
     if state["history"]["keeps_history"]:

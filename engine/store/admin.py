@@ -100,8 +100,10 @@ def store_info(store: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             _rows(root, names) for names in manifest.segment_files(kind)
         ]
         segments = [
-            {"files": [str(root / n) for n in names], "rows": n}
-            for names, n in zip(manifest.segment_files(kind), rows, strict=True)
+            {"files": [str(root / n) for n in names], "rows": n, "runs": runs}
+            for names, n, runs in zip(
+                manifest.segment_files(kind), rows, manifest.segment_runs(kind), strict=True
+            )
         ]
         stored = sum(rows)
         dead = manifest.dead.get(kind)

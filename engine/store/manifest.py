@@ -324,23 +324,7 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         kind: _file_names(path, kind, files)
         for kind, files in check.mapping("tables", required=True).items()
     }
-    segments = check.int_lists("segments")
-    for kind, sizes in segments.items():
-        if sum(sizes) != len(tables.get(kind, [])) or any(n < 1 for n in sizes):
-            raise StoreError(
-                f"{path}: segments.{kind} is {sizes}; allowed: positive file counts "
-                f"adding up to the {len(tables.get(kind, []))} files of tables.{kind}"
-            )
-    runs = check.int_lists("runs")
-    for kind, counts in runs.items():
-        sizes = segments.get(kind, [len(tables.get(kind, []))])
-        if len(counts) != len(sizes) or any(
-            n not in (1, size) for n, size in zip(counts, sizes, strict=True)
-        ):
-            raise StoreError(
-                f"{path}: runs.{kind} is {counts}; allowed: per segment of {sizes} files, "
-                "1 or its file count"
-            )
+    segments, runs = _segments(path, check, tables)
     files = check.value("files", list, "a list of ingested files", required=True)
     for number, entry in enumerate(files):
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
@@ -374,6 +358,30 @@ def parse_manifest(path: Path, raw: Any) -> Manifest:
         checksums=_checksums(path, check.mapping("checksums")),
         ingests=_ingests(path, check.value("ingests", list, "a list of ingest records")),
     )
+
+
+def _segments(
+    path: Path, check: _Keys, tables: dict[str, list[str]]
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """The manifest's ``segments`` and ``runs``, each checked against the tables' files."""
+    segments = check.int_lists("segments")
+    for kind, sizes in segments.items():
+        if sum(sizes) != len(tables.get(kind, [])) or any(n < 1 for n in sizes):
+            raise StoreError(
+                f"{path}: segments.{kind} is {sizes}; allowed: positive file counts "
+                f"adding up to the {len(tables.get(kind, []))} files of tables.{kind}"
+            )
+    runs = check.int_lists("runs")
+    for kind, counts in runs.items():
+        sizes = segments.get(kind, [len(tables.get(kind, []))])
+        if len(counts) != len(sizes) or any(
+            n not in (1, size) for n, size in zip(counts, sizes, strict=True)
+        ):
+            raise StoreError(
+                f"{path}: runs.{kind} is {counts}; allowed: per segment of {sizes} files, "
+                "1 or its file count"
+            )
+    return segments, runs
 
 
 def _ingests(path: Path, raw: list[Any] | None) -> tuple[IngestRecord, ...]:

@@ -1,0 +1,81 @@
+"""Queries on a store as one ingest wrote it (one segment of sorted runs) against it compacted.
+
+An ingest writes each batch once, as a sorted Parquet run, and keeps the runs
+as its segment (issue 24, item 2): queries must stay within 1.5x of the same
+store after ``cbrq compact`` (one sorted run). Usage::
+
+    python benchmarks/runs.py STORE --runs 5
+
+``STORE`` is a store made by ``cbrq ingest`` (it is copied, never changed).
+Prints, with the machine and the date: the ten queries of
+``benchmarks/run.py`` in process (median ms after a warm-up), then
+``cbrq count`` and a ``limit=100`` query as whole processes (median seconds),
+on both stores, interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.run import _machine, bench_fragmented  # noqa: E402
+
+
+def whole_processes(stores: list[Path], runs: int) -> list[str]:
+    """``cbrq count`` and a ``limit=100`` query on each store, median wall seconds of ``runs``."""
+    commands = {
+        "`cbrq count`": ["count"],
+        "`cbrq query limit=100`": ["query", "limit=100", "-f", "json"],
+    }
+    lines = ["", "| whole process | runs | compacted | ratio |", "|---|---|---|---|"]
+    for label, args in commands.items():
+        took: list[list[float]] = [[] for _ in stores]
+        answers = []
+        for _ in range(runs):
+            for i, store in enumerate(stores):
+                command = [sys.executable, "-m", "engine.cli", *args, "--store", str(store)]
+                started = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, check=True)
+                took[i].append(time.perf_counter() - started)
+                answers.append(done.stdout)
+        medians = [statistics.median(seconds) for seconds in took]
+        same = len(set(answers)) == 1
+        lines.append(
+            f"| {label} | {medians[0]:.2f} s | {medians[1]:.2f} s | "
+            f"{medians[0] / medians[1]:.2f}{'' if same else ' **answers differ**'} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    from engine.api import store_info
+
+    with tempfile.TemporaryDirectory(prefix="cbrq-runs-") as tmp:
+        runs = Path(tmp) / "runs"
+        shutil.copytree(args.store, runs)
+        state = store_info(runs)["tables"]["backups"]
+        files = sum(len(segment["files"]) for segment in state["segments"])
+        print(f"{date.today().isoformat()}, {_machine()}")
+        print(f"store: {state['rows']:,} backups in {files} file(s)")
+        print()
+        lines = bench_fragmented(args.store, runs, args.runs)
+        lines += whole_processes([runs, runs.parent / "compacted"], args.runs)
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

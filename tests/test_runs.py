@@ -1,0 +1,129 @@
+"""An ingest writes each record once: its batches are kept as the sorted runs of one segment.
+
+A batch is sorted and written in the store's final form; an ingest that
+merges nothing keeps those runs as its segment (``runs`` in the manifest,
+version 5) and lists the copies that lost in the dead file. The store must
+answer exactly as the same store compacted into one sorted run, stay
+readable without cbrq, and fall back to one merged run when most of what an
+ingest read lost to other copies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+import engine.ingest.pipeline
+import engine.store.write
+from engine.api import compact, ingest
+from engine.errors import StoreError
+from engine.generate import write_dumps
+from engine.inventory import Inventory
+from engine.store.layout import RUNS_VERSION, STORE_ORDER, VERSION
+from engine.store.manifest import read_manifest
+from engine.store.read import table_files
+from tests.records import backup, page
+
+Write = Callable[[str, str | bytes], Path]
+
+QUERIES = (
+    "limit=50",
+    "sort=created_at:asc&limit=40&offset=700",
+    "sort=name:asc&limit=30",
+    "status=error&status=available&sort=status:desc,created_at:desc",
+    "start_time=2025-06-01T00:00:00Z&end_time=2025-09-01T00:00:00Z&limit=100",
+)
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dumps")
+    write_dumps(out, 2_500, seed=11, page_size=100)
+    return out
+
+
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.ingest.pipeline, "BATCH_BYTES", 150_000)
+
+
+def test_an_ingest_keeps_its_batches_as_sorted_runs_and_answers_as_compacted(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch)
+    runs, merged = tmp_path / "runs", tmp_path / "merged"
+    for root in (runs, merged):
+        ingest([str(dumps)], root)
+    compact(merged)
+    manifest = read_manifest(runs)
+    raw = json.loads((runs / "manifest.json").read_text())
+    files = table_files(runs, manifest, "backups")
+    assert raw["version"] == RUNS_VERSION and raw["runs"]["backups"] == [len(files)] > [1]
+    assert not manifest.ordered("backups") and read_manifest(merged).ordered("backups")
+    for file in files:  # each run sorted on its own, as the store's order says
+        keys = pl.read_parquet(file, columns=list(STORE_ORDER))
+        assert keys.equals(keys.sort(list(STORE_ORDER), nulls_last=True)), file
+    assert manifest.superseded["backups"] > 0  # the generator's repeated copies, listed dead
+    one, other = Inventory.open(runs), Inventory.open(merged)
+    assert not one.tables.ordered and other.tables.ordered
+    for query in QUERIES:
+        a, b = one.query(query), other.query(query)
+        assert (a.count, a.ids, a.payloads) == (b.count, b.ids, b.payloads), query
+    # Readers without cbrq: every file is plain Parquet with the same schema.
+    schemas = {
+        pq.read_schema(f) for f in [*files, *table_files(merged, read_manifest(merged), "backups")]
+    }
+    assert len({str(s) for s in schemas}) == 1
+
+
+def test_batches_are_written_once(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch)
+    rewritten: list[str] = []
+    real = engine.store.write._sink
+
+    def spy(sources: list[tuple[Path, int]], *args: object, **kwargs: object) -> list[Path]:
+        rewritten.extend(path.name for path, _ in sources)
+        return real(sources, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.store.write, "_sink", spy)
+    ingest([str(dumps)], tmp_path / "s")
+    assert rewritten and not any(name.startswith("backups") for name in rewritten)
+    compact(tmp_path / "s")  # a merge does rewrite them: the spy sees it
+    assert any(name.startswith("backups") for name in rewritten)
+    assert read_manifest(tmp_path / "s").to_json()["version"] == VERSION
+
+
+def test_an_ingest_of_mostly_repeated_copies_is_merged_into_one_run(
+    write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch)
+    records = [backup(f"b{i:04d}", updated_at=f"2020-03-0{1 + i % 5}T00:00:00") for i in range(400)]
+    days = [
+        str(write(f"day{d}.json", page(*[{**r, "description": f"day {d}"} for r in records])))
+        for d in range(6)
+    ]
+    ingest(days, tmp_path / "s")
+    manifest = read_manifest(tmp_path / "s")
+    # Five of six copies lose: kept as runs they would be most of the table.
+    assert manifest.ordered("backups") and "backups" not in manifest.dead
+    assert Inventory.open(tmp_path / "s").count() == 400
+
+
+@pytest.mark.parametrize("runs", [[2], [1, 1], ["x"], 3])
+def test_a_manifest_with_bad_runs_is_a_clear_error(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs: object
+) -> None:
+    small_batches(monkeypatch)
+    ingest([str(dumps)], tmp_path / "s")
+    path = tmp_path / "s" / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw["runs"]["backups"] = runs
+    path.write_text(json.dumps(raw))
+    with pytest.raises(StoreError, match=r"runs\.backups'? is .*; allowed"):
+        read_manifest(tmp_path / "s")
