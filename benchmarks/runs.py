@@ -70,7 +70,7 @@ def main() -> None:
         state = store_info(runs)["tables"]["backups"]
         files = sum(len(segment["files"]) for segment in state["segments"])
         print(f"{date.today().isoformat()}, {_machine()}")
-        print(f"store: {state['rows']:,} backups in {files} file(s)")
+        print(f"store: {state['live']:,} backups in {files} file(s)")
         print()
         lines = bench_fragmented(args.store, runs, args.runs)
         lines += whole_processes([runs, runs.parent / "compacted"], args.runs)

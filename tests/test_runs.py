@@ -47,8 +47,10 @@ def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+def small_batches(monkeypatch: pytest.MonkeyPatch, runs: int = 100) -> None:
+    """Batches of 150 kB, and up to ``runs`` of them kept as runs."""
     monkeypatch.setattr(engine.ingest.pipeline, "BATCH_BYTES", 150_000)
+    monkeypatch.setattr(engine.store.write, "MAX_RUNS", runs)
 
 
 def test_an_ingest_keeps_its_batches_as_sorted_runs_and_answers_as_compacted(
@@ -113,6 +115,20 @@ def test_an_ingest_of_mostly_repeated_copies_is_merged_into_one_run(
     # Five of six copies lose: kept as runs they would be most of the table.
     assert manifest.ordered("backups") and "backups" not in manifest.dead
     assert Inventory.open(tmp_path / "s").count() == 400
+
+
+def test_an_ingest_of_more_batches_than_it_may_keep_is_merged_into_one_run(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch, runs=3)
+    ingest([str(dumps)], tmp_path / "many")
+    pages = sorted(str(p) for p in (dumps / "backups").iterdir())
+    ingest(pages[:2], tmp_path / "few")  # two batches of about 180 kB: kept as they are
+    many, few = read_manifest(tmp_path / "many"), read_manifest(tmp_path / "few")
+    assert many.ordered("backups") and "backups" not in many.dead
+    assert not few.ordered("backups") and few.segment_runs("backups") == [2]
+    staged = list((tmp_path / "many").rglob("*.arrow"))
+    assert not staged  # the staged parts are gone with the commit
 
 
 @pytest.mark.parametrize("runs", [[2], [1, 1], ["x"], 3])

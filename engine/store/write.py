@@ -85,6 +85,11 @@ PART_ROWS: Final[int] = 512
 #: run it read: 1 GB of the 10M ingest's peak, measured 2026-11-27.) A batch's
 #: own run is Parquet, in the store's final form: usually it is kept as it is.
 STAGED: Final[str] = ".arrow"
+#: Most sorted runs an ingest keeps as its segment; with more, they are merged
+#: into one. A page of answers in created_at order reads about one row group
+#: per run: at 1M backups, 28 runs made such pages 2-4x slower in process
+#: than one sorted run, 6 runs at 200k 1.7-2.4x (benchmarks/README.md).
+MAX_RUNS: Final[int] = 2
 #: Records gathered into memory at once while the final table is written.
 MERGE_ROWS: Final[int] = 8_192
 #: Sort keys read from one source at a time while the output order is merged.
@@ -277,6 +282,9 @@ class Generation:
         self.path.mkdir(parents=True)
         (self.path / WRITING).touch()  # until the commit is done: a crash leaves a leftover
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
+        #: Batches the ingest expects to stage (its input over the batch size): with
+        #: more than :data:`MAX_RUNS`, they will be merged, so they are staged cheaply.
+        self.batches = 1
         self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
         self._segments: dict[str, list[int]] = {
@@ -308,17 +316,26 @@ class Generation:
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
         """Write a batch of freshly typed records of ``kind`` as a run sorted by ``sort``.
 
-        The run is a Parquet file in the store's final form (row groups,
-        compression, statistics, page checksums): :meth:`append` usually keeps
-        it as it is, so each record is written once.
+        If the ingest may keep its runs (:attr:`batches` at most
+        :data:`MAX_RUNS`), the run is a Parquet file in the store's final
+        form (row groups, compression, statistics, page checksums) that
+        :meth:`append` keeps as it is: each record is written once. Runs that
+        will be merged are staged as Arrow IPC (lz4), cheaper to write and read back.
         """
         if frame.height == 0:
             return
+        final = self.batches <= MAX_RUNS
         with self._naming:  # parts may be staged from several threads
-            part = self.path / "parts" / f"{kind}-{len(self._parts[kind]):05d}.parquet"
+            number = len(self._parts[kind])
+            part = self.path / "parts" / f"{kind}-{number:05d}{'.parquet' if final else STAGED}"
             self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
         table = frame.sort(sort, nulls_last=True).to_arrow()
+        if not final:
+            options = ipc.IpcWriteOptions(compression="lz4")
+            with ipc.new_file(str(part), table.schema, options=options) as writer:
+                writer.write_table(table, max_chunksize=PART_ROWS)
+            return
         pq.write_table(
             table,
             part,
@@ -328,6 +345,14 @@ class Generation:
             write_page_checksum=True,
         )
 
+    def _staged(self, kind: str) -> list[tuple[Path, int]]:
+        """The runs of ``kind`` this ingest wrote, each with the rows it reads at a time."""
+        return [(p, PART_ROWS if p.suffix == STAGED else ROW_GROUP_ROWS) for p in self._parts[kind]]
+
+    def _keepable(self, parts: list[tuple[Path, int]]) -> bool:
+        """Whether ``parts`` may be kept as a segment: few, and in the store's final form."""
+        return len(parts) <= MAX_RUNS and all(path.suffix != STAGED for path, _ in parts)
+
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
         """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
 
@@ -336,7 +361,7 @@ class Generation:
         after sorting by it wins). Returns the row count.
         """
         sources = [(path, ROW_GROUP_ROWS) for path in table_files(self.root, self.previous, kind)]
-        sources += [(part, ROW_GROUP_ROWS) for part in self._parts[kind]]
+        sources += self._staged(kind)
         if not sources:
             self._set_table(kind, 0, [], 0, 0)
             return 0
@@ -376,7 +401,7 @@ class Generation:
         """
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
-        parts = [(p, ROW_GROUP_ROWS) for p in self._parts[kind]]
+        parts = self._staged(kind)
         staged = sum(_rows([path]) for path, _ in parts)
         merged = merge_count(self._rows.get(kind, []), staged, 0.0)
         kept = len(prior) - merged
@@ -392,7 +417,7 @@ class Generation:
         previous_dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
         rival = _Versions(stored if prior else None, keys, order, previous_dead[POS])
         masks, added = _winners(parts, keys, order, self.path / "parts", rival, fingerprint=True)
-        if not merged and added and added == staged:
+        if not merged and added and added == staged and self._keepable(parts):
             # Every record read is written and nothing is merged: the runs are the segment.
             self._set_table(kind, kept, self._adopt(kind, parts), staged, 0, runs=len(parts))
         else:
@@ -499,7 +524,7 @@ class Generation:
     def _append(self, kind: str, sort: list[str], order: list[str]) -> Appended:
         keys = list(DEDUP_KEYS[kind])
         prior = self.previous.segment_files(kind)
-        parts = [(p, ROW_GROUP_ROWS) for p in self._parts[kind]]
+        parts = self._staged(kind)
         staged = sum(_rows([path]) for path, _ in parts)
         sizes = self._rows.get(kind, [])
         share = self.previous.superseded.get(kind, 0) / max(1, sum(sizes))
@@ -523,7 +548,8 @@ class Generation:
         # Nothing merged and few copies lost: the runs are the new segment as written,
         # and the copies that lost are listed dead like superseded stored rows.
         lost = dead.height + staged - added
-        if not merged and added and lost <= MAX_DEAD_SHARE * (sum(sizes) + staged):
+        few = self._keepable(parts) and lost <= MAX_DEAD_SHARE * (sum(sizes) + staged)
+        if not merged and added and few:
             runs = self._adopt(kind, parts)
             dead = pl.concat([dead, self._losers(kind, runs, masks)])
             self._write_dead(kind, dead)
