@@ -1,12 +1,16 @@
 """Queries on a store as one ingest wrote it (one segment of sorted runs) against it compacted.
 
-An ingest writes each batch once, as a sorted Parquet run, and keeps the runs
-as its segment (issue 24, item 2): queries must stay within 1.5x of the same
-store after ``cbrq compact`` (one sorted run). Usage::
+An ingest of few batches writes each batch once, as a sorted Parquet run, and
+keeps the runs as its segment (issue 24, item 2); queries should stay within
+1.5x of the same store after ``cbrq compact`` (one sorted run). This measures
+how far they are, for a given number of runs. Usage::
 
     python benchmarks/runs.py STORE --runs 5
+    python benchmarks/runs.py --ingest DATA --max-runs 100 --runs 5
 
-``STORE`` is a store made by ``cbrq ingest`` (it is copied, never changed).
+``STORE`` is a store made by ``cbrq ingest`` (it is copied, never changed);
+with ``--ingest``, a store of ``DATA`` is made first, keeping up to
+``--max-runs`` runs (``engine.store.write.MAX_RUNS``; one run per 64 MB batch).
 Prints, with the machine and the date: the ten queries of
 ``benchmarks/run.py`` in process (median ms after a warm-up), then
 ``cbrq count`` and a ``limit=100`` query as whole processes (median seconds),
@@ -59,20 +63,37 @@ def whole_processes(stores: list[Path], runs: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("store", type=Path)
+    parser.add_argument("store", type=Path, nargs="?")
+    parser.add_argument("--ingest", type=Path, help="make the store from these dumps first")
+    parser.add_argument("--max-runs", type=int, default=None, help="runs an ingest may keep")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from engine.api import store_info
+    if (args.store is None) == (args.ingest is None):
+        parser.error("give a STORE or --ingest DATA")
+    import engine.store.write
+    from engine.api import ingest, store_info
 
     with tempfile.TemporaryDirectory(prefix="cbrq-runs-") as tmp:
         runs = Path(tmp) / "runs"
-        shutil.copytree(args.store, runs)
+        if args.ingest is not None:
+            if args.max_runs is not None:
+                engine.store.write.MAX_RUNS = args.max_runs  # type: ignore[misc]
+            ingest([str(args.ingest)], runs)
+        else:
+            shutil.copytree(args.store, runs)
         state = store_info(runs)["tables"]["backups"]
         files = sum(len(segment["files"]) for segment in state["segments"])
         print(f"{date.today().isoformat()}, {_machine()}")
         print(f"store: {state['live']:,} backups in {files} file(s)")
         print()
-        lines = bench_fragmented(args.store, runs, args.runs)
+        lines = bench_fragmented(runs, runs, args.runs)
+        count = sum(segment["runs"] for segment in state["segments"])
+        lines[0] = (
+            f"Queries on the store as its ingest wrote it ({count} sorted run(s)) and on the "
+            f"same store after `cbrq compact`, in process, median ms of {args.runs} after one "
+            "warm-up call:"
+        )
+        lines[2] = "| query | runs | compacted | ratio | same answer |"
         lines += whole_processes([runs, runs.parent / "compacted"], args.runs)
         print("\n".join(lines))
 
