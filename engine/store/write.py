@@ -90,9 +90,6 @@ STAGED: Final[str] = ".arrow"
 #: per run: at 1M backups, 28 runs made such pages 2-4x slower in process
 #: than one sorted run, 6 runs at 200k 1.7-2.4x (benchmarks/README.md).
 MAX_RUNS: Final[int] = 2
-#: Records the sources of a merge read ahead, together (each source reads
-#: blocks of at least its own batch or row group size).
-GATHER_ROWS: Final[int] = 65_536
 #: Records gathered into memory at once while the final table is written.
 MERGE_ROWS: Final[int] = 8_192
 #: Sort keys read from one source at a time while the output order is merged.
@@ -1319,8 +1316,7 @@ def _gather(
     ``sources`` are files sorted like the output, each with the rows it
     reads at a time (its row group size), so each is read front to back, once.
     """
-    # Bigger blocks cost less to read; together they hold about GATHER_ROWS records.
-    cursors = [_Cursor(path, max(rows, GATHER_ROWS // len(sources))) for path, rows in sources]
+    cursors = [_Cursor(path, rows) for path, rows in sources]
     for chunk in _chunks(order, n_rows):
         interrupts.check()  # SIGINT/SIGTERM stop between chunks (engine.interrupts)
         source = chunk[_SRC].to_numpy()
@@ -1417,18 +1413,33 @@ def _scan(path: Path) -> pl.LazyFrame:
 
 
 def _blocks(path: Path, columns: list[str] | None, rows: int) -> Iterator[pl.DataFrame]:
-    """A source front to back (only ``columns`` if given), ``rows`` rows at a time.
-
-    polars reads both kinds of source itself (for a staged IPC run, about
-    half the CPU of pyarrow's record batches converted to polars).
-    """
-    source = _scan(path)
-    if columns is not None:
-        source = source.select(columns)
-    read = 0
-    while (block := source.slice(read, rows).collect()).height:
-        read += block.height
-        yield block.rechunk()  # one chunk: gathering nested columns across chunks is slow
+    """A source front to back (only ``columns`` if given), about ``rows`` rows at a time."""
+    if path.suffix != STAGED:
+        source = _scan(path)
+        if columns is not None:
+            source = source.select(columns)
+        read = 0
+        while (block := source.slice(read, rows).collect()).height:
+            read += block.height
+            yield block
+        return
+    with pa.OSFile(str(path), "r") as handle:
+        reader = ipc.open_file(handle)
+        if columns is not None:
+            fields = [reader.schema.get_field_index(name) for name in columns]
+            options = ipc.IpcReadOptions(included_fields=fields)
+            reader = ipc.open_file(handle, options=options)
+        batches: list[pa.RecordBatch] = []
+        held = 0
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            batches.append(batch)
+            held += batch.num_rows
+            if held >= rows or i == reader.num_record_batches - 1:
+                frame = pl.from_arrow(pa.Table.from_batches(batches, reader.schema))
+                assert isinstance(frame, pl.DataFrame)
+                yield frame if columns is None else frame.select(columns)
+                batches, held = [], 0
 
 
 class _Cursor:
