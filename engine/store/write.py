@@ -11,12 +11,15 @@ committed generations the manifest does not know (a lost or older
 and no commit uses are ever removed. Each commit records every file's size
 and SHA-256 and leaves a copy of its manifest in its own directory.
 
-Backups are kept as segments (:meth:`Generation.append`): an ingest writes
-each batch once, as a sorted Parquet run, reads only the narrow key columns
-of the stored rows whose id it brings again, and keeps its runs as a new
-segment (a segment of several runs, ``runs`` in the manifest), listing the
-rows that lost (stored rows superseded, copies read twice) in the table's
-dead file. Segments are merged automatically by a
+Backups are kept as segments (:meth:`Generation.append`): an ingest reads
+only the narrow key columns of the stored rows whose id it brings again and
+lists the stored rows its records supersede in the table's dead file. An
+ingest of at most :data:`MAX_RUNS` batches writes each batch once, as a
+sorted Parquet run, and keeps the runs as its segment (``runs`` in the
+manifest), listing the copies it read twice as dead too; a bigger one stages
+its batches and merges them into one sorted run, so that a page of answers
+reads one row group where it would read one per run. Segments are merged
+automatically by a
 size-tiered rule (:func:`merge_count`), so a table has at most
 :data:`MAX_SEGMENTS` of them and at most :data:`MAX_DEAD_SHARE` of its rows
 superseded; :meth:`Generation.compact` merges everything into one.
