@@ -154,7 +154,6 @@ def ingest(
     with writer_lock(root), _no_cyclic_gc():
         previous = read_manifest(root)
         generation = Generation(root, previous)
-        generation.batches = -(-sum(_size(ref) for ref in refs) // BATCH_BYTES)
         try:
             # A store that keeps history records what every ingest saw, files seen before too.
             again = snapshot or previous.keeps_history

@@ -17,8 +17,8 @@ lists the stored rows its records supersede in the table's dead file. An
 ingest of at most :data:`MAX_RUNS` batches writes each batch once, as a
 sorted Parquet run, and keeps the runs as its segment (``runs`` in the
 manifest), listing the copies it read twice as dead too; a bigger one stages
-its batches and merges them into one sorted run, so that a page of answers
-reads one row group where it would read one per run. Segments are merged
+its later batches and merges all of them into one sorted run, so that a page
+of answers reads one row group where it would read one per run. Segments are merged
 automatically by a
 size-tiered rule (:func:`merge_count`), so a table has at most
 :data:`MAX_SEGMENTS` of them and at most :data:`MAX_DEAD_SHARE` of its rows
@@ -285,9 +285,6 @@ class Generation:
         self.path.mkdir(parents=True)
         (self.path / WRITING).touch()  # until the commit is done: a crash leaves a leftover
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
-        #: Batches the ingest expects to stage (its input over the batch size): with
-        #: more than :data:`MAX_RUNS`, they will be merged, so they are staged cheaply.
-        self.batches = 1
         self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
         self._segments: dict[str, list[int]] = {
@@ -319,17 +316,18 @@ class Generation:
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
         """Write a batch of freshly typed records of ``kind`` as a run sorted by ``sort``.
 
-        If the ingest may keep its runs (:attr:`batches` at most
-        :data:`MAX_RUNS`), the run is a Parquet file in the store's final
-        form (row groups, compression, statistics, page checksums) that
-        :meth:`append` keeps as it is: each record is written once. Runs that
-        will be merged are staged as Arrow IPC (lz4), cheaper to write and read back.
+        The first :data:`MAX_RUNS` runs of a kind are Parquet files in the
+        store's final form (row groups, compression, statistics, page
+        checksums), which :meth:`append` keeps as they are if no more follow:
+        each record is then written once. Once there are more, they will be
+        merged, and the rest are staged as Arrow IPC (lz4), cheaper to write
+        and read back.
         """
         if frame.height == 0:
             return
-        final = self.batches <= MAX_RUNS
         with self._naming:  # parts may be staged from several threads
             number = len(self._parts[kind])
+            final = number < MAX_RUNS
             part = self.path / "parts" / f"{kind}-{number:05d}{'.parquet' if final else STAGED}"
             self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
