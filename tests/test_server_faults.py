@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,26 @@ def _damage(path: Path) -> bytes:
     low, high = len(data) // 4, len(data) // 2
     _put(path, data[:low] + bytes(b ^ 0xFF for b in data[low:high]) + data[high:])
     return data
+
+
+def _damaged_commit(store: Path, dump: Path, kind: str, work: Path) -> tuple[Path, bytes]:
+    """Commit ``dump`` to ``store`` with its new ``kind`` file damaged; that file and its bytes.
+
+    The ingest runs on a copy of ``store`` (in ``work``), the file is damaged
+    there, and the commit is put in place by two renames, its directory and
+    then ``manifest.json``: a server watching ``store`` never sees the commit
+    whole (damaging it after a plain ingest raced a worker's next look).
+    """
+    copy = work / f"copy-of-{store.name}"
+    shutil.copytree(store, copy)
+    _ingest(dump, copy)
+    name = read_manifest(copy).tables[kind][-1]
+    good = _damage(copy / name)
+    generation = name.split("/", 1)[0]
+    os.rename(copy / generation, store / generation)
+    os.replace(copy / "manifest.json", store / "manifest.json")
+    shutil.rmtree(copy)
+    return store / name, good
 
 
 @pytest.fixture
@@ -168,9 +189,9 @@ def _damaged_second_commit(store: Path, tmp_path: Path) -> tuple[Path, bytes]:
     """Ingest a vault (a new vaults file), then damage that file; it and its bytes."""
     dump = tmp_path / "vault.json"
     dump.write_text(json.dumps({"vaults": [VAULT]}))
-    _ingest(dump, store)
-    damaged = _file(store, "vaults")
-    return damaged, _damage(damaged)
+    damaged, good = _damaged_commit(store, dump, "vaults", tmp_path)
+    assert damaged == _file(store, "vaults")
+    return damaged, good
 
 
 def test_a_commit_that_cannot_be_loaded_is_tried_again_less_and_less_often(
@@ -276,10 +297,9 @@ def test_workers_keep_answering_from_the_old_commit_and_leave_no_half_copy(
         count = get(url)[2]["count"]
         dump = tmp_path / "more.json"
         dump.write_text(json.dumps({"backups": [{"id": "new", "project_id": P1}], "count": 1}))
-        _ingest(dump, sample_store)
-        damaged = sample_store / read_manifest(sample_store).tables["backups"][-1]
+        # Each worker's copy of the new commit fails to be written.
+        damaged, _ = _damaged_commit(sample_store, dump, "backups", tmp_path)
         assert damaged.parent.name == "g000002"
-        _damage(damaged)  # each worker's copy of the new commit fails to be written
         _until("no failed load logged", lambda: "cannot be loaded" in logged.read_text())
         assert [get(url)[2]["count"] for _ in range(8)] == [count] * 8
         (folder,) = scratch.glob("cbrq-serve-*")
