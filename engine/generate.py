@@ -155,16 +155,17 @@ class _World:
             resource["vault"]["resources"].append(item)
         return resource
 
-    def backup(self, number: int) -> dict[str, Any]:
-        """A backup of a random resource, created at a random moment of the span.
+    def backup(self, number: int, created: datetime | None = None) -> dict[str, Any]:
+        """A backup of a random resource, created at ``created`` or a random moment of the span.
 
         Example: ``world.backup(0)["name"]`` is ``autobk_0000`` or ``manualbk_0000``.
         """
         rng = self.rng
         resource = rng.choice(self.resources)
-        created = EPOCH + timedelta(
-            seconds=rng.randrange(SPAN_SECONDS), microseconds=rng.randrange(1_000_000)
-        )
+        if created is None:
+            created = EPOCH + timedelta(
+                seconds=rng.randrange(SPAN_SECONDS), microseconds=rng.randrange(1_000_000)
+            )
         return self.record(number, resource, created, lambda: _expiry(rng, created))
 
     def record(
@@ -288,14 +289,22 @@ def write_dumps(
     seed: int = 0,
     page_size: int = 1000,
     gzipped: bool = False,
+    newest_first: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Generated:
     """Write ``count`` backups as ListBackups pages plus vaults and members into ``out``.
 
+    ``newest_first``: the pages are one listing as ListBackups pages it with
+    no ``sort`` (``created_at`` descending), each backup once; otherwise
+    backups come in random order and ~1 % of them again later, newer.
+
     Example: ``write_dumps(Path("demo"), 10_000, seed=1, gzipped=True)``.
     """
+    if newest_first and count > SPAN_SECONDS:
+        raise ValueError(f"newest first, at most {SPAN_SECONDS:,} backups fit (one a second)")
     rng = random.Random(seed)
     world = _World(rng, resources=max(1, count // BACKUPS_PER_RESOURCE))
+    moments = _newest_first(rng, count) if newest_first else None
     (out / "backups").mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     repeated: list[dict[str, Any]] = []
@@ -304,9 +313,12 @@ def write_dumps(
     page_number = 0
     while written < count:
         size = min(page_size, count - written)
-        records = [world.backup(written + i) for i in range(size)]
+        if moments is None:
+            records = [world.backup(written + i) for i in range(size)]
+        else:
+            records = [world.backup(written + i, next(moments)) for i in range(size)]
         written += size
-        for record in records[: size // 100]:  # ~1 %: saved again later, newer
+        for record in records[: 0 if newest_first else size // 100]:  # ~1 %: again, newer
             again = dict(record, status="available")
             again["updated_at"] = (EPOCH + timedelta(seconds=SPAN_SECONDS + 86400)).strftime(
                 "%Y-%m-%dT%H:%M:%S.%f"
@@ -341,6 +353,21 @@ def write_dumps(
     )
     files.append(_write(out / "members.json", {"count": len(members), "members": members}, False))
     return Generated(count, page_number, len(world.vaults), len(members), files)
+
+
+def _newest_first(rng: random.Random, count: int) -> Iterator[datetime]:
+    """``count`` moments of the span, newest first, each in a second of its own.
+
+    The span is cut into ``count`` equal stretches and each gets one moment,
+    so no two share a second: every timestamp form (some drop the fraction)
+    keeps them apart and in order, and the pages need no tie-break by id.
+
+    Example: ``list(_newest_first(random.Random(0), 2))`` -> two moments, the newer first.
+    """
+    for i in reversed(range(count)):
+        low, high = i * SPAN_SECONDS // count, (i + 1) * SPAN_SECONDS // count
+        second = low + rng.randrange(max(1, high - low))
+        yield EPOCH + timedelta(seconds=second, microseconds=rng.randrange(1_000_000))
 
 
 def _write_page(folder: Path, number: int, records: list[Any], total: int, gzipped: bool) -> Path:

@@ -73,6 +73,35 @@ def test_gzip_pages(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "g" / "backups").iterdir()] == ["page-000001.json.gz"]
 
 
+def instant(text: str) -> datetime:
+    """A dump timestamp as an aware UTC instant (a naive one is UTC, SPEC §1)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def test_newest_first_is_one_listing_in_the_apis_default_order(tmp_path: Path) -> None:
+    args = ["-n", "1200", "--seed", "4", "--page-size", "250", "--newest-first"]
+    for name in ("a", "b"):
+        result = CliRunner().invoke(main, ["generate", str(tmp_path / name), *args])
+        assert result.exit_code == 0, result.output
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    pages = sorted((tmp_path / "a" / "backups").iterdir())
+    records = [r for page in pages for r in msgspec.json.decode(page.read_bytes())["backups"]]
+    assert len(pages) == 5 and len({r["id"] for r in records}) == len(records) == 1200
+    moments = [instant(r["created_at"]) for r in records]
+    # created_at descending, no two alike (so no tie-break by id is needed), every form used
+    assert all(a > b for a, b in itertools.pairwise(moments))
+    assert {r["created_at"][-1] for r in records} >= {"Z", "0", "6"}  # some "Z", some offsets
+    inv = Inventory.from_dumps(tmp_path / "a")
+    assert inv.query("limit=1000").ids == [r["id"] for r in records[:1000]]
+
+
+def test_newest_first_is_one_listing_not_a_series(tmp_path: Path) -> None:
+    args = ["generate", str(tmp_path), "--newest-first", "--days", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--newest-first" in result.output
+
+
 # --- generate --days: a daily series of full exports (issue 22) ----------------------------
 
 SERIES_ARGS = ["-n", "600", "--days", "4", "--seed", "3", "--page-size", "100"]

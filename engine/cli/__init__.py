@@ -1055,6 +1055,11 @@ def conformance(
 )
 @click.option("--gzip", "gzipped", is_flag=True, help="Write .json.gz pages.")
 @click.option(
+    "--newest-first",
+    is_flag=True,
+    help="One listing as ListBackups pages it (created_at descending), each backup once.",
+)
+@click.option(
     "--days",
     type=click.IntRange(1),
     default=None,
@@ -1072,6 +1077,7 @@ def generate(
     seed: int,
     page_size: int,
     gzipped: bool,
+    newest_first: bool,
     days: int | None,
     start: Any,  # a datetime from click.DateTime, or None
 ) -> None:
@@ -1080,22 +1086,31 @@ def generate(
     Same seed, same bytes. Both timestamp forms and offsets, nulls, server
     backups with children, replication records, unknown keys, vaults from
     empty to full, share members, ~1 % of backups repeated with a newer
-    updated_at. With --days N: N daily full exports of one inventory of -n
-    backups (each day's pages per project, vaults, members) with ~1 % churn
-    a day; see the README.
+    updated_at. With --newest-first: one listing in ListBackups' default
+    order, each backup once. With --days N: N daily full exports of one
+    inventory of -n backups (each day's pages per project, vaults, members)
+    with ~1 % churn a day; see the README.
 
     \b
     Example:
       cbrq generate big -n 1000000 --seed 7
+      cbrq generate listed -n 1000000 --newest-first
       cbrq ingest big --store inv
       cbrq generate daily -n 100000 --days 30 --gzip
     """
     from pathlib import Path
 
-    from engine.generate import write_dumps, write_series
+    from engine.generate import SPAN_SECONDS, write_dumps, write_series
 
     if start is not None and days is None:
         raise click.UsageError("--start is the first day of a series: give --days too")
+    if newest_first and days is not None:
+        raise click.UsageError("--newest-first is for one listing: leave out --days")
+    if newest_first and count > SPAN_SECONDS:
+        raise click.BadParameter(
+            f"at most {SPAN_SECONDS:,} backups with --newest-first (one a second of the span)",
+            param_hint="'-n'",
+        )
     total = count * (days or 1)
     with _CountBar(total) if sys.stderr.isatty() else contextlib.nullcontext(None) as tick:
         if days is not None:
@@ -1106,8 +1121,9 @@ def generate(
             )  # fmt: skip
         else:
             done = write_dumps(
-                Path(out), count, seed=seed, page_size=page_size, gzipped=gzipped, progress=tick
-            )
+                Path(out), count, seed=seed, page_size=page_size, gzipped=gzipped,
+                newest_first=newest_first, progress=tick,
+            )  # fmt: skip
     if days is not None:
         last = series.days[-1]
         click.echo(
