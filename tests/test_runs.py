@@ -143,3 +143,68 @@ def test_a_manifest_with_bad_runs_is_a_clear_error(
     path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"runs\.backups'? is .*; allowed"):
         read_manifest(tmp_path / "s")
+
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One listing paged newest first, as ListBackups returns it with no sort."""
+    out = tmp_path_factory.mktemp("listed")
+    write_dumps(out, 2_500, seed=12, page_size=100, newest_first=True)
+    return out
+
+
+def test_an_export_paged_newest_first_is_kept_whole_as_one_sorted_run(
+    listed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch, runs=2)
+    rewritten: list[str] = []
+    real = engine.store.write._sink
+
+    def spy(sources: list[tuple[Path, int]], *args: object, **kwargs: object) -> list[Path]:
+        rewritten.extend(path.name for path, _ in sources)
+        return real(sources, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.store.write, "_sink", spy)
+    ingest([str(listed)], tmp_path / "s")
+    # Many batches, none overlapping another: one run, in key order, nothing merged.
+    assert not any(name.startswith("backups") for name in rewritten)
+    manifest = read_manifest(tmp_path / "s")
+    files = table_files(tmp_path / "s", manifest, "backups")
+    assert len(files) > 2 and manifest.ordered("backups") and manifest.segment_runs("backups") == [1]
+    assert manifest.to_json()["version"] == VERSION and "backups" not in manifest.dead
+    keys = pl.read_parquet(files, columns=list(STORE_ORDER))
+    assert keys.equals(keys.sort(list(STORE_ORDER), nulls_last=True))
+    ingest([str(listed)], tmp_path / "merged")  # the same store, merged as a big ingest is
+    compact(tmp_path / "merged")
+    one, other = Inventory.open(tmp_path / "s"), Inventory.open(tmp_path / "merged")
+    assert one.tables.ordered
+    for query in QUERIES:
+        a, b = one.query(query), other.query(query)
+        assert (a.count, a.ids, a.payloads) == (b.count, b.ids, b.payloads), query
+
+
+def test_a_batch_that_overlaps_the_others_has_them_all_merged(
+    listed: Path, dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_batches(monkeypatch, runs=2)
+    pages = sorted(str(p) for p in (listed / "backups").iterdir())
+    # The last page of a random-order dump spans the whole time range.
+    stray = max((dumps / "backups").iterdir())
+    ingest([*pages, str(stray)], tmp_path / "s")
+    manifest = read_manifest(tmp_path / "s")
+    assert manifest.ordered("backups") and len(table_files(tmp_path / "s", manifest, "backups")) == 1
+    assert not list((tmp_path / "s").rglob("*.arrow"))
+    ingest([*pages, str(stray)], tmp_path / "c")
+    compact(tmp_path / "c")
+    one, other = Inventory.open(tmp_path / "s"), Inventory.open(tmp_path / "c")
+    for query in QUERIES:
+        a, b = one.query(query), other.query(query)
+        assert (a.count, a.ids, a.payloads) == (b.count, b.ids, b.payloads), query
+
+
+def test_runs_that_touch_are_not_one_run() -> None:
+    first, last = engine.store.write._key, engine.store.write._chain
+    apart = [(first((3, "b")), first((9, "a"))), (first((1, "a")), first((3, "a")))]
+    touching = [(first((3, "a")), first((9, "a"))), (first((1, "a")), first((3, "a")))]
+    nulls = [(first((None, "a")), first((None, "z"))), (first((1, "a")), first((8, None)))]
+    assert last(apart) == [1, 0] and last(touching) is None and last(nulls) == [1, 0]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import os
 import shutil
 import threading
@@ -285,6 +286,8 @@ class Generation:
         self.path.mkdir(parents=True)
         (self.path / WRITING).touch()  # until the commit is done: a crash leaves a leftover
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
+        #: The first and last sort key of each part, in the order of ``_parts``.
+        self._bounds: dict[str, list[tuple[_Key, _Key]]] = {kind: [] for kind in RECORD_KINDS}
         self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
         self._segments: dict[str, list[int]] = {
@@ -316,22 +319,27 @@ class Generation:
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
         """Write a batch of freshly typed records of ``kind`` as a run sorted by ``sort``.
 
-        The first :data:`MAX_RUNS` runs of a kind are Parquet files in the
-        store's final form (row groups, compression, statistics, page
-        checksums), which :meth:`append` keeps as they are if no more follow:
-        each record is then written once. Once there are more, they will be
-        merged, and the rest are staged as Arrow IPC (lz4), cheaper to write
-        and read back.
+        A run is a Parquet file in the store's final form (row groups,
+        compression, statistics, page checksums) while :meth:`append` may
+        keep it as it is: among the first :data:`MAX_RUNS` runs of a kind, or
+        while the runs so far follow one another in sort order without
+        overlapping (an export paged newest first is read that way). Each
+        record is then written once. Runs that will be merged are staged as
+        Arrow IPC (lz4), cheaper to write and read back.
         """
         if frame.height == 0:
             return
+        frame = frame.sort(sort, nulls_last=True)
+        keys = frame.select(pl.col(name).to_physical() for name in sort)
+        bounds = (_key(keys.row(0)), _key(keys.row(-1)))
         with self._naming:  # parts may be staged from several threads
             number = len(self._parts[kind])
-            final = number < MAX_RUNS
+            self._bounds[kind].append(bounds)
+            final = number < MAX_RUNS or _chain(self._bounds[kind]) is not None
             part = self.path / "parts" / f"{kind}-{number:05d}{'.parquet' if final else STAGED}"
             self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
-        table = frame.sort(sort, nulls_last=True).to_arrow()
+        table = frame.to_arrow()
         if not final:
             options = ipc.IpcWriteOptions(compression="lz4")
             with ipc.new_file(str(part), table.schema, options=options) as writer:
@@ -350,9 +358,23 @@ class Generation:
         """The runs of ``kind`` this ingest wrote, each with the rows it reads at a time."""
         return [(p, PART_ROWS if p.suffix == STAGED else ROW_GROUP_ROWS) for p in self._parts[kind]]
 
-    def _keepable(self, parts: list[tuple[Path, int]]) -> bool:
-        """Whether ``parts`` may be kept as a segment: few, and in the store's final form."""
-        return len(parts) <= MAX_RUNS and all(path.suffix != STAGED for path, _ in parts)
+    def _keepable(self, kind: str, parts: list[tuple[Path, int]]) -> list[int] | None:
+        """The order in which ``parts`` of ``kind`` may be kept as a segment, or ``None``.
+
+        They must all be in the store's final form, and either follow one
+        another in sort order (one sorted run, whatever their number) or be
+        at most :data:`MAX_RUNS` runs.
+        """
+        if not parts or any(path.suffix == STAGED for path, _ in parts):
+            return None
+        chain = _chain(self._bounds[kind])
+        if chain is not None:
+            return chain
+        return list(range(len(parts))) if len(parts) <= MAX_RUNS else None
+
+    def _runs_of(self, kind: str, count: int) -> int:
+        """The ``runs`` of a segment of ``count`` kept parts of ``kind``: 1 if one chain."""
+        return 1 if _chain(self._bounds[kind]) is not None else count
 
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
         """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
@@ -418,9 +440,11 @@ class Generation:
         previous_dead = _dead_rows(self.root, self.previous, kind, pl.DataFrame())
         rival = _Versions(stored if prior else None, keys, order, previous_dead[POS])
         masks, added = _winners(parts, keys, order, self.path / "parts", rival, fingerprint=True)
-        if not merged and added and added == staged and self._keepable(parts):
+        keep = self._keepable(kind, parts)
+        if not merged and added and added == staged and keep is not None:
             # Every record read is written and nothing is merged: the runs are the segment.
-            self._set_table(kind, kept, self._adopt(kind, parts), staged, 0, runs=len(parts))
+            runs = self._adopt(kind, [parts[i] for i in keep])
+            self._set_table(kind, kept, runs, staged, 0, runs=self._runs_of(kind, len(runs)))
         else:
             every = [*[np.ones(_rows([path]), dtype=np.bool_) for path in rewrite], *masks]
             files: list[Path] = []
@@ -549,12 +573,14 @@ class Generation:
         # Nothing merged and few copies lost: the runs are the new segment as written,
         # and the copies that lost are listed dead like superseded stored rows.
         lost = dead.height + staged - added
-        few = self._keepable(parts) and lost <= MAX_DEAD_SHARE * (sum(sizes) + staged)
-        if not merged and added and few:
-            runs = self._adopt(kind, parts)
-            dead = pl.concat([dead, self._losers(kind, runs, masks)])
+        keep = self._keepable(kind, parts)
+        few = keep is not None and lost <= MAX_DEAD_SHARE * (sum(sizes) + staged)
+        if not merged and added and few and keep is not None:
+            runs = self._adopt(kind, [parts[i] for i in keep])
+            dead = pl.concat([dead, self._losers(kind, runs, [masks[i] for i in keep])])
             self._write_dead(kind, dead)
-            self._set_table(kind, kept, runs, staged, dead.height, runs=len(runs))
+            count = self._runs_of(kind, len(runs))
+            self._set_table(kind, kept, runs, staged, dead.height, runs=count)
             return Appended(added, displaced.height, 0, live)
         old_masks, dropped = _live_masks(rewrite, dead.select(dead_key()).to_series())
         sources = [(path, ROW_GROUP_ROWS) for path in rewrite] + parts
@@ -1348,6 +1374,22 @@ _Key = tuple[tuple[Any, ...], ...]
 def _key(row: tuple[Any, ...]) -> _Key:
     """A sort key Python compares like the files are sorted (nulls last)."""
     return tuple((1,) if value is None else (0, value) for value in row)
+
+
+def _chain(bounds: list[tuple[_Key, _Key]]) -> list[int] | None:
+    """The order in which runs of these (first, last) keys make one sorted run, or ``None``.
+
+    They do when, ordered by first key, each run's last key is below the next
+    one's first: their key ranges do not overlap (nor touch, so that no key
+    has copies in two runs).
+
+    Example: ``_chain([(_key((5,)), _key((9,))), (_key((1,)), _key((4,)))])`` -> ``[1, 0]``.
+    """
+    order = sorted(range(len(bounds)), key=lambda i: bounds[i][0])
+    for before, after in itertools.pairwise(order):
+        if not bounds[before][1] < bounds[after][0]:
+            return None
+    return order
 
 
 def _at_most(sort: list[str], bound: _Key) -> pl.Expr:
