@@ -45,7 +45,17 @@ from engine.spec import DEDUP_KEYS, RECORD_KINDS
 from engine.store.manifest import IngestRecord, Manifest, read_manifest, resolve_store
 from engine.store.read import decoding, scan
 from engine.store.schema import PAYLOAD, ROW, SEQ, empty_frame
-from engine.store.write import Appended, Generation, abandon, newest, ordering, writer_lock
+from engine.store.write import (
+    Appended,
+    Bounds,
+    Generation,
+    abandon,
+    chain,
+    newest,
+    ordering,
+    run_bounds,
+    writer_lock,
+)
 
 #: Input bytes gathered before one normalize pass: big enough for Arrow's
 #: threads and few staged parts (the final merge holds a little of each),
@@ -218,34 +228,41 @@ def load_dumps(paths: Sequence[str], *, lenient: bool = False) -> Loaded:
 
 
 class _Memory:
-    """Where :func:`load_dumps` keeps typed batches: a list of frames per kind."""
+    """Where :func:`load_dumps` keeps typed batches: per kind, each sorted, with its bounds."""
 
     def __init__(self) -> None:
-        self._parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in RECORD_KINDS}
+        self._parts: dict[str, list[tuple[pl.DataFrame, Bounds]]] = {k: [] for k in RECORD_KINDS}
 
     def write_part(self, kind: str, frame: pl.DataFrame, sort: list[str]) -> None:
-        """Keep a batch of typed records (sorted at the end, with the others)."""
+        """Keep a batch of typed records, sorted (cheap: ~16 ms for 36k backups)."""
         if frame.height:
-            self._parts[kind].append(frame)
+            frame = frame.sort(sort, nulls_last=True)
+            self._parts[kind].append((frame, run_bounds(frame, sort)))
 
     def table(self, kind: str, more: list[pl.DataFrame]) -> pl.DataFrame:
         """The batches of ``kind`` as one table: a row per key, the newest by the dedup order.
 
         The winners are picked and ordered on narrow columns; whole records
-        are gathered once.
+        are gathered once, or not at all when every record wins and the
+        sorted batches follow one another without overlapping (an export
+        paged newest first): then they are the table, put end to end.
         """
-        parts = [*self._parts[kind], *more]
+        held = self._parts[kind]
+        parts = [*(frame for frame, _ in held), *more]
         if not parts:
             return empty_frame(kind)
-        # One chunk first: gathering nested columns across chunks is slow
-        # (12 s against 1 s at 200k backups, measured 2026-12-01).
-        frame = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
         sort, order = ordering(kind)
         keys = list(DEDUP_KEYS[kind])
         narrow = list(dict.fromkeys([*keys, *order, *sort]))
-        numbered = frame.select(narrow).with_row_index("_cbrq_at")
-        picked = newest(numbered, keys, order).sort(sort, nulls_last=True)
-        return frame[picked["_cbrq_at"]]
+        numbered = pl.concat([part.select(narrow) for part in parts]).with_row_index("_cbrq_at")
+        winners = newest(numbered, keys, order)
+        runs = None if more else chain([bounds for _, bounds in held])
+        if runs is not None and winners.height == numbered.height:
+            return pl.concat([parts[i] for i in runs], rechunk=True)
+        # One chunk first: gathering nested columns across chunks is slow
+        # (12 s against 1 s at 200k backups, measured 2026-12-01).
+        frame = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
+        return frame[winners.sort(sort, nulls_last=True)["_cbrq_at"]]
 
 
 class _Sink(Protocol):

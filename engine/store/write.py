@@ -14,15 +14,16 @@ and SHA-256 and leaves a copy of its manifest in its own directory.
 Backups are kept as segments (:meth:`Generation.append`): an ingest reads
 only the narrow key columns of the stored rows whose id it brings again and
 lists the stored rows its records supersede in the table's dead file. An
-ingest of at most :data:`MAX_RUNS` batches writes each batch once, as a
-sorted Parquet run, and keeps the runs as its segment (``runs`` in the
-manifest), listing the copies it read twice as dead too; a bigger one stages
-its later batches and merges all of them into one sorted run, so that a page
-of answers reads one row group where it would read one per run. Segments are merged
-automatically by a
-size-tiered rule (:func:`merge_count`), so a table has at most
-:data:`MAX_SEGMENTS` of them and at most :data:`MAX_DEAD_SHARE` of its rows
-superseded; :meth:`Generation.compact` merges everything into one.
+ingest writes each batch once, as a sorted Parquet run, and keeps the runs
+as its segment, listing the copies it read twice as dead too, when they are
+one sorted run together (their key ranges do not overlap: an export paged
+newest first) or at most :data:`MAX_RUNS` runs (``runs`` in the manifest).
+Otherwise it stages its later batches and merges all of them into one sorted
+run, so that a page of answers reads one row group where it would read one
+per run. Segments are merged automatically by a size-tiered rule
+(:func:`merge_count`), so a table has at most :data:`MAX_SEGMENTS` of them and
+at most :data:`MAX_DEAD_SHARE` of its rows superseded;
+:meth:`Generation.compact` merges everything into one.
 """
 
 from __future__ import annotations
@@ -287,7 +288,7 @@ class Generation:
         (self.path / WRITING).touch()  # until the commit is done: a crash leaves a leftover
         self._parts: dict[str, list[Path]] = {kind: [] for kind in RECORD_KINDS}
         #: The first and last sort key of each part, in the order of ``_parts``.
-        self._bounds: dict[str, list[tuple[_Key, _Key]]] = {kind: [] for kind in RECORD_KINDS}
+        self._bounds: dict[str, list[Bounds]] = {kind: [] for kind in RECORD_KINDS}
         self._naming = threading.Lock()
         self._tables: dict[str, list[str]] = dict(previous.tables)
         self._segments: dict[str, list[int]] = {
@@ -330,12 +331,11 @@ class Generation:
         if frame.height == 0:
             return
         frame = frame.sort(sort, nulls_last=True)
-        keys = frame.select(pl.col(name).to_physical() for name in sort)
-        bounds = (_key(keys.row(0)), _key(keys.row(-1)))
+        bounds = run_bounds(frame, sort)
         with self._naming:  # parts may be staged from several threads
             number = len(self._parts[kind])
             self._bounds[kind].append(bounds)
-            final = number < MAX_RUNS or _chain(self._bounds[kind]) is not None
+            final = number < MAX_RUNS or chain(self._bounds[kind]) is not None
             part = self.path / "parts" / f"{kind}-{number:05d}{'.parquet' if final else STAGED}"
             self._parts[kind].append(part)
         part.parent.mkdir(exist_ok=True)
@@ -367,14 +367,14 @@ class Generation:
         """
         if not parts or any(path.suffix == STAGED for path, _ in parts):
             return None
-        chain = _chain(self._bounds[kind])
-        if chain is not None:
-            return chain
+        order = chain(self._bounds[kind])
+        if order is not None:
+            return order
         return list(range(len(parts))) if len(parts) <= MAX_RUNS else None
 
     def _runs_of(self, kind: str, count: int) -> int:
         """The ``runs`` of a segment of ``count`` kept parts of ``kind``: 1 if one chain."""
-        return 1 if _chain(self._bounds[kind]) is not None else count
+        return 1 if chain(self._bounds[kind]) is not None else count
 
     def write_table(self, kind: str, sort: list[str], order: list[str]) -> int:
         """Rewrite the table of ``kind`` as one segment: stored rows plus staged parts.
@@ -1376,14 +1376,27 @@ def _key(row: tuple[Any, ...]) -> _Key:
     return tuple((1,) if value is None else (0, value) for value in row)
 
 
-def _chain(bounds: list[tuple[_Key, _Key]]) -> list[int] | None:
+#: The first and the last sort key of a sorted run.
+Bounds = tuple[_Key, _Key]
+
+
+def run_bounds(frame: pl.DataFrame, sort: list[str]) -> Bounds:
+    """The first and last key of ``frame``, sorted by ``sort`` (nulls last), for :func:`chain`.
+
+    Example: ``run_bounds(frame.sort(["created_at", "id"]), ["created_at", "id"])``.
+    """
+    keys = frame.select(pl.col(name).to_physical() for name in sort)
+    return _key(keys.row(0)), _key(keys.row(-1))
+
+
+def chain(bounds: Sequence[Bounds]) -> list[int] | None:
     """The order in which runs of these (first, last) keys make one sorted run, or ``None``.
 
     They do when, ordered by first key, each run's last key is below the next
     one's first: their key ranges do not overlap (nor touch, so that no key
     has copies in two runs).
 
-    Example: ``_chain([(_key((5,)), _key((9,))), (_key((1,)), _key((4,)))])`` -> ``[1, 0]``.
+    Example: ``chain([(_key((5,)), _key((9,))), (_key((1,)), _key((4,)))])`` -> ``[1, 0]``.
     """
     order = sorted(range(len(bounds)), key=lambda i: bounds[i][0])
     for before, after in itertools.pairwise(order):
