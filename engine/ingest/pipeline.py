@@ -38,7 +38,7 @@ from engine import interrupts
 from engine.errors import BadFiles, IncompleteExport, InputError
 from engine.ingest.forms import Chunk, split_source
 from engine.ingest.normalize import Normalized, Rejected, normalize
-from engine.ingest.snapshot import NARROW, Page, collapsed, page_problems, record
+from engine.ingest.snapshot import NARROW, Page, Seen, collapsed, page_problems, record, seen
 from engine.ingest.snapshot import taken_at as taken
 from engine.ingest.sources import SourceRef, expand_paths, read_source
 from engine.spec import DEDUP_KEYS, RECORD_KINDS
@@ -564,7 +564,7 @@ class _Call:
     snapshot: bool
     scope: str
     when: str
-    rows: pl.DataFrame
+    seen: Seen
     problems: list[str]
     paged: bool
     vault_projects: tuple[str, ...] = ()
@@ -574,7 +574,7 @@ def _call(
     read: _Read, previous: Manifest, snapshot: bool, given: datetime | None, scope: str
 ) -> _Call:
     """Check the call's pages; a snapshot that fails the check raises IncompleteExport."""
-    rows = pl.concat(read.narrow) if read.narrow else pl.DataFrame(schema=_NARROW_SCHEMA)
+    rows = _rows(read)
     problems = page_problems(rows, read.pages, "backups")
     vaults = [f.select(*_narrow()[:2], *NARROW[-2:]) for f in read.small["vaults"]]
     vault_projects: tuple[str, ...] = ()
@@ -592,7 +592,12 @@ def _call(
     paged = any(page.kind in ("backups", "vaults") for page in read.pages)
     summary.complete = (not problems) if paged else None
     summary.why = "; ".join(problems)
-    return _Call(snapshot, scope, summary.taken_at, rows, problems, paged, vault_projects)
+    return _Call(snapshot, scope, summary.taken_at, seen(rows), problems, paged, vault_projects)
+
+
+def _rows(read: _Read) -> pl.DataFrame:
+    """The narrow rows of every backup the call read (its batches' chunks, not copied)."""
+    return pl.concat(read.narrow) if read.narrow else pl.DataFrame(schema=_NARROW_SCHEMA)
 
 
 def _narrow() -> list[pl.Expr]:
@@ -660,7 +665,10 @@ def _finish(
         phase(f"writing {kind}")
         if kind == "backups":
             # Before the append: a store without history re-writes a record of the same text.
-            same = 0 if generation.history else _same_text(generation.root, previous, call.rows)
+            same = 0 if generation.history else _same_text(generation.root, previous, _rows(read))
+            # The narrow rows are not needed past this point: at ten million
+            # backups they are ~500 MB, which the append can use instead.
+            read.narrow.clear()
             done = generation.append(kind, sort, order)
             _count_backups(summary, done, same)
             if done.seen is not None:
@@ -733,7 +741,7 @@ def _record(previous: Manifest, read: _Read, call: _Call, sightings: str | None)
         when=call.when,
         snapshot=call.snapshot,
         scope=call.scope,
-        rows=call.rows,
+        seen=call.seen,
         seqs=(min(seqs), max(seqs)) if seqs else (0, -1),
         problems=call.problems,
         paged=call.paged,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+import numpy as np
 import polars as pl
 
 from engine.store.history import NO_PROJECT
@@ -58,6 +59,29 @@ class Page:
     count: int
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What an ingest call's manifest record keeps of the backups it read.
+
+    Example: ``seen(rows).projects`` -> ``("p1", "p2")``.
+    """
+
+    projects: tuple[str, ...]
+    vaults: tuple[str, ...]
+    backups: int
+
+
+def seen(rows: pl.DataFrame) -> Seen:
+    """The projects (a missing one as :data:`NO_PROJECT`) and vaults of ``rows``, and their number.
+
+    ``rows``: narrow backup rows with categorical ``project_id`` and ``vault_id``;
+    each is made distinct before it becomes a string.
+    """
+    named = rows["project_id"].unique().cast(pl.String).fill_null(NO_PROJECT)
+    vaults = rows["vault_id"].unique().cast(pl.String).drop_nulls().sort().to_list()
+    return Seen(tuple(named.unique().sort().to_list()), tuple(vaults), rows.height)
+
+
 def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[str]:
     """The completeness problems of the pages of ``kind`` (module docstring), sorted.
 
@@ -73,7 +97,8 @@ def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[
         return []
     placed = _placed(rows, mine)
     per_page = placed.group_by("_page").agg(
-        pl.col("_project").unique().alias("projects"), pl.col("_count").first()
+        pl.col("_project").unique().cast(pl.String).alias("projects"),
+        pl.col("_count").first(),
     )
     mixed = per_page.filter(pl.col("projects").list.len() > 1)
     problems = [
@@ -88,6 +113,7 @@ def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[
         placed.join(single.select("_page"), on="_page", how="semi")
         .group_by("_project")
         .agg(pl.col("id").n_unique().alias("found"))
+        .with_columns(pl.col("_project").cast(pl.String))
         .join(
             single.group_by("_project").agg(pl.col("_count").unique().sort().alias("counts")),
             on="_project",
@@ -118,38 +144,36 @@ def collapsed(problems: Sequence[str]) -> list[str]:
 
 
 def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
-    """``rows`` that lie in one of ``pages``, with its number, count and the row's project."""
-    frame = pl.DataFrame(
-        {
-            "_page": list(range(len(pages))),
-            SEQ: [p.seq for p in pages],
-            "_first": [p.first_row for p in pages],
-            "_end": [p.first_row + p.records for p in pages],
-            "_count": [p.count for p in pages],
-        },
-        schema={
-            "_page": pl.Int64,
-            SEQ: pl.Int64,
-            "_first": pl.Int64,
-            "_end": pl.Int64,
-            "_count": pl.Int64,
-        },
-    ).sort(SEQ, "_first")
-    keyed = rows.select(
-        "id",
-        pl.col("project_id").cast(pl.String).fill_null(NO_PROJECT).alias("_project"),
-        pl.col(SEQ).cast(pl.Int64),
-        pl.col(ROW).cast(pl.Int64),
-    ).sort(SEQ, ROW)
-    joined = keyed.join_asof(
-        frame,
-        left_on=ROW,
-        right_on="_first",
-        by=SEQ,
-        strategy="backward",
-        check_sortedness=False,  # both sides are sorted by (_seq, row) just above
+    """``rows`` that lie in one of ``pages``, with its number, count and the row's project.
+
+    Each row's page is found by a binary search of its ``(_seq, _row)``
+    among the pages' first rows, with no sort or join of the rows: at ten
+    million backups these frames are the biggest an ingest holds. The project
+    stays categorical (4 bytes a row, where a string is about 48).
+    """
+    ordered = sorted(range(len(pages)), key=lambda i: (pages[i].seq, pages[i].first_row))
+    firsts = np.array([_packed(pages[i].seq, pages[i].first_row) for i in ordered], np.int64)
+    ends = np.array([_packed(pages[i].seq, pages[i].first_row + pages[i].records) for i in ordered])
+    keys = rows.select(pl.col(SEQ).cast(pl.Int64) * _ROWS + pl.col(ROW).cast(pl.Int64)).to_series()
+    packed = keys.to_numpy()
+    at = np.searchsorted(firsts, packed, side="right") - 1
+    inside = (at >= 0) & (packed < ends[np.maximum(at, 0)])
+    number = np.array(ordered, dtype=np.int64)[np.maximum(at, 0)]
+    counts = np.array([page.count for page in pages], dtype=np.int64)
+    return (
+        rows.select("id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"))
+        .with_columns(pl.Series("_page", number), pl.Series("_count", counts[number]))
+        .filter(pl.Series(inside))
     )
-    return joined.filter(pl.col("_end").is_not_null() & (pl.col(ROW) < pl.col("_end")))
+
+
+#: Rows a file may hold, for packing ``(_seq, _row)`` into one integer.
+_ROWS: Final[int] = 1 << 32
+
+
+def _packed(seq: int, row: int) -> int:
+    """``(seq, row)`` as one integer that sorts like the pair. Example: ``_packed(1, 2)``."""
+    return seq * _ROWS + row
 
 
 def taken_at(given: datetime | None, rows: pl.DataFrame, previous: Manifest) -> str:
@@ -172,7 +196,7 @@ def record(
     when: str,
     snapshot: bool,
     scope: str,
-    rows: pl.DataFrame,
+    seen: Seen,
     seqs: tuple[int, int],
     problems: Sequence[str],
     paged: bool,
@@ -182,18 +206,16 @@ def record(
 
     Example: ``record(previous, when="2026-11-02T00:00:00.000000Z", snapshot=True, ...)``.
     """
-    projects = rows["project_id"].cast(pl.String).fill_null(NO_PROJECT).unique().sort().to_list()
-    vaults = rows["vault_id"].cast(pl.String).drop_nulls().unique().sort().to_list()
     return IngestRecord(
         n=1 + max((r.n for r in previous.ingests), default=0),
         taken_at=when,
         snapshot=snapshot,
         scope=scope if snapshot else None,
-        projects=tuple(projects),
-        vaults=tuple(vaults),
+        projects=seen.projects,
+        vaults=seen.vaults,
         seqs=seqs,
         sightings=sightings,
-        backups=rows.height,
+        backups=seen.backups,
         complete=(not problems) if paged else None,
         why="; ".join(problems),
     )
