@@ -220,14 +220,23 @@ def bench_append(store: Path, data: Path, runs: int, work: Path) -> tuple[list[s
     return lines, copy
 
 
-def bench_fragmented(store: Path, fragmented: Path, runs: int) -> list[str]:
-    """The ten queries in process on a fragmented store, next to the same store compacted."""
+def bench_fragmented(
+    store: Path, fragmented: Path, runs: int, against: Path | None = None
+) -> list[str]:
+    """The ten queries in process on a fragmented store, next to the same store compacted.
+
+    ``against``: a store of the same backups to compare with instead (the
+    same dumps as another version of cbrq wrote them).
+    """
     from engine.api import compact, store_info
 
     state = store_info(fragmented)["tables"]["backups"]
     compacted = fragmented.parent / "compacted"
-    shutil.copytree(fragmented, compacted)
-    compact(compacted)
+    if against is None:
+        shutil.copytree(fragmented, compacted)
+        compact(compacted)
+    else:
+        compacted = against
     shape = ", ".join(f"{seg['rows']:,}" for seg in state["segments"])
     lines = [
         f"Queries on the store after {APPENDS} appends ({len(state['segments'])} segments of "

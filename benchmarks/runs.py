@@ -7,6 +7,7 @@ how far they are, for a given number of runs. Usage::
 
     python benchmarks/runs.py STORE --runs 5
     python benchmarks/runs.py --ingest DATA --max-runs 100 --runs 5
+    python benchmarks/runs.py STORE --against OTHER_STORE --runs 5
 
 ``STORE`` is a store made by ``cbrq ingest`` (it is copied, never changed);
 with ``--ingest``, a store of ``DATA`` is made first, keeping up to
@@ -14,7 +15,8 @@ with ``--ingest``, a store of ``DATA`` is made first, keeping up to
 Prints, with the machine and the date: the ten queries of
 ``benchmarks/run.py`` in process (median ms after a warm-up), then
 ``cbrq count`` and a ``limit=100`` query as whole processes (median seconds),
-on both stores, interleaved.
+on both stores, interleaved. ``--against`` compares with another store of the
+same backups (say, the same dumps as an older cbrq wrote them) instead.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def whole_processes(stores: list[Path], runs: int) -> list[str]:
         "`cbrq count`": ["count"],
         "`cbrq query limit=100`": ["query", "limit=100", "-f", "json"],
     }
-    lines = ["", "| whole process | runs | compacted | ratio |", "|---|---|---|---|"]
+    lines = ["", "| whole process | runs | other | ratio |", "|---|---|---|---|"]
     for label, args in commands.items():
         took: list[list[float]] = [[] for _ in stores]
         answers = []
@@ -67,6 +69,9 @@ def main() -> None:
     parser.add_argument("--ingest", type=Path, help="make the store from these dumps first")
     parser.add_argument("--max-runs", type=int, default=None, help="runs an ingest may keep")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--against", type=Path, help="compare with this store of the same backups, not compacted"
+    )
     args = parser.parse_args()
     if (args.store is None) == (args.ingest is None):
         parser.error("give a STORE or --ingest DATA")
@@ -86,15 +91,16 @@ def main() -> None:
         print(f"{date.today().isoformat()}, {_machine()}")
         print(f"store: {state['live']:,} backups in {files} file(s)")
         print()
-        lines = bench_fragmented(runs, runs, args.runs)
+        lines = bench_fragmented(runs, runs, args.runs, args.against)
         count = sum(segment["runs"] for segment in state["segments"])
+        other = "after `cbrq compact`" if args.against is None else f"as {args.against} holds it"
         lines[0] = (
             f"Queries on the store as its ingest wrote it ({count} sorted run(s)) and on the "
-            f"same store after `cbrq compact`, in process, median ms of {args.runs} after one "
+            f"same backups {other}, in process, median ms of {args.runs} after one "
             "warm-up call:"
         )
-        lines[2] = "| query | runs | compacted | ratio | same answer |"
-        lines += whole_processes([runs, runs.parent / "compacted"], args.runs)
+        lines[2] = "| query | runs | other | ratio | same answer |"
+        lines += whole_processes([runs, args.against or runs.parent / "compacted"], args.runs)
         print("\n".join(lines))
 
 

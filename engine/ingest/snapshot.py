@@ -96,9 +96,14 @@ def page_problems(rows: pl.DataFrame, pages: Sequence[Page], kind: str) -> list[
     if not mine or rows.height == 0:
         return []
     placed = _placed(rows, mine)
-    per_page = placed.group_by("_page").agg(
-        pl.col("_project").unique().cast(pl.String).alias("projects"),
-        pl.col("_count").first(),
+    counts = pl.DataFrame(
+        {"_page": range(len(mine)), "_count": [page.count for page in mine]},
+        schema={"_page": pl.Int32, "_count": pl.Int64},
+    )
+    per_page = (
+        placed.group_by("_page")
+        .agg(pl.col("_project").unique().cast(pl.String).alias("projects"))
+        .join(counts, on="_page")
     )
     mixed = per_page.filter(pl.col("projects").list.len() > 1)
     problems = [
@@ -144,7 +149,7 @@ def collapsed(problems: Sequence[str]) -> list[str]:
 
 
 def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
-    """``rows`` that lie in one of ``pages``, with its number, count and the row's project.
+    """``rows`` that lie in one of ``pages``: each row's ``id``, project and page number.
 
     Each row's page is found by a binary search of its ``(_seq, _row)``
     among the pages' first rows, with no sort or join of the rows: at ten
@@ -158,13 +163,11 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     packed = keys.to_numpy()
     at = np.searchsorted(firsts, packed, side="right") - 1
     inside = (at >= 0) & (packed < ends[np.maximum(at, 0)])
-    number = np.array(ordered, dtype=np.int64)[np.maximum(at, 0)]
-    counts = np.array([page.count for page in pages], dtype=np.int64)
-    return (
-        rows.select("id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"))
-        .with_columns(pl.Series("_page", number), pl.Series("_count", counts[number]))
-        .filter(pl.Series(inside))
-    )
+    number = np.array(ordered, dtype=np.int32)[np.maximum(at, 0)]
+    placed = rows.select(
+        "id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project")
+    ).with_columns(pl.Series("_page", number))
+    return placed if inside.all() else placed.filter(pl.Series(inside))
 
 
 #: Rows a file may hold, for packing ``(_seq, _row)`` into one integer.
