@@ -515,6 +515,9 @@ class _Pipeline:
                     with self._gate:
                         self._writing -= 1
                         self._gate.notify_all()
+                # The records are written: only their narrow rows wait for the main
+                # thread (a batch's typed frame is ~100 MB, two can be waiting).
+                result.frame = result.frame.select(_narrow())
             results.append((kind, result))
         return results
 
@@ -547,6 +550,7 @@ def _absorb(
     small: dict[str, list[pl.DataFrame]],
     narrow: list[pl.DataFrame],
 ) -> None:
+    """Count a batch's ``result`` of ``kind`` in; a backups result holds its narrow rows."""
     summary.records[kind] += result.frame.height
     summary.unknown_keys |= result.unknown_keys
     summary.unknown_paths |= result.unknown_paths
@@ -554,7 +558,7 @@ def _absorb(
     if kind != "backups" and result.frame.height:
         small[kind].append(result.frame)
     elif kind == "backups" and result.frame.height:
-        narrow.append(result.frame.select(_narrow()))
+        narrow.append(result.frame)  # already narrowed by the worker that wrote it
 
 
 @dataclass(frozen=True)
