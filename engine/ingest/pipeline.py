@@ -381,7 +381,9 @@ class _Reader:
         self._batch: list[tuple[int, Chunk]] = []
         self._batch_bytes = 0
         self._done_files = 0
-        self.pipeline = _Pipeline(sink, lenient)
+        # Only an ingest into a store with backups and without history compares texts.
+        fingerprint = bool(previous.tables.get("backups")) and not again
+        self.pipeline = _Pipeline(sink, lenient, fingerprint)
 
     def add(self, ref: SourceRef) -> None:
         """Read and split one file into the batch; hand the batch on once it is big enough."""
@@ -450,9 +452,10 @@ class _Pipeline:
     batch order.
     """
 
-    def __init__(self, sink: _Sink, lenient: bool) -> None:
+    def __init__(self, sink: _Sink, lenient: bool, fingerprint: bool = True) -> None:
         self._sink = sink
         self._lenient = lenient
+        self._fingerprint = fingerprint  # whether the narrow rows carry the text's hash
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cbrq-normalize")
         self._pending: collections.deque[Future[list[tuple[str, Normalized]]]] = collections.deque()
         # Workers write parts only while not stopped; stop() waits for the writes
@@ -517,7 +520,7 @@ class _Pipeline:
                         self._gate.notify_all()
                 # The records are written: only their narrow rows wait for the main
                 # thread (a batch's typed frame is ~100 MB, two can be waiting).
-                result.frame = result.frame.select(_narrow())
+                result.frame = result.frame.select(_narrow(self._fingerprint))
             results.append((kind, result))
         return results
 
@@ -604,21 +607,23 @@ def _rows(read: _Read) -> pl.DataFrame:
     return pl.concat(read.narrow) if read.narrow else pl.DataFrame(schema=_NARROW_SCHEMA)
 
 
-def _narrow() -> list[pl.Expr]:
-    """What an ingest keeps of each backup for SPEC §6 (about 36 bytes, not the record).
+def _narrow(fingerprint: bool = True) -> list[pl.Expr]:
+    """What an ingest keeps of each backup for SPEC §6 (about 32 bytes, not the record).
 
     ``id`` as a 64-bit hash (the completeness check counts distinct ids; two
     ids of one call sharing a hash is a chance of about 1 in 10^7 at ten
-    million backups), projects and vaults as categoricals.
+    million backups), projects and vaults as categoricals, the file and row
+    as 32-bit numbers. ``fingerprint``: also a hash of the record's text, which
+    only an ingest into a store with backups and without history compares.
     """
     return [
         pl.col("id").hash().alias("id"),
         pl.col("project_id").cast(pl.Categorical),
         pl.col("vault_id").cast(pl.Categorical),
         pl.col("updated_at"),
-        pl.col(NARROW[-2]).cast(pl.Int64),
-        pl.col(NARROW[-1]).cast(pl.Int64),
-        pl.col(PAYLOAD).hash().alias(FP),
+        pl.col(NARROW[-2]).cast(pl.Int32),
+        pl.col(NARROW[-1]).cast(pl.Int32),
+        *([pl.col(PAYLOAD).hash().alias(FP)] if fingerprint else []),
     ]
 
 
@@ -629,8 +634,8 @@ _NARROW_SCHEMA: Final = pl.Schema(
         "project_id": pl.Categorical(),
         "vault_id": pl.Categorical(),
         "updated_at": pl.Datetime("us", "UTC"),
-        "_seq": pl.Int64(),
-        "_row": pl.Int64(),
+        "_seq": pl.Int32(),
+        "_row": pl.Int32(),
         FP: pl.UInt64(),
     }
 )
