@@ -53,6 +53,19 @@ def small_batches(monkeypatch: pytest.MonkeyPatch, runs: int = 100) -> None:
     monkeypatch.setattr(engine.store.write, "MAX_RUNS", runs)
 
 
+def merged_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files every merge reads from now on (a spy on the store's merge)."""
+    rewritten: list[str] = []
+    real = engine.store.write._sink
+
+    def spy(sources: list[tuple[Path, int]], *args: object, **kwargs: object) -> list[Path]:
+        rewritten.extend(path.name for path, _ in sources)
+        return real(sources, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.store.write, "_sink", spy)
+    return rewritten
+
+
 def test_an_ingest_keeps_its_batches_as_sorted_runs_and_answers_as_compacted(
     dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,14 +99,7 @@ def test_batches_are_written_once(
     dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small_batches(monkeypatch)
-    rewritten: list[str] = []
-    real = engine.store.write._sink
-
-    def spy(sources: list[tuple[Path, int]], *args: object, **kwargs: object) -> list[Path]:
-        rewritten.extend(path.name for path, _ in sources)
-        return real(sources, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine.store.write, "_sink", spy)
+    rewritten = merged_files(monkeypatch)
     ingest([str(dumps)], tmp_path / "s")
     assert rewritten and not any(name.startswith("backups") for name in rewritten)
     compact(tmp_path / "s")  # a merge does rewrite them: the spy sees it
@@ -157,14 +163,7 @@ def test_an_export_paged_newest_first_is_kept_whole_as_one_sorted_run(
     listed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     small_batches(monkeypatch, runs=2)
-    rewritten: list[str] = []
-    real = engine.store.write._sink
-
-    def spy(sources: list[tuple[Path, int]], *args: object, **kwargs: object) -> list[Path]:
-        rewritten.extend(path.name for path, _ in sources)
-        return real(sources, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine.store.write, "_sink", spy)
+    rewritten = merged_files(monkeypatch)
     ingest([str(listed)], tmp_path / "s")
     # Many batches, none overlapping another: one run, in key order, nothing merged.
     assert not any(name.startswith("backups") for name in rewritten)
