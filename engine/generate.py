@@ -335,7 +335,21 @@ def write_dumps(
     if repeated:
         page_number += 1
         files.append(_write_page(out / "backups", page_number, repeated, count, gzipped))
-    members = [
+    members = _members(world, shared)
+    files.append(
+        _write(out / "vaults.json", {"count": len(world.vaults), "vaults": world.vaults}, False)
+    )
+    files.append(_write(out / "members.json", {"count": len(members), "members": members}, False))
+    return Generated(count, page_number, len(world.vaults), len(members), files)
+
+
+def _members(world: _World, shared: list[str]) -> list[dict[str, Any]]:
+    """A share member record for each backup of ``shared``, to a random project.
+
+    Example: ``_members(world, ["<backup id>"])[0]["backup_id"]``.
+    """
+    rng = world.rng
+    return [
         {
             "id": _uid(rng),
             "backup_id": backup_id,
@@ -348,11 +362,6 @@ def write_dumps(
         }
         for backup_id in shared
     ]
-    files.append(
-        _write(out / "vaults.json", {"count": len(world.vaults), "vaults": world.vaults}, False)
-    )
-    files.append(_write(out / "members.json", {"count": len(members), "members": members}, False))
-    return Generated(count, page_number, len(world.vaults), len(members), files)
 
 
 def _newest_first(rng: random.Random, count: int) -> Iterator[datetime]:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from engine.api import IngestSummary, Tick
     from engine.backends.base import Result, Streamed
+    from engine.generate import Series
     from engine.render.fields import Fields
     from engine.store.manifest import Manifest
 
@@ -1084,6 +1085,33 @@ def conformance(
     sys.exit(1)
 
 
+def _told_series(series: Series, out: str) -> str:
+    """What ``cbrq generate --days`` says it wrote."""
+    first, last = series.days[0], series.days[-1]
+    return (
+        f"{len(series.days)} daily exports, {first.day} to {last.day}: "
+        f"{first.backups} backups on day one, {last.backups} on the last; "
+        f"{sum(d.added for d in series.days[1:])} added, "
+        f"{sum(d.gone for d in series.days)} gone, "
+        f"{sum(d.changed for d in series.days)} changed -> {out}"
+    )
+
+
+def _check_generate(count: int, newest_first: bool, days: int | None, start: Any) -> None:
+    """Refuse the options of ``cbrq generate`` that do not go together."""
+    from engine.generate import SPAN_SECONDS
+
+    if start is not None and days is None:
+        raise click.UsageError("--start is the first day of a series: give --days too")
+    if newest_first and days is not None:
+        raise click.UsageError("--newest-first is for one listing: leave out --days")
+    if newest_first and count > SPAN_SECONDS:
+        raise click.BadParameter(
+            f"at most {SPAN_SECONDS:,} backups with --newest-first (one a second of the span)",
+            param_hint="'-n'",
+        )
+
+
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option(
@@ -1149,17 +1177,9 @@ def generate(
     """
     from pathlib import Path
 
-    from engine.generate import SPAN_SECONDS, write_dumps, write_series
+    from engine.generate import write_dumps, write_series
 
-    if start is not None and days is None:
-        raise click.UsageError("--start is the first day of a series: give --days too")
-    if newest_first and days is not None:
-        raise click.UsageError("--newest-first is for one listing: leave out --days")
-    if newest_first and count > SPAN_SECONDS:
-        raise click.BadParameter(
-            f"at most {SPAN_SECONDS:,} backups with --newest-first (one a second of the span)",
-            param_hint="'-n'",
-        )
+    _check_generate(count, newest_first, days, start)
     total = count * (days or 1)
     with _CountBar(total) if sys.stderr.isatty() else contextlib.nullcontext(None) as tick:
         if days is not None:
@@ -1174,15 +1194,7 @@ def generate(
                 newest_first=newest_first, progress=tick,
             )  # fmt: skip
     if days is not None:
-        last = series.days[-1]
-        click.echo(
-            f"{days} daily exports, {series.days[0].day} to {last.day}: "
-            f"{count} backups on day one, {last.backups} on the last; "
-            f"{sum(d.added for d in series.days[1:])} added, "
-            f"{sum(d.gone for d in series.days)} gone, "
-            f"{sum(d.changed for d in series.days)} changed -> {out}",
-            err=True,
-        )
+        click.echo(_told_series(series, out), err=True)
         return
     click.echo(
         f"{done.backups} backups in {done.pages} pages, {done.vaults} vaults, "
