@@ -93,6 +93,14 @@ def test_a_missing_file_is_the_backends_error(stores: dict[str, Path], tmp_path:
     assert code != 0 and not out and "backups-00000.parquet" in err
 
 
+def test_a_missing_dead_file_is_the_backends_error(stores: dict[str, Path], tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    shutil.copytree(stores["appended"], store)
+    (store / read_manifest(store).dead["backups"]).unlink()
+    code, out, err = count("--store", str(store))
+    assert code != 0 and not out and "dead" in err
+
+
 def test_filters_and_projects_are_counted_by_the_backend(stores: dict[str, Path]) -> None:
     store = str(stores["sample"])
     inventory = Inventory.open(store)

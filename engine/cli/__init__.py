@@ -897,7 +897,8 @@ def _live_count(query_string: str | None, options: dict[str, Any]) -> int | None
         has_members = bool(manifest.counts.get("members"))
         if manifest.keeps_history or filter_plan(query, has_members) or not manifest.checksums:
             return None
-        for name in manifest.tables.get("backups", []):
+        dead = [manifest.dead["backups"]] if "backups" in manifest.dead else []
+        for name in [*manifest.tables.get("backups", []), *dead]:
             recorded = manifest.checksums.get(name)
             path = root / name
             if recorded is None or not path.is_file() or path.stat().st_size != recorded.size:
