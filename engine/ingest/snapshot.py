@@ -156,7 +156,12 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     million backups these frames are the biggest an ingest holds. The project
     stays categorical (4 bytes a row, where a string is about 48).
     """
-    ordered = sorted(range(len(pages)), key=lambda i: (pages[i].seq, pages[i].first_row))
+    # An empty page holds no row (and may start where the next page of its file does).
+    held = [i for i, page in enumerate(pages) if page.records]
+    ordered = sorted(held, key=lambda i: (pages[i].seq, pages[i].first_row))
+    placed = rows.select("id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"))
+    if not ordered:
+        return placed.clear().with_columns(pl.lit(None, pl.Int32).alias("_page"))
     firsts = np.array([_packed(pages[i].seq, pages[i].first_row) for i in ordered], np.int64)
     ends = np.array([_packed(pages[i].seq, pages[i].first_row + pages[i].records) for i in ordered])
     keys = rows.select(pl.col(SEQ).cast(pl.Int64) * _ROWS + pl.col(ROW).cast(pl.Int64)).to_series()
@@ -164,9 +169,7 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     at = np.searchsorted(firsts, packed, side="right") - 1
     inside = (at >= 0) & (packed < ends[np.maximum(at, 0)])
     number = np.array(ordered, dtype=np.int32)[np.maximum(at, 0)]
-    placed = rows.select(
-        "id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project")
-    ).with_columns(pl.Series("_page", number))
+    placed = placed.with_columns(pl.Series("_page", number))
     return placed if inside.all() else placed.filter(pl.Series(inside))
 
 
