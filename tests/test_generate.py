@@ -73,12 +73,6 @@ def test_gzip_pages(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "g" / "backups").iterdir()] == ["page-000001.json.gz"]
 
 
-def instant(text: str) -> datetime:
-    """A dump timestamp as an aware UTC instant (a naive one is UTC, SPEC §1)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def test_newest_first_is_one_listing_in_the_apis_default_order(tmp_path: Path) -> None:
     args = ["-n", "1200", "--seed", "4", "--page-size", "250", "--newest-first"]
     for name in ("a", "b"):
