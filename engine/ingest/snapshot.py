@@ -38,6 +38,7 @@ import polars as pl
 from engine.store.history import NO_PROJECT
 from engine.store.layout import ROW, SEQ
 from engine.store.manifest import IngestRecord, Manifest
+from engine.store.read import dead_key
 
 #: The columns of an ingest's rows this module reads.
 NARROW: Final[tuple[str, ...]] = ("id", "project_id", "vault_id", "updated_at", SEQ, ROW)
@@ -152,6 +153,7 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     """``rows`` that lie in one of ``pages``: each row's ``id``, project and page number.
 
     Each row's page is found by a binary search of its ``(_seq, _row)``
+    (packed as the store packs them, :func:`~engine.store.read.dead_key`)
     among the pages' first rows, with no sort or join of the rows: at ten
     million backups these frames are the biggest an ingest holds. The project
     stays categorical (4 bytes a row, where a string is about 48).
@@ -162,24 +164,22 @@ def _placed(rows: pl.DataFrame, pages: Sequence[Page]) -> pl.DataFrame:
     placed = rows.select("id", pl.col("project_id").fill_null(NO_PROJECT).alias("_project"))
     if not ordered:
         return placed.clear().with_columns(pl.lit(None, pl.Int32).alias("_page"))
-    firsts = np.array([_packed(pages[i].seq, pages[i].first_row) for i in ordered], np.int64)
-    ends = np.array([_packed(pages[i].seq, pages[i].first_row + pages[i].records) for i in ordered])
-    keys = rows.select(pl.col(SEQ).cast(pl.Int64) * _ROWS + pl.col(ROW).cast(pl.Int64)).to_series()
-    packed = keys.to_numpy()
+    bounds = pl.DataFrame(
+        {
+            SEQ: [pages[i].seq for i in ordered] * 2,
+            ROW: [pages[i].first_row for i in ordered]
+            + [pages[i].first_row + pages[i].records for i in ordered],
+        },
+        schema={SEQ: pl.Int64, ROW: pl.Int64},
+    )
+    edges = bounds.select(dead_key()).to_series().to_numpy()
+    firsts, ends = edges[: len(ordered)], edges[len(ordered) :]
+    packed = rows.select(dead_key()).to_series().to_numpy()
     at = np.searchsorted(firsts, packed, side="right") - 1
     inside = (at >= 0) & (packed < ends[np.maximum(at, 0)])
     number = np.array(ordered, dtype=np.int32)[np.maximum(at, 0)]
     placed = placed.with_columns(pl.Series("_page", number))
     return placed if inside.all() else placed.filter(pl.Series(inside))
-
-
-#: Rows a file may hold, for packing ``(_seq, _row)`` into one integer.
-_ROWS: Final[int] = 1 << 32
-
-
-def _packed(seq: int, row: int) -> int:
-    """``(seq, row)`` as one integer that sorts like the pair. Example: ``_packed(1, 2)``."""
-    return seq * _ROWS + row
 
 
 def taken_at(given: datetime | None, rows: pl.DataFrame, previous: Manifest) -> str:
