@@ -60,9 +60,9 @@ def raising() -> Iterator[None]:
 
     Example: ``with raising(): stack.enter_context(locked(root))``.
     """
-    check()
-    _raising.set()
+    _raising.set()  # before the check: a signal between the two would be noted, not raised
     try:
+        check()
         yield
     finally:
         _raising.clear()

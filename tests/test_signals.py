@@ -204,11 +204,17 @@ def test_a_signal_ends_the_wait_for_another_writer(data: dict[str, Path], tmp_pa
 
 
 def _blocked_in_flock(pid: int) -> bool:
-    """Whether the process's main thread sleeps waiting for a file lock (by /proc)."""
+    """Whether the process's main thread sleeps waiting for a file lock (by /proc).
+
+    Only the file-lock waits (``locks_lock_inode_wait``, ``flock_lock_inode_wait``,
+    ``locks_lock_file_wait``): "lock" alone also matches a kernel mutex that a
+    starting process on a loaded machine may sleep on, before cbrq handles signals.
+    """
     try:
-        return "lock" in Path(f"/proc/{pid}/wchan").read_text()  # locks_lock_inode_wait
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
     except OSError:
         return False
+    return "lock_inode_wait" in wchan or "lock_file_wait" in wchan
 
 
 def test_a_failure_after_the_commit_keeps_the_committed_generation(
